@@ -1,0 +1,46 @@
+# PGXS build of the extension: make && make install; make installcheck runs pg_regress
+# against a running server (scripts/test.sh starts one). The C++ sources are every .cpp
+# under src/: the same src/core files CMake builds for the unit tests, by the same rule
+# (the directory is the list), so the two builds cannot drift apart.
+EXTENSION = pg_orchestration
+EXTVERSION = 0.1.0
+MODULE_big = pg_orchestration
+
+SOURCES := $(sort $(shell find src -name '*.cpp'))
+OBJS = $(SOURCES:.cpp=.o)
+
+# The install script is assembled from extension/*.sql in file-name order: one file per
+# concern (types, tenancy, registry, ...), one script for CREATE EXTENSION.
+EXTENSION_SQL = $(EXTENSION)--$(EXTVERSION).sql
+DATA_built = $(EXTENSION_SQL)
+EXTRA_CLEAN = $(EXTENSION_SQL)
+
+REGRESS = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
+              -Wno-register -Isrc
+PG_CPPFLAGS = -Isrc
+SHLIB_LINK = -lstdc++
+
+# No LLVM bitcode for C++ sources: JIT inlining of this code buys nothing.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Postgres's headers are not warning-clean C++; -isystem keeps -Werror for our code only.
+%.o: %.cpp
+	$(CXX) $(CXXFLAGS) $(PG_CXXFLAGS) -isystem $(includedir_server) $(CPPFLAGS) -c -o $@ $<
+
+$(OBJS): $(shell find src -name '*.hpp')
+
+$(EXTENSION_SQL): $(sort $(wildcard extension/*.sql))
+	cat $^ > $@
+
+.PHONY: unit-tests
+unit-tests:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build -j2
+	ctest --test-dir build --output-on-failure

@@ -1,0 +1,225 @@
+-- The data model. Every table that belongs to a project carries project_id, which
+-- row-level security (20_tenancy.sql) filters on. Ids are bigint identities: easy to type
+-- in psql. Writes go through the API functions only; roles get SELECT, and only on rows
+-- of their projects.
+
+CREATE TABLE orchestration.agents (
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id       integer NOT NULL CHECK (project_id > 0),
+  name             text NOT NULL,
+  type             orchestration.agent_type NOT NULL,
+  description      text,
+  version          text NOT NULL,
+  risk_level       orchestration.risk_level NOT NULL DEFAULT 'AUTO',
+  image            text,
+  command          text[] NOT NULL DEFAULT '{}',
+  entry_path       text,
+  env              jsonb NOT NULL DEFAULT '{}',
+  secrets          text[] NOT NULL DEFAULT '{}',
+  memory_mb        integer,
+  cpus             numeric,
+  timeout_seconds  integer NOT NULL,
+  pids_limit       integer,
+  allow_network    boolean NOT NULL DEFAULT false,
+  rule_function    text,
+  registered_by    name NOT NULL,
+  registered_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (project_id, name),
+  CONSTRAINT agents_rule_has_function CHECK ((type = 'RULE') = (rule_function IS NOT NULL)),
+  CONSTRAINT agents_container_has_image CHECK (type = 'RULE' OR image IS NOT NULL)
+);
+CREATE INDEX ON orchestration.agents (project_id, type);
+COMMENT ON TABLE orchestration.agents IS
+  'The agent registry: what each agent is and how it runs (container image and sandbox limits, or a SQL function for RULE agents). Write with register_agent/update_agent/delete_agent';
+COMMENT ON COLUMN orchestration.agents.secrets IS
+  'Names of project secrets injected as environment variables into the container; the values stay in orchestration.secrets';
+COMMENT ON COLUMN orchestration.agents.rule_function IS
+  'RULE agents: the function (jsonb) returns jsonb that computes the output, as regprocedure text';
+COMMENT ON COLUMN orchestration.agents.registered_by IS
+  'The role that registered the agent; a RULE agent''s function runs with this role''s privileges';
+
+CREATE TABLE orchestration.agent_capabilities (
+  id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  agent_id       bigint NOT NULL REFERENCES orchestration.agents ON DELETE CASCADE,
+  project_id     integer NOT NULL,
+  name           text NOT NULL,
+  description    text,
+  input_schema   jsonb NOT NULL DEFAULT 'true',
+  output_schema  jsonb NOT NULL DEFAULT 'true',
+  UNIQUE (agent_id, name)
+);
+COMMENT ON TABLE orchestration.agent_capabilities IS
+  'What an agent can do: each capability is an action a workflow node may call, with JSON Schemas for its input and output';
+
+CREATE TABLE orchestration.workflows (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id   integer NOT NULL CHECK (project_id > 0),
+  name         text NOT NULL,
+  description  text,
+  trigger      jsonb NOT NULL DEFAULT '{"type": "manual"}',
+  status       orchestration.workflow_status NOT NULL DEFAULT 'ACTIVE',
+  version      integer NOT NULL DEFAULT 1,
+  created_by   name NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (project_id, name)
+);
+CREATE INDEX ON orchestration.workflows (project_id, status);
+COMMENT ON TABLE orchestration.workflows IS
+  'Workflow definitions: a DAG of nodes (workflow_nodes) and how runs are triggered (manual, table, nats)';
+COMMENT ON COLUMN orchestration.workflows.version IS
+  'Incremented by every update; a run records the version it started with';
+
+CREATE TABLE orchestration.workflow_nodes (
+  id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  workflow_id            bigint NOT NULL REFERENCES orchestration.workflows ON DELETE CASCADE,
+  project_id             integer NOT NULL,
+  node_key               text NOT NULL,
+  agent_id               bigint NOT NULL,
+  action                 text NOT NULL,
+  inputs                 jsonb NOT NULL DEFAULT '{}',
+  depends_on             text[] NOT NULL DEFAULT '{}',
+  approval_required      boolean NOT NULL DEFAULT false,
+  retries                integer NOT NULL DEFAULT 0 CHECK (retries >= 0),
+  retry_backoff_seconds  numeric NOT NULL DEFAULT 1 CHECK (retry_backoff_seconds >= 0),
+  timeout_seconds        integer CHECK (timeout_seconds > 0),
+  condition              text,
+  UNIQUE (workflow_id, node_key),
+  -- A node calls a capability that exists; the registry refuses to remove one in use.
+  FOREIGN KEY (agent_id, action) REFERENCES orchestration.agent_capabilities (agent_id, name)
+    ON UPDATE CASCADE
+);
+CREATE INDEX ON orchestration.workflow_nodes (agent_id);
+COMMENT ON TABLE orchestration.workflow_nodes IS
+  'The nodes of a workflow: which agent capability each runs, its templated inputs and the nodes it depends on';
+COMMENT ON COLUMN orchestration.workflow_nodes.node_key IS
+  'The node''s id within its workflow, as used in depends_on and in {{ nodes.<id>.output }} templates';
+COMMENT ON COLUMN orchestration.workflow_nodes.condition IS
+  'The node''s "when" condition; false makes the node SKIPPED';
+
+CREATE TABLE orchestration.workflow_runs (
+  id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  workflow_id       bigint NOT NULL REFERENCES orchestration.workflows,
+  project_id        integer NOT NULL,
+  workflow_version  integer NOT NULL,
+  trigger           text NOT NULL,
+  context           jsonb NOT NULL DEFAULT '{}',
+  status            orchestration.run_status NOT NULL DEFAULT 'PENDING',
+  traceparent       text,
+  started_by        name NOT NULL,
+  error             text,
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  started_at        timestamptz,
+  finished_at       timestamptz
+);
+CREATE INDEX ON orchestration.workflow_runs (workflow_id, status);
+CREATE INDEX ON orchestration.workflow_runs (created_at);
+-- The scheduler looks only at live runs; this index stays small however much history
+-- the table holds.
+CREATE INDEX workflow_runs_live ON orchestration.workflow_runs (id)
+  WHERE status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL');
+COMMENT ON TABLE orchestration.workflow_runs IS
+  'One row per run of a workflow: what started it, its context, its status and timings';
+
+CREATE TABLE orchestration.workflow_run_nodes (
+  id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id                 bigint NOT NULL REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  project_id             integer NOT NULL,
+  node_key               text NOT NULL,
+  agent_id               bigint REFERENCES orchestration.agents ON DELETE SET NULL,
+  action                 text NOT NULL,
+  inputs                 jsonb NOT NULL,
+  depends_on             text[] NOT NULL,
+  approval_required      boolean NOT NULL,
+  retries                integer NOT NULL,
+  retry_backoff_seconds  numeric NOT NULL,
+  timeout_seconds        integer,
+  condition              text,
+  status                 orchestration.run_status NOT NULL DEFAULT 'PENDING',
+  attempt                integer NOT NULL DEFAULT 0,
+  resolved_input         jsonb,
+  output                 jsonb,
+  error                  text,
+  container_name         text,
+  next_attempt_at        timestamptz,
+  started_at             timestamptz,
+  finished_at            timestamptz,
+  UNIQUE (run_id, node_key)
+);
+CREATE INDEX workflow_run_nodes_pending ON orchestration.workflow_run_nodes (run_id)
+  WHERE status = 'PENDING';
+CREATE INDEX workflow_run_nodes_running ON orchestration.workflow_run_nodes (run_id)
+  WHERE status = 'RUNNING';
+COMMENT ON TABLE orchestration.workflow_run_nodes IS
+  'Per-run node state: a copy of each node''s definition taken when the run started (so later workflow edits do not change it), its status, attempt, resolved input, output and error';
+
+CREATE TABLE orchestration.agent_runs (
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id       integer NOT NULL,
+  agent_id         bigint REFERENCES orchestration.agents ON DELETE SET NULL,
+  agent_name       text NOT NULL,
+  workflow_run_id  bigint REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_node_id      bigint REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
+  attempt          integer NOT NULL,
+  input_json       jsonb NOT NULL,
+  output_json      jsonb,
+  status           orchestration.run_status NOT NULL,
+  error            text,
+  exit_code        integer,
+  log_tail         text,
+  container_id     text,
+  started_at       timestamptz NOT NULL DEFAULT now(),
+  finished_at      timestamptz,
+  duration_ms      integer
+);
+CREATE INDEX ON orchestration.agent_runs (agent_id, status);
+CREATE INDEX ON orchestration.agent_runs (workflow_run_id);
+CREATE INDEX ON orchestration.agent_runs (run_node_id);
+COMMENT ON TABLE orchestration.agent_runs IS
+  'History of every attempt of every agent: input, output, status, error, exit code, log tail and timings';
+
+CREATE TABLE orchestration.workflow_approvals (
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id       integer NOT NULL,
+  workflow_run_id  bigint NOT NULL REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_node_id      bigint NOT NULL REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
+  node_key         text NOT NULL,
+  status           orchestration.approval_status NOT NULL DEFAULT 'PENDING',
+  requested_at     timestamptz NOT NULL DEFAULT now(),
+  expires_at       timestamptz,
+  responded_at     timestamptz,
+  responded_by     name,
+  notes            text
+);
+CREATE INDEX ON orchestration.workflow_approvals (workflow_run_id, status);
+CREATE UNIQUE INDEX workflow_approvals_one_pending ON orchestration.workflow_approvals (run_node_id)
+  WHERE status = 'PENDING';
+COMMENT ON TABLE orchestration.workflow_approvals IS
+  'Approval requests for nodes whose agent or definition requires one: who answered, when, and with what notes';
+
+CREATE TABLE orchestration.events (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id    integer NOT NULL,
+  type          text NOT NULL,
+  subject       text NOT NULL,
+  run_id        bigint,
+  payload       jsonb NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  published_at  timestamptz
+);
+CREATE INDEX events_unpublished ON orchestration.events (id) WHERE published_at IS NULL;
+CREATE INDEX ON orchestration.events (created_at);
+COMMENT ON TABLE orchestration.events IS
+  'Transactional outbox: one CloudEvents document per state change, written in the same transaction; the relay publishes them to NATS in id order and sets published_at';
+
+CREATE TABLE orchestration.secrets (
+  project_id  integer NOT NULL CHECK (project_id > 0),
+  name        text NOT NULL,
+  value       text NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (project_id, name)
+);
+COMMENT ON TABLE orchestration.secrets IS
+  'Secret values, injected into agent containers as environment variables. No role but the extension owner can read this table; set_secret, delete_secret and list_secrets are the only way in';

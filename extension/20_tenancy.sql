@@ -1,0 +1,125 @@
+-- Tenancy: a role may use a project only if it has been granted it (directly or through
+-- a role it belongs to). Reads are filtered by row-level security; writes go through
+-- SECURITY DEFINER functions, which check the same grants with authorize().
+
+CREATE TABLE orchestration.project_grants (
+  role        regrole NOT NULL,
+  project_id  integer NOT NULL CHECK (project_id > 0),
+  granted_by  name NOT NULL,
+  granted_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (role, project_id)
+);
+CREATE INDEX ON orchestration.project_grants (project_id);
+COMMENT ON TABLE orchestration.project_grants IS
+  'Which roles may use which projects. A role sees its own grants (and those of roles it belongs to). Write with grant_project/revoke_project';
+
+ALTER TABLE orchestration.project_grants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_grants ON orchestration.project_grants
+  USING (pg_catalog.pg_has_role(current_user, role, 'USAGE'));
+
+CREATE FUNCTION orchestration.visible_projects() RETURNS SETOF integer
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT DISTINCT project_id FROM orchestration.project_grants $$;
+COMMENT ON FUNCTION orchestration.visible_projects() IS
+  'The projects the current role may use (its own grants and those of roles it belongs to); the row-level security policies filter on it';
+
+-- The same policy on every project-owned table. Only SELECT is granted, so it filters
+-- reads; it is FOR ALL so that a write granted by mistake would still be confined.
+DO $policies$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['agents', 'agent_capabilities', 'workflows', 'workflow_nodes',
+                           'workflow_runs', 'workflow_run_nodes', 'agent_runs',
+                           'workflow_approvals', 'events', 'secrets']
+  LOOP
+    EXECUTE format('ALTER TABLE orchestration.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY project_isolation ON orchestration.%I
+                      USING (project_id IN (SELECT orchestration.visible_projects()))', t);
+    IF t <> 'secrets' THEN
+      EXECUTE format('GRANT SELECT ON orchestration.%I
+                        TO orchestration_admin, orchestration_operator, orchestration_approver', t);
+    END IF;
+  END LOOP;
+END
+$policies$;
+GRANT SELECT ON orchestration.project_grants
+  TO orchestration_admin, orchestration_operator, orchestration_approver;
+
+CREATE FUNCTION orchestration.calling_role() RETURNS name
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(nullif(current_setting('role'), 'none'), session_user)::name $$;
+COMMENT ON FUNCTION orchestration.calling_role() IS
+  'The role on whose behalf the API is called: the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
+
+CREATE FUNCTION orchestration.authorize(project_id integer, required_role name)
+RETURNS name
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.calling_role();
+BEGIN
+  IF project_id IS NULL OR project_id <= 0 THEN
+    RAISE EXCEPTION 'invalid project_id %', coalesce(project_id::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Project ids are positive integers.';
+  END IF;
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = caller) THEN
+    RETURN caller;
+  END IF;
+  IF NOT pg_has_role(caller, required_role, 'USAGE') THEN
+    RAISE EXCEPTION 'permission denied: role "%" is not a member of %', caller, required_role
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('A superuser can run: GRANT %I TO %I;', required_role, caller);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM orchestration.project_grants g
+                 WHERE g.project_id = authorize.project_id
+                   AND pg_has_role(caller, g.role, 'USAGE')) THEN
+    RAISE EXCEPTION 'permission denied for project %', project_id
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('An orchestration_admin of project %s can run: SELECT orchestration.grant_project(%L, %s);',
+                          project_id, caller, project_id);
+  END IF;
+  RETURN caller;
+END
+$$;
+COMMENT ON FUNCTION orchestration.authorize(integer, name) IS
+  'Raises insufficient_privilege unless the calling role is a superuser, or belongs to required_role and has been granted project_id; returns the calling role. Every writing API function calls it first';
+
+CREATE FUNCTION orchestration.grant_project(role name, project_id integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+BEGIN
+  IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = grant_project.role) THEN
+    RAISE EXCEPTION 'role "%" does not exist', role
+      USING ERRCODE = 'undefined_object', HINT = 'Create it first: CREATE ROLE ... LOGIN;';
+  END IF;
+  INSERT INTO orchestration.project_grants (role, project_id, granted_by)
+  VALUES (quote_ident(role)::regrole, project_id, caller)
+  ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION orchestration.grant_project(name, integer) IS
+  'Lets a role (and every role that belongs to it) use a project. Callable by superusers and by orchestration_admin members that have the project themselves. Granting twice is harmless';
+
+CREATE FUNCTION orchestration.revoke_project(role name, project_id integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM orchestration.authorize(project_id, 'orchestration_admin');
+  DELETE FROM orchestration.project_grants g
+  WHERE g.role::oid = (SELECT oid FROM pg_roles r WHERE r.rolname = revoke_project.role)
+    AND g.project_id = revoke_project.project_id;
+  IF NOT FOUND THEN
+    RAISE NOTICE 'role "%" had no grant for project %; nothing revoked', role, project_id;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.revoke_project(name, integer) IS
+  'Takes a project away from a role. Callable by superusers and by orchestration_admin members that have the project';

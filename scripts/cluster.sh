@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for the demo and the tests, with pg_orchestration in
+# shared_preload_libraries, listening on 127.0.0.1 and a socket in its own directory.
+#
+#   scripts/cluster.sh start     create it if needed, start it, wait until it answers
+#   scripts/cluster.sh stop      stop it (fast shutdown)
+#   scripts/cluster.sh restart   stop, then start (after make install of a new .so)
+#   scripts/cluster.sh destroy   stop it and delete its files
+#   scripts/cluster.sh env       print the PG* variables that point psql at it
+#
+# ORCH_PGPORT (default 55432) and ORCH_PGDATA (default /tmp/pg_orchestration/data) move it.
+set -euo pipefail
+
+PGBIN=$(pg_config --bindir)
+PORT=${ORCH_PGPORT:-55432}
+DATA=${ORCH_PGDATA:-/tmp/pg_orchestration/data}
+SOCKDIR=$(dirname "$DATA")/socket
+LOG=$(dirname "$DATA")/server.log
+
+# Postgres refuses to run as root; as root we act as the postgres OS user.
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+create() {
+  mkdir -p "$(dirname "$DATA")" "$SOCKDIR"
+  [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$(dirname "$DATA")" "$SOCKDIR"
+  as_postgres "$PGBIN/initdb" -D "$DATA" -U postgres -A trust --no-sync -E UTF8 \
+    --locale=C.UTF-8 >/dev/null
+  cat >> "$DATA/postgresql.conf" <<CONF
+
+# --- pg_orchestration test cluster ---
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$SOCKDIR'
+shared_preload_libraries = 'pg_orchestration'
+fsync = off
+max_connections = 100
+logging_collector = on
+log_directory = 'log'
+log_filename = 'postgresql.log'
+log_line_prefix = '%m [%p] %u@%d '
+CONF
+}
+
+start() {
+  [ -f "$DATA/PG_VERSION" ] || create
+  if as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then return 0; fi
+  as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+  echo "cluster.sh: PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"
+}
+
+stop() {
+  [ -f "$DATA/PG_VERSION" ] || return 0
+  if as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    as_postgres "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop; start ;;
+  destroy) stop; rm -rf "$DATA" "$SOCKDIR" "$LOG" ;;
+  env) echo "export PGHOST=$SOCKDIR PGPORT=$PORT PGUSER=postgres" ;;
+  *) echo "usage: $0 start|stop|restart|destroy|env" >&2; exit 2 ;;
+esac

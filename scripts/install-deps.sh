@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package pg_orchestration needs to build, test and run its demo,
+# on a fresh Debian 12 machine, as root. Safe to run again: apt skips what is there.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+packages=(
+  # build
+  build-essential cmake pkg-config
+  postgresql-15 postgresql-server-dev-15 libpq-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libnats-dev
+  # tests
+  libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps.sh: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

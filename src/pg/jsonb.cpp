@@ -1,0 +1,42 @@
+#include "pg/jsonb.hpp"
+
+extern "C" {
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+}
+
+#include "core/common/user_error.hpp"
+
+namespace orch::pg {
+
+nlohmann::json arg_json(FunctionCallInfo fcinfo, int argno) {
+  char* chars = guard([&] {
+    Jsonb* jsonb = PG_GETARG_JSONB_P(argno);
+    return JsonbToCString(nullptr, &jsonb->root, VARSIZE(jsonb));
+  });
+  try {
+    return nlohmann::json::parse(chars);
+  } catch (const nlohmann::json::exception& e) {
+    // jsonb numbers have no range limit; a double does (1e400 is valid jsonb).
+    throw UserError(std::string("JSON value cannot be processed: ") + e.what(), {}, {},
+                    sqlstate::invalid_parameter_value);
+  }
+}
+
+std::string arg_text(FunctionCallInfo fcinfo, int argno) {
+  char* chars = guard([&] { return text_to_cstring(PG_GETARG_TEXT_PP(argno)); });
+  return chars;
+}
+
+Datum json_datum(const nlohmann::json& value) {
+  std::string text = value.dump();
+  return guard([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(text.c_str())); });
+}
+
+Datum text_datum(const std::string& value) {
+  return guard([&] {
+    return PointerGetDatum(cstring_to_text_with_len(value.data(), static_cast<int>(value.size())));
+  });
+}
+
+}  // namespace orch::pg

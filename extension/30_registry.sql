@@ -267,7 +267,7 @@ BEGIN
   FROM orchestration.workflow_nodes n JOIN orchestration.workflows w ON w.id = n.workflow_id
   WHERE n.agent_id = delete_agent.agent_id;
   IF users IS NOT NULL THEN
-    RAISE EXCEPTION 'agent "%" cannot be deleted: workflow % uses it', (target.agent).name, users
+    RAISE EXCEPTION 'agent "%" cannot be deleted: it is used by workflow %', (target.agent).name, users
       USING ERRCODE = 'dependent_objects_still_exist',
             HINT = 'Remove its nodes from those workflows with orchestration.update_workflow() first.';
   END IF;

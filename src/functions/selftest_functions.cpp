@@ -16,7 +16,6 @@ extern "C" {
 
 ORCH_SQL_FUNCTION(orch_selftest_error_boundary) {
   std::string kind = orch::pg::arg_text(fcinfo, 0);
-  std::string held_across_the_error = "a C++ object that must be destroyed";
   if (kind == "none") return orch::pg::text_datum("ok");
   if (kind == "user_error")
     throw orch::UserError("a user error from C++", "with a detail", "and a hint");

@@ -50,28 +50,31 @@ class PgError : public std::exception {
 // Copies the error Postgres is handling into `context` and clears Postgres's error state.
 ErrorData* take_error(MemoryContext context);
 
+// Runs `fn` (returning nothing) under PG_TRY. Nothing it writes lives in this frame, so
+// no local can be clobbered by the longjmp.
+template <typename Fn>
+void guard_void(Fn& fn) {
+  MemoryContext caller_context = CurrentMemoryContext;
+  ErrorData* volatile error = nullptr;
+  PG_TRY();
+  { fn(); }
+  PG_CATCH();
+  { error = take_error(caller_context); }
+  PG_END_TRY();
+  if (error) throw PgError(error);
+}
+
 template <typename Fn>
 auto guard(Fn&& fn) -> decltype(fn()) {
   using Result = decltype(fn());
-  MemoryContext caller_context = CurrentMemoryContext;
-  ErrorData* volatile error = nullptr;
   if constexpr (std::is_void_v<Result>) {
-    PG_TRY();
-    { fn(); }
-    PG_CATCH();
-    { error = take_error(caller_context); }
-    PG_END_TRY();
-    if (error) throw PgError(error);
+    guard_void(fn);
   } else {
     static_assert(std::is_trivially_copyable_v<Result>,
                   "guard() returns plain values only; build C++ objects outside it");
     Result result{};
-    PG_TRY();
-    { result = fn(); }
-    PG_CATCH();
-    { error = take_error(caller_context); }
-    PG_END_TRY();
-    if (error) throw PgError(error);
+    auto store = [&] { result = fn(); };
+    guard_void(store);
     return result;
   }
 }

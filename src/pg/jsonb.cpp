@@ -16,10 +16,13 @@ nlohmann::json arg_json(FunctionCallInfo fcinfo, int argno) {
   });
   try {
     return nlohmann::json::parse(chars);
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const nlohmann::json::out_of_range&) {
     // jsonb numbers have no range limit; a double does (1e400 is valid jsonb).
-    throw UserError(std::string("JSON value cannot be processed: ") + e.what(), {}, {},
-                    sqlstate::invalid_parameter_value);
+    throw UserError("a JSON number is too large", {},
+                    "Numbers must fit a double precision value (at most about 1.8e308).",
+                    sqlstate::program_limit_exceeded);
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(std::string("JSON value cannot be processed: ") + e.what());
   }
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The demo: installs what is needed, builds and installs the extension, starts a local
+# cluster that preloads it, creates the database orchestration_demo and registers the
+# sample agents, then shows them with psql. Run it again at any time: it starts over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+make -j2 >/dev/null && make install >/dev/null
+scripts/cluster.sh start
+eval "$(scripts/cluster.sh env)"
+
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS orchestration_demo;
+CREATE DATABASE orchestration_demo;
+SQL
+
+psql -X -v ON_ERROR_STOP=1 -d orchestration_demo -f docker/demo.sql
+
+cat <<DONE
+
+The demo database is up. Look around with:
+  eval "\$(scripts/cluster.sh env)"; psql -d orchestration_demo
+Stop the cluster with: scripts/cluster.sh stop
+DONE

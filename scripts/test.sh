@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on this machine, as root on a fresh Debian 12 machine:
+# installs what it needs, then
+#   1. the C++ core's GoogleTest unit tests, under ASan/UBSan (ctest)
+#   2. builds and installs the extension, starts a throwaway cluster that preloads it
+#   3. the pg_regress suite (make installcheck): sql/*.sql against expected/*.out
+#   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
+# and ends with each runner's own summary line. Exits non-zero if any part failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+logs=$(mktemp -d /tmp/pg_orchestration_test.XXXXXX)
+failed=()
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "installing dependencies"
+scripts/install-deps.sh || exit 1
+
+step "unit tests (ctest, ASan/UBSan)"
+{ cmake -S . -B build -DCMAKE_BUILD_TYPE=Debug -DORCH_SANITIZE=ON >/dev/null &&
+  cmake --build build -j2 &&
+  ctest --test-dir build --output-on-failure; } 2>&1 | tee "$logs/ctest.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(ctest)
+
+step "building and installing the extension"
+make -j2 >"$logs/make.log" 2>&1 && make install >>"$logs/make.log" 2>&1 ||
+  { cat "$logs/make.log"; exit 1; }
+
+step "starting a fresh cluster"
+scripts/cluster.sh destroy
+scripts/cluster.sh start || exit 1
+trap 'scripts/cluster.sh stop' EXIT
+eval "$(scripts/cluster.sh env)"
+
+step "pg_regress (make installcheck)"
+if ! make installcheck 2>&1 | tee "$logs/regress.log"; then
+  failed+=(pg_regress)
+  [ -f regression.diffs ] && cat regression.diffs
+fi
+
+step "pgTAP (pg_prove)"
+psql -q -X -v ON_ERROR_STOP=1 -d postgres <<SQL || exit 1
+DROP DATABASE IF EXISTS orchestration_tap;
+CREATE DATABASE orchestration_tap;
+\c orchestration_tap
+SET client_min_messages = warning;
+CREATE EXTENSION pgtap;
+CREATE EXTENSION pg_orchestration;
+SQL
+pg_prove -d orchestration_tap test/pgtap/*.sql 2>&1 | tee "$logs/pgtap.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(pgtap)
+
+step "summary"
+grep -E 'tests passed|tests failed out of' "$logs/ctest.log" | tail -1
+grep -E 'tests? (passed|failed)' "$logs/regress.log" | sed 's/^ *//' | tail -1
+grep -E '^(Files=|Result:)' "$logs/pgtap.log"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "FAILED: ${failed[*]} (logs in $logs)"
+  exit 1
+fi
+rm -rf "$logs"

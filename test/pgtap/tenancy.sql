@@ -1,0 +1,108 @@
+-- Row-level security and the API's own checks: a role bound to project 1 can neither
+-- read nor change anything of project 2, through tables, views or functions.
+BEGIN;
+SELECT plan(36);
+
+CREATE ROLE tap_admin_p1 LOGIN;
+CREATE ROLE tap_admin_p2 LOGIN;
+CREATE ROLE tap_operator_p1 LOGIN;
+CREATE ROLE tap_team;
+CREATE ROLE tap_team_member LOGIN IN ROLE tap_team;
+CREATE ROLE tap_outsider LOGIN;
+GRANT orchestration_admin TO tap_admin_p1, tap_admin_p2;
+GRANT orchestration_operator TO tap_operator_p1, tap_team;
+SELECT orchestration.grant_project('tap_admin_p1', 1);
+SELECT orchestration.grant_project('tap_admin_p2', 2);
+SELECT orchestration.grant_project('tap_operator_p1', 1);
+SELECT orchestration.grant_project('tap_team', 2);
+
+CREATE FUNCTION public.tap_rule(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+CREATE FUNCTION public.tap_private_rule(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+REVOKE EXECUTE ON FUNCTION public.tap_private_rule(jsonb) FROM PUBLIC;
+
+SET ROLE tap_admin_p2;
+SELECT lives_ok($$SELECT orchestration.register_agent(2, '{"name": "p2-agent", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$,
+                'the project 2 admin registers an agent in project 2');
+SELECT lives_ok($$SELECT orchestration.set_secret(2, 'P2_TOKEN', 'p2-value')$$,
+                'the project 2 admin sets a secret in project 2');
+RESET ROLE;
+CREATE TEMP TABLE p2_agent AS SELECT id FROM orchestration.agents WHERE name = 'p2-agent';
+GRANT SELECT ON p2_agent TO PUBLIC;
+INSERT INTO orchestration.workflows (project_id, name, created_by) VALUES (2, 'p2-flow', 'tap_admin_p2');
+
+SET ROLE tap_admin_p1;
+SELECT lives_ok($$SELECT orchestration.register_agent(1, '{"name": "p1-agent", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$,
+                'the project 1 admin registers an agent in project 1');
+SELECT throws_ok($$SELECT orchestration.register_agent(2, '{"name": "intruder", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$,
+                 '42501', 'permission denied for project 2',
+                 'the project 1 admin cannot register an agent in project 2');
+SELECT throws_ok($$SELECT orchestration.register_agent(1, '{"name": "sneaky", "type": "RULE", "function": "public.tap_private_rule", "capabilities": [{"name": "run"}]}')$$,
+                 '42501', 'invalid agent spec field "function": role "tap_admin_p1" may not execute public.tap_private_rule(jsonb)',
+                 'a RULE agent cannot use a function its registrant may not execute');
+
+-- Reads: tables and functions show project 1 only.
+SELECT is((SELECT array_agg(DISTINCT project_id) FROM orchestration.agents), ARRAY[1], 'agents: only project 1 rows are visible');
+SELECT is((SELECT array_agg(DISTINCT project_id) FROM orchestration.agent_capabilities), ARRAY[1], 'agent_capabilities: only project 1 rows are visible');
+SELECT is((SELECT count(*) FROM orchestration.workflows), 0::bigint, 'workflows: project 2''s workflow is invisible');
+SELECT is((SELECT count(*) FROM orchestration.list_agents(2)), 0::bigint, 'list_agents(2) is empty for the project 1 admin');
+SELECT is((SELECT count(*) FROM orchestration.list_agents(1)), 1::bigint, 'list_agents(1) shows the project 1 agent');
+SELECT throws_ok(format('SELECT orchestration.get_agent(%s)', (SELECT id FROM p2_agent)),
+                 '42704', format('agent %s does not exist', (SELECT id FROM p2_agent)),
+                 'get_agent of a project 2 agent says it does not exist');
+SELECT is((SELECT array_agg(project_id) FROM orchestration.project_grants), ARRAY[1], 'project_grants: a role sees its own grants only');
+SELECT is((SELECT array_agg(p) FROM orchestration.visible_projects() p), ARRAY[1], 'visible_projects() is project 1');
+
+-- Writes through functions: refused, and without revealing that the agent exists.
+SELECT throws_ok(format($$SELECT orchestration.update_agent(%s, '{"name": "hijacked", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$, (SELECT id FROM p2_agent)),
+                 '42704', NULL, 'update_agent of a project 2 agent is refused');
+SELECT throws_ok(format('SELECT orchestration.delete_agent(%s)', (SELECT id FROM p2_agent)),
+                 '42704', NULL, 'delete_agent of a project 2 agent is refused');
+SELECT throws_ok($$SELECT orchestration.set_secret(2, 'P2_TOKEN', 'overwritten')$$, '42501', 'permission denied for project 2', 'set_secret in project 2 is refused');
+SELECT throws_ok($$SELECT orchestration.delete_secret(2, 'P2_TOKEN')$$, '42501', 'permission denied for project 2', 'delete_secret in project 2 is refused');
+SELECT throws_ok($$SELECT * FROM orchestration.list_secrets(2)$$, '42501', 'permission denied for project 2', 'list_secrets of project 2 is refused');
+SELECT throws_ok($$SELECT orchestration.grant_project('tap_admin_p1', 2)$$, '42501', 'permission denied for project 2', 'a project 1 admin cannot grant itself project 2');
+SELECT throws_ok($$SELECT orchestration.revoke_project('tap_admin_p2', 2)$$, '42501', 'permission denied for project 2', 'a project 1 admin cannot revoke project 2 from others');
+
+-- Writes straight into the tables: no privilege at all.
+SELECT throws_ok($$INSERT INTO orchestration.agents (project_id, name, type, version, timeout_seconds, registered_by, rule_function) VALUES (2, 'x', 'RULE', '1', 1, 'x', 'f')$$,
+                 '42501', NULL, 'direct INSERT into agents is refused');
+SELECT throws_ok($$UPDATE orchestration.agents SET version = 'hacked'$$, '42501', NULL, 'direct UPDATE of agents is refused');
+SELECT throws_ok($$DELETE FROM orchestration.workflows$$, '42501', NULL, 'direct DELETE from workflows is refused');
+SELECT throws_ok($$SELECT * FROM orchestration.secrets$$, '42501', NULL, 'the secrets table cannot be read');
+RESET ROLE;
+
+SELECT is((SELECT name || '/' || version FROM orchestration.agents WHERE project_id = 2), 'p2-agent/1.0.0', 'project 2''s agent is unchanged');
+SELECT is((SELECT value FROM orchestration.secrets WHERE project_id = 2), 'p2-value', 'project 2''s secret is unchanged');
+SELECT is((SELECT count(*) FROM orchestration.project_grants WHERE project_id = 2), 2::bigint, 'project 2''s grants are unchanged');
+
+-- An operator reads its project but cannot change the registry.
+SET ROLE tap_operator_p1;
+SELECT is((SELECT count(*) FROM orchestration.agents), 1::bigint, 'the project 1 operator sees project 1''s agent');
+SELECT throws_ok($$SELECT orchestration.register_agent(1, '{"name": "op", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$,
+                 '42501', NULL, 'an operator cannot register agents');
+RESET ROLE;
+
+-- A grant to a group role reaches its members.
+SET ROLE tap_team_member;
+SELECT is((SELECT array_agg(DISTINCT project_id) FROM orchestration.agents), ARRAY[2], 'a member of a role granted project 2 sees project 2');
+RESET ROLE;
+
+-- A role with no orchestration role cannot even reach the schema.
+SET ROLE tap_outsider;
+SELECT throws_ok($$SELECT * FROM orchestration.list_agents(1)$$, '42501', NULL, 'a role without an orchestration role is refused');
+RESET ROLE;
+
+-- revoke_project takes the project away at once.
+SELECT orchestration.revoke_project('tap_admin_p1', 1);
+SET ROLE tap_admin_p1;
+SELECT is((SELECT count(*) FROM orchestration.agents), 0::bigint, 'after revoke_project the admin sees nothing of project 1');
+SELECT throws_ok($$SELECT orchestration.register_agent(1, '{"name": "late", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run"}]}')$$,
+                 '42501', 'permission denied for project 1', 'after revoke_project the admin cannot register in project 1');
+RESET ROLE;
+
+SELECT throws_ok($$SELECT orchestration.grant_project('no_such_role', 1)$$, '42704', 'role "no_such_role" does not exist', 'granting to a missing role is a clear error');
+SELECT lives_ok($$SELECT orchestration.grant_project('tap_admin_p2', 2)$$, 'granting twice is harmless');
+SELECT is((SELECT count(*) FROM orchestration.project_grants WHERE role = 'tap_admin_p2'::regrole), 1::bigint, 'and leaves one grant');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -48,7 +48,12 @@ TEST(Names, RequireValidNameSaysWhatAndWhy) {
 
 TEST(Names, KindsFromSql) {
   EXPECT_EQ(name_kind_from_string("agent"), NameKind::identifier);
-  EXPECT_EQ(name_kind_from_string("node"), NameKind::identifier);
+  EXPECT_EQ(name_kind_from_string("node"), NameKind::node_key);
   EXPECT_EQ(name_kind_from_string("secret"), NameKind::env_var);
   EXPECT_THROW(name_kind_from_string("table"), UserError);
+}
+
+TEST(Names, NodeKeysHaveNoDots) {
+  EXPECT_EQ(name_problem(NameKind::node_key, "scan-1_b"), "");
+  EXPECT_EQ(name_problem(NameKind::node_key, "a.b"), "it may contain only letters, digits, '_' and '-'");
 }

@@ -14,8 +14,8 @@ constexpr std::size_t kEnvVarMax = 128;
 }  // namespace
 
 NameKind name_kind_from_string(std::string_view kind) {
-  if (kind == "agent" || kind == "capability" || kind == "workflow" || kind == "node")
-    return NameKind::identifier;
+  if (kind == "agent" || kind == "capability" || kind == "workflow") return NameKind::identifier;
+  if (kind == "node") return NameKind::node_key;
   if (kind == "secret" || kind == "env") return NameKind::env_var;
   throw UserError("unknown name kind \"" + std::string(kind) + "\"", {},
                   "Use one of agent, capability, workflow, node, secret, env.");
@@ -23,14 +23,16 @@ NameKind name_kind_from_string(std::string_view kind) {
 
 std::string name_problem(NameKind kind, std::string_view name) {
   if (name.empty()) return "it is empty";
-  if (kind == NameKind::identifier) {
+  if (kind == NameKind::identifier || kind == NameKind::node_key) {
+    bool dots = kind == NameKind::identifier;
     if (name.size() > kIdentifierMax)
       return "it is longer than " + std::to_string(kIdentifierMax) + " characters";
     if (!is_alpha(name[0]) && !is_digit(name[0]))
       return "it must start with a letter or a digit";
     for (char c : name)
-      if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && c != '.')
-        return "it may contain only letters, digits, '_', '-' and '.'";
+      if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && !(dots && c == '.'))
+        return dots ? "it may contain only letters, digits, '_', '-' and '.'"
+                    : "it may contain only letters, digits, '_' and '-'";
     return {};
   }
   if (name.size() > kEnvVarMax)
@@ -45,11 +47,14 @@ std::string name_problem(NameKind kind, std::string_view name) {
 void require_valid_name(NameKind kind, std::string_view what, std::string_view name) {
   std::string problem = name_problem(kind, name);
   if (problem.empty()) return;
-  std::string hint = kind == NameKind::identifier
-                         ? "Names are 1-63 characters from A-Z, a-z, 0-9, '_', '-' and '.', "
-                           "starting with a letter or digit."
-                         : "Names are 1-128 characters from A-Z, a-z, 0-9 and '_', not "
-                           "starting with a digit.";
+  std::string hint =
+      kind == NameKind::identifier
+          ? "Names are 1-63 characters from A-Z, a-z, 0-9, '_', '-' and '.', starting with a "
+            "letter or digit."
+      : kind == NameKind::node_key
+          ? "Node ids are 1-63 characters from A-Z, a-z, 0-9, '_' and '-', starting with a "
+            "letter or digit."
+          : "Names are 1-128 characters from A-Z, a-z, 0-9 and '_', not starting with a digit.";
   throw UserError("invalid " + std::string(what) + " name \"" + std::string(name) +
                       "\": " + problem,
                   {}, hint);

@@ -13,13 +13,16 @@ enum class NameKind {
   // starting with a letter or digit. They appear in NATS subjects, container names and
   // labels, where spaces, '*', '>' and '/' would break things.
   identifier,
+  // Workflow node ids: like identifiers but without '.', because templates address a
+  // node's output with dotted paths ({{ nodes.<id>.output.x }}).
+  node_key,
   // Secrets and environment variables: [A-Za-z_][A-Za-z0-9_]*, at most 128 characters,
   // because they become environment variable names inside the container.
   env_var,
 };
 
-// Parses "agent", "capability", "workflow", "node" (identifier rules) and "secret", "env"
-// (environment variable rules); throws UserError for anything else.
+// Parses "agent", "capability", "workflow" (identifier rules), "node" (node key rules)
+// and "secret", "env" (environment variable rules); throws UserError for anything else.
 NameKind name_kind_from_string(std::string_view kind);
 
 // Empty when `name` is acceptable, else a sentence saying what is wrong with it.

@@ -32,7 +32,7 @@ include $(PGXS)
 
 # Postgres's headers are not warning-clean C++; -isystem keeps -Werror for our code only.
 %.o: %.cpp
-	$(CXX) $(CXXFLAGS) $(PG_CXXFLAGS) -isystem $(includedir_server) $(CPPFLAGS) -c -o $@ $<
+	$(CXX) $(CXXFLAGS) -isystem $(includedir_server) $(CPPFLAGS) -c -o $@ $<
 
 $(OBJS): $(shell find src -name '*.hpp')
 

@@ -84,7 +84,11 @@ CREATE TABLE orchestration.workflow_nodes (
   retries                integer NOT NULL DEFAULT 0 CHECK (retries >= 0),
   retry_backoff_seconds  numeric NOT NULL DEFAULT 1 CHECK (retry_backoff_seconds >= 0),
   timeout_seconds        integer CHECK (timeout_seconds > 0),
-  condition              text,
+  condition              jsonb,
+  run_if_skipped         boolean NOT NULL DEFAULT false,
+  refs                   text[] NOT NULL DEFAULT '{}',
+  dependents             text[] NOT NULL DEFAULT '{}',
+  level                  integer NOT NULL DEFAULT 0,
   UNIQUE (workflow_id, node_key),
   -- A node calls a capability that exists; the registry refuses to remove one in use.
   FOREIGN KEY (agent_id, action) REFERENCES orchestration.agent_capabilities (agent_id, name)
@@ -96,7 +100,15 @@ COMMENT ON TABLE orchestration.workflow_nodes IS
 COMMENT ON COLUMN orchestration.workflow_nodes.node_key IS
   'The node''s id within its workflow, as used in depends_on and in {{ nodes.<id>.output }} templates';
 COMMENT ON COLUMN orchestration.workflow_nodes.condition IS
-  'The node''s "when" condition; false makes the node SKIPPED';
+  'The node''s "when" condition (a boolean or a condition string); false makes the node SKIPPED';
+COMMENT ON COLUMN orchestration.workflow_nodes.run_if_skipped IS
+  'Whether the node runs when a dependency was SKIPPED (by its condition); by default it is skipped too';
+COMMENT ON COLUMN orchestration.workflow_nodes.refs IS
+  'The nodes whose output the inputs and condition reference; each is upstream of this node';
+COMMENT ON COLUMN orchestration.workflow_nodes.dependents IS
+  'The nodes that depend on this one (the reverse of depends_on), so finishing a node touches only its dependents';
+COMMENT ON COLUMN orchestration.workflow_nodes.level IS
+  'Topological depth: 0 for nodes without dependencies, else one more than the deepest dependency (see workflow_levels)';
 
 CREATE TABLE orchestration.workflow_runs (
   id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -135,8 +147,14 @@ CREATE TABLE orchestration.workflow_run_nodes (
   retries                integer NOT NULL,
   retry_backoff_seconds  numeric NOT NULL,
   timeout_seconds        integer,
-  condition              text,
+  condition              jsonb,
+  run_if_skipped         boolean NOT NULL,
+  refs                   text[] NOT NULL,
+  dependents             text[] NOT NULL,
+  level                  integer NOT NULL,
+  pending_deps           integer NOT NULL,
   status                 orchestration.run_status NOT NULL DEFAULT 'PENDING',
+  skip_reason            text,
   attempt                integer NOT NULL DEFAULT 0,
   resolved_input         jsonb,
   output                 jsonb,
@@ -147,12 +165,18 @@ CREATE TABLE orchestration.workflow_run_nodes (
   finished_at            timestamptz,
   UNIQUE (run_id, node_key)
 );
-CREATE INDEX workflow_run_nodes_pending ON orchestration.workflow_run_nodes (run_id)
-  WHERE status = 'PENDING';
-CREATE INDEX workflow_run_nodes_running ON orchestration.workflow_run_nodes (run_id)
-  WHERE status = 'RUNNING';
+-- The scheduler's queue: runnable nodes in dispatch order. Only nodes that can run now
+-- are in it, so finding work costs the same however many finished runs the table holds.
+CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (level, id)
+  WHERE status = 'PENDING' AND pending_deps = 0;
+CREATE INDEX workflow_run_nodes_live ON orchestration.workflow_run_nodes (run_id, status)
+  WHERE status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL');
 COMMENT ON TABLE orchestration.workflow_run_nodes IS
   'Per-run node state: a copy of each node''s definition taken when the run started (so later workflow edits do not change it), its status, attempt, resolved input, output and error';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.pending_deps IS
+  'How many dependencies have not finished yet; the node is runnable when it is PENDING and this is 0';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
+  'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
 
 CREATE TABLE orchestration.agent_runs (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -169,6 +193,7 @@ CREATE TABLE orchestration.agent_runs (
   exit_code        integer,
   log_tail         text,
   container_id     text,
+  scheduler_round  bigint,
   started_at       timestamptz NOT NULL DEFAULT now(),
   finished_at      timestamptz,
   duration_ms      integer
@@ -193,6 +218,8 @@ CREATE TABLE orchestration.workflow_approvals (
   notes            text
 );
 CREATE INDEX ON orchestration.workflow_approvals (workflow_run_id, status);
+CREATE INDEX workflow_approvals_expiry ON orchestration.workflow_approvals (expires_at)
+  WHERE status = 'PENDING';
 CREATE UNIQUE INDEX workflow_approvals_one_pending ON orchestration.workflow_approvals (run_node_id)
   WHERE status = 'PENDING';
 COMMENT ON TABLE orchestration.workflow_approvals IS

@@ -54,13 +54,13 @@ AS $$ SELECT coalesce(nullif(current_setting('role'), 'none'), session_user)::na
 COMMENT ON FUNCTION orchestration.calling_role() IS
   'The role on whose behalf the API is called: the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
 
-CREATE FUNCTION orchestration.authorize(project_id integer, required_role name)
+CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL)
 RETURNS name
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  caller name := orchestration.calling_role();
+  caller name := coalesce(who, orchestration.calling_role());
 BEGIN
   IF project_id IS NULL OR project_id <= 0 THEN
     RAISE EXCEPTION 'invalid project_id %', coalesce(project_id::text, 'NULL')
@@ -85,8 +85,8 @@ BEGIN
   RETURN caller;
 END
 $$;
-COMMENT ON FUNCTION orchestration.authorize(integer, name) IS
-  'Raises insufficient_privilege unless the calling role is a superuser, or belongs to required_role and has been granted project_id; returns the calling role. Every writing API function calls it first';
+COMMENT ON FUNCTION orchestration.authorize(integer, name, name) IS
+  'Raises insufficient_privilege unless the role (who, by default the calling role) is a superuser, or belongs to required_role and has been granted project_id; returns that role. Every writing API function calls it first';
 
 CREATE FUNCTION orchestration.grant_project(role name, project_id integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER

@@ -3,16 +3,39 @@
 -- called only from SECURITY DEFINER functions, which run as the extension owner.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA orchestration FROM PUBLIC;
 
+-- Reading: every orchestration role (row-level security limits what each one sees).
 GRANT EXECUTE ON FUNCTION
   orchestration.normalize_agent_spec(jsonb),
+  orchestration.normalize_workflow_spec(jsonb),
   orchestration.validate_name(text, text),
   orchestration.visible_projects(),
   orchestration.calling_role(),
   orchestration.agent_json(orchestration.agents),
   orchestration.get_agent(bigint),
-  orchestration.list_agents(integer)
+  orchestration.list_agents(integer),
+  orchestration.walk_workflow(bigint),
+  orchestration.workflow_levels(bigint),
+  orchestration.workflow_json(bigint),
+  orchestration.get_workflow(bigint),
+  orchestration.run_json(bigint),
+  orchestration.wait_for_run(bigint, interval)
 TO orchestration_admin, orchestration_operator, orchestration_approver;
 
+-- Running: operators (and admins, who are operators too).
+GRANT EXECUTE ON FUNCTION
+  orchestration.start_workflow(integer, text, jsonb),
+  orchestration.start_workflow_trigger(),
+  orchestration.cancel_run(bigint, text),
+  orchestration.retry_run(bigint)
+TO orchestration_operator;
+
+-- Answering approvals.
+GRANT EXECUTE ON FUNCTION
+  orchestration.approve(bigint, text),
+  orchestration.reject(bigint, text)
+TO orchestration_approver;
+
+-- Defining: admins.
 GRANT EXECUTE ON FUNCTION
   orchestration.grant_project(name, integer),
   orchestration.revoke_project(name, integer),
@@ -21,5 +44,8 @@ GRANT EXECUTE ON FUNCTION
   orchestration.delete_agent(bigint),
   orchestration.set_secret(integer, text, text),
   orchestration.delete_secret(integer, text),
-  orchestration.list_secrets(integer)
+  orchestration.list_secrets(integer),
+  orchestration.create_workflow(integer, jsonb),
+  orchestration.update_workflow(bigint, jsonb),
+  orchestration.archive_workflow(bigint)
 TO orchestration_admin;

@@ -8,7 +8,8 @@
 #   scripts/cluster.sh destroy   stop it and delete its files
 #   scripts/cluster.sh env       print the PG* variables that point psql at it
 #
-# ORCH_PGPORT (default 55432) and ORCH_PGDATA (default /tmp/pg_orchestration/data) move it.
+# ORCH_PGPORT (default 55432) and ORCH_PGDATA (default /tmp/pg_orchestration/data) move it;
+# ORCH_DATABASES sets orchestration.database_name when the cluster is created.
 set -euo pipefail
 
 PGBIN=$(pg_config --bindir)
@@ -16,6 +17,8 @@ PORT=${ORCH_PGPORT:-55432}
 DATA=${ORCH_PGDATA:-/tmp/pg_orchestration/data}
 SOCKDIR=$(dirname "$DATA")/socket
 LOG=$(dirname "$DATA")/server.log
+# The databases whose workflows the cluster's schedulers run: the demo's and the tests'.
+DATABASES=${ORCH_DATABASES:-orchestration_demo,orchestration_regress,orchestration_tap,orchestration_test}
 
 # Postgres refuses to run as root; as root we act as the postgres OS user.
 as_postgres() {
@@ -34,6 +37,7 @@ port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$SOCKDIR'
 shared_preload_libraries = 'pg_orchestration'
+orchestration.database_name = '$DATABASES'
 fsync = off
 max_connections = 100
 logging_collector = on

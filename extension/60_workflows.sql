@@ -1,0 +1,333 @@
+-- Workflow definitions: create, update, archive, read, and the DAG's topological levels.
+
+CREATE FUNCTION orchestration.normalize_workflow_spec(spec jsonb) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_normalize_workflow_spec';
+COMMENT ON FUNCTION orchestration.normalize_workflow_spec(jsonb) IS
+  'Validates the shape of a workflow spec (fields, node ids, depends_on, templates, conditions) without touching the database and returns it with defaults filled in and each node''s template references in "refs"';
+
+-- Walks the DAG from its roots along dependents. The CYCLE clause stops a walk that comes
+-- back to a node it has passed, and marks it: such a row is a cycle. Levels are the
+-- deepest walk to each node. Used by workflow_levels() and check_workflow_graph().
+CREATE FUNCTION orchestration.walk_workflow(workflow_id bigint)
+RETURNS TABLE (node_key text, depth integer, is_cycle boolean, path text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH RECURSIVE walk(node_key, depth) AS (
+    SELECT n.node_key, 0
+    FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = walk_workflow.workflow_id AND n.depends_on = '{}'
+    UNION ALL
+    SELECT c.node_key, w.depth + 1
+    FROM walk w
+    JOIN orchestration.workflow_nodes c
+      ON c.workflow_id = walk_workflow.workflow_id AND w.node_key = ANY (c.depends_on)
+  ) CYCLE node_key SET is_cycle USING visited
+  SELECT node_key, depth, is_cycle,
+         string_to_array(translate(visited::text, '{}()"', ''), ',')
+  FROM walk
+$$;
+COMMENT ON FUNCTION orchestration.walk_workflow(bigint) IS
+  'Internal: every walk from a root of the workflow''s DAG, as a recursive CTE whose CYCLE clause marks walks that return to a node';
+
+CREATE FUNCTION orchestration.workflow_levels(workflow_id bigint)
+RETURNS TABLE (node_key text, level integer, depends_on text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT n.node_key, coalesce(max(w.depth), 0), n.depends_on
+  FROM orchestration.workflow_nodes n
+  LEFT JOIN orchestration.walk_workflow(n.workflow_id) w ON w.node_key = n.node_key AND NOT w.is_cycle
+  WHERE n.workflow_id = workflow_levels.workflow_id
+  GROUP BY n.node_key, n.depends_on
+  ORDER BY 2, 1
+$$;
+COMMENT ON FUNCTION orchestration.workflow_levels(bigint) IS
+  'Each node of a workflow with its topological depth (0: no dependencies; else one more than its deepest dependency), computed by a recursive CTE. The scheduler dispatches runnable nodes in this order';
+
+-- Rejects a graph with a cycle (naming the nodes on it) or a template reference to a node
+-- that is not upstream, then stores each node's level. Raises, so the caller's
+-- transaction, and with it the whole definition, rolls back.
+CREATE FUNCTION orchestration.check_workflow_graph(workflow_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cycle text[];
+  stuck text;
+  bad record;
+BEGIN
+  SELECT w.path INTO cycle
+  FROM orchestration.walk_workflow(check_workflow_graph.workflow_id) w WHERE w.is_cycle LIMIT 1;
+  IF cycle IS NULL THEN
+    -- Nodes that no walk from a root reaches sit on (or behind) a cycle of their own.
+    SELECT n.node_key INTO stuck
+    FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = check_workflow_graph.workflow_id
+      AND n.node_key NOT IN (SELECT w.node_key FROM orchestration.walk_workflow(n.workflow_id) w)
+    ORDER BY n.node_key LIMIT 1;
+    IF stuck IS NOT NULL THEN
+      WITH RECURSIVE up(node_key) AS (
+        SELECT stuck
+        UNION ALL
+        SELECT d
+        FROM up JOIN orchestration.workflow_nodes n
+          ON n.workflow_id = check_workflow_graph.workflow_id AND n.node_key = up.node_key
+        CROSS JOIN LATERAL unnest(n.depends_on) d
+      ) CYCLE node_key SET is_cycle USING visited
+      SELECT array_reverse_helper.path INTO cycle
+      FROM (SELECT string_to_array(translate(visited::text, '{}()"', ''), ',') AS path
+            FROM up WHERE is_cycle LIMIT 1) array_reverse_helper;
+      -- That walk went against the edges; turn it around to read as the others do.
+      cycle := ARRAY(SELECT cycle[i] FROM generate_subscripts(cycle, 1) i ORDER BY i DESC);
+    END IF;
+  END IF;
+  IF cycle IS NOT NULL THEN
+    -- Keep only the loop itself: from the first visit of the repeated node to the end.
+    cycle := cycle[array_position(cycle, cycle[array_upper(cycle, 1)]):];
+    RAISE EXCEPTION 'invalid workflow spec: the nodes % form a cycle (each runs after the one before it)',
+                    array_to_string(cycle, ' -> ')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A workflow is a DAG: remove one of these depends_on entries.';
+  END IF;
+
+  -- A template may read only outputs that exist when its node runs: those upstream.
+  WITH RECURSIVE needed AS (
+    SELECT n.node_key, r AS ref
+    FROM orchestration.workflow_nodes n CROSS JOIN LATERAL unnest(n.refs) r
+    WHERE n.workflow_id = check_workflow_graph.workflow_id AND NOT r = ANY (n.depends_on)
+  ), upstream(node_key, ancestor) AS (
+    SELECT n.node_key, d
+    FROM orchestration.workflow_nodes n CROSS JOIN LATERAL unnest(n.depends_on) d
+    WHERE n.workflow_id = check_workflow_graph.workflow_id
+      AND n.node_key IN (SELECT needed.node_key FROM needed)
+    UNION
+    SELECT u.node_key, d
+    FROM upstream u
+    JOIN orchestration.workflow_nodes p
+      ON p.workflow_id = check_workflow_graph.workflow_id AND p.node_key = u.ancestor
+    CROSS JOIN LATERAL unnest(p.depends_on) d
+  )
+  SELECT needed.node_key, needed.ref INTO bad
+  FROM needed
+  WHERE NOT EXISTS (SELECT 1 FROM upstream u
+                    WHERE u.node_key = needed.node_key AND u.ancestor = needed.ref)
+  ORDER BY 1, 2 LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'invalid workflow spec: node "%" uses {{ nodes.%.output }}, but "%" is not upstream of "%"',
+                    bad.node_key, bad.ref, bad.ref, bad.node_key
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('Add "%s" to the depends_on of "%s" (or of a node it depends on), so that its output exists when "%s" runs.',
+                          bad.ref, bad.node_key, bad.node_key);
+  END IF;
+
+  UPDATE orchestration.workflow_nodes n SET level = l.level
+  FROM orchestration.workflow_levels(check_workflow_graph.workflow_id) l
+  WHERE n.workflow_id = check_workflow_graph.workflow_id AND n.node_key = l.node_key;
+END
+$$;
+COMMENT ON FUNCTION orchestration.check_workflow_graph(bigint) IS
+  'Internal: rejects cycles (listing the nodes on one) and template references to nodes that are not upstream, then stores each node''s level';
+
+-- Writes a normalized spec's nodes for a workflow, replacing what was there: resolves
+-- each node's agent (by name, in the workflow's project) and action (a capability).
+CREATE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  missing record;
+  known text;
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS orchestration_spec_nodes (
+    ordinal bigint, node_key text, agent_name text, action text, node jsonb,
+    agent_id bigint, capability_exists boolean) ON COMMIT DROP;
+  TRUNCATE orchestration_spec_nodes;
+  INSERT INTO orchestration_spec_nodes
+  SELECT e.ordinal, e.node->>'id', e.node->>'agent', e.node->>'action', e.node, a.id,
+         EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
+                 WHERE c.agent_id = a.id AND c.name = e.node->>'action')
+  FROM jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  LEFT JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent';
+
+  SELECT * INTO missing FROM orchestration_spec_nodes s
+  WHERE s.agent_id IS NULL OR NOT s.capability_exists ORDER BY s.ordinal LIMIT 1;
+  IF FOUND AND missing.agent_id IS NULL THEN
+    SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO known
+    FROM orchestration.agents a WHERE a.project_id = store_workflow_nodes.project_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" does not exist in project %',
+                    missing.node_key, missing.agent_name, project_id
+      USING ERRCODE = 'undefined_object',
+            HINT = CASE WHEN known IS NULL THEN 'Project ' || project_id || ' has no agents yet; register one with orchestration.register_agent().'
+                        ELSE 'Agents of project ' || project_id || ': ' || known || '.' END;
+  ELSIF FOUND THEN
+    SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO known
+    FROM orchestration.agent_capabilities c WHERE c.agent_id = missing.agent_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" has no capability "%"',
+                    missing.node_key, missing.agent_name, missing.action
+      USING ERRCODE = 'undefined_object', HINT = 'Its capabilities: ' || known || '.';
+  END IF;
+
+  DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
+  INSERT INTO orchestration.workflow_nodes
+    (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents)
+  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, s.node_key, s.agent_id,
+         s.action, s.node->'inputs',
+         ARRAY(SELECT jsonb_array_elements_text(s.node->'depends_on')),
+         (s.node->>'approval_required')::boolean, (s.node->>'retries')::integer,
+         (s.node->>'retry_backoff_seconds')::numeric, (s.node->>'timeout_seconds')::integer,
+         nullif(s.node->'when', 'null'), (s.node->>'run_if_skipped')::boolean,
+         ARRAY(SELECT jsonb_array_elements_text(s.node->'refs')),
+         ARRAY(SELECT d.node_key FROM orchestration_spec_nodes d
+               WHERE d.node->'depends_on' ? s.node_key ORDER BY d.ordinal)
+  FROM orchestration_spec_nodes s
+  ORDER BY s.ordinal;
+
+  PERFORM orchestration.check_workflow_graph(workflow_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS
+  'Internal: replaces a workflow''s nodes with those of a normalized spec, resolving agents and actions in the project and checking the graph';
+
+CREATE FUNCTION orchestration.create_workflow(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  new_id bigint;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
+  IF EXISTS (SELECT 1 FROM orchestration.workflows w
+             WHERE w.project_id = create_workflow.project_id AND w.name = normalized->>'name') THEN
+    RAISE EXCEPTION 'workflow "%" already exists in project %', normalized->>'name', project_id
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Workflow names are unique per project; use orchestration.update_workflow() to change it.';
+  END IF;
+  INSERT INTO orchestration.workflows AS w (project_id, name, description, trigger, status, created_by)
+  VALUES (project_id, normalized->>'name', normalized->>'description', normalized->'trigger',
+          (normalized->>'status')::orchestration.workflow_status, caller)
+  RETURNING w.id INTO new_id;
+  PERFORM orchestration.store_workflow_nodes(new_id, project_id, normalized);
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.create_workflow(integer, jsonb) IS
+$$Defines a workflow and returns its id. spec: {name, description, trigger ({"type": "manual"} | {"type": "table"} | {"type": "nats", "subject": "..."}), status (ACTIVE|DRAFT|ARCHIVED), nodes: [{id, agent, action, inputs, depends_on, approval_required, retries, retry_backoff_seconds, timeout_seconds, when, run_if_skipped}]}. Rejected, with nothing written: cycles, unknown dependencies, duplicate node ids, unknown agents or actions, template references to nodes that are not upstream. Requires orchestration_admin and the project$$;
+
+CREATE FUNCTION orchestration.workflow_for_write(workflow_id bigint, OUT workflow orchestration.workflows, OUT caller name)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  SELECT * INTO workflow FROM orchestration.workflows w WHERE w.id = workflow_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow % does not exist', coalesce(workflow_id::text, 'NULL')
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  BEGIN
+    caller := orchestration.authorize(workflow.project_id, 'orchestration_admin');
+  EXCEPTION WHEN insufficient_privilege THEN
+    IF pg_has_role(orchestration.calling_role(), 'orchestration_admin', 'USAGE') THEN
+      RAISE EXCEPTION 'workflow % does not exist', workflow_id USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE;
+  END;
+END
+$$;
+COMMENT ON FUNCTION orchestration.workflow_for_write(bigint) IS
+  'Internal: locks a workflow for update_workflow/archive_workflow after checking the caller may change it; a workflow of a project the caller lacks is reported as not existing';
+
+CREATE FUNCTION orchestration.update_workflow(workflow_id bigint, spec jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.workflow_for_write(workflow_id);
+  normalized jsonb;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(
+    spec - ARRAY['id', 'project_id', 'version', 'created_by', 'created_at', 'updated_at']);
+  IF EXISTS (SELECT 1 FROM orchestration.workflows w
+             WHERE w.project_id = (target.workflow).project_id AND w.name = normalized->>'name'
+               AND w.id <> update_workflow.workflow_id) THEN
+    RAISE EXCEPTION 'workflow "%" already exists in project %', normalized->>'name', (target.workflow).project_id
+      USING ERRCODE = 'unique_violation';
+  END IF;
+  UPDATE orchestration.workflows w SET
+    name = normalized->>'name', description = normalized->>'description',
+    trigger = normalized->'trigger',
+    status = (normalized->>'status')::orchestration.workflow_status,
+    version = w.version + 1, updated_at = now()
+  WHERE w.id = update_workflow.workflow_id;
+  PERFORM orchestration.store_workflow_nodes(workflow_id, (target.workflow).project_id, normalized);
+  RETURN orchestration.workflow_json(workflow_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.update_workflow(bigint, jsonb) IS
+  'Replaces a workflow''s spec (as create_workflow takes it) and increments its version; returns it as get_workflow shows it. Runs already started keep the definition they started with';
+
+CREATE FUNCTION orchestration.archive_workflow(workflow_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.workflow_for_write(workflow_id);
+BEGIN
+  UPDATE orchestration.workflows w SET status = 'ARCHIVED', updated_at = now()
+  WHERE w.id = archive_workflow.workflow_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.archive_workflow(bigint) IS
+  'Archives a workflow: it can no longer be started (its NATS trigger stops too); its runs and history stay. update_workflow with "status": "ACTIVE" brings it back';
+
+CREATE FUNCTION orchestration.workflow_json(workflow_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_strip_nulls(jsonb_build_object(
+           'id', w.id, 'project_id', w.project_id, 'name', w.name, 'description', w.description,
+           'version', w.version, 'created_by', w.created_by, 'created_at', w.created_at,
+           'updated_at', w.updated_at))
+         || jsonb_build_object('trigger', w.trigger, 'status', w.status, 'nodes', coalesce(
+           (SELECT jsonb_agg(jsonb_build_object(
+                     'id', n.node_key, 'agent', a.name, 'action', n.action, 'inputs', n.inputs,
+                     'depends_on', to_jsonb(n.depends_on), 'approval_required', n.approval_required,
+                     'retries', n.retries, 'retry_backoff_seconds', n.retry_backoff_seconds,
+                     'timeout_seconds', n.timeout_seconds, 'when', n.condition,
+                     'run_if_skipped', n.run_if_skipped, 'level', n.level)
+                   ORDER BY n.level, n.node_key)
+            FROM orchestration.workflow_nodes n JOIN orchestration.agents a ON a.id = n.agent_id
+            WHERE n.workflow_id = w.id), '[]'))
+  FROM orchestration.workflows w WHERE w.id = workflow_json.workflow_id
+$$;
+COMMENT ON FUNCTION orchestration.workflow_json(bigint) IS
+  'Internal: a workflow and its nodes as one JSON document, in the shape create_workflow takes';
+
+CREATE FUNCTION orchestration.get_workflow(workflow_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  result jsonb := orchestration.workflow_json(workflow_id);
+BEGIN
+  IF result IS NULL THEN
+    RAISE EXCEPTION 'workflow % does not exist', coalesce(workflow_id::text, 'NULL')
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN result;
+END
+$$;
+COMMENT ON FUNCTION orchestration.get_workflow(bigint) IS
+  'The workflow and its nodes as JSON, in the shape create_workflow takes (plus id, version, each node''s level and timestamps). Workflows of projects the caller lacks do not exist for it';

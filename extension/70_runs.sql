@@ -1,0 +1,615 @@
+-- Runs: starting them (SQL call or table trigger), the node state transitions the
+-- scheduler drives, cancelling, retrying and waiting.
+
+CREATE FUNCTION orchestration.wake_scheduler() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_scheduler';
+COMMENT ON FUNCTION orchestration.wake_scheduler() IS
+  'Wakes this database''s scheduler worker when the current transaction commits (nothing happens on rollback). The API calls it whenever it creates work';
+
+CREATE FUNCTION orchestration.new_traceparent(parent text) RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN parent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+                   AND substr(parent, 4, 32) <> repeat('0', 32)
+              THEN parent
+              ELSE '00-' || replace(gen_random_uuid()::text, '-', '') || '-'
+                   || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01' END
+$$;
+COMMENT ON FUNCTION orchestration.new_traceparent(text) IS
+  'The W3C traceparent of a new run: the caller''s (from context.traceparent) when it is valid, else a new trace';
+
+-- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
+-- start_workflow, the table trigger and the NATS relay.
+CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
+                                         context jsonb, started_by name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run_id bigint;
+BEGIN
+  IF workflow.status <> 'ACTIVE' THEN
+    RAISE EXCEPTION 'workflow "%" is %; only ACTIVE workflows can be started', workflow.name, workflow.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Set "status": "ACTIVE" with orchestration.update_workflow().';
+  END IF;
+  context := coalesce(context, '{}');
+  IF jsonb_typeof(context) <> 'object' THEN
+    RAISE EXCEPTION 'run context must be a JSON object, not %', jsonb_typeof(context)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Templates read it as {{ context.<key> }}: pass {"key": value}.';
+  END IF;
+  INSERT INTO orchestration.workflow_runs AS r
+    (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by)
+  VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
+          orchestration.new_traceparent(context->>'traceparent'), started_by)
+  RETURNING r.id INTO run_id;
+  INSERT INTO orchestration.workflow_run_nodes
+    (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
+     dependents, level, pending_deps)
+  SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
+         n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
+         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on)
+  FROM orchestration.workflow_nodes n
+  WHERE n.workflow_id = workflow.id
+  ORDER BY n.level, n.node_key;
+  PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
+            jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
+                               'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
+  PERFORM orchestration.wake_scheduler();
+  RETURN run_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name) IS
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes, in the caller''s transaction, and wakes the scheduler at commit';
+
+CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_operator');
+  target orchestration.workflows;
+BEGIN
+  SELECT * INTO target FROM orchestration.workflows w
+  WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow "%" does not exist in project %', workflow, project_id
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN orchestration.create_run(target, 'manual', context, caller);
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
+  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+
+CREATE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  project integer;
+  owner name;
+  target orchestration.workflows;
+BEGIN
+  IF TG_LEVEL <> 'ROW' OR TG_NARGS <> 2 THEN
+    RAISE EXCEPTION 'orchestration.start_workflow_trigger must be a FOR EACH ROW trigger with two arguments'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'CREATE TRIGGER ... AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger(''<project_id>'', ''<workflow>'');';
+  END IF;
+  BEGIN
+    project := TG_ARGV[0]::integer;
+  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+    RAISE EXCEPTION 'start_workflow_trigger: the first argument must be a project id, not "%"', TG_ARGV[0]
+      USING ERRCODE = 'invalid_parameter_value';
+  END;
+  -- The table's owner chose to attach this trigger, so the owner must be allowed to
+  -- start runs in the project; whoever writes the row need not be.
+  SELECT c.relowner::regrole::name INTO owner FROM pg_class c WHERE c.oid = TG_RELID;
+  PERFORM orchestration.authorize(project, 'orchestration_operator', owner);
+  SELECT * INTO target FROM orchestration.workflows w
+  WHERE w.project_id = project AND w.name = TG_ARGV[1];
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'start_workflow_trigger on %.%: workflow "%" does not exist in project %',
+                    TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[1], project
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM orchestration.create_run(
+    target, 'table:' || quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME),
+    jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 'operation', TG_OP,
+                       'new', CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END,
+                       'old', CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END),
+    orchestration.calling_role());
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
+$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}. The table's owner needs orchestration_operator and the project$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Node state transitions. The scheduler calls these in its own transactions; each keeps
+-- the run's state, its counters and its events consistent.
+
+CREATE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run orchestration.workflow_runs;
+  next_status orchestration.run_status;
+BEGIN
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id;
+  IF run.status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN
+    RETURN;  -- final; a late result never reopens a run
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                 WHERE n.run_id = refresh_run.run_id
+                   AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')) THEN
+    next_status := CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                                     WHERE n.run_id = refresh_run.run_id AND n.status = 'FAILED')
+                        THEN 'FAILED' ELSE 'SUCCESS' END;
+  ELSIF EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                WHERE n.run_id = refresh_run.run_id
+                  AND (n.status = 'RUNNING' OR (n.status = 'PENDING' AND n.pending_deps = 0))) THEN
+    next_status := 'RUNNING';
+  ELSIF EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                WHERE n.run_id = refresh_run.run_id AND n.status = 'WAITING_APPROVAL') THEN
+    next_status := 'WAITING_APPROVAL';
+  ELSE
+    next_status := 'RUNNING';
+  END IF;
+  IF next_status = run.status THEN
+    RETURN;
+  END IF;
+  UPDATE orchestration.workflow_runs r SET
+    status = next_status,
+    started_at = coalesce(r.started_at, clock_timestamp()),
+    finished_at = CASE WHEN next_status IN ('SUCCESS', 'FAILED') THEN clock_timestamp() END
+  WHERE r.id = run_id;
+  PERFORM orchestration.emit_event(run.project_id, 'run',
+            CASE next_status WHEN 'RUNNING' THEN CASE WHEN run.status = 'PENDING' THEN 'started' ELSE 'resumed' END
+                             WHEN 'SUCCESS' THEN 'succeeded' WHEN 'FAILED' THEN 'failed'
+                             ELSE 'waiting_approval' END,
+            run_id, NULL, jsonb_build_object('status', next_status));
+END
+$$;
+COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
+  'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
+
+-- A node is final as SKIPPED: its dependents either treat it as satisfied (run_if_skipped)
+-- or are skipped too, transitively.
+CREATE FUNCTION orchestration.skip_node(node_id bigint, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  queue bigint[] := ARRAY[node_id];
+  reasons text[] := ARRAY[reason];
+  current_id bigint;
+  current_reason text;
+  node orchestration.workflow_run_nodes;
+  dependent orchestration.workflow_run_nodes;
+BEGIN
+  WHILE cardinality(queue) > 0 LOOP
+    current_id := queue[1];
+    current_reason := reasons[1];
+    queue := queue[2:];
+    reasons := reasons[2:];
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'SKIPPED', skip_reason = current_reason, finished_at = clock_timestamp()
+     WHERE n.id = current_id AND n.status IN ('PENDING', 'RUNNING')
+    RETURNING * INTO node;
+    CONTINUE WHEN NOT FOUND;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'skipped', node.run_id, node.node_key,
+              jsonb_build_object('status', 'SKIPPED', 'reason', current_reason));
+    FOR dependent IN
+      SELECT * FROM orchestration.workflow_run_nodes d
+      WHERE d.run_id = node.run_id AND d.node_key = ANY (node.dependents) AND d.status = 'PENDING'
+      ORDER BY d.id FOR UPDATE
+    LOOP
+      IF dependent.run_if_skipped THEN
+        UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
+        WHERE d.id = dependent.id;
+      ELSE
+        queue := queue || dependent.id;
+        reasons := reasons || format('dependency "%s" was skipped', node.node_key);
+      END IF;
+    END LOOP;
+  END LOOP;
+  PERFORM orchestration.refresh_run(node.run_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
+  'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done, the others are skipped too';
+
+-- A node failed for good: the run fails, what has not started is skipped, and waiting
+-- approvals are closed. Nodes already running finish and are recorded.
+CREATE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  skipped orchestration.workflow_run_nodes;
+  run_status orchestration.run_status;
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n
+     SET status = 'FAILED', error = fail_node.error, finished_at = clock_timestamp()
+   WHERE n.id = node_id
+  RETURNING * INTO node;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'failed', node.run_id, node.node_key,
+            jsonb_build_object('status', 'FAILED', 'error', error, 'attempt', node.attempt));
+  UPDATE orchestration.workflow_runs r
+     SET status = 'FAILED', finished_at = clock_timestamp(),
+         error = format('node "%s" failed: %s', node.node_key, fail_node.error)
+   WHERE r.id = node.run_id AND r.status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')
+  RETURNING r.status INTO run_status;
+  IF run_status IS NULL THEN
+    RETURN;  -- the run had already ended (a late result of a cancelled run)
+  END IF;
+  FOR skipped IN
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+     WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+    RETURNING *
+  LOOP
+    PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
+              skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
+   WHERE a.workflow_run_id = node.run_id AND a.status = 'PENDING';
+  PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
+            jsonb_build_object('status', 'FAILED', 'error',
+                               format('node "%s" failed: %s', node.node_key, fail_node.error)));
+END
+$$;
+COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
+  'Internal: fails a node for good, fails its run and skips every node of the run that has not started';
+
+-- The outcome of one attempt of one node: the attempt row, the node's new state (SUCCESS,
+-- a retry after backoff, or FAILED), the dependents it releases and the events.
+CREATE FUNCTION orchestration.record_attempt(node_id bigint, succeeded boolean, input jsonb,
+                                             output jsonb, error text, started_at timestamptz,
+                                             finished_at timestamptz, scheduler_round bigint,
+                                             exit_code integer DEFAULT NULL,
+                                             log_tail text DEFAULT NULL,
+                                             container_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  retry_at timestamptz;
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET attempt = n.attempt + 1
+  WHERE n.id = node_id RETURNING * INTO node;
+  INSERT INTO orchestration.agent_runs
+    (project_id, agent_id, agent_name, workflow_run_id, run_node_id, attempt, input_json,
+     output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+     started_at, finished_at, duration_ms)
+  SELECT node.project_id, node.agent_id, a.name, node.run_id, node.id, node.attempt, input,
+         output, CASE WHEN succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
+         error, exit_code, log_tail, container_id, scheduler_round, started_at, finished_at,
+         (extract(epoch FROM finished_at - started_at) * 1000)::integer
+  FROM orchestration.agents a WHERE a.id = node.agent_id;
+
+  IF node.status NOT IN ('PENDING', 'RUNNING') THEN
+    RETURN;  -- the node was cancelled or skipped meanwhile: keep the attempt, change nothing
+  END IF;
+
+  IF succeeded THEN
+    UPDATE orchestration.workflow_run_nodes n SET
+      status = 'SUCCESS', output = record_attempt.output, resolved_input = input,
+      error = NULL, started_at = coalesce(n.started_at, record_attempt.started_at),
+      finished_at = record_attempt.finished_at, next_attempt_at = NULL
+    WHERE n.id = node_id;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'succeeded', node.run_id, node.node_key,
+              jsonb_build_object('status', 'SUCCESS', 'attempt', node.attempt, 'output', output));
+    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
+    WHERE d.run_id = node.run_id AND d.node_key = ANY (node.dependents) AND d.status = 'PENDING';
+    PERFORM orchestration.refresh_run(node.run_id);
+  ELSIF node.attempt <= node.retries THEN
+    -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
+    retry_at := finished_at + make_interval(secs => node.retry_backoff_seconds * 2 ^ (node.attempt - 1));
+    UPDATE orchestration.workflow_run_nodes n SET
+      status = 'PENDING', error = record_attempt.error, resolved_input = input,
+      started_at = coalesce(n.started_at, record_attempt.started_at), next_attempt_at = retry_at
+    WHERE n.id = node_id;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'retrying', node.run_id, node.node_key,
+              jsonb_build_object('status', 'PENDING', 'attempt', node.attempt, 'error', error,
+                                 'next_attempt_at', retry_at));
+  ELSE
+    UPDATE orchestration.workflow_run_nodes n SET resolved_input = input,
+      started_at = coalesce(n.started_at, record_attempt.started_at)
+    WHERE n.id = node_id;
+    PERFORM orchestration.fail_node(node_id,
+              CASE WHEN node.retries > 0 THEN format('%s (after %s attempts)', error, node.attempt)
+                   ELSE error END);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.record_attempt(bigint, boolean, jsonb, jsonb, text, timestamptz, timestamptz, bigint, integer, text, text) IS
+  'Internal: records one attempt of a node (an agent_runs row) and moves the node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run';
+
+-- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
+-- what the scheduler needs to run them. Nodes that need an approval they do not have get
+-- a PENDING approval request and are not returned. Only containers stay RUNNING between
+-- transactions, so only they count against the concurrency limits.
+CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+                                          max_running_per_project integer,
+                                          approval_timeout_seconds integer)
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text,
+               agent_type orchestration.agent_type, rule_function text, registered_by name,
+               timeout_seconds integer, scope jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  candidate_ids bigint[];
+  running_total integer;
+  claimed orchestration.workflow_run_nodes;
+  approval_id bigint;
+BEGIN
+  SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
+  IF max_running > 0 THEN
+    max_nodes := least(max_nodes, greatest(max_running - running_total, 0));
+  END IF;
+  IF max_nodes <= 0 THEN
+    RETURN;
+  END IF;
+
+  WITH runnable AS (
+    SELECT n.id, n.project_id, n.level,
+           row_number() OVER (PARTITION BY n.project_id ORDER BY n.level, n.id) AS rank_in_project
+    FROM orchestration.workflow_run_nodes n
+    WHERE n.status = 'PENDING' AND n.pending_deps = 0
+      AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+    ORDER BY n.level, n.id
+    LIMIT max_nodes * 4
+  ), busy AS (
+    SELECT n.project_id, count(*) AS running
+    FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING' GROUP BY n.project_id
+  )
+  SELECT array_agg(r.id ORDER BY r.level, r.id) INTO candidate_ids
+  FROM (SELECT r.id, r.level FROM runnable r LEFT JOIN busy b ON b.project_id = r.project_id
+        WHERE max_running_per_project <= 0
+           OR r.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+        ORDER BY r.level, r.id LIMIT max_nodes) r;
+  IF candidate_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  FOR claimed IN
+    SELECT n.* FROM orchestration.workflow_run_nodes n
+    JOIN orchestration.workflow_runs r ON r.id = n.run_id
+    WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
+      AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+    ORDER BY n.level, n.id
+    FOR UPDATE OF n SKIP LOCKED
+  LOOP
+    IF (claimed.approval_required
+        OR (SELECT a.risk_level = 'APPROVAL_REQUIRED' FROM orchestration.agents a WHERE a.id = claimed.agent_id))
+       AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                       WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED') THEN
+      INSERT INTO orchestration.workflow_approvals AS ap
+        (project_id, workflow_run_id, run_node_id, node_key, expires_at)
+      VALUES (claimed.project_id, claimed.run_id, claimed.id, claimed.node_key,
+              CASE WHEN approval_timeout_seconds > 0
+                   THEN clock_timestamp() + make_interval(secs => approval_timeout_seconds) END)
+      RETURNING ap.id INTO approval_id;
+      UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL' WHERE n.id = claimed.id;
+      PERFORM orchestration.emit_event(claimed.project_id, 'approval', 'requested', claimed.run_id,
+                claimed.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING'));
+      PERFORM orchestration.refresh_run(claimed.run_id);
+      CONTINUE;
+    END IF;
+    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+    WHERE r.id = claimed.run_id AND r.status = 'PENDING';
+    IF FOUND THEN
+      PERFORM orchestration.emit_event(claimed.project_id, 'run', 'started', claimed.run_id, NULL,
+                jsonb_build_object('status', 'RUNNING'));
+    END IF;
+    RETURN QUERY
+      SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+             claimed.inputs, claimed.condition, a.name, a.type, a.rule_function, a.registered_by,
+             coalesce(claimed.timeout_seconds, a.timeout_seconds),
+             jsonb_build_object(
+               'context', r.context,
+               'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                         'started_by', r.started_by, 'traceparent', r.traceparent),
+               'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+               'nodes', coalesce((SELECT jsonb_object_agg(u.node_key, jsonb_build_object('output', u.output))
+                                  FROM orchestration.workflow_run_nodes u
+                                  WHERE u.run_id = claimed.run_id AND u.node_key = ANY (claimed.refs)
+                                    AND u.status = 'SUCCESS'), '{}'))
+      FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w
+      WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, integer) IS
+  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, requests approvals where needed, and returns each node with its agent and its template scope';
+
+-- The next moment something becomes due without a wake-up: a retry's backoff ends or an
+-- approval expires. The scheduler sleeps until then at most.
+CREATE FUNCTION orchestration.next_due_at() RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT least((SELECT min(n.next_attempt_at) FROM orchestration.workflow_run_nodes n
+                WHERE n.status = 'PENDING' AND n.pending_deps = 0),
+               (SELECT min(a.expires_at) FROM orchestration.workflow_approvals a
+                WHERE a.status = 'PENDING'))
+$$;
+COMMENT ON FUNCTION orchestration.next_due_at() IS
+  'Internal (scheduler): when the earliest retry backoff ends or pending approval expires';
+
+-- ---------------------------------------------------------------------------------------
+-- Operator functions on runs.
+
+CREATE FUNCTION orchestration.run_for_write(run_id bigint, required_role name,
+                                            OUT run orchestration.workflow_runs, OUT caller name)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
+  END IF;
+  BEGIN
+    caller := orchestration.authorize(run.project_id, required_role);
+  EXCEPTION WHEN insufficient_privilege THEN
+    IF pg_has_role(orchestration.calling_role(), required_role, 'USAGE') THEN
+      RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE;
+  END;
+END
+$$;
+COMMENT ON FUNCTION orchestration.run_for_write(bigint, name) IS
+  'Internal: locks a run for cancel_run/retry_run after checking the caller''s role and project; a run of a project the caller lacks is reported as not existing';
+
+CREATE FUNCTION orchestration.cancel_run(run_id bigint, reason text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.run_for_write(run_id, 'orchestration_operator');
+  message text;
+  cancelled orchestration.workflow_run_nodes;
+BEGIN
+  IF (target.run).status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN
+    RAISE EXCEPTION 'run % has already finished (%)', run_id, (target.run).status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  message := 'cancelled by ' || target.caller || coalesce(': ' || reason, '');
+  UPDATE orchestration.workflow_runs r
+     SET status = 'CANCELLED', finished_at = clock_timestamp(), error = message
+   WHERE r.id = run_id;
+  -- Running containers are stopped by the executor, which then records them CANCELLED.
+  FOR cancelled IN
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'CANCELLED', error = message, finished_at = clock_timestamp()
+     WHERE n.run_id = cancel_run.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+    RETURNING *
+  LOOP
+    PERFORM orchestration.emit_event(cancelled.project_id, 'node', 'cancelled', run_id,
+              cancelled.node_key, jsonb_build_object('status', 'CANCELLED'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run ' || message
+   WHERE a.workflow_run_id = run_id AND a.status = 'PENDING';
+  PERFORM orchestration.emit_event((target.run).project_id, 'run', 'cancelled', run_id, NULL,
+            jsonb_build_object('status', 'CANCELLED', 'error', message));
+  PERFORM orchestration.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION orchestration.cancel_run(bigint, text) IS
+  'Cancels a live run: no node starts any more, running containers are stopped, waiting approvals are closed, and the run ends CANCELLED with the reason. Requires orchestration_operator and the project';
+
+CREATE FUNCTION orchestration.retry_run(run_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.run_for_write(run_id, 'orchestration_operator');
+BEGIN
+  IF (target.run).status <> 'FAILED' THEN
+    RAISE EXCEPTION 'run % is %; only FAILED runs can be retried', run_id, (target.run).status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- Failed nodes, and the nodes skipped because the run failed, run again; nodes that
+  -- succeeded (or were skipped by their condition) stay as they are.
+  UPDATE orchestration.workflow_run_nodes n SET
+    status = 'PENDING', error = NULL, skip_reason = NULL, next_attempt_at = NULL,
+    finished_at = NULL, output = NULL
+  WHERE n.run_id = retry_run.run_id
+    AND (n.status = 'FAILED' OR (n.status = 'SKIPPED' AND n.skip_reason = 'run failed'));
+  UPDATE orchestration.workflow_run_nodes n SET pending_deps = (
+    SELECT count(*) FROM orchestration.workflow_run_nodes d
+    WHERE d.run_id = n.run_id AND d.node_key = ANY (n.depends_on)
+      AND NOT (d.status = 'SUCCESS' OR (d.status = 'SKIPPED' AND n.run_if_skipped)))
+  WHERE n.run_id = retry_run.run_id AND n.status = 'PENDING';
+  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', finished_at = NULL, error = NULL
+  WHERE r.id = run_id;
+  PERFORM orchestration.emit_event((target.run).project_id, 'run', 'retried', run_id, NULL,
+            jsonb_build_object('status', 'RUNNING', 'retried_by', target.caller));
+  PERFORM orchestration.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
+  'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. Requires orchestration_operator and the project';
+
+CREATE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_build_object(
+           'id', r.id, 'project_id', r.project_id, 'workflow', w.name,
+           'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
+           'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
+           'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
+           'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
+           'nodes', coalesce((
+             SELECT jsonb_agg(jsonb_build_object(
+                      'id', n.node_key, 'status', n.status, 'attempt', n.attempt,
+                      'output', n.output, 'error', n.error, 'skip_reason', n.skip_reason,
+                      'started_at', n.started_at, 'finished_at', n.finished_at,
+                      'duration_ms', (extract(epoch FROM n.finished_at - n.started_at) * 1000)::bigint)
+                    ORDER BY n.level, n.node_key)
+             FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
+  FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+  WHERE r.id = run_json.run_id
+$$;
+COMMENT ON FUNCTION orchestration.run_json(bigint) IS
+  'A run''s summary as JSON: status, error, timings, and each node''s status, attempt, output, error and timings';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout interval DEFAULT '60 seconds')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + timeout;
+  current_status orchestration.run_status;
+  run_xmin xid;
+  pause float8 := 0.002;
+BEGIN
+  SELECT r.status, r.xmin INTO current_status, run_xmin FROM orchestration.workflow_runs r WHERE r.id = run_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'wait_for_run needs READ COMMITTED; in % isolation it would never see the run change',
+                    upper(current_setting('transaction_isolation'))
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF run_xmin::text = pg_current_xact_id_if_assigned()::text THEN
+    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', run_id
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Commit first, then call wait_for_run in a new transaction.';
+  END IF;
+  LOOP
+    SELECT r.status INTO current_status FROM orchestration.workflow_runs r WHERE r.id = run_id;
+    IF current_status IN ('SUCCESS', 'FAILED', 'CANCELLED', 'WAITING_APPROVAL') THEN
+      RETURN orchestration.run_json(run_id);
+    END IF;
+    IF clock_timestamp() >= deadline THEN
+      RETURN orchestration.run_json(run_id) || '{"timed_out": true}';
+    END IF;
+    PERFORM pg_sleep(least(pause, extract(epoch FROM deadline - clock_timestamp())));
+    pause := least(pause * 2, 0.05);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, interval) IS
+  'Blocks until the run is SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL, or the timeout passes, and returns its summary (as run_json; "timed_out": true when the timeout passed). Needs READ COMMITTED and a committed run';

@@ -1,0 +1,55 @@
+-- Views for psql. security_invoker makes row-level security apply to the caller, so a
+-- role sees only its projects' rows here too.
+
+CREATE VIEW orchestration.run_summary WITH (security_invoker = true) AS
+SELECT r.id AS run_id, r.project_id, w.name AS workflow, r.status,
+       count(n.id) AS nodes,
+       count(n.id) FILTER (WHERE n.status = 'SUCCESS') AS succeeded,
+       count(n.id) FILTER (WHERE n.status = 'FAILED') AS failed,
+       count(n.id) FILTER (WHERE n.status = 'RUNNING') AS running,
+       count(n.id) FILTER (WHERE n.status = 'PENDING') AS pending,
+       count(n.id) FILTER (WHERE n.status = 'WAITING_APPROVAL') AS waiting,
+       count(n.id) FILTER (WHERE n.status = 'SKIPPED') AS skipped,
+       count(n.id) FILTER (WHERE n.status = 'CANCELLED') AS cancelled,
+       round(100.0 * count(n.id) FILTER (WHERE n.status IN ('SUCCESS', 'FAILED', 'SKIPPED', 'CANCELLED'))
+             / greatest(count(n.id), 1)) AS percent_done,
+       r.trigger, r.started_by, r.created_at, r.started_at, r.finished_at,
+       coalesce(r.finished_at, now()) - coalesce(r.started_at, r.created_at) AS elapsed,
+       r.error
+FROM orchestration.workflow_runs r
+JOIN orchestration.workflows w ON w.id = r.workflow_id
+LEFT JOIN orchestration.workflow_run_nodes n ON n.run_id = r.id
+GROUP BY r.id, w.name;
+COMMENT ON VIEW orchestration.run_summary IS
+  'One row per run: workflow, status, how many nodes are in each status, percent done, timings and the error. Filter it: WHERE status = ''RUNNING'' or ORDER BY run_id DESC LIMIT 20';
+
+CREATE VIEW orchestration.node_runs WITH (security_invoker = true) AS
+SELECT n.run_id, n.project_id, w.name AS workflow, n.node_key AS node, a.name AS agent, n.action,
+       n.status, n.attempt, n.level, n.started_at, n.finished_at,
+       n.finished_at - n.started_at AS duration, n.next_attempt_at,
+       coalesce(n.error, n.skip_reason) AS error,
+       last.exit_code, last.log_tail
+FROM orchestration.workflow_run_nodes n
+JOIN orchestration.workflow_runs r ON r.id = n.run_id
+JOIN orchestration.workflows w ON w.id = r.workflow_id
+LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+LEFT JOIN LATERAL (SELECT ar.exit_code, ar.log_tail FROM orchestration.agent_runs ar
+                   WHERE ar.run_node_id = n.id ORDER BY ar.attempt DESC LIMIT 1) last ON true;
+COMMENT ON VIEW orchestration.node_runs IS
+  'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node';
+
+CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
+SELECT ap.id AS approval_id, ap.project_id, ap.workflow_run_id AS run_id, w.name AS workflow,
+       ap.node_key AS node, a.name AS agent, n.action, r.started_by,
+       ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting
+FROM orchestration.workflow_approvals ap
+JOIN orchestration.workflow_run_nodes n ON n.id = ap.run_node_id
+JOIN orchestration.workflow_runs r ON r.id = ap.workflow_run_id
+JOIN orchestration.workflows w ON w.id = r.workflow_id
+LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+WHERE ap.status = 'PENDING';
+COMMENT ON VIEW orchestration.pending_approvals IS
+  'Approvals waiting for an answer, oldest first by requested_at: answer with orchestration.approve(approval_id) or orchestration.reject(approval_id)';
+
+GRANT SELECT ON orchestration.run_summary, orchestration.node_runs, orchestration.pending_approvals
+  TO orchestration_admin, orchestration_operator, orchestration_approver;

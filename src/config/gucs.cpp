@@ -1,0 +1,77 @@
+#include "config/gucs.hpp"
+
+#include <climits>
+
+extern "C" {
+#include "postgres.h"
+
+#include "utils/guc.h"
+}
+
+namespace orch::config {
+
+char* database_names = nullptr;
+int poll_interval_ms = 1000;
+int max_concurrent_nodes = 16;
+int max_concurrent_nodes_per_project = 0;
+int approval_timeout_seconds = 86400;
+bool approval_four_eyes = false;
+int max_nodes_per_transaction = 200;
+
+void define_gucs() {
+  DefineCustomStringVariable(
+      "orchestration.database_name",
+      "Databases whose workflows pg_orchestration schedules (comma-separated).",
+      "One scheduler background worker runs per database listed, each in a database that "
+      "has the extension. Changing it needs a server restart.",
+      &database_names, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.poll_interval_ms",
+      "How often an idle scheduler looks for work it was not woken for.",
+      "The scheduler is woken at once when work is created; polling is the safety net.",
+      &poll_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "orchestration.max_concurrent_nodes", "How many nodes may run at once, in all projects.",
+      "Counts container nodes; RULE nodes run one after another inside the scheduler. 0 means "
+      "no limit.",
+      &max_concurrent_nodes, 16, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.max_concurrent_nodes_per_project",
+      "How many nodes of one project may run at once.", "0 means no per-project limit.",
+      &max_concurrent_nodes_per_project, 0, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.approval_timeout",
+      "How long an approval may wait for an answer before it is rejected as expired.",
+      "0 means approvals never expire.", &approval_timeout_seconds, 86400, 0, INT_MAX / 1000,
+      PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "orchestration.approval_four_eyes",
+      "Whether the role that started a run is barred from answering its approvals.", nullptr,
+      &approval_four_eyes, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.max_nodes_per_transaction",
+      "How many RULE nodes the scheduler runs before it commits.",
+      "Larger batches move more nodes per second; smaller ones make each result visible "
+      "sooner and hold row locks for less time. The scheduler also commits every 50 ms.",
+      &max_nodes_per_transaction, 200, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("orchestration");
+}
+
+std::vector<std::string> scheduler_databases() {
+  std::vector<std::string> names;
+  std::string all = database_names ? database_names : "";
+  std::size_t start = 0;
+  while (start <= all.size() && names.size() < static_cast<std::size_t>(kMaxDatabases)) {
+    std::size_t comma = all.find(',', start);
+    std::string name = all.substr(start, comma == std::string::npos ? std::string::npos
+                                                                   : comma - start);
+    std::size_t b = name.find_first_not_of(" \t"), e = name.find_last_not_of(" \t");
+    if (b != std::string::npos) names.push_back(name.substr(b, e - b + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return names;
+}
+
+}  // namespace orch::config

@@ -1,0 +1,25 @@
+// The extension's settings (orchestration.*), defined in _PG_init. Workers read them
+// through these variables; SQL reads them with current_setting().
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace orch::config {
+
+extern char* database_names;  // orchestration.database_name: one scheduler per listed database
+extern int poll_interval_ms;
+extern int max_concurrent_nodes;
+extern int max_concurrent_nodes_per_project;
+extern int approval_timeout_seconds;
+extern bool approval_four_eyes;
+extern int max_nodes_per_transaction;
+
+inline constexpr int kMaxDatabases = 8;
+
+void define_gucs();
+
+// orchestration.database_name split at commas, trimmed, at most kMaxDatabases.
+std::vector<std::string> scheduler_databases();
+
+}  // namespace orch::config

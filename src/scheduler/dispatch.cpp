@@ -1,0 +1,112 @@
+#include "scheduler/dispatch.hpp"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "config/gucs.hpp"
+#include "core/common/user_error.hpp"
+#include "core/template/condition.hpp"
+#include "core/template/template.hpp"
+#include "executors/rule_executor.hpp"
+#include "pg/boundary.hpp"
+#include "pg/spi.hpp"
+
+extern "C" {
+#include "utils/timestamp.h"
+}
+
+namespace orch::scheduler {
+namespace {
+
+using nlohmann::json;
+using pg::spi_run;
+using pg::Value;
+
+// A claimed node, as claim_nodes() returns it.
+enum Column {
+  kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName,
+  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope
+};
+
+constexpr const char* kClaimSql =
+    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::int)";
+constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
+constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
+constexpr const char* kRecordSql =
+    "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
+    "$6::timestamptz, $7::timestamptz, $8::bigint)";
+constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
+constexpr const char* kNextDueSql =
+    "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
+
+constexpr auto kTransactionBudget = std::chrono::milliseconds(50);
+
+std::string now_text() {
+  return pg::guard([] { return timestamptz_to_str(GetCurrentTimestamp()); });
+}
+
+json parse(const Value& value) { return value ? json::parse(*value) : json(nullptr); }
+
+// Moves one claimed node on. Errors in the node's own templates or condition fail the
+// node; they are the user's, not the scheduler's.
+void process_node(const std::vector<Value>& node, std::int64_t round) {
+  const std::string& id = *node[kNodeId];
+  json scope = parse(node[kScope]);
+  json condition = parse(node[kCondition]);
+
+  json input;
+  try {
+    if (!templating::evaluate_condition(condition, scope)) {
+      spi_run(kSkipSql, {id, "condition " + condition.dump() + " is false"});
+      return;
+    }
+    input = templating::render(parse(node[kInputs]), scope);
+  } catch (const UserError& e) {
+    spi_run(kFailSql, {id, e.what()});
+    return;
+  }
+
+  if (*node[kAgentType] != "RULE") {
+    spi_run(kFailSql, {id, *node[kAgentType] + " agent \"" + *node[kAgentName] +
+                               "\" runs in a container, and this server has no container "
+                               "executor yet"});
+    return;
+  }
+  std::string started = now_text();
+  executors::RuleOutcome outcome = executors::run_rule(
+      *node[kRuleFunction], *node[kRegisteredBy], input.dump(), std::stoi(*node[kTimeoutSeconds]));
+  std::string finished = now_text();
+  spi_run(kRecordSql, {id, outcome.succeeded ? "true" : "false", input.dump(),
+                       outcome.succeeded ? Value(outcome.output) : std::nullopt,
+                       outcome.succeeded ? std::nullopt : Value(outcome.error), started,
+                       finished, std::to_string(round)});
+}
+
+}  // namespace
+
+PassResult run_pass(std::int64_t& round) {
+  PassResult result;
+  auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
+  spi_run(kExpireSql);
+  while (true) {
+    int room = config::max_nodes_per_transaction - result.nodes;
+    if (room <= 0 || std::chrono::steady_clock::now() >= deadline) {
+      result.budget_spent = true;
+      break;
+    }
+    pg::Rows claimed = spi_run(
+        kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
+                    std::to_string(config::max_concurrent_nodes_per_project),
+                    std::to_string(config::approval_timeout_seconds)});
+    if (claimed.size() == 0) break;
+    ++round;
+    for (const auto& node : claimed.rows) process_node(node, round);
+    result.nodes += static_cast<int>(claimed.size());
+  }
+  pg::Rows due = spi_run(kNextDueSql);
+  if (due.size() == 1 && due.at(0, 0)) result.next_due_ms = std::max(0L, std::stol(*due.at(0, 0)));
+  return result;
+}
+
+}  // namespace orch::scheduler

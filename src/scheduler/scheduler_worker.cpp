@@ -1,0 +1,114 @@
+// The scheduler background worker: one per database in orchestration.database_name.
+//
+// Read it top to bottom: set up signals, connect, announce itself so that commits can
+// wake it, then loop forever: handle interrupts and reloads, run one pass in one
+// transaction, sleep on the latch until woken, until a retry or expiry is due, or until
+// the poll interval passes.
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PGDLLEXPORT void orch_scheduler_main(Datum slot);
+}
+
+#include <algorithm>
+
+#include "config/gucs.hpp"
+#include "pg/spi.hpp"
+#include "pg/transaction.hpp"
+#include "scheduler/dispatch.hpp"
+#include "scheduler/wakeup.hpp"
+
+namespace {
+
+constexpr const char* kName = "pg_orchestration scheduler";
+
+bool extension_installed() {
+  orch::pg::Rows rows = orch::pg::spi_run(
+      "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_orchestration'");
+  return rows.size() == 1;
+}
+
+// One pass; returns how long to sleep before the next (0: go on at once).
+long run_once(std::int64_t& round) {
+  long sleep_ms = orch::config::poll_interval_ms;
+  try {
+    orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
+      if (!extension_installed()) return;  // CREATE EXTENSION has not run (yet)
+      orch::scheduler::PassResult pass = orch::scheduler::run_pass(round);
+      if (pass.budget_spent) sleep_ms = 0;
+      else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
+    });
+  } catch (const std::exception& e) {
+    // A failed pass is logged and retried after the poll interval; the worker stays up.
+    orch::pg::log_worker_error(kName, e);
+    orch::pg::spi_forget_plans();
+  }
+  return sleep_ms;
+}
+
+void scheduler_loop(int slot, const char* database) {
+  std::int64_t round = 0;
+  MemoryContext loop_context = orch::pg::guard([] {
+    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration scheduler loop",
+                                 ALLOCSET_DEFAULT_SIZES);
+  });
+  orch::pg::guard([&] {
+    pgstat_report_appname(kName);
+    orch::scheduler::register_scheduler(slot);
+    ereport(LOG, (errmsg("%s started in database \"%s\"", kName, database)));
+  });
+
+  for (;;) {
+    orch::pg::guard([] {
+      CHECK_FOR_INTERRUPTS();
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+    MemoryContext previous = MemoryContextSwitchTo(loop_context);
+    long sleep_ms = run_once(round);
+    MemoryContextSwitchTo(previous);
+    orch::pg::guard([&] { MemoryContextReset(loop_context); });
+    if (sleep_ms > 0) {
+      orch::pg::guard([&] {
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void orch_scheduler_main(Datum slot_datum) {
+  int slot = DatumGetInt32(slot_datum);
+  pqsignal(SIGTERM, die);  // a pending SIGTERM ends the worker at its next interrupt check
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+
+  std::vector<std::string> databases = orch::config::scheduler_databases();
+  if (slot >= static_cast<int>(databases.size())) proc_exit(0);
+  std::string database = databases[static_cast<std::size_t>(slot)];
+  BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
+
+  try {
+    scheduler_loop(slot, database.c_str());
+  } catch (const std::exception& e) {
+    // Only a failure outside a pass (setting up, waiting) gets here. Exit non-zero: the
+    // postmaster starts the worker again after bgw_restart_time.
+    orch::pg::log_worker_error(kName, e);
+  }
+  proc_exit(1);
+}

@@ -15,8 +15,12 @@ EXTENSION_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA_built = $(EXTENSION_SQL)
 EXTRA_CLEAN = $(EXTENSION_SQL)
 
+# The regression database must exist, with the extension, before installcheck: the
+# scheduler worker of the test cluster (scripts/cluster.sh) is connected to it, so
+# pg_regress may not drop and recreate it (scripts/test.sh prepares it).
 REGRESS = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+REGRESS_OPTS = --inputdir=. --use-existing
+override CONTRIB_TESTDB = orchestration_regress
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \

@@ -164,7 +164,7 @@ BEGIN
     RAISE EXCEPTION 'capability "%" of agent "%" cannot be removed: workflow "%" (node "%") uses it',
                     in_use.capability, spec->>'name', in_use.workflow, in_use.node_key
       USING ERRCODE = 'dependent_objects_still_exist',
-            HINT = 'Change or archive that workflow first, or keep the capability in the spec.';
+            HINT = 'Change that workflow first with orchestration.update_workflow(), or keep the capability in the spec.';
   END IF;
   DELETE FROM orchestration.agent_capabilities c
   WHERE c.agent_id = stored_id

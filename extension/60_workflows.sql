@@ -257,8 +257,14 @@ BEGIN
   IF spec IS NULL THEN
     RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  normalized := orchestration.normalize_workflow_spec(
-    spec - ARRAY['id', 'project_id', 'version', 'created_by', 'created_at', 'updated_at']);
+  -- get_workflow() output can be edited and fed back: its read-only keys are ignored.
+  spec := spec - ARRAY['id', 'project_id', 'version', 'created_by', 'created_at', 'updated_at'];
+  IF jsonb_typeof(spec->'nodes') = 'array' THEN
+    spec := jsonb_set(spec, '{nodes}', (SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(n) = 'object' THEN n - 'level' ELSE n END
+                                                                  ORDER BY i), '[]')
+                                        FROM jsonb_array_elements(spec->'nodes') WITH ORDINALITY e(n, i)));
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
   IF EXISTS (SELECT 1 FROM orchestration.workflows w
              WHERE w.project_id = (target.workflow).project_id AND w.name = normalized->>'name'
                AND w.id <> update_workflow.workflow_id) THEN

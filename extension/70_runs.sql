@@ -132,7 +132,12 @@ COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
 $$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}. The table's owner needs orchestration_operator and the project$$;
 
 -- ---------------------------------------------------------------------------------------
--- Node state transitions. The scheduler calls these in its own transactions; each keeps
+-- Node state transitions.
+--
+-- Lock order: every transaction that changes a run takes the run's row lock before it
+-- touches the run's nodes or approvals. The scheduler takes it when it claims (SKIP
+-- LOCKED), the API functions first thing; so a transaction waits only while it holds no
+-- other lock of that run, and no deadlock can form. The scheduler calls these in its own transactions; each keeps
 -- the run's state, its counters and its events consistent.
 
 CREATE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
@@ -357,6 +362,7 @@ DECLARE
   running_total integer;
   claimed orchestration.workflow_run_nodes;
   approval_id bigint;
+  requested timestamptz;
 BEGIN
   SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
   IF max_running > 0 THEN
@@ -393,17 +399,21 @@ BEGIN
     WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
       AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
     ORDER BY n.level, n.id
-    FOR UPDATE OF n SKIP LOCKED
+    -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
+    -- approve, reject do), so no two transactions wait for each other in a circle. A run
+    -- someone else holds is skipped for now.
+    FOR UPDATE OF n, r SKIP LOCKED
   LOOP
     IF (claimed.approval_required
         OR (SELECT a.risk_level = 'APPROVAL_REQUIRED' FROM orchestration.agents a WHERE a.id = claimed.agent_id))
        AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
                        WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED') THEN
+      requested := clock_timestamp();
       INSERT INTO orchestration.workflow_approvals AS ap
-        (project_id, workflow_run_id, run_node_id, node_key, expires_at)
-      VALUES (claimed.project_id, claimed.run_id, claimed.id, claimed.node_key,
+        (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at)
+      VALUES (claimed.project_id, claimed.run_id, claimed.id, claimed.node_key, requested,
               CASE WHEN approval_timeout_seconds > 0
-                   THEN clock_timestamp() + make_interval(secs => approval_timeout_seconds) END)
+                   THEN requested + make_interval(secs => approval_timeout_seconds) END)
       RETURNING ap.id INTO approval_id;
       UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL' WHERE n.id = claimed.id;
       PERFORM orchestration.emit_event(claimed.project_id, 'approval', 'requested', claimed.run_id,

@@ -10,7 +10,12 @@ AS $$
 DECLARE
   run orchestration.workflow_runs;
 BEGIN
-  SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
+  -- The run's row first, then the approval (see the lock order in 70_runs.sql).
+  SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id;
+  IF FOUND THEN
+    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+    SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
+  END IF;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'approval % does not exist', coalesce(approval_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
@@ -24,8 +29,8 @@ BEGIN
     RAISE;
   END;
   IF approval.status <> 'PENDING' THEN
-    RAISE EXCEPTION 'approval % was already answered: % by % at %', approval_id, approval.status,
-                    coalesce(approval.responded_by::text, 'nobody'), approval.responded_at
+    RAISE EXCEPTION 'approval % was already answered: %', approval_id,
+                    approval.status || coalesce(' by ' || approval.responded_by, '')
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = coalesce('Notes: ' || approval.notes, '');
   END IF;
@@ -90,16 +95,26 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  due orchestration.workflow_approvals;
   expired orchestration.workflow_approvals;
   n integer := 0;
 BEGIN
-  FOR expired IN
+  FOR due IN
+    SELECT * FROM orchestration.workflow_approvals a
+    WHERE a.status = 'PENDING' AND a.expires_at <= clock_timestamp()
+    ORDER BY a.expires_at
+  LOOP
+    -- The run's row first (see the lock order in 70_runs.sql); a run someone else is
+    -- changing right now is left for the next pass.
+    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = due.workflow_run_id
+      FOR UPDATE SKIP LOCKED;
+    CONTINUE WHEN NOT FOUND;
     UPDATE orchestration.workflow_approvals a
        SET status = 'REJECTED', responded_at = now(),
            notes = format('expired: no answer within %s', a.expires_at - a.requested_at)
-     WHERE a.status = 'PENDING' AND a.expires_at <= clock_timestamp()
-    RETURNING *
-  LOOP
+     WHERE a.id = due.id AND a.status = 'PENDING'
+    RETURNING * INTO expired;
+    CONTINUE WHEN NOT FOUND;
     PERFORM orchestration.emit_event(expired.project_id, 'approval', 'expired',
               expired.workflow_run_id, expired.node_key,
               jsonb_build_object('approval_id', expired.id, 'status', 'REJECTED', 'notes', expired.notes));

@@ -5,6 +5,8 @@
 #   2. builds and installs the extension, starts a throwaway cluster that preloads it
 #   3. the pg_regress suite (make installcheck): sql/*.sql against expected/*.out
 #   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
+#   5. the integration suite (prove): test/integration/*.sh, which kill and restart real
+#      processes (the scheduler worker, the whole server)
 # and ends with each runner's own summary line. Exits non-zero if any part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,17 +35,21 @@ scripts/cluster.sh start || exit 1
 trap 'scripts/cluster.sh stop' EXIT
 eval "$(scripts/cluster.sh env)"
 
+# A database for each suite, each with a scheduler worker (orchestration.database_name
+# in scripts/cluster.sh lists them).
+for db in orchestration_regress orchestration_tap orchestration_test; do
+  psql -q -X -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $db" || exit 1
+done
+
 step "pg_regress (make installcheck)"
+psql -q -X -v ON_ERROR_STOP=1 -d orchestration_regress -c "CREATE EXTENSION pg_orchestration" || exit 1
 if ! make installcheck 2>&1 | tee "$logs/regress.log"; then
   failed+=(pg_regress)
   [ -f regression.diffs ] && cat regression.diffs
 fi
 
 step "pgTAP (pg_prove)"
-psql -q -X -v ON_ERROR_STOP=1 -d postgres <<SQL || exit 1
-DROP DATABASE IF EXISTS orchestration_tap;
-CREATE DATABASE orchestration_tap;
-\c orchestration_tap
+psql -q -X -v ON_ERROR_STOP=1 -d orchestration_tap <<SQL || exit 1
 SET client_min_messages = warning;
 CREATE EXTENSION pgtap;
 CREATE EXTENSION pg_orchestration;
@@ -51,10 +57,15 @@ SQL
 pg_prove -d orchestration_tap test/pgtap/*.sql 2>&1 | tee "$logs/pgtap.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(pgtap)
 
+step "integration tests (prove)"
+prove -v test/integration/*.sh 2>&1 | tee "$logs/integration.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
+
 step "summary"
 grep -E 'tests passed|tests failed out of' "$logs/ctest.log" | tail -1
 grep -E 'tests? (passed|failed)' "$logs/regress.log" | sed 's/^ *//' | tail -1
 grep -E '^(Files=|Result:)' "$logs/pgtap.log"
+grep -E '^(Files=|Result:)' "$logs/integration.log"
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "FAILED: ${failed[*]} (logs in $logs)"
   exit 1

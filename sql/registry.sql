@@ -68,14 +68,11 @@ SELECT count(*) AS capabilities_left FROM orchestration.agent_capabilities WHERE
 SELECT orchestration.delete_agent(:notifier_id);
 
 -- A workflow still using an agent (or one of its capabilities) keeps it alive.
-INSERT INTO orchestration.workflows (project_id, name, created_by) VALUES (1, 'nightly-scan', 'postgres');
-INSERT INTO orchestration.workflow_nodes (workflow_id, project_id, node_key, agent_id, action)
-SELECT w.id, 1, 'scan', :scanner_id, 'scan' FROM orchestration.workflows w WHERE w.name = 'nightly-scan';
+SELECT orchestration.create_workflow(1, '{"name": "nightly-scan", "nodes": [{"id": "scan", "agent": "security-scanner", "action": "scan"}]}') AS nightly_id \gset
 SELECT orchestration.delete_agent(:scanner_id);
 SELECT orchestration.update_agent(:scanner_id, orchestration.get_agent(:scanner_id) || '{"capabilities": [{"name": "other"}]}');
 SELECT name FROM orchestration.agent_capabilities WHERE agent_id = :scanner_id;
-DELETE FROM orchestration.workflows WHERE name = 'nightly-scan';
+SELECT orchestration.update_workflow(:nightly_id, '{"name": "nightly-scan", "nodes": [{"id": "scan", "agent": "triage", "action": "decide"}]}')->'nodes'->0->>'agent' AS now_uses;
 SELECT orchestration.delete_agent(:scanner_id);
 SELECT name FROM orchestration.list_agents(1);
-SELECT orchestration.delete_agent(:triage_id), orchestration.delete_agent(:other_project_id);
-DROP FUNCTION public.triage(jsonb);
+SELECT orchestration.delete_agent(:other_project_id);

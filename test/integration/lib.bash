@@ -1,0 +1,46 @@
+# Helpers for the integration tests: TAP output, psql against the test cluster, waiting.
+# Each test is a bash script that prints TAP, run by `prove` (scripts/test.sh).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+eval "$("$ROOT/scripts/cluster.sh" env)"
+export PGDATABASE=orchestration_test
+DATA=${ORCH_PGDATA:-/tmp/pg_orchestration/data}
+
+tap_count=0
+tap_failed=0
+ok() {  # ok CONDITION-EXIT-STATUS DESCRIPTION
+  tap_count=$((tap_count + 1))
+  if [ "$1" -eq 0 ]; then echo "ok $tap_count - $2"; else echo "not ok $tap_count - $2"; tap_failed=$((tap_failed + 1)); fi
+}
+is() {  # is GOT EXPECTED DESCRIPTION
+  tap_count=$((tap_count + 1))
+  if [ "$1" = "$2" ]; then echo "ok $tap_count - $3"
+  else echo "not ok $tap_count - $3"; echo "#   got:      '$1'"; echo "#   expected: '$2'"; tap_failed=$((tap_failed + 1)); fi
+}
+done_testing() { echo "1..$tap_count"; [ "$tap_failed" -eq 0 ]; }
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+# wait_for SECONDS SQL: until the query returns 't' (true), or fail after SECONDS.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(q "$2" 2>/dev/null)" = "t" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+scheduler_pid() {
+  q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database()" 2>/dev/null
+}
+
+# A fresh extension in orchestration_test, and a scheduler connected to it.
+reset_database() {
+  q "DROP EXTENSION IF EXISTS pg_orchestration CASCADE" >/dev/null 2>&1
+  q "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public" >/dev/null 2>&1
+  q "CREATE EXTENSION pg_orchestration" >/dev/null
+  wait_for 30 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database()"
+}
+
+pg_ctl_as_postgres() { runuser -u postgres -- "$(pg_config --bindir)/pg_ctl" -D "$DATA" "$@"; }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# An idle scheduler sleeps on its latch: it uses no CPU between polls, and still starts a
+# new run at once (woken at commit), long before its poll interval would.
+source "$(dirname "$0")/lib.bash"
+reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
+
+q "ALTER SYSTEM SET orchestration.poll_interval_ms = '600s'"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+pid=$(scheduler_pid)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+
+is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE pid = $pid")" "Extension/Extension" \
+   "the idle scheduler waits on its latch"
+before=$(cpu_ticks)
+sleep 3
+after=$(cpu_ticks)
+is "$((after - before))" "0" "it used no CPU in 3 idle seconds (utime+stime ticks)"
+
+q "CREATE FUNCTION public.ping(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{\"pong\": true}'::jsonb \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
+# Far less than the 600 s poll interval: only the commit-time wake-up can explain it.
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
+   "a run started while idle finishes without waiting for a poll"
+is "$(q "SELECT finished_at - created_at < interval '5 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
+   "it was picked up at once (well under the 600 s poll interval)"
+# A rolled-back start creates nothing for it to do.
+q "BEGIN; SELECT orchestration.start_workflow(1, 'ping'); ROLLBACK" >/dev/null
+sleep 1
+is "$(q "SELECT count(*) FROM orchestration.workflow_runs")" "1" "a rolled-back start leaves no run"
+
+q "ALTER SYSTEM RESET orchestration.poll_interval_ms"
+q "SELECT pg_reload_conf()" >/dev/null
+done_testing

@@ -1,49 +1,101 @@
--- The demo: the sample agents of the plan, registered in project 1, shown in psql.
+-- The demo: agents registered in project 1, a workflow that scans text for leaked
+-- secrets, asks a human before it notifies, and reports; run end to end and shown in psql.
 \set SHOW_CONTEXT never
 \pset footer off
 SET client_min_messages = warning;
 CREATE EXTENSION pg_orchestration;
 
--- A backend role for project 1, as the Python backend would use it.
+-- Roles as a deployment would have them: a backend that defines and starts workflows,
+-- and a person who approves.
 DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_backend') THEN
-    CREATE ROLE demo_backend LOGIN;
-  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_backend') THEN CREATE ROLE demo_backend LOGIN; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_reviewer') THEN CREATE ROLE demo_reviewer LOGIN; END IF;
 END $$;
 GRANT orchestration_admin TO demo_backend;
-SELECT orchestration.grant_project('demo_backend', 1);
-SET ROLE demo_backend;
+GRANT orchestration_approver TO demo_reviewer;
+SELECT orchestration.grant_project('demo_backend', 1), orchestration.grant_project('demo_reviewer', 1);
 
-\echo '== Registering the sample agents in project 1'
+-- RULE agents are SQL functions: cheap decisions that run inside the database.
+CREATE FUNCTION public.find_secrets(input jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+  SELECT jsonb_build_object('findings', coalesce(jsonb_agg(jsonb_build_object(
+           'rule', p.rule, 'severity', p.severity, 'match', left(m[1], 8) || '...')), '[]'))
+  FROM (VALUES ('aws-access-key', 'high', '(AKIA[0-9A-Z]{16})'),
+               ('password-assignment', 'medium', '(password\s*=\s*\S+)'),
+               ('private-key', 'high', '(-----BEGIN [A-Z ]*PRIVATE KEY-----)')) p(rule, severity, pattern),
+       regexp_matches(input->>'text', p.pattern, 'g') m
+$$;
+CREATE FUNCTION public.format_message(input jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+  SELECT jsonb_build_object('message', format('%s: %s finding(s), worst %s: %s', input->>'repo',
+           jsonb_array_length(input->'findings'),
+           (SELECT f->>'severity' FROM jsonb_array_elements(input->'findings') f
+            ORDER BY f->>'severity' = 'high' DESC LIMIT 1),
+           (SELECT string_agg(f->>'rule', ', ') FROM jsonb_array_elements(input->'findings') f)))
+$$;
+GRANT EXECUTE ON FUNCTION public.find_secrets(jsonb), public.format_message(jsonb) TO demo_backend;
+
+SET ROLE demo_backend;
+\echo '== Registering agents in project 1'
+SELECT orchestration.register_agent(1, $${
+  "name": "secret-scan", "type": "RULE", "version": "1.0.0",
+  "description": "Finds leaked secrets and risky patterns in text",
+  "function": "public.find_secrets",
+  "capabilities": [{"name": "scan", "input_schema": {"type": "object", "required": ["text"]},
+                    "output_schema": {"type": "object", "required": ["findings"]}}]
+}$$) AS scan_agent;
+SELECT orchestration.register_agent(1, $${
+  "name": "notifier", "type": "RULE", "version": "1.0.0", "risk_level": "APPROVAL_REQUIRED",
+  "description": "Formats findings into a message (a human approves first)",
+  "function": "public.format_message",
+  "capabilities": [{"name": "notify"}]
+}$$) AS notifier_agent;
+-- A container agent (its Docker executor is the next piece of work): registered, not run here.
 SELECT orchestration.register_agent(1, $${
   "name": "security-scanner", "type": "SCRIPT", "version": "1.0.0",
-  "description": "Scans text or a directory for leaked secrets and risky patterns",
+  "description": "Scans a directory for leaked secrets, in a sandboxed container",
   "image": "orchestration/security-scanner:latest", "entry_path": "/agent/scan",
+  "secrets": ["GITHUB_TOKEN"],
   "limits": {"memory_mb": 128, "cpus": 0.5, "timeout_seconds": 60, "pids": 32},
-  "capabilities": [{
-    "name": "scan",
-    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
-    "output_schema": {"type": "object", "required": ["findings"]}
-  }]
-}$$) AS scanner_id;
+  "capabilities": [{"name": "scan"}]
+}$$) AS container_agent;
+SELECT orchestration.set_secret(1, 'GITHUB_TOKEN', 'ghp_demo_value_that_never_shows');
+SELECT id, name, type, risk_level, runs, capabilities FROM orchestration.list_agents(1);
 
-SELECT orchestration.register_agent(1, $${
-  "name": "notifier", "type": "SCRIPT", "version": "1.0.0",
-  "description": "Formats findings into a message",
-  "image": "orchestration/notifier:latest", "risk_level": "APPROVAL_REQUIRED",
-  "secrets": ["SLACK_WEBHOOK"],
-  "capabilities": [{"name": "notify", "input_schema": {"type": "object", "required": ["findings"]}}]
-}$$) AS notifier_id;
+\echo '== A workflow: scan -> (only if something was found) notify, after approval'
+SELECT orchestration.create_workflow(1, $${
+  "name": "leak-check", "description": "Scan pushed text and tell the team about leaks",
+  "nodes": [
+    {"id": "scan", "agent": "secret-scan", "action": "scan", "inputs": {"text": "{{ context.text }}"}},
+    {"id": "notify", "agent": "notifier", "action": "notify", "depends_on": ["scan"],
+     "when": "{{ nodes.scan.output.findings }}",
+     "inputs": {"repo": "{{ context.repo }}", "findings": "{{ nodes.scan.output.findings }}"}}
+  ]}$$) AS workflow_id;
+SELECT node_key, level, depends_on FROM orchestration.workflow_levels(
+  (SELECT id FROM orchestration.workflows WHERE name = 'leak-check'));
 
-SELECT orchestration.set_secret(1, 'SLACK_WEBHOOK', 'https://hooks.example.invalid/demo');
+\echo '== Start a run, as the backend would'
+SELECT orchestration.start_workflow(1, 'leak-check', $${"repo": "payments-api",
+  "text": "config: AKIAABCDEFGHIJKLMNOP\npassword = hunter2"}$$) AS run_id \gset
+SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 
-\echo '== The registry, as an operator sees it'
-SELECT id, name, type, version, risk_level, runs, capabilities
-FROM orchestration.list_agents(1);
+\echo '== The run waits for a human'
+SELECT approval_id, workflow, node, agent, started_by FROM orchestration.pending_approvals;
+RESET ROLE;
+SET ROLE demo_reviewer;
+SELECT orchestration.approve(approval_id, 'real leak, tell them') FROM orchestration.pending_approvals WHERE run_id = :run_id;
+RESET ROLE;
+SET ROLE demo_backend;
+SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 
-\echo '== One agent, as the backend gets it'
-SELECT jsonb_pretty(orchestration.get_agent(
-  (SELECT id FROM orchestration.agents WHERE name = 'notifier')) - '{registered_at,updated_at}'::text[]) AS notifier;
+\echo '== What happened'
+SELECT run_id, workflow, status, nodes, succeeded, skipped, percent_done FROM orchestration.run_summary WHERE run_id = :run_id;
+SELECT node, agent, status, attempt, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level;
+SELECT output->>'message' AS message FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND node_key = 'notify';
+SELECT type, subject FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
+
+\echo '== Clean text: the notify node is skipped by its condition, the run still succeeds'
+SELECT orchestration.start_workflow(1, 'leak-check', '{"repo": "docs", "text": "nothing to see"}') AS clean_run \gset
+SELECT r->>'status' AS status, r->'nodes'->1->>'status' AS notify, r->'nodes'->1->>'skip_reason' AS why
+FROM orchestration.wait_for_run(:clean_run, '30 seconds') r;
 
 \echo '== Secrets show their names and users, never their values'
 SELECT name, used_by FROM orchestration.list_secrets(1);

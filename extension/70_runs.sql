@@ -344,16 +344,17 @@ COMMENT ON FUNCTION orchestration.record_attempt(bigint, boolean, jsonb, jsonb, 
   'Internal: records one attempt of a node (an agent_runs row) and moves the node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run';
 
 -- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
--- what the scheduler needs to run them. Nodes that need an approval they do not have get
--- a PENDING approval request and are not returned. Only containers stay RUNNING between
--- transactions, so only they count against the concurrency limits.
+-- what the scheduler needs to move each one on: its agent, its template scope, and whether
+-- it still needs an approval (the scheduler checks the node's condition first: a node
+-- that is skipped never asks anyone). Only containers stay RUNNING between transactions,
+-- so only they count against the concurrency limits.
 CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
                                           approval_timeout_seconds integer)
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text,
                agent_type orchestration.agent_type, rule_function text, registered_by name,
-               timeout_seconds integer, scope jsonb)
+               timeout_seconds integer, scope jsonb, needs_approval boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -361,8 +362,6 @@ DECLARE
   candidate_ids bigint[];
   running_total integer;
   claimed orchestration.workflow_run_nodes;
-  approval_id bigint;
-  requested timestamptz;
 BEGIN
   SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
   IF max_running > 0 THEN
@@ -404,23 +403,6 @@ BEGIN
     -- someone else holds is skipped for now.
     FOR UPDATE OF n, r SKIP LOCKED
   LOOP
-    IF (claimed.approval_required
-        OR (SELECT a.risk_level = 'APPROVAL_REQUIRED' FROM orchestration.agents a WHERE a.id = claimed.agent_id))
-       AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                       WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED') THEN
-      requested := clock_timestamp();
-      INSERT INTO orchestration.workflow_approvals AS ap
-        (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at)
-      VALUES (claimed.project_id, claimed.run_id, claimed.id, claimed.node_key, requested,
-              CASE WHEN approval_timeout_seconds > 0
-                   THEN requested + make_interval(secs => approval_timeout_seconds) END)
-      RETURNING ap.id INTO approval_id;
-      UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL' WHERE n.id = claimed.id;
-      PERFORM orchestration.emit_event(claimed.project_id, 'approval', 'requested', claimed.run_id,
-                claimed.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING'));
-      PERFORM orchestration.refresh_run(claimed.run_id);
-      CONTINUE;
-    END IF;
     UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
     WHERE r.id = claimed.run_id AND r.status = 'PENDING';
     IF FOUND THEN
@@ -439,14 +421,44 @@ BEGIN
                'nodes', coalesce((SELECT jsonb_object_agg(u.node_key, jsonb_build_object('output', u.output))
                                   FROM orchestration.workflow_run_nodes u
                                   WHERE u.run_id = claimed.run_id AND u.node_key = ANY (claimed.refs)
-                                    AND u.status = 'SUCCESS'), '{}'))
+                                    AND u.status = 'SUCCESS'), '{}')),
+             (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
+               AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                               WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED')
       FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w
       WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id;
   END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, integer) IS
-  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, requests approvals where needed, and returns each node with its agent and its template scope';
+  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits and returns each node with its agent, its template scope and whether it still needs an approval';
+
+CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
+                                               input jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  requested timestamptz := clock_timestamp();
+  approval_id bigint;
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL', resolved_input = input
+  WHERE n.id = node_id RETURNING * INTO node;
+  INSERT INTO orchestration.workflow_approvals AS ap
+    (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at)
+  VALUES (node.project_id, node.run_id, node.id, node.node_key, requested,
+          CASE WHEN approval_timeout_seconds > 0
+               THEN requested + make_interval(secs => approval_timeout_seconds) END)
+  RETURNING ap.id INTO approval_id;
+  PERFORM orchestration.emit_event(node.project_id, 'approval', 'requested', node.run_id,
+            node.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING'));
+  PERFORM orchestration.refresh_run(node.run_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
+  'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never)';
 
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.

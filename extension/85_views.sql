@@ -41,7 +41,8 @@ COMMENT ON VIEW orchestration.node_runs IS
 CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
 SELECT ap.id AS approval_id, ap.project_id, ap.workflow_run_id AS run_id, w.name AS workflow,
        ap.node_key AS node, a.name AS agent, n.action, r.started_by,
-       ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting
+       ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting,
+       n.resolved_input AS input
 FROM orchestration.workflow_approvals ap
 JOIN orchestration.workflow_run_nodes n ON n.id = ap.run_node_id
 JOIN orchestration.workflow_runs r ON r.id = ap.workflow_run_id
@@ -49,7 +50,7 @@ JOIN orchestration.workflows w ON w.id = r.workflow_id
 LEFT JOIN orchestration.agents a ON a.id = n.agent_id
 WHERE ap.status = 'PENDING';
 COMMENT ON VIEW orchestration.pending_approvals IS
-  'Approvals waiting for an answer, oldest first by requested_at: answer with orchestration.approve(approval_id) or orchestration.reject(approval_id)';
+  'Approvals waiting for an answer, with the input the node will run with. Answer with orchestration.approve(approval_id) or orchestration.reject(approval_id)';
 
 GRANT SELECT ON orchestration.run_summary, orchestration.node_runs, orchestration.pending_approvals
   TO orchestration_admin, orchestration_operator, orchestration_approver;

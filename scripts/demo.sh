@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: installs what is needed, builds and installs the extension, starts a local
-# cluster that preloads it, creates the database orchestration_demo and registers the
-# sample agents, then shows them with psql. Run it again at any time: it starts over.
+# cluster that preloads it, creates the database orchestration_demo, registers agents,
+# defines a workflow and runs it end to end (with an approval), showing each step with
+# psql. Run it again at any time: it starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,8 @@ eval "$(scripts/cluster.sh env)"
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 SET client_min_messages = warning;
-DROP DATABASE IF EXISTS orchestration_demo;
+-- FORCE: the scheduler worker of orchestration_demo is connected to it.
+DROP DATABASE IF EXISTS orchestration_demo WITH (FORCE);
 CREATE DATABASE orchestration_demo;
 SQL
 

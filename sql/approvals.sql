@@ -2,6 +2,9 @@
 -- approver; approve lets it run, reject fails it; answers are recorded; approvals can
 -- expire; with four-eyes the role that started a run cannot approve it.
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 400000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE FUNCTION public.appr_echo(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
 SELECT orchestration.register_agent(41, '{"name": "echo", "type": "RULE", "function": "public.appr_echo", "capabilities": [{"name": "say"}]}') > 0 AS registered;
 SELECT orchestration.register_agent(41, '{"name": "publisher", "type": "RULE", "function": "public.appr_echo", "risk_level": "APPROVAL_REQUIRED", "capabilities": [{"name": "publish"}]}') > 0 AS registered;
@@ -27,7 +30,7 @@ SELECT r->>'status' AS status, r->'nodes'->0->>'status' AS build, r->'nodes'->1-
 FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
 SELECT approval_id AS approval_id, workflow, node, agent, started_by, expires_at > requested_at AS expires
 FROM orchestration.pending_approvals WHERE run_id = :run_id \gset
-SELECT workflow, node, agent, started_by FROM orchestration.pending_approvals WHERE run_id = :run_id;
+SELECT workflow, node, agent, started_by, input FROM orchestration.pending_approvals WHERE run_id = :run_id;
 SELECT status, waiting FROM orchestration.run_summary WHERE run_id = :run_id;
 
 -- Only approvers answer, and only in their projects.
@@ -60,6 +63,14 @@ SELECT orchestration.reject(approval_id, 'not on a Friday') FROM orchestration.p
 RESET ROLE;
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run2, '30 seconds') r;
 SELECT node, status, error FROM orchestration.node_runs WHERE run_id = :run2 ORDER BY level;
+
+-- A node whose condition is false is skipped without asking anyone.
+SELECT orchestration.create_workflow(41, $${"name": "maybe-release", "nodes": [
+  {"id": "build", "agent": "echo", "action": "say", "inputs": {"ship": "{{ context.ship }}"}},
+  {"id": "publish", "agent": "publisher", "action": "publish", "depends_on": ["build"], "when": "{{ nodes.build.output.ship }}"}]}$$) > 0 AS created;
+SELECT orchestration.start_workflow(41, 'maybe-release', '{"ship": false}') AS run_skip \gset
+SELECT r->>'status' AS status, r->'nodes'->1->>'status' AS publish FROM orchestration.wait_for_run(:run_skip, '30 seconds') r;
+SELECT count(*) AS approvals_asked FROM orchestration.workflow_approvals WHERE workflow_run_id = :run_skip;
 
 -- Four eyes: the role that started the run may not answer its approvals.
 ALTER SYSTEM SET orchestration.approval_four_eyes = on;

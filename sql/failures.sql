@@ -2,6 +2,9 @@
 -- RULE functions, references that do not resolve, "when" conditions, cancel_run and
 -- retry_run.
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 500000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE SEQUENCE public.flaky_calls;
 -- Fails (raises) until it has been called more than input.fail_times times in all.
 CREATE FUNCTION public.flaky(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$

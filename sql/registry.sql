@@ -1,5 +1,8 @@
 -- The agent registry: register, read, list, update and delete agents.
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 600000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE FUNCTION public.triage(input jsonb) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT jsonb_build_object('priority', coalesce(input->>'severity', 'low')) $$;
 

@@ -1,6 +1,9 @@
 -- Bad input to the registry: each call fails with a message naming the field, and
 -- nothing is written (checked at the end against a snapshot taken first).
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 700000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE FUNCTION public.echo_rule(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
 CREATE FUNCTION public.wrong_argument(input text) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 CREATE FUNCTION public.wrong_result(input jsonb) RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;

@@ -1,6 +1,9 @@
 -- Runs: start a workflow, wait for it, read it back. The scheduler worker of this
 -- database runs the nodes; RULE agents are SQL functions.
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 200000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE FUNCTION public.runs_add(input jsonb) RETURNS jsonb LANGUAGE sql
 AS $$ SELECT jsonb_build_object('v', (input->>'x')::int + 1, 'seen', input) $$;
 SELECT orchestration.register_agent(21, '{"name": "adder", "type": "RULE", "function": "public.runs_add", "capabilities": [{"name": "add"}]}') AS adder_id \gset

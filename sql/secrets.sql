@@ -1,6 +1,9 @@
 -- Secrets: set, replace, list and delete; values never come back out, and errors from
 -- set_secret do not write the statement (which holds the value) to the server log.
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 800000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 SELECT orchestration.set_secret(5, 'GITHUB_TOKEN', 'ghp-regress-value-1');
 SELECT orchestration.set_secret(5, 'GITHUB_TOKEN', 'ghp-regress-value-2');
 SELECT orchestration.set_secret(5, 'SLACK_WEBHOOK', 'https://hooks.example/regress-value-3');

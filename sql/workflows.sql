@@ -1,6 +1,9 @@
 -- Workflow definitions: create, read, update, archive, topological levels, and every
 -- way a definition is refused (with nothing written).
 \set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 100000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
 CREATE FUNCTION public.wf_echo(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
 SELECT orchestration.register_agent(11, '{"name": "echo", "type": "RULE", "function": "public.wf_echo", "capabilities": [{"name": "say"}, {"name": "shout"}]}') AS echo_id \gset
 SELECT orchestration.register_agent(12, '{"name": "foreign", "type": "RULE", "function": "public.wf_echo", "capabilities": [{"name": "say"}]}') AS foreign_id \gset

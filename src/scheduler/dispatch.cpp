@@ -26,13 +26,15 @@ using pg::Value;
 // A claimed node, as claim_nodes() returns it.
 enum Column {
   kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName,
-  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope
+  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope, kNeedsApproval
 };
 
 constexpr const char* kClaimSql =
     "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::int)";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
+constexpr const char* kApprovalSql =
+    "SELECT orchestration.request_approval($1::bigint, $2::int, $3::jsonb)";
 constexpr const char* kRecordSql =
     "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
     "$6::timestamptz, $7::timestamptz, $8::bigint)";
@@ -48,8 +50,11 @@ std::string now_text() {
 
 json parse(const Value& value) { return value ? json::parse(*value) : json(nullptr); }
 
-// Moves one claimed node on. Errors in the node's own templates or condition fail the
-// node; they are the user's, not the scheduler's.
+// Moves one claimed node on: skip it (condition false), stop it for an approval, or run
+// it. The condition and the input come first, so a node that is skipped never asks
+// anyone, and an approver sees the input that will run. Errors in
+// the node's own templates or condition fail the node; they are the user's, not the
+// scheduler's.
 void process_node(const std::vector<Value>& node, std::int64_t round) {
   const std::string& id = *node[kNodeId];
   json scope = parse(node[kScope]);
@@ -64,6 +69,11 @@ void process_node(const std::vector<Value>& node, std::int64_t round) {
     input = templating::render(parse(node[kInputs]), scope);
   } catch (const UserError& e) {
     spi_run(kFailSql, {id, e.what()});
+    return;
+  }
+  if (*node[kNeedsApproval] == "t") {
+    // The approver sees the input exactly as it will be run.
+    spi_run(kApprovalSql, {id, std::to_string(config::approval_timeout_seconds), input.dump()});
     return;
   }
 

@@ -1,7 +1,7 @@
 -- The SQL API exists with the documented signatures, and every table, view and function
 -- explains itself in \d+ and \df+.
 BEGIN;
-SELECT plan(19);
+SELECT plan(37);
 
 SELECT has_extension('pg_orchestration');
 SELECT function_returns('orchestration', 'register_agent', ARRAY['integer', 'jsonb'], 'bigint');
@@ -15,6 +15,28 @@ SELECT function_returns('orchestration', 'list_secrets', ARRAY['integer'], 'seto
 SELECT function_returns('orchestration', 'grant_project', ARRAY['name', 'integer'], 'void');
 SELECT function_returns('orchestration', 'revoke_project', ARRAY['name', 'integer'], 'void');
 SELECT function_returns('orchestration', 'normalize_agent_spec', ARRAY['jsonb'], 'jsonb');
+SELECT function_returns('orchestration', 'create_workflow', ARRAY['integer', 'jsonb'], 'bigint');
+SELECT function_returns('orchestration', 'update_workflow', ARRAY['bigint', 'jsonb'], 'jsonb');
+SELECT function_returns('orchestration', 'archive_workflow', ARRAY['bigint'], 'void');
+SELECT function_returns('orchestration', 'get_workflow', ARRAY['bigint'], 'jsonb');
+SELECT function_returns('orchestration', 'workflow_levels', ARRAY['bigint'], 'setof record');
+SELECT function_returns('orchestration', 'start_workflow', ARRAY['integer', 'text', 'jsonb'], 'bigint');
+SELECT function_returns('orchestration', 'start_workflow_trigger', ARRAY[]::text[], 'trigger');
+SELECT function_returns('orchestration', 'cancel_run', ARRAY['bigint', 'text'], 'void');
+SELECT function_returns('orchestration', 'retry_run', ARRAY['bigint'], 'void');
+SELECT function_returns('orchestration', 'wait_for_run', ARRAY['bigint', 'interval'], 'jsonb');
+SELECT function_returns('orchestration', 'approve', ARRAY['bigint', 'text'], 'void');
+SELECT function_returns('orchestration', 'reject', ARRAY['bigint', 'text'], 'void');
+SELECT has_view('orchestration', 'run_summary', 'view run_summary');
+SELECT has_view('orchestration', 'node_runs', 'view node_runs');
+SELECT has_view('orchestration', 'pending_approvals', 'view pending_approvals');
+SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'orchestration'::regnamespace AND c.relkind = 'v'
+             AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)), 0::bigint,
+          'every view applies row-level security as the caller (security_invoker)');
+SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb)'::regprocedure)),
+          'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb', 'start_workflow''s context defaults to {}');
+SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, interval)'::regprocedure)),
+          'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval', 'wait_for_run waits 60 seconds by default');
 
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'orchestration'::regnamespace

@@ -1,7 +1,7 @@
 -- Row-level security and the API's own checks: a role bound to project 1 can neither
 -- read nor change anything of project 2, through tables, views or functions.
 BEGIN;
-SELECT plan(36);
+SELECT plan(39);
 
 CREATE ROLE tap_admin_p1 LOGIN;
 CREATE ROLE tap_admin_p2 LOGIN;
@@ -27,6 +27,10 @@ SELECT lives_ok($$SELECT orchestration.set_secret(2, 'P2_TOKEN', 'p2-value')$$,
                 'the project 2 admin sets a secret in project 2');
 RESET ROLE;
 CREATE TEMP TABLE p2_agent AS SELECT id FROM orchestration.agents WHERE name = 'p2-agent';
+-- A run of project 2 (uncommitted: the scheduler never sees it).
+SELECT orchestration.create_workflow(2, '{"name": "p2-run", "nodes": [{"id": "a", "agent": "p2-agent", "action": "run", "approval_required": true}]}');
+CREATE TEMP TABLE p2_run AS SELECT orchestration.start_workflow(2, 'p2-run') AS id;
+GRANT SELECT ON p2_run TO PUBLIC;
 GRANT SELECT ON p2_agent TO PUBLIC;
 INSERT INTO orchestration.workflows (project_id, name, created_by) VALUES (2, 'p2-flow', 'tap_admin_p2');
 
@@ -43,7 +47,12 @@ SELECT throws_ok($$SELECT orchestration.register_agent(1, '{"name": "sneaky", "t
 -- Reads: tables and functions show project 1 only.
 SELECT is((SELECT array_agg(DISTINCT project_id) FROM orchestration.agents), ARRAY[1], 'agents: only project 1 rows are visible');
 SELECT is((SELECT array_agg(DISTINCT project_id) FROM orchestration.agent_capabilities), ARRAY[1], 'agent_capabilities: only project 1 rows are visible');
-SELECT is((SELECT count(*) FROM orchestration.workflows), 0::bigint, 'workflows: project 2''s workflow is invisible');
+SELECT is((SELECT count(*) FROM orchestration.workflows), 0::bigint, 'workflows: project 2''s workflows are invisible');
+SELECT is((SELECT count(*) FROM orchestration.run_summary), 0::bigint, 'run_summary shows no run of project 2');
+SELECT is((SELECT count(*) FROM orchestration.node_runs), 0::bigint, 'node_runs shows no node of project 2');
+SELECT throws_ok(format('SELECT orchestration.cancel_run(%s)', (SELECT id FROM p2_run)),
+                 '42704', format('run %s does not exist', (SELECT id FROM p2_run)),
+                 'an admin of project 1 cannot cancel a run of project 2 (nor learn that it exists)');
 SELECT is((SELECT count(*) FROM orchestration.list_agents(2)), 0::bigint, 'list_agents(2) is empty for the project 1 admin');
 SELECT is((SELECT count(*) FROM orchestration.list_agents(1)), 1::bigint, 'list_agents(1) shows the project 1 agent');
 SELECT throws_ok(format('SELECT orchestration.get_agent(%s)', (SELECT id FROM p2_agent)),

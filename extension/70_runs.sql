@@ -352,9 +352,10 @@ CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer
                                           max_running_per_project integer,
                                           approval_timeout_seconds integer)
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
-               attempt integer, inputs jsonb, condition jsonb, agent_name text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
                agent_type orchestration.agent_type, rule_function text, registered_by name,
-               timeout_seconds integer, scope jsonb, needs_approval boolean)
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -411,7 +412,8 @@ BEGIN
     END IF;
     RETURN QUERY
       SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
-             claimed.inputs, claimed.condition, a.name, a.type, a.rule_function, a.registered_by,
+             claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+             a.registered_by,
              coalesce(claimed.timeout_seconds, a.timeout_seconds),
              jsonb_build_object(
                'context', r.context,
@@ -424,14 +426,19 @@ BEGIN
                                     AND u.status = 'SUCCESS'), '{}')),
              (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
                AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                               WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED')
-      FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w
-      WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id;
+                               WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
+             -- The row version identifies the schemas, so the scheduler compiles them
+             -- once and again only after update_agent changes them.
+             c.id, c.xmin::text
+      FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w,
+           orchestration.agent_capabilities c
+      WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id
+        AND c.agent_id = a.id AND c.name = claimed.action;
   END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, integer) IS
-  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits and returns each node with its agent, its template scope and whether it still needs an approval';
+  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits and returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
                                                input jsonb)

@@ -5,6 +5,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA orchestration FROM PUBLIC;
 
 -- Reading: every orchestration role (row-level security limits what each one sees).
 GRANT EXECUTE ON FUNCTION
+  orchestration.json_schema_valid(jsonb, jsonb),
+  orchestration.json_schema_violations(jsonb, jsonb),
+  orchestration.json_schema_errors(jsonb, jsonb),
   orchestration.normalize_agent_spec(jsonb),
   orchestration.normalize_workflow_spec(jsonb),
   orchestration.validate_name(text, text),

@@ -1,11 +1,14 @@
 #include "scheduler/dispatch.hpp"
 
 #include <chrono>
+#include <memory>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
 #include "config/gucs.hpp"
 #include "core/common/user_error.hpp"
+#include "core/schema/json_schema.hpp"
 #include "core/template/condition.hpp"
 #include "core/template/template.hpp"
 #include "executors/rule_executor.hpp"
@@ -25,8 +28,9 @@ using pg::Value;
 
 // A claimed node, as claim_nodes() returns it.
 enum Column {
-  kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName,
-  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope, kNeedsApproval
+  kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName, kAction,
+  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope, kNeedsApproval,
+  kCapabilityId, kContractVersion
 };
 
 constexpr const char* kClaimSql =
@@ -42,13 +46,55 @@ constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
 constexpr const char* kNextDueSql =
     "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
 
+constexpr const char* kContractSql =
+    "SELECT input_schema, output_schema FROM orchestration.agent_capabilities WHERE id = $1::bigint";
+
 constexpr auto kTransactionBudget = std::chrono::milliseconds(50);
+
+// A capability's schemas, compiled once and kept while its row is unchanged.
+struct Contract {
+  std::string version;
+  std::shared_ptr<const schema::Schema> input, output;
+  std::string error;  // why the schemas did not compile (they were checked at registration)
+};
+
+const Contract& contract_for(const std::string& capability_id, const std::string& version) {
+  static std::unordered_map<std::string, Contract> contracts;
+  Contract& contract = contracts[capability_id];
+  if (contract.version == version && (contract.input || !contract.error.empty())) return contract;
+  contract = Contract{version, nullptr, nullptr, {}};
+  pg::Rows rows = spi_run(kContractSql, {capability_id});
+  try {
+    if (rows.size() != 1) throw UserError("capability " + capability_id + " no longer exists");
+    contract.input = schema::Schema::compile(json::parse(rows.at(0, 0).value_or("true")));
+    contract.output = schema::Schema::compile(json::parse(rows.at(0, 1).value_or("true")));
+  } catch (const UserError& e) {
+    contract.error = e.what();
+  }
+  return contract;
+}
 
 std::string now_text() {
   return pg::guard([] { return timestamptz_to_str(GetCurrentTimestamp()); });
 }
 
 json parse(const Value& value) { return value ? json::parse(*value) : json(nullptr); }
+
+// An output that breaks the capability's output schema fails the attempt (and is
+// retried like any failure); the output is kept on the attempt for whoever debugs it.
+void check_output(executors::RuleOutcome& outcome, const schema::Schema& output_schema,
+                  const std::string& capability) {
+  std::vector<schema::Violation> violations;
+  try {
+    violations = output_schema.validate(json::parse(outcome.output), 5);
+  } catch (const UserError& e) {
+    violations.push_back({"", e.what()});
+  }
+  if (violations.empty()) return;
+  outcome.succeeded = false;
+  outcome.error = "output does not match the output schema of " + capability + ": " +
+                  schema::describe(violations);
+}
 
 // Moves one claimed node on: skip it (condition false), stop it for an approval, or run
 // it. The condition and the input come first, so a node that is skipped never asks
@@ -71,6 +117,25 @@ void process_node(const std::vector<Value>& node, std::int64_t round) {
     spi_run(kFailSql, {id, e.what()});
     return;
   }
+  // The input must satisfy the capability's input schema before anything runs or anyone
+  // is asked: a bad input is the workflow's fault, and retrying would not change it.
+  std::string capability = *node[kAgentName] + "." + *node[kAction];
+  const Contract& contract = contract_for(*node[kCapabilityId], *node[kContractVersion]);
+  if (!contract.error.empty()) {
+    spi_run(kFailSql, {id, "the contract of " + capability + " cannot be used: " + contract.error});
+    return;
+  }
+  std::vector<schema::Violation> violations;
+  try {
+    violations = contract.input->validate(input, 5);
+  } catch (const UserError& e) {
+    violations.push_back({"", e.what()});
+  }
+  if (!violations.empty()) {
+    spi_run(kFailSql, {id, "input does not match the input schema of " + capability + ": " +
+                               schema::describe(violations)});
+    return;
+  }
   if (*node[kNeedsApproval] == "t") {
     // The approver sees the input exactly as it will be run.
     spi_run(kApprovalSql, {id, std::to_string(config::approval_timeout_seconds), input.dump()});
@@ -87,8 +152,9 @@ void process_node(const std::vector<Value>& node, std::int64_t round) {
   executors::RuleOutcome outcome = executors::run_rule(
       *node[kRuleFunction], *node[kRegisteredBy], input.dump(), std::stoi(*node[kTimeoutSeconds]));
   std::string finished = now_text();
+  if (outcome.succeeded) check_output(outcome, *contract.output, capability);
   spi_run(kRecordSql, {id, outcome.succeeded ? "true" : "false", input.dump(),
-                       outcome.succeeded ? Value(outcome.output) : std::nullopt,
+                       outcome.output.empty() ? std::nullopt : Value(outcome.output),
                        outcome.succeeded ? std::nullopt : Value(outcome.error), started,
                        finished, std::to_string(round)});
 }

@@ -205,6 +205,14 @@ TEST(AgentSpec, Capabilities) {
             "Schema (an object or a boolean), not array");
   spec["capabilities"] = json::parse(R"([{"name": "a", "input_schema": false}])");
   EXPECT_EQ(error_of(spec), "");
+  spec["capabilities"] = json::parse(R"([{"name": "a", "output_schema": {"properties": {"n": {"minimum": "1"}}}}])");
+  EXPECT_EQ(error_of(spec),
+            "invalid agent spec field \"capabilities[0].output_schema\": is not a valid JSON Schema: at "
+            "/properties/n/minimum: must be a number, not string");
+  spec["capabilities"] = json::parse(R"([{"name": "a", "input_schema": {"$ref": "#/$defs/nope"}}])");
+  EXPECT_EQ(error_of(spec),
+            "invalid agent spec field \"capabilities[0].input_schema\": is not a valid JSON Schema: at "
+            "/$ref: $ref \"#/$defs/nope\" does not resolve: nothing at \"/$defs\"");
   spec["capabilities"] = json::parse(R"(["scan"])");
   EXPECT_EQ(error_of(spec), "agent spec field \"capabilities[0]\" must be a JSON object, not string");
 }

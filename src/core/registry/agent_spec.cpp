@@ -6,6 +6,7 @@
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
 #include "core/registry/names.hpp"
+#include "core/schema/json_schema.hpp"
 
 namespace orch::registry {
 namespace {
@@ -30,6 +31,14 @@ json read_schema(SpecReader& reader, const char* key) {
   if (!schema->is_object() && !schema->is_boolean())
     reader.fail(key, std::string("must be a JSON Schema (an object or a boolean), not ") +
                          json_type_name(*schema));
+  try {
+    schema::Schema::compile(*schema);  // refused now, not when a node runs
+  } catch (const UserError& e) {
+    std::string problem = e.what();
+    const std::string prefix = "invalid JSON Schema ";
+    if (problem.compare(0, prefix.size(), prefix) == 0) problem = problem.substr(prefix.size());
+    reader.fail(key, "is not a valid JSON Schema: " + problem);
+  }
   return *schema;
 }
 

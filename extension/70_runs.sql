@@ -7,6 +7,12 @@ AS 'MODULE_PATHNAME', 'orch_wake_scheduler';
 COMMENT ON FUNCTION orchestration.wake_scheduler() IS
   'Wakes this database''s scheduler worker when the current transaction commits (nothing happens on rollback). The API calls it whenever it creates work';
 
+CREATE FUNCTION orchestration.reserve_run(run_id bigint) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_reserve_run';
+COMMENT ON FUNCTION orchestration.reserve_run(bigint) IS
+  'Internal: until this transaction ends, the scheduler claims no node of the run, so a caller about to lock the run''s row (cancel_run, retry_run, approve, reject) gets it promptly instead of racing the scheduler for it';
+
 CREATE FUNCTION orchestration.new_traceparent(parent text) RETURNS text
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -350,7 +356,7 @@ COMMENT ON FUNCTION orchestration.record_attempt(bigint, boolean, jsonb, jsonb, 
 -- so only they count against the concurrency limits.
 CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
-                                          approval_timeout_seconds integer)
+                                          reserved_runs bigint[])
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
                agent_type orchestration.agent_type, rule_function text, registered_by name,
@@ -398,6 +404,7 @@ BEGIN
     JOIN orchestration.workflow_runs r ON r.id = n.run_id
     WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
       AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+      AND NOT r.id = ANY (reserved_runs)
     ORDER BY n.level, n.id
     -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
     -- approve, reject do), so no two transactions wait for each other in a circle. A run
@@ -437,8 +444,8 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, integer) IS
-  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits and returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) IS
+  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run), and returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
                                                input jsonb)
@@ -490,6 +497,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM orchestration.reserve_run(run_id);
   SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';

@@ -13,6 +13,7 @@ BEGIN
   -- The run's row first, then the approval (see the lock order in 70_runs.sql).
   SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id;
   IF FOUND THEN
+    PERFORM orchestration.reserve_run(approval.workflow_run_id);
     PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
     SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
   END IF;

@@ -15,6 +15,7 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libnats-dev
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  clang libclang-rt-14-dev
 )
 
 missing=()

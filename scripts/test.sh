@@ -7,6 +7,8 @@
 #   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
 #   5. the integration suite (prove): test/integration/*.sh, which kill and restart real
 #      processes (the scheduler worker, the whole server)
+#   6. the JSON Schema fuzz target (libFuzzer, ASan/UBSan) for ORCH_FUZZ_SECONDS (60)
+#   7. the JSON Schema benchmark, which prints its figure (it asserts nothing)
 # and ends with each runner's own summary line. Exits non-zero if any part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +62,33 @@ pg_prove -d orchestration_tap test/pgtap/*.sql 2>&1 | tee "$logs/pgtap.log"
 step "integration tests (prove)"
 prove -v test/integration/*.sh 2>&1 | tee "$logs/integration.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(integration)
+
+step "fuzzing the JSON Schema validator (libFuzzer, ASan/UBSan, ${ORCH_FUZZ_SECONDS:-60} s)"
+corpus=$(mktemp -d /tmp/pg_orchestration_corpus.XXXXXX)
+cp test/fuzz/corpus/* "$corpus"/
+if CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DORCH_FUZZ=ON -DORCH_SANITIZE=ON >/dev/null &&
+   cmake --build build-fuzz -j2 --target json_schema_fuzz >"$logs/fuzz-build.log" 2>&1; then
+  if ./build-fuzz/json_schema_fuzz "$corpus" -max_total_time="${ORCH_FUZZ_SECONDS:-60}" -timeout=10 \
+       -rss_limit_mb=2048 -print_final_stats=1 >"$logs/fuzz.log" 2>&1; then
+    grep -E 'stat::number_of_executed_units|Done' "$logs/fuzz.log"
+  else
+    tail -60 "$logs/fuzz.log"
+    failed+=(fuzz)
+  fi
+else
+  cat "$logs/fuzz-build.log"
+  failed+=(fuzz)
+fi
+rm -rf "$corpus"
+
+step "benchmark: JSON Schema validation of a 10 MB instance"
+if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DORCH_SANITIZE=OFF >/dev/null &&
+   cmake --build build-release -j2 --target json_schema_bench >"$logs/bench-build.log" 2>&1; then
+  ./build-release/json_schema_bench 10 5 || failed+=(benchmark)
+else
+  cat "$logs/bench-build.log"
+  failed+=(benchmark)
+fi
 
 step "summary"
 grep -E 'tests passed|tests failed out of' "$logs/ctest.log" | tail -1

@@ -104,7 +104,8 @@ BEGIN
   END LOOP;
 END $$;
 SELECT a.status, a.responded_by, a.notes FROM orchestration.workflow_approvals a WHERE a.workflow_run_id = :run4;
-SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run4, '1 second') r;
+SELECT r->>'status' AS status, regexp_replace(r->>'error', 'approval \d+', 'approval N') AS error
+FROM orchestration.wait_for_run(:run4, '1 second') r;
 ALTER SYSTEM RESET orchestration.approval_timeout;
 SELECT pg_reload_conf();
 

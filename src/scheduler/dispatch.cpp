@@ -14,6 +14,7 @@
 #include "executors/rule_executor.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
+#include "scheduler/wakeup.hpp"
 
 extern "C" {
 #include "utils/timestamp.h"
@@ -34,7 +35,7 @@ enum Column {
 };
 
 constexpr const char* kClaimSql =
-    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::int)";
+    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[])";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
 constexpr const char* kApprovalSql =
@@ -174,7 +175,7 @@ PassResult run_pass(std::int64_t& round) {
     pg::Rows claimed = spi_run(
         kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                     std::to_string(config::max_concurrent_nodes_per_project),
-                    std::to_string(config::approval_timeout_seconds)});
+                    reserved_runs_literal()});
     if (claimed.size() == 0) break;
     ++round;
     for (const auto& node : claimed.rows) process_node(node, round);

@@ -12,6 +12,8 @@ extern "C" {
 #include "storage/shmem.h"
 }
 
+#include <vector>
+
 #include "config/gucs.hpp"
 
 namespace orch::scheduler {
@@ -22,12 +24,16 @@ struct Slot {
   pg_atomic_uint32 procno_plus1;  // its PGPROC number + 1; 0 when none
 };
 
+constexpr int kReservationSlots = 64;
+
 struct SharedState {
   Slot slots[config::kMaxDatabases];
+  pg_atomic_uint64 reserved_runs[kReservationSlots];  // 0: free
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
 bool wake_requested = false;
+std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 bool callback_registered = false;
 shmem_request_hook_type previous_request_hook = nullptr;
 shmem_startup_hook_type previous_startup_hook = nullptr;
@@ -48,6 +54,7 @@ void attach_shared_memory() {
       pg_atomic_init_u32(&slot.database, InvalidOid);
       pg_atomic_init_u32(&slot.procno_plus1, 0);
     }
+    for (auto& run : shared->reserved_runs) pg_atomic_init_u64(&run, 0);
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -63,13 +70,26 @@ void wake_schedulers_of(Oid database) {
   }
 }
 
+void release_reservations() {
+  for (int slot : my_reservations) pg_atomic_write_u64(&shared->reserved_runs[slot], 0);
+  my_reservations.clear();
+}
+
 void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
+    release_reservations();
     if (wake_requested) wake_schedulers_of(MyDatabaseId);
     wake_requested = false;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+    release_reservations();
     wake_requested = false;
   }
+}
+
+void register_transaction_callback() {
+  if (callback_registered) return;
+  RegisterXactCallback(on_transaction_end, nullptr);
+  callback_registered = true;
 }
 
 void leave_slot(int, Datum slot_index) {
@@ -96,11 +116,32 @@ void register_scheduler(int slot_index) {
 }
 
 void request_wake_at_commit() {
-  if (!callback_registered) {
-    RegisterXactCallback(on_transaction_end, nullptr);
-    callback_registered = true;
-  }
+  register_transaction_callback();
   wake_requested = true;
+}
+
+void reserve_run_until_transaction_end(std::int64_t run_id) {
+  if (!shared || run_id <= 0) return;
+  register_transaction_callback();
+  for (int slot : my_reservations)
+    if (pg_atomic_read_u64(&shared->reserved_runs[slot]) == static_cast<uint64>(run_id)) return;
+  for (int slot = 0; slot < kReservationSlots; ++slot) {
+    uint64 expected = 0;
+    if (pg_atomic_compare_exchange_u64(&shared->reserved_runs[slot], &expected,
+                                       static_cast<uint64>(run_id))) {
+      my_reservations.push_back(slot);
+      return;
+    }
+  }
+}
+
+std::string reserved_runs_literal() {
+  std::string literal = "{";
+  if (shared)
+    for (auto& run : shared->reserved_runs)
+      if (uint64 id = pg_atomic_read_u64(&run); id != 0)
+        literal += (literal.size() > 1 ? "," : "") + std::to_string(id);
+  return literal + "}";
 }
 
 }  // namespace orch::scheduler

@@ -6,6 +6,9 @@
 // scheduler of its database. On rollback nothing happens: no work, no wake-up.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 namespace orch::scheduler {
 
 // From _PG_init while preloading: asks for the shared memory and installs its hooks.
@@ -16,5 +19,15 @@ void register_scheduler(int slot);
 
 // Called by the SQL API (orchestration.wake_scheduler()).
 void request_wake_at_commit();
+
+// A backend about to wait for a run's row lock (cancel_run, retry_run, approve, reject)
+// announces the run here until its transaction ends. The scheduler does not claim nodes
+// of announced runs, so the waiter gets the lock after at most the scheduler's current
+// transaction, instead of losing it to the scheduler again and again. Best effort: with
+// every slot taken, or without shared memory, it does nothing.
+void reserve_run_until_transaction_end(std::int64_t run_id);
+
+// The runs announced right now, as a Postgres array literal ("{4,17}").
+std::string reserved_runs_literal();
 
 }  // namespace orch::scheduler

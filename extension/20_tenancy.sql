@@ -54,7 +54,8 @@ AS $$ SELECT coalesce(nullif(current_setting('role'), 'none'), session_user)::na
 COMMENT ON FUNCTION orchestration.calling_role() IS
   'The role on whose behalf the API is called: the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
 
-CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL)
+CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
+                                        object text DEFAULT NULL)
 RETURNS name
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -77,6 +78,11 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM orchestration.project_grants g
                  WHERE g.project_id = authorize.project_id
                    AND pg_has_role(caller, g.role, 'USAGE')) THEN
+    IF object IS NOT NULL THEN
+      -- Acting on an existing object of a project the caller lacks: it must not learn
+      -- that the object exists, just as row-level security hides it from its reads.
+      RAISE EXCEPTION '% does not exist', object USING ERRCODE = 'undefined_object';
+    END IF;
     RAISE EXCEPTION 'permission denied for project %', project_id
       USING ERRCODE = 'insufficient_privilege',
             HINT = format('An orchestration_admin of project %s can run: SELECT orchestration.grant_project(%L, %s);',
@@ -85,8 +91,8 @@ BEGIN
   RETURN caller;
 END
 $$;
-COMMENT ON FUNCTION orchestration.authorize(integer, name, name) IS
-  'Raises insufficient_privilege unless the role (who, by default the calling role) is a superuser, or belongs to required_role and has been granted project_id; returns that role. Every writing API function calls it first';
+COMMENT ON FUNCTION orchestration.authorize(integer, name, name, text) IS
+  'Raises insufficient_privilege unless the role (who, by default the calling role) is a superuser, or belongs to required_role and has been granted project_id; returns that role. With object (''agent 7''), a caller that lacks only the project is told the object does not exist. Every writing API function calls it first';
 
 CREATE FUNCTION orchestration.grant_project(role name, project_id integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER

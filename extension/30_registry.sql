@@ -215,15 +215,7 @@ BEGIN
     RAISE EXCEPTION 'agent % does not exist', coalesce(agent_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
   END IF;
-  BEGIN
-    caller := orchestration.authorize(agent.project_id, 'orchestration_admin');
-  EXCEPTION WHEN insufficient_privilege THEN
-    -- Without the project, the caller must not learn that the agent exists.
-    IF pg_has_role(orchestration.calling_role(), 'orchestration_admin', 'USAGE') THEN
-      RAISE EXCEPTION 'agent % does not exist', agent_id USING ERRCODE = 'undefined_object';
-    END IF;
-    RAISE;
-  END;
+  caller := orchestration.authorize(agent.project_id, 'orchestration_admin', object => 'agent ' || agent_id);
 END
 $$;
 COMMENT ON FUNCTION orchestration.agent_for_write(bigint) IS

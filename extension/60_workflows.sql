@@ -233,14 +233,8 @@ BEGIN
     RAISE EXCEPTION 'workflow % does not exist', coalesce(workflow_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
   END IF;
-  BEGIN
-    caller := orchestration.authorize(workflow.project_id, 'orchestration_admin');
-  EXCEPTION WHEN insufficient_privilege THEN
-    IF pg_has_role(orchestration.calling_role(), 'orchestration_admin', 'USAGE') THEN
-      RAISE EXCEPTION 'workflow % does not exist', workflow_id USING ERRCODE = 'undefined_object';
-    END IF;
-    RAISE;
-  END;
+  caller := orchestration.authorize(workflow.project_id, 'orchestration_admin',
+                                    object => 'workflow ' || workflow_id);
 END
 $$;
 COMMENT ON FUNCTION orchestration.workflow_for_write(bigint) IS

@@ -502,14 +502,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
   END IF;
-  BEGIN
-    caller := orchestration.authorize(run.project_id, required_role);
-  EXCEPTION WHEN insufficient_privilege THEN
-    IF pg_has_role(orchestration.calling_role(), required_role, 'USAGE') THEN
-      RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
-    END IF;
-    RAISE;
-  END;
+  caller := orchestration.authorize(run.project_id, required_role, object => 'run ' || run_id);
 END
 $$;
 COMMENT ON FUNCTION orchestration.run_for_write(bigint, name) IS

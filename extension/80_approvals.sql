@@ -1,13 +1,15 @@
 -- Approvals: a node whose agent is APPROVAL_REQUIRED, or that sets approval_required,
 -- waits in WAITING_APPROVAL with a PENDING approval until an approver answers.
 
-CREATE FUNCTION orchestration.approval_for_answer(approval_id bigint,
-                                                  OUT approval orchestration.workflow_approvals,
-                                                  OUT caller name)
+CREATE FUNCTION orchestration.answer_approval(approval_id bigint,
+                                              answer orchestration.approval_status, notes text)
+RETURNS orchestration.workflow_approvals
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  approval orchestration.workflow_approvals;
+  caller name;
   run orchestration.workflow_runs;
 BEGIN
   -- The run's row first, then the approval (see the lock order in 70_runs.sql).
@@ -21,14 +23,8 @@ BEGIN
     RAISE EXCEPTION 'approval % does not exist', coalesce(approval_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
   END IF;
-  BEGIN
-    caller := orchestration.authorize(approval.project_id, 'orchestration_approver');
-  EXCEPTION WHEN insufficient_privilege THEN
-    IF pg_has_role(orchestration.calling_role(), 'orchestration_approver', 'USAGE') THEN
-      RAISE EXCEPTION 'approval % does not exist', approval_id USING ERRCODE = 'undefined_object';
-    END IF;
-    RAISE;
-  END;
+  caller := orchestration.authorize(approval.project_id, 'orchestration_approver',
+                                    object => 'approval ' || approval_id);
   IF approval.status <> 'PENDING' THEN
     RAISE EXCEPTION 'approval % was already answered: %', approval_id,
                     approval.status || coalesce(' by ' || approval.responded_by, '')
@@ -42,28 +38,30 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'orchestration.approval_four_eyes is on: another approver must answer.';
   END IF;
+  UPDATE orchestration.workflow_approvals a
+     SET status = answer, responded_at = now(), responded_by = caller, notes = answer_approval.notes
+   WHERE a.id = approval_id
+  RETURNING * INTO approval;
+  PERFORM orchestration.emit_event(approval.project_id, 'approval', lower(answer::text),
+            approval.workflow_run_id, approval.node_key,
+            jsonb_build_object('approval_id', approval_id, 'status', answer,
+                               'responded_by', caller, 'notes', notes));
+  RETURN approval;
 END
 $$;
-COMMENT ON FUNCTION orchestration.approval_for_answer(bigint) IS
-  'Internal: locks a PENDING approval for approve/reject after checking the caller is an approver of the project and, with orchestration.approval_four_eyes, not the role that started the run';
+COMMENT ON FUNCTION orchestration.answer_approval(bigint, orchestration.approval_status, text) IS
+  'Internal: records an answer to a PENDING approval (and its event) after checking the caller is an approver of the project and, with orchestration.approval_four_eyes, not the role that started the run';
 
 CREATE FUNCTION orchestration.approve(approval_id bigint, notes text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  target record := orchestration.approval_for_answer(approval_id);
+  approval orchestration.workflow_approvals := orchestration.answer_approval(approval_id, 'APPROVED', notes);
 BEGIN
-  UPDATE orchestration.workflow_approvals a
-     SET status = 'APPROVED', responded_at = now(), responded_by = target.caller, notes = approve.notes
-   WHERE a.id = approval_id;
   UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING'
-   WHERE n.id = (target.approval).run_node_id AND n.status = 'WAITING_APPROVAL';
-  PERFORM orchestration.emit_event((target.approval).project_id, 'approval', 'approved',
-            (target.approval).workflow_run_id, (target.approval).node_key,
-            jsonb_build_object('approval_id', approval_id, 'status', 'APPROVED',
-                               'responded_by', target.caller, 'notes', notes));
-  PERFORM orchestration.refresh_run((target.approval).workflow_run_id);
+   WHERE n.id = approval.run_node_id AND n.status = 'WAITING_APPROVAL';
+  PERFORM orchestration.refresh_run(approval.workflow_run_id);
   PERFORM orchestration.wake_scheduler();
 END
 $$;
@@ -75,21 +73,14 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  target record := orchestration.approval_for_answer(approval_id);
+  approval orchestration.workflow_approvals := orchestration.answer_approval(approval_id, 'REJECTED', notes);
 BEGIN
-  UPDATE orchestration.workflow_approvals a
-     SET status = 'REJECTED', responded_at = now(), responded_by = target.caller, notes = reject.notes
-   WHERE a.id = approval_id;
-  PERFORM orchestration.emit_event((target.approval).project_id, 'approval', 'rejected',
-            (target.approval).workflow_run_id, (target.approval).node_key,
-            jsonb_build_object('approval_id', approval_id, 'status', 'REJECTED',
-                               'responded_by', target.caller, 'notes', notes));
-  PERFORM orchestration.fail_node((target.approval).run_node_id,
-            format('rejected by %s%s', target.caller, coalesce(': ' || notes, '')));
+  PERFORM orchestration.fail_node(approval.run_node_id,
+            format('rejected by %s%s', approval.responded_by, coalesce(': ' || notes, '')));
 END
 $$;
 COMMENT ON FUNCTION orchestration.reject(bigint, text) IS
-  'Rejects a PENDING approval: its node fails (no retries), the run fails and what depends on the node is skipped. Requires orchestration_approver and the project';
+  'Rejects a PENDING approval: its node fails (no retries), the run fails and what depends on it is skipped. Requires orchestration_approver and the project';
 
 CREATE FUNCTION orchestration.expire_approvals() RETURNS integer
 LANGUAGE plpgsql

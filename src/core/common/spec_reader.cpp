@@ -151,6 +151,21 @@ const json* SpecReader::optional_array(std::string_view key) {
   return value;
 }
 
+json SpecReader::string_array(std::string_view key, const char* each) {
+  json out = json::array();
+  const json* list = optional_array(key);
+  if (!list) return out;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const json& item = (*list)[i];
+    std::string field = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!item.is_string()) fail(field, std::string("must be ") + each + ", not " + json_type_name(item));
+    if (item.get_ref<const std::string&>().find('\0') != std::string::npos)
+      fail(field, "must not contain NUL characters");
+    out.push_back(item);
+  }
+  return out;
+}
+
 void SpecReader::reject_unknown_fields(std::initializer_list<const char*> also_allowed) {
   for (const char* key : also_allowed) seen_.emplace(key);
   for (auto it = object_.begin(); it != object_.end(); ++it) {

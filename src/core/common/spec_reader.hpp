@@ -38,6 +38,8 @@ class SpecReader {
   // The value of an enum field: one of `allowed`, else an error listing them.
   std::string enum_value(std::string_view key, std::initializer_list<const char*> allowed,
                          std::optional<std::string> fallback);
+  // An array of strings (absent: empty); `each` says what every item must be, for messages.
+  json string_array(std::string_view key, const char* each = "a string");
   // Present (may be null) values, checked only for their JSON type.
   const json* optional_object(std::string_view key);
   const json* optional_array(std::string_view key);

@@ -71,22 +71,6 @@ json read_capabilities(SpecReader& top) {
   return out;
 }
 
-json read_string_array(SpecReader& top, const char* key) {
-  json out = json::array();
-  const json* list = top.optional_array(key);
-  if (!list) return out;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    const json& item = (*list)[i];
-    std::string field = std::string(key) + "[" + std::to_string(i) + "]";
-    if (!item.is_string())
-      top.fail(field, std::string("must be a string, not ") + json_type_name(item));
-    if (item.get_ref<const std::string&>().find('\0') != std::string::npos)
-      top.fail(field, "must not contain NUL characters");
-    out.push_back(item);
-  }
-  return out;
-}
-
 json read_env(SpecReader& top) {
   json out = json::object();
   const json* env = top.optional_object("env");
@@ -106,7 +90,7 @@ json read_env(SpecReader& top) {
 }
 
 json read_secrets(SpecReader& top, const json& env) {
-  json names = read_string_array(top, "secrets");
+  json names = top.string_array("secrets");
   std::set<std::string> seen;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const auto& name = names[i].get_ref<const std::string&>();
@@ -195,7 +179,7 @@ json normalize_agent_spec(const json& spec) {
     if (!is_plausible_image(image))
       top.fail("image", "\"" + image + "\" is not a Docker image reference");
     out["image"] = image;
-    out["command"] = read_string_array(top, "command");
+    out["command"] = top.string_array("command");
     auto entry_path = top.optional_string("entry_path", 1024);
     if (entry_path && (entry_path->empty() || (*entry_path)[0] != '/'))
       top.fail("entry_path", "must be an absolute path inside the image, such as "

@@ -39,20 +39,6 @@ json read_trigger(SpecReader& top) {
   return out;
 }
 
-json read_string_list(SpecReader& node, const char* key) {
-  json out = json::array();
-  const json* list = node.optional_array(key);
-  if (!list) return out;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    const json& item = (*list)[i];
-    std::string field = std::string(key) + "[" + std::to_string(i) + "]";
-    if (!item.is_string())
-      node.fail(field, std::string("must be a node id (a string), not ") + json_type_name(item));
-    out.push_back(item);
-  }
-  return out;
-}
-
 json read_node(const json& given, std::size_t index) {
   SpecReader node(given, kWhat, "nodes[" + std::to_string(index) + "].");
   json out = json::object();
@@ -71,7 +57,7 @@ json read_node(const json& given, std::size_t index) {
 
   const json* inputs = node.any("inputs");
   out["inputs"] = inputs ? *inputs : json::object();
-  out["depends_on"] = read_string_list(node, "depends_on");
+  out["depends_on"] = node.string_array("depends_on", "a node id (a string)");
   out["approval_required"] = node.optional_bool("approval_required", false);
   out["retries"] = node.optional_int("retries", 0, kMaxRetries, 0);
   out["retry_backoff_seconds"] = node.optional_number("retry_backoff_seconds", 0, 86400, 1);

@@ -13,6 +13,8 @@ packages=(
   build-essential cmake pkg-config
   postgresql-15 postgresql-server-dev-15 libpq-dev
   nlohmann-json3-dev libcurl4-openssl-dev libnats-dev
+  # containers: the engine, and busybox for the test images built offline
+  docker.io busybox-static
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   clang libclang-rt-14-dev

@@ -6,7 +6,8 @@
 #   3. the pg_regress suite (make installcheck): sql/*.sql against expected/*.out
 #   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
 #   5. the integration suite (prove): test/integration/*.sh, which kill and restart real
-#      processes (the scheduler worker, the whole server)
+#      processes (the scheduler worker, the whole server) and run containers on a real
+#      Docker engine (started here, with its test image built offline)
 #   6. the JSON Schema fuzz target (libFuzzer, ASan/UBSan) for ORCH_FUZZ_SECONDS (60)
 #   7. the JSON Schema benchmark, which prints its figure (it asserts nothing)
 # and ends with each runner's own summary line. Exits non-zero if any part failed.
@@ -31,10 +32,14 @@ step "building and installing the extension"
 make -j2 >"$logs/make.log" 2>&1 && make install >>"$logs/make.log" 2>&1 ||
   { cat "$logs/make.log"; exit 1; }
 
+step "starting the Docker engine and building the test image"
+scripts/dockerd.sh start || exit 1
+docker/agents/build-test-image.sh || exit 1
+
 step "starting a fresh cluster"
 scripts/cluster.sh destroy
 scripts/cluster.sh start || exit 1
-trap 'scripts/cluster.sh stop' EXIT
+trap 'scripts/cluster.sh stop; scripts/dockerd.sh stop' EXIT
 eval "$(scripts/cluster.sh env)"
 
 # A database for each suite, each with a scheduler worker (orchestration.database_name

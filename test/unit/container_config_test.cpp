@@ -38,7 +38,7 @@ TEST(ContainerConfig, TheSandboxIsOnByDefault) {
   EXPECT_EQ(host["NetworkMode"], "none");
   EXPECT_EQ(body["NetworkDisabled"], true);
   EXPECT_EQ(host["ReadonlyRootfs"], true);
-  EXPECT_EQ(host["Tmpfs"]["/tmp"], "rw,noexec,nosuid,nodev,size=64m");
+  EXPECT_EQ(host["Tmpfs"]["/tmp"], "rw,noexec,nosuid,nodev,mode=1777,size=64m");  // writable by the non-root user
   EXPECT_EQ(host["CapDrop"], json({"ALL"}));
   EXPECT_EQ(host["SecurityOpt"], json({"no-new-privileges"}));
   EXPECT_EQ(host["PidsLimit"], 32);

@@ -50,7 +50,7 @@ json create_body(const ContainerRequest& request, const Ceilings& ceilings) {
       {"HostConfig",
        {{"NetworkMode", network ? "bridge" : "none"},
         {"ReadonlyRootfs", true},
-        {"Tmpfs", {{"/tmp", "rw,noexec,nosuid,nodev,size=" + std::to_string(request.tmpfs_mb) + "m"}}},
+        {"Tmpfs", {{"/tmp", "rw,noexec,nosuid,nodev,mode=1777,size=" + std::to_string(request.tmpfs_mb) + "m"}}},
         {"CapDrop", {"ALL"}},
         {"SecurityOpt", {"no-new-privileges"}},
         {"PidsLimit", pids},

@@ -1,0 +1,109 @@
+#include "core/docker/container_attempt.hpp"
+
+#include "core/docker/stream_demux.hpp"
+
+namespace orch::docker {
+namespace {
+
+std::string tail_note(const std::string& log_tail) {
+  if (log_tail.empty()) return "";
+  std::string tail = log_tail.size() > 500 ? "..." + log_tail.substr(log_tail.size() - 500) : log_tail;
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+  return "; log tail: " + tail;
+}
+
+}  // namespace
+
+void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool output_too_large,
+                   const AttemptLimits& limits, std::int64_t pids_limit, std::int64_t memory_mb) {
+  std::string note = tail_note(outcome.log_tail);
+  if (outcome.cancelled) {
+    outcome.error = "cancelled: the container was killed";
+  } else if (outcome.timed_out) {
+    outcome.error = "timed out after " + std::to_string(limits.timeout_seconds) + " s: the container was killed" + note;
+  } else if (outcome.oom_killed) {
+    outcome.error = "killed for running out of memory (limit " + std::to_string(memory_mb) + " MB)" + note;
+  } else if (outcome.exit_code != 0) {
+    bool out_of_processes = outcome.log_tail.find("Resource temporarily unavailable") != std::string::npos ||
+                            outcome.log_tail.find("can't fork") != std::string::npos;
+    outcome.error = "exited with code " + std::to_string(outcome.exit_code) +
+                    (out_of_processes ? " after hitting its limit of " + std::to_string(pids_limit) + " processes" : "") +
+                    note;
+  } else if (output_too_large) {
+    outcome.error = "its output is larger than orchestration.max_output_bytes (" +
+                    std::to_string(limits.max_output_bytes) + " bytes)" + note;
+  } else {
+    auto parsed = json::parse(stdout_text, nullptr, false);
+    if (parsed.is_discarded()) {
+      std::string start = stdout_text.substr(0, 80);
+      outcome.error = "its output is not a JSON document (stdout began: \"" + start + "\")" + note;
+    } else {
+      outcome.succeeded = true;
+      outcome.output = parsed.dump();
+    }
+  }
+}
+
+AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
+                                     const Ceilings& ceilings, const std::string& input,
+                                     const AttemptLimits& limits, const std::atomic<bool>& cancel) {
+  AttemptOutcome outcome;
+  std::string name = container_name(request.id);
+  json body = create_body(request, ceilings);
+  std::int64_t memory_mb = std::min(request.memory_mb, ceilings.memory_mb);
+  std::int64_t pids = std::min(request.pids, ceilings.pids);
+  try {
+    try {
+      outcome.container_id = client.create_container(name, body);
+    } catch (const EngineError& e) {
+      if (e.status() != 409) throw;
+      // A container of this very attempt exists: left by a scheduler that died before it
+      // recorded anything. Its run cannot be trusted to have had our input; start over.
+      client.remove_container(name);
+      outcome.container_id = client.create_container(name, body);
+    }
+    auto attachment = client.attach(outcome.container_id);
+    client.start_container(outcome.container_id);
+    auto deadline = Clock::now() + std::chrono::seconds(limits.timeout_seconds);
+    attachment->send_all(input, deadline);
+    attachment->close_input();
+
+    StreamDemux demux;
+    OutputCapture capture(limits.max_output_bytes, limits.max_log_bytes);
+    auto sink = [&](Stream stream, std::string_view bytes) { capture.add(stream, bytes); };
+    bool killed = false;
+    while (true) {
+      if (!killed && (cancel.load() || Clock::now() >= deadline)) {
+        (cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+        client.kill_container(outcome.container_id);
+        killed = true;
+        deadline = Clock::now() + std::chrono::seconds(10);  // to read what is left
+      } else if (killed && Clock::now() >= deadline) {
+        break;
+      }
+      std::string chunk;
+      auto until = std::min(deadline, Clock::now() + std::chrono::milliseconds(200));
+      bool open = attachment->receive(chunk, until);
+      if (!chunk.empty()) demux.feed(chunk, sink);
+      if (!open) break;
+    }
+    outcome.exit_code = client.wait_container(outcome.container_id, std::chrono::seconds(30));
+    json state = client.inspect_container(outcome.container_id).value("State", json::object());
+    outcome.oom_killed = state.value("OOMKilled", false);
+    outcome.log_tail = capture.log_tail();
+    judge_outcome(outcome, capture.output(), capture.output_too_large(), limits, pids, memory_mb);
+  } catch (const std::exception& e) {
+    outcome.succeeded = false;
+    outcome.error = std::string("the container could not run: ") + e.what();
+  }
+  if (!outcome.container_id.empty()) {
+    try {
+      client.remove_container(outcome.container_id);
+    } catch (const std::exception&) {
+      // Left for crash recovery, which removes containers of ours that no node needs.
+    }
+  }
+  return outcome;
+}
+
+}  // namespace orch::docker

@@ -1,0 +1,42 @@
+// One attempt of a container agent, start to end: create (sandboxed, labelled), attach,
+// start, write the input to stdin and close it, read stdout and stderr until the
+// container ends (killing it at the timeout or on cancel), read its exit code and OOM
+// state, remove it. Every failure becomes a message for the node, never an exception.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "core/docker/container_config.hpp"
+#include "core/docker/docker_client.hpp"
+
+namespace orch::docker {
+
+struct AttemptLimits {
+  int timeout_seconds = 300;
+  std::size_t max_output_bytes = 1 << 20;
+  std::size_t max_log_bytes = 64 << 10;
+};
+
+struct AttemptOutcome {
+  bool succeeded = false;
+  std::string output;  // the JSON document the agent wrote, when it parsed
+  std::string error;   // why the attempt failed: says which, with the exit code and log tail
+  long exit_code = -1;
+  std::string log_tail;
+  std::string container_id;
+  bool timed_out = false, oom_killed = false, cancelled = false;
+};
+
+AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
+                                     const Ceilings& ceilings, const std::string& input,
+                                     const AttemptLimits& limits,
+                                     const std::atomic<bool>& cancel);
+
+// The outcome from a finished container's exit code, state and output (stdout and stderr,
+// already separated): shared by the attempt above and by crash recovery, which collects
+// containers that finished while the scheduler was down.
+void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool output_too_large,
+                   const AttemptLimits& limits, std::int64_t pids_limit, std::int64_t memory_mb);
+
+}  // namespace orch::docker

@@ -36,6 +36,11 @@ std::string engine_message(const std::string& body) {
   return body.substr(0, 300);
 }
 
+// The engine answered, but not as hoped: its own message, with what we were doing.
+[[noreturn]] void refused(const std::string& what, const DockerClient::Response& r) {
+  throw EngineError(what + " (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+}
+
 // Waits until the socket is readable or writable, or the deadline passes.
 bool wait_socket(int socket, bool for_write, Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -122,55 +127,53 @@ std::string DockerClient::create_container(const std::string& name, const json& 
   if (r.status == 404)
     throw EngineError("image " + body.value("Image", std::string()) + " is not on the Docker engine: " +
                           engine_message(r.body), 404);
-  throw EngineError("the Docker engine refused to create container " + name + " (" + std::to_string(r.status) +
-                        "): " + engine_message(r.body), r.status);
+  refused("the Docker engine refused to create container " + name, r);
 }
 
 void DockerClient::start_container(const std::string& id) {
   Response r = call("POST", "/containers/" + id + "/start");
   if (r.status != 204 && r.status != 304)
-    throw EngineError("the Docker engine could not start the container (" + std::to_string(r.status) + "): " +
-                          engine_message(r.body), r.status);
+    refused("the Docker engine could not start the container", r);
 }
 
 long DockerClient::wait_container(const std::string& id, std::chrono::milliseconds timeout) {
   Response r = call("POST", "/containers/" + id + "/wait", {}, timeout);
   if (r.status != 200)
-    throw EngineError("waiting for the container failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("waiting for the container failed", r);
   return json::parse(r.body).value("StatusCode", -1L);
 }
 
 json DockerClient::inspect_container(const std::string& id) {
   Response r = call("GET", "/containers/" + id + "/json");
   if (r.status != 200)
-    throw EngineError("inspecting the container failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("inspecting the container failed", r);
   return json::parse(r.body);
 }
 
 void DockerClient::kill_container(const std::string& id) {
   Response r = call("POST", "/containers/" + id + "/kill");
   if (r.status != 204 && r.status != 404 && r.status != 409)
-    throw EngineError("killing the container failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("killing the container failed", r);
 }
 
 void DockerClient::remove_container(const std::string& id) {
   Response r = call("DELETE", "/containers/" + id + "?force=1&v=1");
   if (r.status != 204 && r.status != 404)
-    throw EngineError("removing the container failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("removing the container failed", r);
 }
 
 json DockerClient::list_containers(const std::string& label_filter) {
   std::string filters = json{{"label", {label_filter}}}.dump();
   Response r = call("GET", "/containers/json?all=1&filters=" + escape(filters));
   if (r.status != 200)
-    throw EngineError("listing containers failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("listing containers failed", r);
   return json::parse(r.body);
 }
 
 std::string DockerClient::container_logs(const std::string& id) {
   Response r = call("GET", "/containers/" + id + "/logs?stdout=1&stderr=1");
   if (r.status != 200)
-    throw EngineError("reading the container's logs failed (" + std::to_string(r.status) + "): " + engine_message(r.body), r.status);
+    refused("reading the container's logs failed", r);
   return r.body;
 }
 

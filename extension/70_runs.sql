@@ -298,7 +298,12 @@ AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
   retry_at timestamptz;
+  run_status orchestration.run_status;
 BEGIN
+  -- The run's row first (the lock order above): container results arrive in transactions
+  -- of their own, while cancel_run or approve may hold the run.
+  SELECT r.status INTO run_status FROM orchestration.workflow_runs r
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id) FOR UPDATE;
   UPDATE orchestration.workflow_run_nodes n SET attempt = n.attempt + 1
   WHERE n.id = node_id RETURNING * INTO node;
   INSERT INTO orchestration.agent_runs
@@ -313,6 +318,15 @@ BEGIN
 
   IF node.status NOT IN ('PENDING', 'RUNNING') THEN
     RETURN;  -- the node was cancelled or skipped meanwhile: keep the attempt, change nothing
+  END IF;
+  IF run_status = 'CANCELLED' THEN
+    -- A container stopped by cancel_run: the node ends with its run.
+    UPDATE orchestration.workflow_run_nodes n SET status = 'CANCELLED', error = 'run cancelled',
+      resolved_input = input, finished_at = record_attempt.finished_at
+    WHERE n.id = node_id;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'cancelled', node.run_id, node.node_key,
+              jsonb_build_object('status', 'CANCELLED'));
+    RETURN;
   END IF;
 
   IF succeeded THEN
@@ -361,7 +375,7 @@ RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
                agent_type orchestration.agent_type, rule_function text, registered_by name,
                timeout_seconds integer, scope jsonb, needs_approval boolean,
-               capability_id bigint, contract_version text)
+               capability_id bigint, contract_version text, agent jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -436,7 +450,7 @@ BEGIN
                                WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
              -- The row version identifies the schemas, so the scheduler compiles them
              -- once and again only after update_agent changes them.
-             c.id, c.xmin::text
+             c.id, c.xmin::text, orchestration.agent_json(a)
       FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w,
            orchestration.agent_capabilities c
       WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id
@@ -473,6 +487,25 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
   'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never)';
+
+CREATE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET
+    status = 'RUNNING', resolved_input = input, container_name = start_container_node.container_name,
+    started_at = coalesce(n.started_at, clock_timestamp()), next_attempt_at = NULL
+  WHERE n.id = node_id RETURNING * INTO node;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'started', node.run_id, node.node_key,
+            jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name));
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
+  'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have. Committed before the container is created, so that after a crash the node says which container to look for';
 
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.

@@ -49,6 +49,11 @@ CONF
 
 start() {
   [ -f "$DATA/PG_VERSION" ] || create
+  # The scheduler launches containers through the Docker socket, which belongs to the
+  # docker group: the server (started as postgres below) must be in it.
+  if [ "$(id -u)" -eq 0 ] && getent group docker >/dev/null && ! id -nG postgres | grep -qw docker; then
+    usermod -aG docker postgres
+  fi
   if as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then return 0; fi
   as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
   echo "cluster.sh: PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"

@@ -17,6 +17,17 @@ int max_concurrent_nodes_per_project = 0;
 int approval_timeout_seconds = 86400;
 bool approval_four_eyes = false;
 int max_nodes_per_transaction = 200;
+char* docker_host = nullptr;
+char* docker_tls_ca = nullptr;
+char* docker_tls_cert = nullptr;
+char* docker_tls_key = nullptr;
+char* allowed_images = nullptr;
+int max_output_bytes = 1024 * 1024;
+int max_log_bytes = 64 * 1024;
+int container_max_memory_mb = 4096;
+double container_max_cpus = 4;
+int container_max_pids = 1024;
+bool container_allow_network = true;
 
 void define_gucs() {
   DefineCustomStringVariable(
@@ -55,6 +66,38 @@ void define_gucs() {
       "Larger batches move more nodes per second; smaller ones make each result visible "
       "sooner and hold row locks for less time. The scheduler also commits every 50 ms.",
       &max_nodes_per_transaction, 200, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "orchestration.docker_host", "The Docker engine that runs container agents.",
+      "unix:///PATH (the local socket) or tcp://HOST:PORT (with TLS when the certificate "
+      "settings are given).",
+      &docker_host, "unix:///var/run/docker.sock", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.docker_tls_ca", "CA certificate file for a tcp:// Docker engine.",
+                             nullptr, &docker_tls_ca, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.docker_tls_cert", "Client certificate file for a tcp:// Docker engine.",
+                             nullptr, &docker_tls_cert, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.docker_tls_key", "Client key file for a tcp:// Docker engine.",
+                             nullptr, &docker_tls_key, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "orchestration.allowed_images", "The images container agents may run (comma-separated patterns).",
+      "'*' matches any run of characters, '?' one. Empty: no image may run.", &allowed_images, "",
+      PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orchestration.max_output_bytes", "The largest output (stdout) a container agent may write.",
+                          "A larger output fails the attempt.", &max_output_bytes, 1024 * 1024, 1, INT_MAX,
+                          PGC_SIGHUP, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orchestration.max_log_bytes", "How much of a container agent's stderr is kept (its tail).",
+                          nullptr, &max_log_bytes, 64 * 1024, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
+                          nullptr, nullptr);
+  DefineCustomIntVariable("orchestration.container_max_memory_mb", "The most memory any container agent gets.",
+                          "An agent's limits.memory_mb above it is lowered to it.", &container_max_memory_mb, 4096,
+                          6, 1024 * 1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomRealVariable("orchestration.container_max_cpus", "The most CPUs any container agent gets.", nullptr,
+                           &container_max_cpus, 4, 0.01, 1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orchestration.container_max_pids", "The most processes any container agent may have.",
+                          nullptr, &container_max_pids, 1024, 1, 1 << 22, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("orchestration.container_allow_network",
+                           "Whether agents whose spec sets allow_network get a network.",
+                           "Off: no container agent gets a network, whatever its spec says.",
+                           &container_allow_network, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("orchestration");
 }
 

@@ -14,6 +14,18 @@ extern int max_concurrent_nodes_per_project;
 extern int approval_timeout_seconds;
 extern bool approval_four_eyes;
 extern int max_nodes_per_transaction;
+// The Docker executor.
+extern char* docker_host;
+extern char* docker_tls_ca;
+extern char* docker_tls_cert;
+extern char* docker_tls_key;
+extern char* allowed_images;
+extern int max_output_bytes;
+extern int max_log_bytes;
+extern int container_max_memory_mb;
+extern double container_max_cpus;
+extern int container_max_pids;
+extern bool container_allow_network;
 
 inline constexpr int kMaxDatabases = 8;
 

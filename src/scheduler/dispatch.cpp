@@ -1,6 +1,7 @@
 #include "scheduler/dispatch.hpp"
 
 #include <chrono>
+#include <set>
 #include <memory>
 #include <unordered_map>
 
@@ -8,6 +9,7 @@
 
 #include "config/gucs.hpp"
 #include "core/common/user_error.hpp"
+#include "core/docker/container_config.hpp"
 #include "core/schema/json_schema.hpp"
 #include "core/template/condition.hpp"
 #include "core/template/template.hpp"
@@ -31,7 +33,7 @@ using pg::Value;
 enum Column {
   kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName, kAction,
   kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope, kNeedsApproval,
-  kCapabilityId, kContractVersion
+  kCapabilityId, kContractVersion, kAgent
 };
 
 constexpr const char* kClaimSql =
@@ -46,6 +48,26 @@ constexpr const char* kRecordSql =
 constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
 constexpr const char* kNextDueSql =
     "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
+
+constexpr const char* kSecretsSql =
+    "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
+constexpr const char* kStartContainerSql =
+    "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
+constexpr const char* kRecordContainerSql =
+    "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
+    "$6::timestamptz, $7::timestamptz, NULL, $8::int, $9, $10)";
+constexpr const char* kRunningContainersSql =
+    "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
+    "       coalesce(n.resolved_input, '{}'), coalesce(n.started_at, clock_timestamp()), "
+    "       coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256), "
+    "       coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action "
+    "FROM orchestration.workflow_run_nodes n "
+    "JOIN orchestration.agents a ON a.id = n.agent_id "
+    "JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action "
+    "WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL";
+constexpr const char* kCancelledSql =
+    "SELECT n.id FROM orchestration.workflow_run_nodes n JOIN orchestration.workflow_runs r ON r.id = n.run_id "
+    "WHERE n.id = ANY ($1::bigint[]) AND r.status = 'CANCELLED'";
 
 constexpr const char* kContractSql =
     "SELECT input_schema, output_schema FROM orchestration.agent_capabilities WHERE id = $1::bigint";
@@ -97,12 +119,89 @@ void check_output(executors::RuleOutcome& outcome, const schema::Schema& output_
                   schema::describe(violations);
 }
 
+docker::EngineAddress engine_address() {
+  return docker::EngineAddress{config::docker_host ? config::docker_host : "", config::docker_tls_ca,
+                               config::docker_tls_cert, config::docker_tls_key};
+}
+
+docker::AttemptLimits attempt_limits(int timeout_seconds) {
+  return docker::AttemptLimits{timeout_seconds, static_cast<std::size_t>(config::max_output_bytes),
+                               static_cast<std::size_t>(config::max_log_bytes)};
+}
+
+docker::Ceilings ceilings() {
+  return docker::Ceilings{config::container_max_memory_mb, config::container_max_cpus,
+                          config::container_max_pids, config::container_allow_network};
+}
+
+std::string array_literal(const std::vector<std::int64_t>& ids) {
+  std::string literal = "{";
+  for (std::int64_t id : ids) literal += (literal.size() > 1 ? "," : "") + std::to_string(id);
+  return literal + "}";
+}
+
+// A container node: refused before anything is created if its image is not allowed or a
+// secret it needs is not set; else RUNNING in this transaction, launched after commit.
+void prepare_container(const std::vector<Value>& node, const json& input, const Contract& contract,
+                       const std::string& capability, const std::string& database,
+                       std::vector<executors::ContainerJob>& launches) {
+  const std::string& id = *node[kNodeId];
+  json agent = parse(node[kAgent]);
+  std::string image = agent.value("image", "");
+  std::string patterns = config::allowed_images ? config::allowed_images : "";
+  if (!docker::image_allowed(image, patterns)) {
+    spi_run(kFailSql, {id, "image \"" + image + "\" is not allowed by orchestration.allowed_images (\"" + patterns +
+                               "\"); no container was created"});
+    return;
+  }
+  executors::ContainerJob job;
+  job.node_id = std::stoll(id);
+  std::vector<std::string> wanted = agent.value("secrets", std::vector<std::string>{});
+  if (!wanted.empty()) {
+    std::string names = "{";
+    for (const auto& name : wanted) names += (names.size() > 1 ? "," : "") + json(name).dump();
+    pg::Rows secrets = spi_run(kSecretsSql, {*node[kProjectId], names + "}"});
+    for (const auto& row : secrets.rows) job.request.secrets[*row[0]] = *row[1];
+    for (const auto& name : wanted)
+      if (!job.request.secrets.count(name)) {
+        spi_run(kFailSql, {id, "secret \"" + name + "\" is not set in project " + *node[kProjectId] +
+                                   "; set it with orchestration.set_secret()"});
+        return;
+      }
+  }
+  json scope = parse(node[kScope]);
+  job.request.id = {database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
+                    *node[kNodeKey], std::stoi(*node[kAttempt]) + 1};
+  job.request.image = image;
+  if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
+  job.request.command = agent.value("command", std::vector<std::string>{});
+  job.request.env = agent.value("env", std::map<std::string, std::string>{});
+  job.request.traceparent = scope["run"].value("traceparent", "");
+  const json& limits = agent["limits"];
+  job.request.memory_mb = limits.value("memory_mb", 256);
+  job.request.cpus = limits.value("cpus", 1.0);
+  job.request.pids = limits.value("pids", 128);
+  job.request.allow_network = agent.value("allow_network", false);
+  job.ceilings = ceilings();
+  job.limits = attempt_limits(std::stoi(*node[kTimeoutSeconds]));
+  job.address = engine_address();
+  job.input = input.dump();
+  job.started_at = now_text();
+  job.capability_id = *node[kCapabilityId];
+  job.contract_version = *node[kContractVersion];
+  job.capability = capability;
+  (void)contract;
+  spi_run(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
+  launches.push_back(std::move(job));
+}
+
 // Moves one claimed node on: skip it (condition false), stop it for an approval, or run
 // it. The condition and the input come first, so a node that is skipped never asks
 // anyone, and an approver sees the input that will run. Errors in
 // the node's own templates or condition fail the node; they are the user's, not the
 // scheduler's.
-void process_node(const std::vector<Value>& node, std::int64_t round) {
+void process_node(const std::vector<Value>& node, std::int64_t round, const std::string& database,
+                  std::vector<executors::ContainerJob>& launches) {
   const std::string& id = *node[kNodeId];
   json scope = parse(node[kScope]);
   json condition = parse(node[kCondition]);
@@ -144,9 +243,7 @@ void process_node(const std::vector<Value>& node, std::int64_t round) {
   }
 
   if (*node[kAgentType] != "RULE") {
-    spi_run(kFailSql, {id, *node[kAgentType] + " agent \"" + *node[kAgentName] +
-                               "\" runs in a container, and this server has no container "
-                               "executor yet"});
+    prepare_container(node, input, contract, capability, database, launches);
     return;
   }
   std::string started = now_text();
@@ -162,7 +259,7 @@ void process_node(const std::vector<Value>& node, std::int64_t round) {
 
 }  // namespace
 
-PassResult run_pass(std::int64_t& round) {
+PassResult run_pass(std::int64_t& round, const std::string& database) {
   PassResult result;
   auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
   spi_run(kExpireSql);
@@ -178,12 +275,80 @@ PassResult run_pass(std::int64_t& round) {
                     reserved_runs_literal()});
     if (claimed.size() == 0) break;
     ++round;
-    for (const auto& node : claimed.rows) process_node(node, round);
+    for (const auto& node : claimed.rows) process_node(node, round, database, result.launches);
     result.nodes += static_cast<int>(claimed.size());
   }
   pg::Rows due = spi_run(kNextDueSql);
   if (due.size() == 1 && due.at(0, 0)) result.next_due_ms = std::max(0L, std::stol(*due.at(0, 0)));
   return result;
+}
+
+void record_containers(std::vector<executors::FinishedJob>& finished) {
+  for (auto& done : finished) {
+    executors::ContainerJob& job = done.job;
+    docker::AttemptOutcome& outcome = done.outcome;
+    if (outcome.succeeded) {
+      const Contract& contract = contract_for(job.capability_id, job.contract_version);
+      if (contract.output) {
+        executors::RuleOutcome checked{true, outcome.output, {}};
+        check_output(checked, *contract.output, job.capability);
+        outcome.succeeded = checked.succeeded;
+        outcome.error = checked.error;
+      }
+    }
+    spi_run(kRecordContainerSql,
+            {std::to_string(job.node_id), outcome.succeeded ? "true" : "false", job.input,
+             outcome.output.empty() ? std::nullopt : Value(outcome.output),
+             outcome.succeeded ? std::nullopt : Value(outcome.error), job.started_at, done.finished_at,
+             outcome.exit_code >= 0 ? Value(std::to_string(outcome.exit_code)) : std::nullopt,
+             outcome.log_tail.empty() ? std::nullopt : Value(outcome.log_tail),
+             outcome.container_id.empty() ? std::nullopt : Value(outcome.container_id)});
+  }
+}
+
+std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {
+  std::vector<executors::ContainerJob> jobs;
+  pg::Rows running = spi_run(kRunningContainersSql);
+  std::set<std::string> wanted;
+  for (const auto& row : running.rows) {
+    executors::ContainerJob job;
+    job.adopt = true;
+    job.node_id = std::stoll(*row[0]);
+    job.request.id = {database, std::stoll(*row[1]), std::stoll(*row[2]), job.node_id, *row[3], std::stoi(*row[4])};
+    job.input = *row[6];
+    job.started_at = *row[7];
+    job.limits = attempt_limits(std::stoi(*row[8]));
+    job.request.memory_mb = std::stoll(*row[9]);
+    job.request.pids = std::stoll(*row[10]);
+    job.ceilings = ceilings();
+    job.address = engine_address();
+    job.capability_id = *row[11];
+    job.contract_version = *row[12];
+    job.capability = *row[13];
+    wanted.insert(*row[5]);
+    jobs.push_back(std::move(job));
+  }
+  // Containers of this database that no RUNNING node waits for: left by a crash after
+  // their result was recorded, or before their node was. Remove them.
+  try {
+    docker::DockerClient client(engine_address());
+    json ours = client.list_containers(std::string(docker::kLabelDatabase) + "=" + database);
+    for (const auto& container : ours) {
+      std::string name = container["Names"].empty() ? "" : container["Names"][0].get<std::string>();
+      if (!name.empty() && name[0] == '/') name.erase(0, 1);
+      if (!wanted.count(name)) client.remove_container(container.value("Id", name));
+    }
+  } catch (const std::exception& e) {
+    // No engine (yet): the adopt jobs will say so for each node; nothing else to clean.
+  }
+  return jobs;
+}
+
+std::vector<std::int64_t> cancelled_in_flight(const std::vector<std::int64_t>& in_flight) {
+  std::vector<std::int64_t> cancelled;
+  if (in_flight.empty()) return cancelled;
+  for (const auto& row : spi_run(kCancelledSql, {array_literal(in_flight)}).rows) cancelled.push_back(std::stoll(*row[0]));
+  return cancelled;
 }
 
 }  // namespace orch::scheduler

@@ -4,6 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
+
+#include "executors/container_executor.hpp"
 
 namespace orch::scheduler {
 
@@ -11,10 +15,24 @@ struct PassResult {
   int nodes = 0;                // nodes moved on
   bool budget_spent = false;    // more work may be runnable right now
   long next_due_ms = -1;        // when a retry or an expiry is due (-1: nothing scheduled)
+  // Container attempts to start once this transaction has committed (their nodes are
+  // RUNNING in it): never before, or a crash could leave a container no row knows about.
+  std::vector<executors::ContainerJob> launches;
 };
 
 // Runs inside a transaction with SPI connected (pg::run_transaction). `round` numbers the
 // claims, so a test can see which nodes were dispatched together.
-PassResult run_pass(std::int64_t& round);
+PassResult run_pass(std::int64_t& round, const std::string& database);
+
+// Records finished container attempts (in the caller's transaction), checking outputs
+// against their capability's output schema first.
+void record_containers(std::vector<executors::FinishedJob>& finished);
+
+// Crash recovery, once at start: every RUNNING container node is collected (adopted)
+// and every container of this database that no node is waiting for is removed.
+std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database);
+
+// The in-flight nodes whose run was cancelled (their containers are to be killed).
+std::vector<std::int64_t> cancelled_in_flight(const std::vector<std::int64_t>& in_flight);
 
 }  // namespace orch::scheduler

@@ -22,7 +22,11 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 
 #include <algorithm>
 
+#include <memory>
+#include <vector>
+
 #include "config/gucs.hpp"
+#include "executors/container_executor.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/dispatch.hpp"
@@ -38,16 +42,42 @@ bool extension_installed() {
   return rows.size() == 1;
 }
 
+// What the loop keeps between passes.
+struct SchedulerState {
+  std::string database;
+  std::int64_t round = 0;
+  std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
+  std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
+  bool recovered = false;  // crash recovery of container nodes done
+};
+
 // One pass; returns how long to sleep before the next (0: go on at once).
-long run_once(std::int64_t& round) {
+long run_once(SchedulerState& state) {
   long sleep_ms = orch::config::poll_interval_ms;
+  std::vector<orch::executors::ContainerJob> launches;
+  bool recovered_now = false;
   try {
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
+      launches.clear();
       if (!extension_installed()) return;  // CREATE EXTENSION has not run (yet)
-      orch::scheduler::PassResult pass = orch::scheduler::run_pass(round);
+      if (!state.executor) state.executor = std::make_unique<orch::executors::ContainerExecutor>();
+      if (!state.recovered) {
+        launches = orch::scheduler::containers_to_adopt(state.database);
+        recovered_now = true;
+      }
+      for (auto& done : state.executor->take_finished()) state.unrecorded.push_back(std::move(done));
+      orch::scheduler::record_containers(state.unrecorded);
+      for (std::int64_t node : orch::scheduler::cancelled_in_flight(state.executor->in_flight()))
+        state.executor->cancel(node);
+      orch::scheduler::PassResult pass = orch::scheduler::run_pass(state.round, state.database);
+      for (auto& job : pass.launches) launches.push_back(std::move(job));
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
+    // Committed: the results are recorded, and the nodes of these containers are RUNNING.
+    state.unrecorded.clear();
+    if (recovered_now) state.recovered = true;
+    for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {
     // A failed pass is logged and retried after the poll interval; the worker stays up.
     orch::pg::log_worker_error(kName, e);
@@ -57,7 +87,8 @@ long run_once(std::int64_t& round) {
 }
 
 void scheduler_loop(int slot, const char* database) {
-  std::int64_t round = 0;
+  SchedulerState state;
+  state.database = database;
   MemoryContext loop_context = orch::pg::guard([] {
     return AllocSetContextCreate(TopMemoryContext, "pg_orchestration scheduler loop",
                                  ALLOCSET_DEFAULT_SIZES);
@@ -77,13 +108,17 @@ void scheduler_loop(int slot, const char* database) {
       }
     });
     MemoryContext previous = MemoryContextSwitchTo(loop_context);
-    long sleep_ms = run_once(round);
+    long sleep_ms = run_once(state);
     MemoryContextSwitchTo(previous);
     orch::pg::guard([&] { MemoryContextReset(loop_context); });
     if (sleep_ms > 0) {
+      // Woken by a commit (the latch), a finished container (the executor's pipe), a
+      // due retry or expiry, or the poll interval.
+      int wake_fd = state.executor ? state.executor->wake_fd() : PGINVALID_SOCKET;
       orch::pg::guard([&] {
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
-                        PG_WAIT_EXTENSION);
+        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
+        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
       });
     }

@@ -44,6 +44,51 @@ void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool
   }
 }
 
+AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
+                               std::int64_t pids_limit, std::int64_t memory_mb,
+                               const std::atomic<bool>& cancel) {
+  AttemptOutcome outcome;
+  try {
+    json info = client.inspect_container(name);
+    outcome.container_id = info.value("Id", name);
+    auto deadline = Clock::now() + std::chrono::seconds(limits.timeout_seconds);
+    while (info["State"].value("Running", false)) {
+      if (cancel.load() || Clock::now() >= deadline) {
+        (cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+        client.kill_container(outcome.container_id);
+        break;
+      }
+      try {
+        client.wait_container(outcome.container_id, std::chrono::seconds(1));
+      } catch (const EngineError&) {
+        // still running after a second: look again
+      }
+      info = client.inspect_container(outcome.container_id);
+    }
+    outcome.exit_code = client.wait_container(outcome.container_id, std::chrono::seconds(30));
+    outcome.oom_killed = client.inspect_container(outcome.container_id)["State"].value("OOMKilled", false);
+    StreamDemux demux;
+    OutputCapture capture(limits.max_output_bytes, limits.max_log_bytes);
+    demux.feed(client.container_logs(outcome.container_id),
+               [&](Stream stream, std::string_view bytes) { capture.add(stream, bytes); });
+    outcome.log_tail = capture.log_tail();
+    judge_outcome(outcome, capture.output(), capture.output_too_large(), limits, pids_limit, memory_mb);
+  } catch (const EngineError& e) {
+    outcome.error = e.status() == 404
+                        ? "the container " + name + " was lost: it no longer existed when the scheduler restarted"
+                        : std::string("the container could not be recovered: ") + e.what();
+  } catch (const std::exception& e) {
+    outcome.error = std::string("the container could not be recovered: ") + e.what();
+  }
+  if (!outcome.container_id.empty()) {
+    try {
+      client.remove_container(outcome.container_id);
+    } catch (const std::exception&) {
+    }
+  }
+  return outcome;
+}
+
 AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
                                      const Ceilings& ceilings, const std::string& input,
                                      const AttemptLimits& limits, const std::atomic<bool>& cancel) {

@@ -33,6 +33,14 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
                                      const AttemptLimits& limits,
                                      const std::atomic<bool>& cancel);
 
+// Crash recovery: the outcome of a container this attempt created before the scheduler
+// died. Waits for it (killing it at the timeout or on cancel), reads its exit code, state
+// and logs, judges them like a live attempt, and removes it. A container that no longer
+// exists fails the attempt with that reason.
+AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
+                               std::int64_t pids_limit, std::int64_t memory_mb,
+                               const std::atomic<bool>& cancel);
+
 // The outcome from a finished container's exit code, state and output (stdout and stderr,
 // already separated): shared by the attempt above and by crash recovery, which collects
 // containers that finished while the scheduler was down.

@@ -1,0 +1,104 @@
+#include "executors/container_executor.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <stdexcept>
+#include <thread>
+
+#include <curl/curl.h>
+
+namespace orch::executors {
+namespace {
+
+std::string iso8601(std::chrono::system_clock::time_point when) {
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
+  std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<long long>(micros % 1000000));
+  return buffer;
+}
+
+}  // namespace
+
+ContainerExecutor::ContainerExecutor() {
+  // Here, on the main thread, before any thread exists: libcurl's global state.
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+}
+
+ContainerExecutor::~ContainerExecutor() {
+  // Threads still running keep their own copies; the process is exiting.
+  if (pipe_[0] >= 0) close(pipe_[0]);
+  if (pipe_[1] >= 0) close(pipe_[1]);
+}
+
+void ContainerExecutor::launch(ContainerJob job) {
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_[job.node_id] = cancel;
+  }
+  // Threads inherit the signal mask: block everything, so Postgres's handlers (SIGTERM,
+  // SIGHUP, SIGUSR1 for the latch) run only on the main thread.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  std::thread([this, job = std::move(job), cancel]() mutable {
+    docker::AttemptOutcome outcome;
+    try {
+      docker::DockerClient client(job.address);
+      outcome = job.adopt ? docker::adopt_container(client, docker::container_name(job.request.id), job.limits,
+                                                    std::min(job.request.pids, job.ceilings.pids),
+                                                    std::min(job.request.memory_mb, job.ceilings.memory_mb), *cancel)
+                          : docker::run_container_attempt(client, job.request, job.ceilings, job.input, job.limits,
+                                                          *cancel);
+    } catch (const std::exception& e) {
+      outcome.error = std::string("the container could not run: ") + e.what();
+    }
+    std::string finished_at = iso8601(std::chrono::system_clock::now());
+    finish(FinishedJob{std::move(job), std::move(outcome), std::move(finished_at)});
+  }).detach();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+void ContainerExecutor::finish(FinishedJob finished) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_.erase(finished.job.node_id);
+    finished_.push_back(std::move(finished));
+  }
+  char byte = 1;
+  (void)!write(pipe_[1], &byte, 1);  // a full pipe already means "look"
+}
+
+std::vector<FinishedJob> ContainerExecutor::take_finished() {
+  char drain[256];
+  while (read(pipe_[0], drain, sizeof drain) > 0) {
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<FinishedJob> out;
+  out.swap(finished_);
+  return out;
+}
+
+std::vector<std::int64_t> ContainerExecutor::in_flight() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::int64_t> nodes;
+  for (const auto& entry : running_) nodes.push_back(entry.first);
+  return nodes;
+}
+
+void ContainerExecutor::cancel(std::int64_t node_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = running_.find(node_id);
+  if (it != running_.end()) it->second->store(true);
+}
+
+}  // namespace orch::executors

@@ -1,0 +1,59 @@
+// The container executor: each in-flight container attempt runs on a thread of its own
+// (at most orchestration.max_concurrent_nodes: the scheduler claims no more), talking to
+// the Docker engine with its own client. Threads never call Postgres: a finished attempt
+// goes into a queue, and a byte into a pipe whose read end the scheduler's WaitLatch
+// watches, so the main thread records it at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/docker/container_attempt.hpp"
+
+namespace orch::executors {
+
+struct ContainerJob {
+  std::int64_t node_id = 0;
+  bool adopt = false;  // crash recovery: collect the container this attempt already made
+  docker::ContainerRequest request;
+  docker::Ceilings ceilings;
+  docker::AttemptLimits limits;
+  docker::EngineAddress address;
+  std::string input;
+  std::string started_at;  // timestamptz text
+  std::string capability_id, contract_version, capability;  // for the output contract
+};
+
+struct FinishedJob {
+  ContainerJob job;
+  docker::AttemptOutcome outcome;
+  std::string finished_at;  // ISO 8601, UTC
+};
+
+class ContainerExecutor {
+ public:
+  ContainerExecutor();
+  ~ContainerExecutor();
+
+  int wake_fd() const { return pipe_[0]; }
+  void launch(ContainerJob job);
+  std::vector<FinishedJob> take_finished();
+  std::vector<std::int64_t> in_flight() const;
+  void cancel(std::int64_t node_id);
+
+ private:
+  void finish(FinishedJob finished);
+
+  mutable std::mutex mutex_;
+  std::vector<FinishedJob> finished_;
+  std::map<std::int64_t, std::shared_ptr<std::atomic<bool>>> running_;  // node -> cancel flag
+  int pipe_[2] = {-1, -1};
+};
+
+}  // namespace orch::executors

@@ -15,59 +15,36 @@ GRANT orchestration_admin TO demo_backend;
 GRANT orchestration_approver TO demo_reviewer;
 SELECT orchestration.grant_project('demo_backend', 1), orchestration.grant_project('demo_reviewer', 1);
 
--- RULE agents are SQL functions: cheap decisions that run inside the database.
-CREATE FUNCTION public.find_secrets(input jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-  SELECT jsonb_build_object('findings', coalesce(jsonb_agg(jsonb_build_object(
-           'rule', p.rule, 'severity', p.severity, 'match', left(m[1], 8) || '...')), '[]'))
-  FROM (VALUES ('aws-access-key', 'high', '(AKIA[0-9A-Z]{16})'),
-               ('password-assignment', 'medium', '(password\s*=\s*\S+)'),
-               ('private-key', 'high', '(-----BEGIN [A-Z ]*PRIVATE KEY-----)')) p(rule, severity, pattern),
-       regexp_matches(input->>'text', p.pattern, 'g') m
-$$;
-CREATE FUNCTION public.format_message(input jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-  SELECT jsonb_build_object('message', format('%s: %s finding(s), worst %s: %s', input->>'repo',
-           jsonb_array_length(input->'findings'),
-           (SELECT f->>'severity' FROM jsonb_array_elements(input->'findings') f
-            ORDER BY f->>'severity' = 'high' DESC LIMIT 1),
-           (SELECT string_agg(f->>'rule', ', ') FROM jsonb_array_elements(input->'findings') f)))
-$$;
-GRANT EXECUTE ON FUNCTION public.find_secrets(jsonb), public.format_message(jsonb) TO demo_backend;
-
 SET ROLE demo_backend;
-\echo '== Registering agents in project 1'
-SELECT orchestration.register_agent(1, $${
-  "name": "secret-scan", "type": "RULE", "version": "1.0.0",
-  "description": "Finds leaked secrets and risky patterns in text",
-  "function": "public.find_secrets",
-  "capabilities": [{"name": "scan", "input_schema": {"type": "object", "required": ["text"]},
-                    "output_schema": {"type": "object", "required": ["findings"]}}]
-}$$) AS scan_agent;
-SELECT orchestration.register_agent(1, $${
-  "name": "notifier", "type": "RULE", "version": "1.0.0", "risk_level": "APPROVAL_REQUIRED",
-  "description": "Formats findings into a message (a human approves first)",
-  "function": "public.format_message",
-  "capabilities": [{"name": "notify"}]
-}$$) AS notifier_agent;
--- A container agent (its Docker executor is the next piece of work): registered, not run here.
+\echo '== Registering the sample agents in project 1 (sandboxed containers)'
 SELECT orchestration.register_agent(1, $${
   "name": "security-scanner", "type": "SCRIPT", "version": "1.0.0",
-  "description": "Scans a directory for leaked secrets, in a sandboxed container",
-  "image": "orchestration/security-scanner:latest", "entry_path": "/agent/scan",
-  "secrets": ["GITHUB_TOKEN"],
-  "limits": {"memory_mb": 128, "cpus": 0.5, "timeout_seconds": 60, "pids": 32},
-  "capabilities": [{"name": "scan"}]
-}$$) AS container_agent;
-SELECT orchestration.set_secret(1, 'GITHUB_TOKEN', 'ghp_demo_value_that_never_shows');
+  "description": "Finds leaked secrets and risky patterns in text or files",
+  "image": "orchestration/security-scanner:1.0",
+  "limits": {"memory_mb": 64, "cpus": 0.5, "timeout_seconds": 60, "pids": 16},
+  "capabilities": [{"name": "scan",
+    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}, "files": {"type": "object"}}},
+    "output_schema": {"type": "object", "required": ["findings"], "properties": {"findings": {"type": "array",
+      "items": {"type": "object", "required": ["rule", "severity"], "properties": {"severity": {"enum": ["low", "medium", "high"]}}}}}}}]
+}$$) AS scanner_agent;
+SELECT orchestration.register_agent(1, $${
+  "name": "notifier", "type": "SCRIPT", "version": "1.0.0", "risk_level": "APPROVAL_REQUIRED",
+  "description": "Formats findings into a message (a human approves first)",
+  "image": "orchestration/notifier:1.0", "secrets": ["SLACK_WEBHOOK"],
+  "limits": {"memory_mb": 64, "timeout_seconds": 60, "pids": 16},
+  "capabilities": [{"name": "notify", "input_schema": {"type": "object", "required": ["findings"]}}]
+}$$) AS notifier_agent;
+SELECT orchestration.set_secret(1, 'SLACK_WEBHOOK', 'https://hooks.example.invalid/demo');
 SELECT id, name, type, risk_level, runs, capabilities FROM orchestration.list_agents(1);
 
-\echo '== A workflow: scan -> (only if something was found) notify, after approval'
+\echo '== The sample workflow: scan -> (only if something was found) notify, after approval'
 SELECT orchestration.create_workflow(1, $${
   "name": "leak-check", "description": "Scan pushed text and tell the team about leaks",
   "nodes": [
-    {"id": "scan", "agent": "secret-scan", "action": "scan", "inputs": {"text": "{{ context.text }}"}},
+    {"id": "scan", "agent": "security-scanner", "action": "scan", "inputs": {"text": "{{ context.text }}"}},
     {"id": "notify", "agent": "notifier", "action": "notify", "depends_on": ["scan"],
      "when": "{{ nodes.scan.output.findings }}",
-     "inputs": {"repo": "{{ context.repo }}", "findings": "{{ nodes.scan.output.findings }}"}}
+     "inputs": {"repo": "{{ context.repo }}", "channel": "#security", "findings": "{{ nodes.scan.output.findings }}"}}
   ]}$$) AS workflow_id;
 SELECT node_key, level, depends_on FROM orchestration.workflow_levels(
   (SELECT id FROM orchestration.workflows WHERE name = 'leak-check'));
@@ -88,7 +65,7 @@ SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 
 \echo '== What happened'
 SELECT run_id, workflow, status, nodes, succeeded, skipped, percent_done FROM orchestration.run_summary WHERE run_id = :run_id;
-SELECT node, agent, status, attempt, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level;
+SELECT node, agent, status, attempt, exit_code, log_tail, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level;
 SELECT output->>'message' AS message FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND node_key = 'notify';
 SELECT type, subject FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
 

@@ -38,6 +38,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$SOCKDIR'
 shared_preload_libraries = 'pg_orchestration'
 orchestration.database_name = '$DATABASES'
+orchestration.allowed_images = 'orchestration/*'
 fsync = off
 max_connections = 100
 logging_collector = on

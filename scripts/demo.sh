@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The demo: installs what is needed, builds and installs the extension, starts a local
-# cluster that preloads it, creates the database orchestration_demo, registers agents,
-# defines a workflow and runs it end to end (with an approval), showing each step with
-# psql. Run it again at any time: it starts over.
+# cluster that preloads it and a Docker engine, builds the sample agent images offline,
+# creates the database orchestration_demo, registers the sample agents (security-scanner,
+# notifier), defines the sample workflow and runs it end to end (with an approval),
+# showing each step with psql. Run it again at any time: it starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 make -j2 >/dev/null && make install >/dev/null
+scripts/dockerd.sh start
+docker/agents/build-images.sh
 scripts/cluster.sh start
 eval "$(scripts/cluster.sh env)"
 
@@ -24,5 +27,5 @@ cat <<DONE
 
 The demo database is up. Look around with:
   eval "\$(scripts/cluster.sh env)"; psql -d orchestration_demo
-Stop the cluster with: scripts/cluster.sh stop
+Stop the cluster with: scripts/cluster.sh stop (and the Docker engine it started: scripts/dockerd.sh stop)
 DONE

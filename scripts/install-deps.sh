@@ -17,7 +17,7 @@ packages=(
   docker.io busybox-static
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev python3-yaml
 )
 
 missing=()

@@ -12,6 +12,16 @@ std::string tail_note(const std::string& log_tail) {
   return "; log tail: " + tail;
 }
 
+// Removes the attempt's container once its result is read. If the engine cannot, the
+// container is left to crash recovery, which removes containers of ours no node needs.
+void remove_quietly(DockerClient& client, const std::string& container_id) {
+  if (container_id.empty()) return;
+  try {
+    client.remove_container(container_id);
+  } catch (const std::exception&) {
+  }
+}
+
 }  // namespace
 
 void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool output_too_large,
@@ -80,12 +90,7 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
   } catch (const std::exception& e) {
     outcome.error = std::string("the container could not be recovered: ") + e.what();
   }
-  if (!outcome.container_id.empty()) {
-    try {
-      client.remove_container(outcome.container_id);
-    } catch (const std::exception&) {
-    }
-  }
+  remove_quietly(client, outcome.container_id);
   return outcome;
 }
 
@@ -141,13 +146,7 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
     outcome.succeeded = false;
     outcome.error = std::string("the container could not run: ") + e.what();
   }
-  if (!outcome.container_id.empty()) {
-    try {
-      client.remove_container(outcome.container_id);
-    } catch (const std::exception&) {
-      // Left for crash recovery, which removes containers of ours that no node needs.
-    }
-  }
+  remove_quietly(client, outcome.container_id);
   return outcome;
 }
 

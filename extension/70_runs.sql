@@ -507,6 +507,26 @@ $$;
 COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
   'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have. Committed before the container is created, so that after a crash the node says which container to look for';
 
+CREATE FUNCTION orchestration.requeue_node(node_id bigint, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  PERFORM 1 FROM orchestration.workflow_runs r
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id) FOR UPDATE;
+  UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING', container_name = NULL, next_attempt_at = NULL
+  WHERE n.id = node_id AND n.status = 'RUNNING' RETURNING * INTO node;
+  IF FOUND THEN
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'retrying', node.run_id, node.node_key,
+              jsonb_build_object('status', 'PENDING', 'attempt', node.attempt + 1, 'reason', reason));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.requeue_node(bigint, text) IS
+  'Internal (scheduler): a RUNNING container node whose container was never created or started (the scheduler stopped in between) is PENDING again; nothing ran, so no retry is used up';
+
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.
 CREATE FUNCTION orchestration.next_due_at() RETURNS timestamptz

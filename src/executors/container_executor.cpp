@@ -68,6 +68,22 @@ void ContainerExecutor::launch(ContainerJob job) {
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
+void ContainerExecutor::remove_later(std::vector<std::string> container_ids, docker::EngineAddress address) {
+  if (container_ids.empty()) return;
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  std::thread([ids = std::move(container_ids), address = std::move(address)] {
+    try {
+      docker::DockerClient client(address);
+      for (const auto& id : ids) docker::remove_container_quietly(client, id);
+    } catch (const std::exception&) {
+      // crash recovery removes what is left
+    }
+  }).detach();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
 void ContainerExecutor::finish(FinishedJob finished) {
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -46,6 +46,8 @@ class ContainerExecutor {
   std::vector<FinishedJob> take_finished();
   std::vector<std::int64_t> in_flight() const;
   void cancel(std::int64_t node_id);
+  // Removes containers whose results are committed, on a thread of its own.
+  void remove_later(std::vector<std::string> container_ids, docker::EngineAddress address);
 
  private:
   void finish(FinishedJob finished);

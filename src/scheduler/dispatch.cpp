@@ -56,6 +56,7 @@ constexpr const char* kStartContainerSql =
 constexpr const char* kRecordContainerSql =
     "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
     "$6::timestamptz, $7::timestamptz, NULL, $8::int, $9, $10)";
+constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
 constexpr const char* kRunningContainersSql =
     "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
     "       coalesce(n.resolved_input, '{}'), coalesce(n.started_at, clock_timestamp()), "
@@ -287,6 +288,10 @@ void record_containers(std::vector<executors::FinishedJob>& finished) {
   for (auto& done : finished) {
     executors::ContainerJob& job = done.job;
     docker::AttemptOutcome& outcome = done.outcome;
+    if (outcome.lost) {  // nothing ran: run it again, without using up a retry
+      spi_run(kRequeueSql, {std::to_string(job.node_id), outcome.error});
+      continue;
+    }
     if (outcome.succeeded) {
       const Contract& contract = contract_for(job.capability_id, job.contract_version);
       if (contract.output) {

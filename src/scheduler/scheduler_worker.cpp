@@ -74,7 +74,13 @@ long run_once(SchedulerState& state) {
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
-    // Committed: the results are recorded, and the nodes of these containers are RUNNING.
+    // Committed: the results are recorded (so their containers can go), and the nodes of
+    // the new containers are RUNNING (so they can start).
+    std::vector<std::string> recorded;
+    for (const auto& done : state.unrecorded)
+      if (!done.outcome.container_id.empty()) recorded.push_back(done.outcome.container_id);
+    if (state.executor && !state.unrecorded.empty())
+      state.executor->remove_later(std::move(recorded), state.unrecorded.front().job.address);
     state.unrecorded.clear();
     if (recovered_now) state.recovered = true;
     for (auto& job : launches) state.executor->launch(std::move(job));

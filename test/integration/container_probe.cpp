@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   DockerClient client(EngineAddress{});
   std::atomic<bool> cancel{false};
   AttemptOutcome outcome = run_container_attempt(client, request, Ceilings{}, input, limits, cancel);
+  remove_container_quietly(client, outcome.container_id);
   nlohmann::json out = {{"succeeded", outcome.succeeded}, {"error", outcome.error}, {"exit_code", outcome.exit_code},
                         {"log_tail", outcome.log_tail}, {"timed_out", outcome.timed_out},
                         {"oom_killed", outcome.oom_killed}, {"output_bytes", outcome.output.size()},

@@ -12,17 +12,15 @@ std::string tail_note(const std::string& log_tail) {
   return "; log tail: " + tail;
 }
 
-// Removes the attempt's container once its result is read. If the engine cannot, the
-// container is left to crash recovery, which removes containers of ours no node needs.
-void remove_quietly(DockerClient& client, const std::string& container_id) {
+}  // namespace
+
+void remove_container_quietly(DockerClient& client, const std::string& container_id) {
   if (container_id.empty()) return;
   try {
     client.remove_container(container_id);
   } catch (const std::exception&) {
   }
 }
-
-}  // namespace
 
 void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool output_too_large,
                    const AttemptLimits& limits, std::int64_t pids_limit, std::int64_t memory_mb) {
@@ -60,6 +58,13 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
   AttemptOutcome outcome;
   try {
     json info = client.inspect_container(name);
+    if (info["State"].value("Status", "") == "created") {
+      // Made but never started: nothing ran. The attempt starts again and takes this
+      // container over (run_container_attempt reuses a created container of its name).
+      outcome.lost = true;
+      outcome.error = "the scheduler stopped before it started the container " + name;
+      return outcome;
+    }
     outcome.container_id = info.value("Id", name);
     auto deadline = Clock::now() + std::chrono::seconds(limits.timeout_seconds);
     while (info["State"].value("Running", false)) {
@@ -84,13 +89,12 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
     outcome.log_tail = capture.log_tail();
     judge_outcome(outcome, capture.output(), capture.output_too_large(), limits, pids_limit, memory_mb);
   } catch (const EngineError& e) {
-    outcome.error = e.status() == 404
-                        ? "the container " + name + " was lost: it no longer existed when the scheduler restarted"
-                        : std::string("the container could not be recovered: ") + e.what();
+    outcome.lost = e.status() == 404 && outcome.container_id.empty();
+    outcome.error = outcome.lost ? "the scheduler stopped before it created the container " + name
+                                 : std::string("the container could not be recovered: ") + e.what();
   } catch (const std::exception& e) {
     outcome.error = std::string("the container could not be recovered: ") + e.what();
   }
-  remove_quietly(client, outcome.container_id);
   return outcome;
 }
 
@@ -107,10 +111,15 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
       outcome.container_id = client.create_container(name, body);
     } catch (const EngineError& e) {
       if (e.status() != 409) throw;
-      // A container of this very attempt exists: left by a scheduler that died before it
-      // recorded anything. Its run cannot be trusted to have had our input; start over.
-      client.remove_container(name);
-      outcome.container_id = client.create_container(name, body);
+      // A container of this very attempt exists, left by a scheduler that stopped. If it
+      // was never started, nothing ran: take it over. Otherwise start afresh.
+      json existing = client.inspect_container(name);
+      if (existing["State"].value("Status", "") == "created") {
+        outcome.container_id = existing.value("Id", name);
+      } else {
+        client.remove_container(name);
+        outcome.container_id = client.create_container(name, body);
+      }
     }
     auto attachment = client.attach(outcome.container_id);
     client.start_container(outcome.container_id);
@@ -146,7 +155,6 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
     outcome.succeeded = false;
     outcome.error = std::string("the container could not run: ") + e.what();
   }
-  remove_quietly(client, outcome.container_id);
   return outcome;
 }
 

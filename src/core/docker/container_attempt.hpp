@@ -1,7 +1,9 @@
 // One attempt of a container agent, start to end: create (sandboxed, labelled), attach,
 // start, write the input to stdin and close it, read stdout and stderr until the
 // container ends (killing it at the timeout or on cancel), read its exit code and OOM
-// state, remove it. Every failure becomes a message for the node, never an exception.
+// state. Every failure becomes a message for the node, never an exception. The container
+// is left in place: the caller removes it (remove_container_quietly) once the result is
+// safely recorded, so a crash in between finds it and collects it again.
 #pragma once
 
 #include <atomic>
@@ -26,6 +28,7 @@ struct AttemptOutcome {
   std::string log_tail;
   std::string container_id;
   bool timed_out = false, oom_killed = false, cancelled = false;
+  bool lost = false;  // adopt_container: the container was never created or started; nothing ran
 };
 
 AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
@@ -36,10 +39,14 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
 // Crash recovery: the outcome of a container this attempt created before the scheduler
 // died. Waits for it (killing it at the timeout or on cancel), reads its exit code, state
 // and logs, judges them like a live attempt, and removes it. A container that no longer
-// exists fails the attempt with that reason.
+// exists was never created (its attempt was interrupted before that): `lost`.
 AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
                                std::int64_t pids_limit, std::int64_t memory_mb,
                                const std::atomic<bool>& cancel);
+
+// Removes a container whose result is recorded; if the engine cannot, crash recovery will
+// (it removes containers of ours that no node waits for).
+void remove_container_quietly(DockerClient& client, const std::string& container_id);
 
 // The outcome from a finished container's exit code, state and output (stdout and stderr,
 // already separated): shared by the attempt above and by crash recovery, which collects

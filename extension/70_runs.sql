@@ -283,6 +283,19 @@ $$;
 COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
   'Internal: fails a node for good, fails its run and skips every node of the run that has not started';
 
+-- The lock order above, for a transaction that starts from a node: its run's row first.
+-- Returns the run's status.
+CREATE FUNCTION orchestration.lock_run_of(node_id bigint) RETURNS orchestration.run_status
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT r.status FROM orchestration.workflow_runs r
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = lock_run_of.node_id)
+  FOR UPDATE
+$$;
+COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
+  'Internal: locks the row of the node''s run (the lock order: a run''s row before its nodes) and returns the run''s status';
+
 -- The outcome of one attempt of one node: the attempt row, the node's new state (SUCCESS,
 -- a retry after backoff, or FAILED), the dependents it releases and the events.
 CREATE FUNCTION orchestration.record_attempt(node_id bigint, succeeded boolean, input jsonb,
@@ -298,12 +311,10 @@ AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
   retry_at timestamptz;
-  run_status orchestration.run_status;
+  -- Container results arrive in transactions of their own, while cancel_run or approve
+  -- may hold the run.
+  run_status orchestration.run_status := orchestration.lock_run_of(node_id);
 BEGIN
-  -- The run's row first (the lock order above): container results arrive in transactions
-  -- of their own, while cancel_run or approve may hold the run.
-  SELECT r.status INTO run_status FROM orchestration.workflow_runs r
-  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id) FOR UPDATE;
   UPDATE orchestration.workflow_run_nodes n SET attempt = n.attempt + 1
   WHERE n.id = node_id RETURNING * INTO node;
   INSERT INTO orchestration.agent_runs
@@ -514,8 +525,7 @@ AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
 BEGIN
-  PERFORM 1 FROM orchestration.workflow_runs r
-  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id) FOR UPDATE;
+  PERFORM orchestration.lock_run_of(node_id);
   UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING', container_name = NULL, next_attempt_at = NULL
   WHERE n.id = node_id AND n.status = 'RUNNING' RETURNING * INTO node;
   IF FOUND THEN

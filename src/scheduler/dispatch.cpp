@@ -143,7 +143,7 @@ std::string array_literal(const std::vector<std::int64_t>& ids) {
 
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
-void prepare_container(const std::vector<Value>& node, const json& input, const Contract& contract,
+void prepare_container(const std::vector<Value>& node, const json& input,
                        const std::string& capability, const std::string& database,
                        std::vector<executors::ContainerJob>& launches) {
   const std::string& id = *node[kNodeId];
@@ -191,7 +191,6 @@ void prepare_container(const std::vector<Value>& node, const json& input, const 
   job.capability_id = *node[kCapabilityId];
   job.contract_version = *node[kContractVersion];
   job.capability = capability;
-  (void)contract;
   spi_run(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
   launches.push_back(std::move(job));
 }
@@ -244,7 +243,7 @@ void process_node(const std::vector<Value>& node, std::int64_t round, const std:
   }
 
   if (*node[kAgentType] != "RULE") {
-    prepare_container(node, input, contract, capability, database, launches);
+    prepare_container(node, input, capability, database, launches);
     return;
   }
   std::string started = now_text();

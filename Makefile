@@ -26,7 +26,7 @@ PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
               -Wno-register -Isrc
 PG_CPPFLAGS = -Isrc
-SHLIB_LINK = -lstdc++ -lcurl
+SHLIB_LINK = -lstdc++ -lcurl -lnats
 
 # No LLVM bitcode for C++ sources: JIT inlining of this code buys nothing.
 override with_llvm = no

@@ -237,6 +237,8 @@ CREATE TABLE orchestration.events (
 );
 CREATE INDEX events_unpublished ON orchestration.events (id) WHERE published_at IS NULL;
 CREATE INDEX ON orchestration.events (created_at);
+-- The relay prunes published events by age (orchestration.event_retention).
+CREATE INDEX events_published ON orchestration.events (published_at) WHERE published_at IS NOT NULL;
 COMMENT ON TABLE orchestration.events IS
   'Transactional outbox: one CloudEvents document per state change, written in the same transaction; the relay publishes them to NATS in id order and sets published_at';
 

@@ -1,3 +1,9 @@
+CREATE FUNCTION orchestration.wake_relay() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_relay';
+COMMENT ON FUNCTION orchestration.wake_relay() IS
+  'Internal: wakes this database''s NATS relay when the calling transaction commits (nothing happens on rollback)';
+
 -- The transactional outbox. Every run, node and approval state change calls emit_event()
 -- in the transaction that makes the change, so an event exists if and only if the change
 -- committed. NOTIFY orchestration_events tells LISTENing clients at once; the NATS relay
@@ -34,7 +40,8 @@ BEGIN
   RETURNING e.id INTO event_id;
   PERFORM pg_notify('orchestration_events',
                     json_build_object('id', event_id, 'type', event_type, 'run_id', run_id)::text);
+  PERFORM orchestration.wake_relay();
 END
 $$;
 COMMENT ON FUNCTION orchestration.emit_event(integer, text, text, bigint, text, jsonb) IS
-  'Internal: writes one CloudEvents 1.0 document to the outbox (orchestration.events) and sends NOTIFY orchestration_events with its id, type and run id. Runs in the caller''s transaction: a rollback emits nothing';
+  'Internal: writes one CloudEvents 1.0 document to the outbox (orchestration.events) sends NOTIFY orchestration_events with its id, type and run id, and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';

@@ -39,8 +39,11 @@ unix_socket_directories = '$SOCKDIR'
 shared_preload_libraries = 'pg_orchestration'
 orchestration.database_name = '$DATABASES'
 orchestration.allowed_images = 'orchestration/*'
+orchestration.nats_url = '${ORCH_NATS_URL:-nats://127.0.0.1:54222}'
 fsync = off
 max_connections = 100
+# Two workers (scheduler, relay) per database in orchestration.database_name.
+max_worker_processes = 32
 logging_collector = on
 log_directory = 'log'
 log_filename = 'postgresql.log'

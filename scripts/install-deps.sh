@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libnats-dev
   # containers: the engine, and busybox for the test images built offline
   docker.io busybox-static
+  # events: the NATS server (JetStream) the relay publishes to; curl for its health check
+  nats-server curl
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   clang libclang-rt-14-dev python3-yaml

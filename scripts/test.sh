@@ -6,8 +6,9 @@
 #   3. the pg_regress suite (make installcheck): sql/*.sql against expected/*.out
 #   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
 #   5. the integration suite (prove): test/integration/*.sh, which kill and restart real
-#      processes (the scheduler worker, the whole server) and run containers on a real
-#      Docker engine (started here, with its test image built offline)
+#      processes (the scheduler and relay workers, the whole server, nats-server), run
+#      containers on a real Docker engine (started here, with its test image built
+#      offline) and read events from a real nats-server with JetStream (started here)
 #   6. the JSON Schema fuzz target (libFuzzer, ASan/UBSan) for ORCH_FUZZ_SECONDS (60)
 #   7. the JSON Schema benchmark, which prints its figure (it asserts nothing)
 # and ends with each runner's own summary line. Exits non-zero if any part failed.
@@ -36,10 +37,11 @@ step "starting the Docker engine and building the test image"
 scripts/dockerd.sh start || exit 1
 docker/agents/build-test-image.sh || exit 1
 
-step "starting a fresh cluster"
+step "starting nats-server (JetStream) and a fresh cluster"
+scripts/nats.sh start || exit 1
 scripts/cluster.sh destroy
 scripts/cluster.sh start || exit 1
-trap 'scripts/cluster.sh stop; scripts/dockerd.sh stop' EXIT
+trap 'scripts/cluster.sh stop; scripts/dockerd.sh stop; scripts/nats.sh stop' EXIT
 eval "$(scripts/cluster.sh env)"
 
 # A database for each suite, each with a scheduler worker (orchestration.database_name

@@ -16,26 +16,29 @@ void _PG_init(void);
 #include <cstdio>
 
 #include "config/gucs.hpp"
-#include "scheduler/wakeup.hpp"
+#include "workers/wakeup.hpp"
 
 namespace {
 
-void register_scheduler_workers() {
+// Two workers per database: the scheduler and the NATS relay (which idles while
+// orchestration.nats_url is empty).
+void register_workers() {
   std::vector<std::string> databases = orch::config::scheduler_databases();
   for (std::size_t slot = 0; slot < databases.size(); ++slot) {
-    BackgroundWorker worker = {};
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    // Seconds. After a crash the worker comes back and recovers; a database that does
-    // not exist yet is retried at this pace.
-    worker.bgw_restart_time = 5;
-    std::snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_orchestration");
-    std::snprintf(worker.bgw_function_name, BGW_MAXLEN, "orch_scheduler_main");
-    std::snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orchestration scheduler %s",
-                  databases[slot].c_str());
-    std::snprintf(worker.bgw_type, BGW_MAXLEN, "pg_orchestration scheduler");
-    worker.bgw_main_arg = Int32GetDatum(static_cast<int32>(slot));
-    RegisterBackgroundWorker(&worker);
+    for (const char* kind : {"scheduler", "relay"}) {
+      BackgroundWorker worker = {};
+      worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+      worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+      // Seconds. After a crash the worker comes back and recovers; a database that does
+      // not exist yet is retried at this pace.
+      worker.bgw_restart_time = 5;
+      std::snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_orchestration");
+      std::snprintf(worker.bgw_function_name, BGW_MAXLEN, "orch_%s_main", kind);
+      std::snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orchestration %s %s", kind, databases[slot].c_str());
+      std::snprintf(worker.bgw_type, BGW_MAXLEN, "pg_orchestration %s", kind);
+      worker.bgw_main_arg = Int32GetDatum(static_cast<int32>(slot));
+      RegisterBackgroundWorker(&worker);
+    }
   }
 }
 
@@ -46,6 +49,6 @@ void _PG_init(void) {
   // every backend from this state.
   orch::config::define_gucs();
   if (!process_shared_preload_libraries_in_progress) return;
-  orch::scheduler::install_shared_memory_hooks();
-  register_scheduler_workers();
+  orch::workers::install_shared_memory_hooks();
+  register_workers();
 }

@@ -28,6 +28,16 @@ int container_max_memory_mb = 4096;
 double container_max_cpus = 4;
 int container_max_pids = 1024;
 bool container_allow_network = true;
+char* nats_url = nullptr;
+char* nats_credentials_file = nullptr;
+char* nats_tls_ca = nullptr;
+char* nats_tls_cert = nullptr;
+char* nats_tls_key = nullptr;
+bool nats_jetstream = true;
+char* nats_stream = nullptr;
+char* nats_queue_group = nullptr;
+int event_retention_seconds = 7 * 86400;
+int relay_batch_size = 256;
 
 void define_gucs() {
   DefineCustomStringVariable(
@@ -98,6 +108,44 @@ void define_gucs() {
                            "Whether agents whose spec sets allow_network get a network.",
                            "Off: no container agent gets a network, whatever its spec says.",
                            &container_allow_network, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  // The NATS relay. Settings are read again on reload; a change reconnects.
+  DefineCustomStringVariable(
+      "orchestration.nats_url", "The NATS server(s) the relay publishes events to and takes triggers from.",
+      "nats://HOST:PORT, comma-separated for a cluster; user:password@ may be part of it (so only "
+      "superusers can read this setting). Empty: the relay is off and events stay in the outbox.",
+      &nats_url, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.nats_credentials_file",
+                             "A NATS credentials (.creds) file: user JWT and nkey seed.", nullptr,
+                             &nats_credentials_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.nats_tls_ca", "CA certificate file for a TLS connection to NATS.",
+                             "Set it (or the client certificate) to require TLS.", &nats_tls_ca, "", PGC_SIGHUP, 0,
+                             nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.nats_tls_cert", "Client certificate file for NATS.", nullptr,
+                             &nats_tls_cert, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.nats_tls_key", "Client key file for NATS.", nullptr, &nats_tls_key, "",
+                             PGC_SIGHUP, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "orchestration.nats_jetstream", "Whether the relay publishes through JetStream.",
+      "On: each event is marked published only after the stream stored it, and a re-send after a crash "
+      "is dropped by the stream's duplicate window (exactly once in the stream). Off: core NATS publish "
+      "and flush; subscribers that are not connected miss events, and a crash between the flush and "
+      "the commit sends an event twice.",
+      &nats_jetstream, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("orchestration.nats_stream",
+                             "The JetStream stream the relay creates (or checks) for orchestration.>.", nullptr,
+                             &nats_stream, "ORCHESTRATION", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "orchestration.nats_queue_group", "The queue group of the relay's trigger subscriptions.",
+      "Relays in one group share the messages: each message starts its workflows once among them.",
+      &nats_queue_group, "pg_orchestration", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.event_retention", "How long published events stay in the outbox.",
+      "Published events older than this are deleted by the relay; unpublished ones never are. 0 "
+      "deletes published events at once.",
+      &event_retention_seconds, 7 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("orchestration.relay_batch_size",
+                          "How many events the relay publishes before it waits for acknowledgements.", nullptr,
+                          &relay_batch_size, 256, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("orchestration");
 }
 

@@ -26,6 +26,17 @@ extern int container_max_memory_mb;
 extern double container_max_cpus;
 extern int container_max_pids;
 extern bool container_allow_network;
+// The NATS relay.
+extern char* nats_url;
+extern char* nats_credentials_file;
+extern char* nats_tls_ca;
+extern char* nats_tls_cert;
+extern char* nats_tls_key;
+extern bool nats_jetstream;
+extern char* nats_stream;
+extern char* nats_queue_group;
+extern int event_retention_seconds;
+extern int relay_batch_size;
 
 inline constexpr int kMaxDatabases = 8;
 

@@ -1,10 +1,5 @@
 #include "executors/container_executor.hpp"
 
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <ctime>
 #include <stdexcept>
 #include <thread>
@@ -30,13 +25,6 @@ std::string iso8601(std::chrono::system_clock::time_point when) {
 ContainerExecutor::ContainerExecutor() {
   // Here, on the main thread, before any thread exists: libcurl's global state.
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (pipe2(pipe_, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-}
-
-ContainerExecutor::~ContainerExecutor() {
-  // Threads still running keep their own copies; the process is exiting.
-  if (pipe_[0] >= 0) close(pipe_[0]);
-  if (pipe_[1] >= 0) close(pipe_[1]);
 }
 
 void ContainerExecutor::launch(ContainerJob job) {
@@ -45,11 +33,7 @@ void ContainerExecutor::launch(ContainerJob job) {
     std::lock_guard<std::mutex> lock(mutex_);
     running_[job.node_id] = cancel;
   }
-  // Threads inherit the signal mask: block everything, so Postgres's handlers (SIGTERM,
-  // SIGHUP, SIGUSR1 for the latch) run only on the main thread.
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  threads::SignalsBlocked blocked;
   std::thread([this, job = std::move(job), cancel]() mutable {
     docker::AttemptOutcome outcome;
     try {
@@ -65,14 +49,11 @@ void ContainerExecutor::launch(ContainerJob job) {
     std::string finished_at = iso8601(std::chrono::system_clock::now());
     finish(FinishedJob{std::move(job), std::move(outcome), std::move(finished_at)});
   }).detach();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void ContainerExecutor::remove_later(std::vector<std::string> container_ids, docker::EngineAddress address) {
   if (container_ids.empty()) return;
-  sigset_t all, previous;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  threads::SignalsBlocked blocked;
   std::thread([ids = std::move(container_ids), address = std::move(address)] {
     try {
       docker::DockerClient client(address);
@@ -81,7 +62,6 @@ void ContainerExecutor::remove_later(std::vector<std::string> container_ids, doc
       // crash recovery removes what is left
     }
   }).detach();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void ContainerExecutor::finish(FinishedJob finished) {
@@ -90,14 +70,11 @@ void ContainerExecutor::finish(FinishedJob finished) {
     running_.erase(finished.job.node_id);
     finished_.push_back(std::move(finished));
   }
-  char byte = 1;
-  (void)!write(pipe_[1], &byte, 1);  // a full pipe already means "look"
+  wake_.notify();
 }
 
 std::vector<FinishedJob> ContainerExecutor::take_finished() {
-  char drain[256];
-  while (read(pipe_[0], drain, sizeof drain) > 0) {
-  }
+  wake_.drain();
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<FinishedJob> out;
   out.swap(finished_);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/docker/container_attempt.hpp"
+#include "core/threads/thread_handoff.hpp"
 
 namespace orch::executors {
 
@@ -39,9 +40,8 @@ struct FinishedJob {
 class ContainerExecutor {
  public:
   ContainerExecutor();
-  ~ContainerExecutor();
 
-  int wake_fd() const { return pipe_[0]; }
+  int wake_fd() const { return wake_.fd(); }
   void launch(ContainerJob job);
   std::vector<FinishedJob> take_finished();
   std::vector<std::int64_t> in_flight() const;
@@ -55,7 +55,7 @@ class ContainerExecutor {
   mutable std::mutex mutex_;
   std::vector<FinishedJob> finished_;
   std::map<std::int64_t, std::shared_ptr<std::atomic<bool>>> running_;  // node -> cancel flag
-  int pipe_[2] = {-1, -1};
+  threads::WakePipe wake_;
 };
 
 }  // namespace orch::executors

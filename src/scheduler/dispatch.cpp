@@ -16,7 +16,7 @@
 #include "executors/rule_executor.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
-#include "scheduler/wakeup.hpp"
+#include "workers/wakeup.hpp"
 
 extern "C" {
 #include "utils/timestamp.h"
@@ -272,7 +272,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database) {
     pg::Rows claimed = spi_run(
         kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                     std::to_string(config::max_concurrent_nodes_per_project),
-                    reserved_runs_literal()});
+                    workers::reserved_runs_literal()});
     if (claimed.size() == 0) break;
     ++round;
     for (const auto& node : claimed.rows) process_node(node, round, database, result.launches);

@@ -30,7 +30,7 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/dispatch.hpp"
-#include "scheduler/wakeup.hpp"
+#include "workers/wakeup.hpp"
 
 namespace {
 
@@ -101,7 +101,7 @@ void scheduler_loop(int slot, const char* database) {
   });
   orch::pg::guard([&] {
     pgstat_report_appname(kName);
-    orch::scheduler::register_scheduler(slot);
+    orch::workers::register_worker(orch::workers::Worker::scheduler, slot);
     ereport(LOG, (errmsg("%s started in database \"%s\"", kName, database)));
   });
 

@@ -1,24 +1,28 @@
-// Waking the scheduler at commit, without polling and without pointers in shared memory.
+// Waking the background workers at commit, without polling and without pointers in
+// shared memory.
 //
-// Each scheduler worker publishes its database and its PGPROC number in a small shared
-// memory array. A backend that creates work calls request_wake_at_commit(); when its
-// transaction commits (and only then), a transaction callback sets the latch of the
-// scheduler of its database. On rollback nothing happens: no work, no wake-up.
+// Each worker (the scheduler and the relay of a database) publishes its database and its
+// PGPROC number in a small shared memory array. A backend that creates work (a runnable
+// node, an outbox event) calls request_wake_at_commit(); when its transaction commits (and
+// only then), a transaction callback sets the latch of that worker of its database. On
+// rollback nothing happens: no work, no wake-up.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-namespace orch::scheduler {
+namespace orch::workers {
+
+enum class Worker { scheduler = 0, relay = 1 };
 
 // From _PG_init while preloading: asks for the shared memory and installs its hooks.
 void install_shared_memory_hooks();
 
 // The worker announces itself in its slot (and leaves it when it exits).
-void register_scheduler(int slot);
+void register_worker(Worker worker, int slot);
 
-// Called by the SQL API (orchestration.wake_scheduler()).
-void request_wake_at_commit();
+// Called by the SQL API (orchestration.wake_scheduler(), orchestration.wake_relay()).
+void request_wake_at_commit(Worker worker);
 
 // A backend about to wait for a run's row lock (cancel_run, retry_run, approve, reject)
 // announces the run here until its transaction ends. The scheduler does not claim nodes
@@ -30,4 +34,4 @@ void reserve_run_until_transaction_end(std::int64_t run_id);
 // The runs announced right now, as a Postgres array literal ("{4,17}").
 std::string reserved_runs_literal();
 
-}  // namespace orch::scheduler
+}  // namespace orch::workers

@@ -1,4 +1,4 @@
-#include "scheduler/wakeup.hpp"
+#include "workers/wakeup.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -16,12 +16,14 @@ extern "C" {
 
 #include "config/gucs.hpp"
 
-namespace orch::scheduler {
+namespace orch::workers {
 namespace {
 
+constexpr int kWorkerKinds = 2;  // Worker::scheduler, Worker::relay
+
 struct Slot {
-  pg_atomic_uint32 database;      // InvalidOid when no scheduler runs in this slot
-  pg_atomic_uint32 procno_plus1;  // its PGPROC number + 1; 0 when none
+  pg_atomic_uint32 database;                    // InvalidOid when no worker runs in this slot
+  pg_atomic_uint32 procno_plus1[kWorkerKinds];  // each worker's PGPROC number + 1; 0 when none
 };
 
 constexpr int kReservationSlots = 64;
@@ -32,7 +34,7 @@ struct SharedState {
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
-bool wake_requested = false;
+bool wake_requested[kWorkerKinds] = {false, false};
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 bool callback_registered = false;
 shmem_request_hook_type previous_request_hook = nullptr;
@@ -48,22 +50,22 @@ void attach_shared_memory() {
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found = false;
   shared = static_cast<SharedState*>(
-      ShmemInitStruct("pg_orchestration scheduler", sizeof(SharedState), &found));
+      ShmemInitStruct("pg_orchestration workers", sizeof(SharedState), &found));
   if (!found) {
     for (auto& slot : shared->slots) {
       pg_atomic_init_u32(&slot.database, InvalidOid);
-      pg_atomic_init_u32(&slot.procno_plus1, 0);
+      for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
     }
     for (auto& run : shared->reserved_runs) pg_atomic_init_u64(&run, 0);
   }
   LWLockRelease(AddinShmemInitLock);
 }
 
-void wake_schedulers_of(Oid database) {
+void wake_worker_of(Oid database, int kind) {
   if (!shared) return;
   for (auto& slot : shared->slots) {
     if (pg_atomic_read_u32(&slot.database) != database) continue;
-    uint32 procno_plus1 = pg_atomic_read_u32(&slot.procno_plus1);
+    uint32 procno_plus1 = pg_atomic_read_u32(&slot.procno_plus1[kind]);
     // The slot may be stale (the worker just exited and its PGPROC was reused): a
     // spurious SetLatch is harmless, latches are always re-checked.
     if (procno_plus1 > 0) SetLatch(&ProcGlobal->allProcs[procno_plus1 - 1].procLatch);
@@ -78,11 +80,12 @@ void release_reservations() {
 void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
     release_reservations();
-    if (wake_requested) wake_schedulers_of(MyDatabaseId);
-    wake_requested = false;
+    for (int kind = 0; kind < kWorkerKinds; ++kind)
+      if (wake_requested[kind]) wake_worker_of(MyDatabaseId, kind);
+    for (bool& requested : wake_requested) requested = false;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     release_reservations();
-    wake_requested = false;
+    for (bool& requested : wake_requested) requested = false;
   }
 }
 
@@ -92,10 +95,12 @@ void register_transaction_callback() {
   callback_registered = true;
 }
 
-void leave_slot(int, Datum slot_index) {
-  Slot& slot = shared->slots[DatumGetInt32(slot_index)];
-  pg_atomic_write_u32(&slot.procno_plus1, 0);
-  pg_atomic_write_u32(&slot.database, InvalidOid);
+// The slot's database stays: the other worker of the same database may still be there,
+// and the next worker of this slot serves the same database (the GUC needs a restart).
+void leave_slot(int, Datum packed) {
+  int kind = DatumGetInt32(packed) / config::kMaxDatabases;
+  Slot& slot = shared->slots[DatumGetInt32(packed) % config::kMaxDatabases];
+  pg_atomic_write_u32(&slot.procno_plus1[kind], 0);
 }
 
 }  // namespace
@@ -107,17 +112,18 @@ void install_shared_memory_hooks() {
   shmem_startup_hook = attach_shared_memory;
 }
 
-void register_scheduler(int slot_index) {
+void register_worker(Worker worker, int slot_index) {
   if (!shared) return;
+  int kind = static_cast<int>(worker);
   Slot& slot = shared->slots[slot_index];
   pg_atomic_write_u32(&slot.database, MyDatabaseId);
-  pg_atomic_write_u32(&slot.procno_plus1, static_cast<uint32>(MyProc->pgprocno) + 1);
-  on_shmem_exit(leave_slot, Int32GetDatum(slot_index));
+  pg_atomic_write_u32(&slot.procno_plus1[kind], static_cast<uint32>(MyProc->pgprocno) + 1);
+  on_shmem_exit(leave_slot, Int32GetDatum(kind * config::kMaxDatabases + slot_index));
 }
 
-void request_wake_at_commit() {
+void request_wake_at_commit(Worker worker) {
   register_transaction_callback();
-  wake_requested = true;
+  wake_requested[static_cast<int>(worker)] = true;
 }
 
 void reserve_run_until_transaction_end(std::int64_t run_id) {
@@ -144,4 +150,4 @@ std::string reserved_runs_literal() {
   return literal + "}";
 }
 
-}  // namespace orch::scheduler
+}  // namespace orch::workers

@@ -1,0 +1,254 @@
+// The NATS relay background worker: one per database in orchestration.database_name,
+// beside that database's scheduler.
+//
+// Read it top to bottom: set up signals, connect to the database, announce itself so that
+// commits that write events can wake it, then loop: handle interrupts and reloads,
+// (re)connect to NATS when the settings say so, start workflows for the trigger messages
+// that came in, publish the outbox in id order, prune old published events, and sleep on
+// the latch and on the NATS link's pipe. Nothing here ever waits for NATS while a
+// transaction is open, and nothing in the scheduler waits for the relay.
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PGDLLEXPORT void orch_relay_main(Datum slot);
+}
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/gucs.hpp"
+#include "core/nats/nats_link.hpp"
+#include "pg/spi.hpp"
+#include "pg/transaction.hpp"
+#include "workers/wakeup.hpp"
+
+namespace {
+
+constexpr const char* kName = "pg_orchestration relay";
+constexpr long kIdleMs = 60 * 1000;          // pruning runs at least this often
+constexpr long kRetryMs = 1000;              // after a failed publish, NATS down or not
+using Clock = std::chrono::steady_clock;
+
+void log_line(const std::string& line) {
+  orch::pg::guard([&] { ereport(LOG, (errmsg("%s: %s", kName, line.c_str()))); });
+}
+
+std::string text(const char* setting) { return setting ? setting : ""; }
+
+orch::nats::Settings settings_now(const std::string& database) {
+  orch::nats::Settings s;
+  s.url = text(orch::config::nats_url);
+  s.credentials_file = text(orch::config::nats_credentials_file);
+  s.tls_ca = text(orch::config::nats_tls_ca);
+  s.tls_cert = text(orch::config::nats_tls_cert);
+  s.tls_key = text(orch::config::nats_tls_key);
+  s.jetstream = orch::config::nats_jetstream;
+  s.stream = text(orch::config::nats_stream);
+  s.subject_prefix = "orchestration";
+  s.queue_group = text(orch::config::nats_queue_group);
+  s.client_name = std::string(kName) + " " + database;
+  return s;
+}
+
+bool extension_installed() {
+  return orch::pg::spi_run("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_orchestration'").size() == 1;
+}
+
+struct RelayState {
+  std::string database;
+  std::unique_ptr<orch::nats::Link> link;  // null while nats_url is empty
+  Clock::time_point next_prune = Clock::now();
+  std::string last_problem;  // logged once, not at every retry
+};
+
+// The settings changed (or this is the first loop): a new link, or none.
+void follow_settings(RelayState& state) {
+  orch::nats::Settings wanted = settings_now(state.database);
+  if (state.link && state.link->settings() == wanted) return;
+  if (!state.link && wanted.url.empty()) return;
+  state.link.reset();
+  if (wanted.url.empty()) {
+    log_line("orchestration.nats_url is empty: relay off, events stay in the outbox");
+    return;
+  }
+  try {
+    state.link = std::make_unique<orch::nats::Link>(wanted);
+    log_line("publishing to " + std::string(wanted.jetstream ? "JetStream stream \"" + wanted.stream + "\" at " : "core NATS at ") +
+             wanted.url);
+  } catch (const std::exception& e) {
+    orch::pg::log_worker_error(kName, e);  // retried at the next reload or loop
+  }
+}
+
+// Starts the workflows of the trigger messages that arrived, one transaction each, and
+// answers those that asked for an answer. Keeps the subscriptions in step with workflows.
+void take_triggers(RelayState& state) {
+  orch::nats::Link& link = *state.link;
+  std::set<std::string> patterns;
+  orch::pg::run_transaction("pg_orchestration: NATS triggers", [&] {
+    if (!extension_installed()) return;
+    for (const auto& row : orch::pg::spi_run("SELECT orchestration.nats_trigger_subjects()").rows)
+      if (row[0]) patterns.insert(*row[0]);
+  });
+  link.subscribe(patterns);
+  for (auto& message : link.take_messages()) {
+    std::string answer;
+    try {
+      orch::pg::run_transaction("pg_orchestration: NATS trigger", [&] {
+        orch::pg::Rows rows = orch::pg::spi_run(
+            "SELECT orchestration.start_workflows_from_nats($1, $2, $3)::text",
+            {message.pattern, message.subject, message.data});
+        answer = rows.at(0, 0).value_or("{}");
+      });
+    } catch (const std::exception& e) {
+      answer = nlohmann::json{{"error", e.what()}}.dump();
+      orch::pg::spi_forget_plans();
+    }
+    nlohmann::json parsed = nlohmann::json::parse(answer, nullptr, false);
+    if (parsed.is_object() && parsed.contains("error"))
+      log_line("a trigger message on \"" + message.subject + "\" started nothing: " + parsed.value("error", answer));
+    link.reply(message.reply, answer);
+  }
+}
+
+// Publishes one batch; returns true when a full batch went out (there may be more).
+bool publish_batch(RelayState& state) {
+  std::vector<std::int64_t> ids;
+  std::vector<orch::nats::OutgoingMessage> batch;
+  orch::pg::run_transaction("pg_orchestration: reading the outbox", [&] {
+    if (!extension_installed()) return;
+    orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
+                                            {std::to_string(orch::config::relay_batch_size)});
+    for (const auto& row : rows.rows) {
+      ids.push_back(std::stoll(*row[0]));
+      batch.push_back({row[1].value_or(*row[0]), *row[2], *row[3]});
+    }
+  });
+  if (batch.empty()) return false;
+  std::size_t published = state.link->publish(batch);
+  if (published > 0) {
+    std::string literal = "{";
+    for (std::size_t i = 0; i < published; ++i) literal += (i ? "," : "") + std::to_string(ids[i]);
+    literal += "}";
+    orch::pg::run_transaction("pg_orchestration: marking events published", [&] {
+      orch::pg::spi_run("SELECT orchestration.relay_mark_published($1::bigint[])", {literal});
+    });
+  }
+  if (published < batch.size()) {
+    std::string problem = state.link->last_error();
+    if (problem != state.last_problem)
+      log_line(std::to_string(batch.size() - published) + " events wait in the outbox: " + problem);
+    state.last_problem = problem;
+    return false;
+  }
+  state.last_problem.clear();
+  return published == static_cast<std::size_t>(orch::config::relay_batch_size);
+}
+
+void prune_if_due(RelayState& state) {
+  if (Clock::now() < state.next_prune) return;
+  state.next_prune = Clock::now() + std::chrono::milliseconds(kIdleMs);
+  orch::pg::run_transaction("pg_orchestration: pruning events", [&] {
+    if (!extension_installed()) return;
+    orch::pg::spi_run("SELECT orchestration.prune_events(make_interval(secs => $1::integer))",
+                      {std::to_string(orch::config::event_retention_seconds)});
+  });
+}
+
+// One round; returns how long to sleep (0: go on at once).
+long run_once(RelayState& state) {
+  long sleep_ms = kIdleMs;
+  try {
+    follow_settings(state);
+    if (state.link) {
+      state.link->drain_wake();
+      for (const auto& line : state.link->take_log()) log_line(line);
+      if (state.link->connected()) {
+        take_triggers(state);
+        if (publish_batch(state)) sleep_ms = 0;
+        else if (!state.last_problem.empty()) sleep_ms = kRetryMs;
+      } else {
+        sleep_ms = kRetryMs;  // the link's pipe wakes us sooner when it reconnects
+      }
+    }
+    prune_if_due(state);
+  } catch (const std::exception& e) {
+    orch::pg::log_worker_error(kName, e);
+    orch::pg::spi_forget_plans();
+    sleep_ms = kRetryMs;
+  }
+  return sleep_ms;
+}
+
+void relay_loop(int slot, const char* database) {
+  RelayState state;
+  state.database = database;
+  MemoryContext loop_context = orch::pg::guard([] {
+    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration relay loop", ALLOCSET_DEFAULT_SIZES);
+  });
+  orch::pg::guard([&] {
+    pgstat_report_appname(kName);
+    orch::workers::register_worker(orch::workers::Worker::relay, slot);
+    ereport(LOG, (errmsg("%s started in database \"%s\"", kName, database)));
+  });
+
+  for (;;) {
+    orch::pg::guard([] {
+      CHECK_FOR_INTERRUPTS();
+      if (ConfigReloadPending) {
+        ConfigReloadPending = false;
+        ProcessConfigFile(PGC_SIGHUP);
+      }
+    });
+    MemoryContext previous = MemoryContextSwitchTo(loop_context);
+    long sleep_ms = run_once(state);
+    MemoryContextSwitchTo(previous);
+    orch::pg::guard([&] { MemoryContextReset(loop_context); });
+    if (sleep_ms > 0) {
+      // Woken by a commit that wrote an event or changed a workflow (the latch), by the
+      // NATS link (a trigger message, a reconnect: its pipe), or by the timeout.
+      int wake_fd = state.link ? state.link->wake_fd() : PGINVALID_SOCKET;
+      orch::pg::guard([&] {
+        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
+        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void orch_relay_main(Datum slot_datum) {
+  int slot = DatumGetInt32(slot_datum);
+  pqsignal(SIGTERM, die);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+
+  std::vector<std::string> databases = orch::config::scheduler_databases();
+  if (slot >= static_cast<int>(databases.size())) proc_exit(0);
+  std::string database = databases[static_cast<std::size_t>(slot)];
+  BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
+
+  try {
+    relay_loop(slot, database.c_str());
+  } catch (const std::exception& e) {
+    orch::pg::log_worker_error(kName, e);
+  }
+  proc_exit(1);
+}

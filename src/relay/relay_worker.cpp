@@ -23,6 +23,7 @@ extern "C" {
 PGDLLEXPORT void orch_relay_main(Datum slot);
 }
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -39,7 +40,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 namespace {
 
 constexpr const char* kName = "pg_orchestration relay";
-constexpr long kIdleMs = 60 * 1000;          // pruning runs at least this often
+constexpr long kIdleMs = 60 * 1000;          // the longest sleep; pruning runs at least this often
 constexpr long kRetryMs = 1000;              // after a failed publish, NATS down or not
 using Clock = std::chrono::steady_clock;
 
@@ -159,9 +160,16 @@ bool publish_batch(RelayState& state) {
   return published == static_cast<std::size_t>(orch::config::relay_batch_size);
 }
 
+// Pruning runs every minute, or as often as the retention if that is shorter (but at most
+// once a second).
+Clock::time_point next_prune_from(Clock::time_point now) {
+  long every_ms = std::max(1000L, std::min(kIdleMs, 1000L * orch::config::event_retention_seconds));
+  return now + std::chrono::milliseconds(every_ms);
+}
+
 void prune_if_due(RelayState& state) {
   if (Clock::now() < state.next_prune) return;
-  state.next_prune = Clock::now() + std::chrono::milliseconds(kIdleMs);
+  state.next_prune = next_prune_from(Clock::now());
   orch::pg::run_transaction("pg_orchestration: pruning events", [&] {
     if (!extension_installed()) return;
     orch::pg::spi_run("SELECT orchestration.prune_events(make_interval(secs => $1::integer))",
@@ -186,6 +194,8 @@ long run_once(RelayState& state) {
       }
     }
     prune_if_due(state);
+    auto until_prune = std::chrono::duration_cast<std::chrono::milliseconds>(state.next_prune - Clock::now());
+    sleep_ms = std::min(sleep_ms, std::max(0L, static_cast<long>(until_prune.count())));
   } catch (const std::exception& e) {
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
@@ -214,6 +224,7 @@ void relay_loop(int slot, const char* database) {
         ProcessConfigFile(PGC_SIGHUP);
       }
     });
+    state.next_prune = std::min(state.next_prune, next_prune_from(Clock::now()));  // a shorter retention
     MemoryContext previous = MemoryContextSwitchTo(loop_context);
     long sleep_ms = run_once(state);
     MemoryContextSwitchTo(previous);

@@ -44,3 +44,24 @@ reset_database() {
 }
 
 pg_ctl_as_postgres() { runuser -u postgres -- "$(pg_config --bindir)/pg_ctl" -D "$DATA" "$@"; }
+
+# NATS (scripts/nats.sh) and the test client built by CMake (test/integration/nats_probe.cpp).
+NATS_URL=$("$ROOT/scripts/nats.sh" url)
+NATS_PROBE=$ROOT/build/nats_probe
+
+relay_pid() {
+  q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration relay' AND datname = current_database()" 2>/dev/null
+}
+
+# stream_events FILTER: the JSON lines nats_probe reads from the ORCHESTRATION stream on FILTER
+# that this database published ({"seq", "msg_id", "subject", "event"}).
+stream_events() {
+  "$NATS_PROBE" read "$NATS_URL" ORCHESTRATION "$1" 1000 |
+    python3 -c '
+import json, sys
+want = "/orchestration/" + sys.argv[1] + "/"
+for line in sys.stdin:
+    m = json.loads(line)
+    if isinstance(m["event"], dict) and m["event"].get("source", "").startswith(want):
+        print(line, end="")' "$PGDATABASE"
+}

@@ -84,6 +84,9 @@ TEST(JsonSchema, Strings) {
   // Counted in code points: "héé" is 3 characters (5 bytes), "😀" is 1.
   EXPECT_EQ(check(R"({"maxLength": 3})", "\"h\xc3\xa9\xc3\xa9\""), "");
   EXPECT_EQ(check(R"({"minLength": 2})", "\"\xf0\x9f\x98\x80\""), "(root): \"\xf0\x9f\x98\x80\" is shorter than 2 characters");
+  // Counts too large for size_t (found by the fuzzer: the conversion was undefined behaviour).
+  EXPECT_EQ(check(R"({"maxLength": 1e300, "maxItems": 18446744073709551616})", R"("ab")"), "");
+  EXPECT_NE(check(R"({"minLength": 277777777777777777777777777777777777777777})", R"("ab")"), "");
   EXPECT_EQ(check(R"({"pattern": "^[a-z]+-[0-9]+$"})", R"("scan-42")"), "");
   EXPECT_EQ(check(R"({"pattern": "[0-9]"})", R"("x9y")"), "");  // not anchored: a search
   EXPECT_EQ(check(R"({"pattern": "^[0-9]+$"})", R"("12a")"), R"((root): "12a" does not match the pattern "^[0-9]+$")");

@@ -1,5 +1,8 @@
 #include "core/schema/json_schema.hpp"
 
+#include <cstdint>
+#include <limits>
+
 #include <cmath>
 #include <set>
 #include <unordered_map>
@@ -170,6 +173,10 @@ class Compiler {
   std::size_t count(const json& value, const std::string& location) {
     if (!value.is_number() || !is_integral(value) || value.get<double>() < 0)
       fail(location, "must be a non-negative integer, not " + show(value));
+    // Counts beyond size_t (1e300 is a valid integer in JSON) mean "more than anything can
+    // have": converting them would be undefined behaviour (found by the fuzzer).
+    if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+    if (value.get<double>() >= 18446744073709551615.0) return std::numeric_limits<std::size_t>::max();
     return static_cast<std::size_t>(value.get<double>());
   }
 

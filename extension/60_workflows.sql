@@ -38,7 +38,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT n.node_key, coalesce(max(w.depth), 0), n.depends_on
   FROM orchestration.workflow_nodes n
-  LEFT JOIN orchestration.walk_workflow(n.workflow_id) w ON w.node_key = n.node_key AND NOT w.is_cycle
+  -- The walk is taken once, not once per node (the argument is the function's own).
+  LEFT JOIN orchestration.walk_workflow(workflow_levels.workflow_id) w ON w.node_key = n.node_key AND NOT w.is_cycle
   WHERE n.workflow_id = workflow_levels.workflow_id
   GROUP BY n.node_key, n.depends_on
   ORDER BY 2, 1
@@ -65,7 +66,7 @@ BEGIN
     SELECT n.node_key INTO stuck
     FROM orchestration.workflow_nodes n
     WHERE n.workflow_id = check_workflow_graph.workflow_id
-      AND n.node_key NOT IN (SELECT w.node_key FROM orchestration.walk_workflow(n.workflow_id) w)
+      AND n.node_key NOT IN (SELECT w.node_key FROM orchestration.walk_workflow(check_workflow_graph.workflow_id) w)
     ORDER BY n.node_key LIMIT 1;
     IF stuck IS NOT NULL THEN
       WITH RECURSIVE up(node_key) AS (

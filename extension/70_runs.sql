@@ -499,24 +499,39 @@ $$;
 COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
   'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never)';
 
+CREATE FUNCTION orchestration.child_traceparent(parent text) RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT '00-' || split_part(orchestration.new_traceparent(parent), '-', 2) || '-'
+         || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01'
+$$;
+COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
+  'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not valid): a node attempt''s span inside its run''s trace';
+
 CREATE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
+  attempt_traceparent text;
 BEGIN
   UPDATE orchestration.workflow_run_nodes n SET
     status = 'RUNNING', resolved_input = input, container_name = start_container_node.container_name,
     started_at = coalesce(n.started_at, clock_timestamp()), next_attempt_at = NULL
   WHERE n.id = node_id RETURNING * INTO node;
+  attempt_traceparent := orchestration.child_traceparent(
+    (SELECT r.traceparent FROM orchestration.workflow_runs r WHERE r.id = node.run_id));
   PERFORM orchestration.emit_event(node.project_id, 'node', 'started', node.run_id, node.node_key,
-            jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name));
+            jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name,
+                               'traceparent', attempt_traceparent));
+  RETURN attempt_traceparent;
 END
 $$;
 COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
-  'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have. Committed before the container is created, so that after a crash the node says which container to look for';
+  'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have; returns the attempt''s traceparent (a child span of the run''s trace, also in the node.started event). Committed before the container is created, so that after a crash the node says which container to look for';
 
 CREATE FUNCTION orchestration.requeue_node(node_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql

@@ -21,7 +21,11 @@ GRANT EXECUTE ON FUNCTION
   orchestration.workflow_json(bigint),
   orchestration.get_workflow(bigint),
   orchestration.run_json(bigint),
-  orchestration.wait_for_run(bigint, interval)
+  orchestration.wait_for_run(bigint, interval),
+  orchestration.render_graph(text, jsonb, text),
+  orchestration.workflow_graph(bigint, text),
+  orchestration.run_graph(bigint, text),
+  orchestration.metrics()
 TO orchestration_admin, orchestration_operator, orchestration_approver;
 
 -- Running: operators (and admins, who are operators too).

@@ -18,7 +18,7 @@ DATA=${ORCH_PGDATA:-/tmp/pg_orchestration/data}
 SOCKDIR=$(dirname "$DATA")/socket
 LOG=$(dirname "$DATA")/server.log
 # The databases whose workflows the cluster's schedulers run: the demo's and the tests'.
-DATABASES=${ORCH_DATABASES:-orchestration_demo,orchestration_regress,orchestration_tap,orchestration_test}
+DATABASES=${ORCH_DATABASES:-orchestration_demo,orchestration_regress,orchestration_tap,orchestration_test,orchestration_bench}
 
 # Postgres refuses to run as root; as root we act as the postgres OS user.
 as_postgres() {

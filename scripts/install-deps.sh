@@ -20,6 +20,8 @@ packages=(
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   clang libclang-rt-14-dev python3-yaml
+  # observability tests: a Prometheus exposition parser, Graphviz to render run graphs
+  python3-prometheus-client graphviz
 )
 
 missing=()

@@ -10,7 +10,8 @@
 #      containers on a real Docker engine (started here, with its test image built
 #      offline) and read events from a real nats-server with JetStream (started here)
 #   6. the JSON Schema fuzz target (libFuzzer, ASan/UBSan) for ORCH_FUZZ_SECONDS (60)
-#   7. the JSON Schema benchmark, which prints its figure (it asserts nothing)
+#   7. the JSON Schema benchmark, which prints its figure (it asserts nothing), and the
+#      scheduler benchmarks in smoke mode (tiny sizes, so that they cannot rot)
 # and ends with each runner's own summary line. Exits non-zero if any part failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +47,7 @@ eval "$(scripts/cluster.sh env)"
 
 # A database for each suite, each with a scheduler worker (orchestration.database_name
 # in scripts/cluster.sh lists them).
-for db in orchestration_regress orchestration_tap orchestration_test; do
+for db in orchestration_regress orchestration_tap orchestration_test; do  # (the benchmark makes its own)
   psql -q -X -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $db" || exit 1
 done
 
@@ -96,6 +97,10 @@ else
   cat "$logs/bench-build.log"
   failed+=(benchmark)
 fi
+
+step "scheduler benchmarks, smoke mode (tiny sizes: proves they run; scripts/bench.sh for figures)"
+test/bench/scheduler_bench.sh --smoke 2>&1 | tee "$logs/scheduler-bench.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(scheduler-bench)
 
 step "summary"
 grep -E 'tests passed|tests failed out of' "$logs/ctest.log" | tail -1

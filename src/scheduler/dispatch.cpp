@@ -170,14 +170,12 @@ void prepare_container(const std::vector<Value>& node, const json& input,
         return;
       }
   }
-  json scope = parse(node[kScope]);
   job.request.id = {database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
                     *node[kNodeKey], std::stoi(*node[kAttempt]) + 1};
   job.request.image = image;
   if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
   job.request.command = agent.value("command", std::vector<std::string>{});
   job.request.env = agent.value("env", std::map<std::string, std::string>{});
-  job.request.traceparent = scope["run"].value("traceparent", "");
   const json& limits = agent["limits"];
   job.request.memory_mb = limits.value("memory_mb", 256);
   job.request.cpus = limits.value("cpus", 1.0);
@@ -191,7 +189,9 @@ void prepare_container(const std::vector<Value>& node, const json& input,
   job.capability_id = *node[kCapabilityId];
   job.contract_version = *node[kContractVersion];
   job.capability = capability;
-  spi_run(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
+  // The attempt is a span of its own in the run's trace; the container gets it as TRACEPARENT.
+  pg::Rows started = spi_run(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
+  job.request.traceparent = started.at(0, 0).value_or("");
   launches.push_back(std::move(job));
 }
 

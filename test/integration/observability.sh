@@ -33,7 +33,8 @@ is "$(q "SELECT string_agg(DISTINCT payload->'data'->>'traceparent', ',') FROM o
 failed=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
 q "SELECT orchestration.wait_for_run($failed, '30 seconds')" >/dev/null
 q "SELECT orchestration.metrics()" >"$out/metrics.txt"
-check=$(python3 - "$out/metrics.txt" <<'PY'
+# Debian's python3, where python3-prometheus-client is installed (not a python3 earlier on PATH).
+check=$(/usr/bin/python3 - "$out/metrics.txt" <<'PY'
 import sys
 from prometheus_client.parser import text_string_to_metric_families
 families = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}

@@ -127,13 +127,11 @@ Link::Link(Settings settings) : settings_(std::move(settings)) {
 
 Link::~Link() {
   threads::SignalsBlocked blocked;
+  // Closed first: no new message or acknowledgement is delivered to this Link after it.
+  if (connection_) natsConnection_Close(connection_);
   for (auto& entry : subscriptions_) natsSubscription_Destroy(entry.second);
   if (jetstream_) jsCtx_Destroy(jetstream_);
-  if (connection_) {
-    // Close waits for nats.c's callbacks to finish, so none runs on a dead Link.
-    natsConnection_Close(connection_);
-    natsConnection_Destroy(connection_);
-  }
+  if (connection_) natsConnection_Destroy(connection_);
   natsOptions_Destroy(options_);
 }
 

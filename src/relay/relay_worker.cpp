@@ -10,16 +10,6 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "storage/ipc.h"
-#include "storage/latch.h"
-#include "tcop/tcopprot.h"
-#include "utils/guc.h"
-#include "utils/memutils.h"
-
 PGDLLEXPORT void orch_relay_main(Datum slot);
 }
 
@@ -35,7 +25,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 #include "core/nats/nats_link.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
-#include "workers/wakeup.hpp"
+#include "workers/worker_main.hpp"
 
 namespace {
 
@@ -65,15 +55,19 @@ orch::nats::Settings settings_now(const std::string& database) {
   return s;
 }
 
-bool extension_installed() {
-  return orch::pg::spi_run("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_orchestration'").size() == 1;
-}
+using orch::workers::extension_installed;
 
-struct RelayState {
+struct RelayState final : orch::workers::WorkerRound {
   std::string database;
   std::unique_ptr<orch::nats::Link> link;  // null while nats_url is empty
   Clock::time_point next_prune = Clock::now();
   std::string last_problem;  // logged once, not at every retry
+
+  long run_once() override;
+  // Woken by a commit that wrote an event or changed a workflow (the latch), by the NATS
+  // link (a trigger message, a reconnect: its pipe), or by the timeout.
+  int wake_fd() const override { return link ? link->wake_fd() : -1; }
+  void reloaded() override;  // a shorter event_retention prunes sooner
 };
 
 // The settings changed (or this is the first loop): a new link, or none.
@@ -177,8 +171,11 @@ void prune_if_due(RelayState& state) {
   });
 }
 
+void RelayState::reloaded() { next_prune = std::min(next_prune, next_prune_from(Clock::now())); }
+
 // One round; returns how long to sleep (0: go on at once).
-long run_once(RelayState& state) {
+long RelayState::run_once() {
+  RelayState& state = *this;
   long sleep_ms = kIdleMs;
   try {
     follow_settings(state);
@@ -204,62 +201,13 @@ long run_once(RelayState& state) {
   return sleep_ms;
 }
 
-void relay_loop(int slot, const char* database) {
-  RelayState state;
-  state.database = database;
-  MemoryContext loop_context = orch::pg::guard([] {
-    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration relay loop", ALLOCSET_DEFAULT_SIZES);
-  });
-  orch::pg::guard([&] {
-    pgstat_report_appname(kName);
-    orch::workers::register_worker(orch::workers::Worker::relay, slot);
-    ereport(LOG, (errmsg("%s started in database \"%s\"", kName, database)));
-  });
-
-  for (;;) {
-    orch::pg::guard([] {
-      CHECK_FOR_INTERRUPTS();
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-    });
-    state.next_prune = std::min(state.next_prune, next_prune_from(Clock::now()));  // a shorter retention
-    MemoryContext previous = MemoryContextSwitchTo(loop_context);
-    long sleep_ms = run_once(state);
-    MemoryContextSwitchTo(previous);
-    orch::pg::guard([&] { MemoryContextReset(loop_context); });
-    if (sleep_ms > 0) {
-      // Woken by a commit that wrote an event or changed a workflow (the latch), by the
-      // NATS link (a trigger message, a reconnect: its pipe), or by the timeout.
-      int wake_fd = state.link ? state.link->wake_fd() : PGINVALID_SOCKET;
-      orch::pg::guard([&] {
-        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
-        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-      });
-    }
-  }
-}
-
 }  // namespace
 
-void orch_relay_main(Datum slot_datum) {
-  int slot = DatumGetInt32(slot_datum);
-  pqsignal(SIGTERM, die);
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  BackgroundWorkerUnblockSignals();
-
-  std::vector<std::string> databases = orch::config::scheduler_databases();
-  if (slot >= static_cast<int>(databases.size())) proc_exit(0);
-  std::string database = databases[static_cast<std::size_t>(slot)];
-  BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
-
-  try {
-    relay_loop(slot, database.c_str());
-  } catch (const std::exception& e) {
-    orch::pg::log_worker_error(kName, e);
-  }
-  proc_exit(1);
+void orch_relay_main(Datum slot) {
+  orch::workers::run_worker(slot, orch::workers::Worker::relay, kName,
+                            [](const std::string& database) -> std::unique_ptr<orch::workers::WorkerRound> {
+                              auto state = std::make_unique<RelayState>();
+                              state->database = database;
+                              return state;
+                            });
 }

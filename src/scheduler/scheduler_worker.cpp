@@ -7,16 +7,6 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
-#include "storage/ipc.h"
-#include "storage/latch.h"
-#include "tcop/tcopprot.h"
-#include "utils/guc.h"
-#include "utils/memutils.h"
-
 PGDLLEXPORT void orch_scheduler_main(Datum slot);
 }
 
@@ -30,29 +20,31 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/dispatch.hpp"
-#include "workers/wakeup.hpp"
+#include "workers/worker_main.hpp"
 
 namespace {
 
 constexpr const char* kName = "pg_orchestration scheduler";
 
-bool extension_installed() {
-  orch::pg::Rows rows = orch::pg::spi_run(
-      "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_orchestration'");
-  return rows.size() == 1;
-}
+using orch::workers::extension_installed;
 
 // What the loop keeps between passes.
-struct SchedulerState {
+struct SchedulerState final : orch::workers::WorkerRound {
   std::string database;
   std::int64_t round = 0;
   std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
   bool recovered = false;  // crash recovery of container nodes done
+
+  long run_once() override;
+  // Woken by a commit (the latch), a finished container (the executor's pipe), a due
+  // retry or expiry, or the poll interval.
+  int wake_fd() const override { return executor ? executor->wake_fd() : -1; }
 };
 
 // One pass; returns how long to sleep before the next (0: go on at once).
-long run_once(SchedulerState& state) {
+long SchedulerState::run_once() {
+  SchedulerState& state = *this;
   long sleep_ms = orch::config::poll_interval_ms;
   std::vector<orch::executors::ContainerJob> launches;
   bool recovered_now = false;
@@ -92,64 +84,13 @@ long run_once(SchedulerState& state) {
   return sleep_ms;
 }
 
-void scheduler_loop(int slot, const char* database) {
-  SchedulerState state;
-  state.database = database;
-  MemoryContext loop_context = orch::pg::guard([] {
-    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration scheduler loop",
-                                 ALLOCSET_DEFAULT_SIZES);
-  });
-  orch::pg::guard([&] {
-    pgstat_report_appname(kName);
-    orch::workers::register_worker(orch::workers::Worker::scheduler, slot);
-    ereport(LOG, (errmsg("%s started in database \"%s\"", kName, database)));
-  });
-
-  for (;;) {
-    orch::pg::guard([] {
-      CHECK_FOR_INTERRUPTS();
-      if (ConfigReloadPending) {
-        ConfigReloadPending = false;
-        ProcessConfigFile(PGC_SIGHUP);
-      }
-    });
-    MemoryContext previous = MemoryContextSwitchTo(loop_context);
-    long sleep_ms = run_once(state);
-    MemoryContextSwitchTo(previous);
-    orch::pg::guard([&] { MemoryContextReset(loop_context); });
-    if (sleep_ms > 0) {
-      // Woken by a commit (the latch), a finished container (the executor's pipe), a
-      // due retry or expiry, or the poll interval.
-      int wake_fd = state.executor ? state.executor->wake_fd() : PGINVALID_SOCKET;
-      orch::pg::guard([&] {
-        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
-        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-      });
-    }
-  }
-}
-
 }  // namespace
 
-void orch_scheduler_main(Datum slot_datum) {
-  int slot = DatumGetInt32(slot_datum);
-  pqsignal(SIGTERM, die);  // a pending SIGTERM ends the worker at its next interrupt check
-  pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  BackgroundWorkerUnblockSignals();
-
-  std::vector<std::string> databases = orch::config::scheduler_databases();
-  if (slot >= static_cast<int>(databases.size())) proc_exit(0);
-  std::string database = databases[static_cast<std::size_t>(slot)];
-  BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
-
-  try {
-    scheduler_loop(slot, database.c_str());
-  } catch (const std::exception& e) {
-    // Only a failure outside a pass (setting up, waiting) gets here. Exit non-zero: the
-    // postmaster starts the worker again after bgw_restart_time.
-    orch::pg::log_worker_error(kName, e);
-  }
-  proc_exit(1);
+void orch_scheduler_main(Datum slot) {
+  orch::workers::run_worker(slot, orch::workers::Worker::scheduler, kName,
+                            [](const std::string& database) -> std::unique_ptr<orch::workers::WorkerRound> {
+                              auto state = std::make_unique<SchedulerState>();
+                              state->database = database;
+                              return state;
+                            });
 }

@@ -1,0 +1,85 @@
+#include "workers/worker_main.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+}
+
+#include <vector>
+
+#include "config/gucs.hpp"
+#include "pg/spi.hpp"
+#include "pg/transaction.hpp"
+
+namespace orch::workers {
+namespace {
+
+void loop(WorkerRound& round, int slot, Worker worker, const char* name, const std::string& database) {
+  MemoryContext loop_context = pg::guard([] {
+    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration worker round", ALLOCSET_DEFAULT_SIZES);
+  });
+  pg::guard([&] {
+    pgstat_report_appname(name);
+    register_worker(worker, slot);
+    ereport(LOG, (errmsg("%s started in database \"%s\"", name, database.c_str())));
+  });
+
+  for (;;) {
+    bool reloaded = pg::guard([] {
+      CHECK_FOR_INTERRUPTS();  // a pending SIGTERM ends the worker here
+      if (!ConfigReloadPending) return false;
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+      return true;
+    });
+    if (reloaded) round.reloaded();
+    MemoryContext previous = MemoryContextSwitchTo(loop_context);
+    long sleep_ms = round.run_once();
+    MemoryContextSwitchTo(previous);
+    pg::guard([&] { MemoryContextReset(loop_context); });
+    if (sleep_ms > 0) {
+      int wake_fd = round.wake_fd();
+      pg::guard([&] {
+        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
+        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void run_worker(Datum slot_datum, Worker worker, const char* name, MakeRound make_round) {
+  int slot = DatumGetInt32(slot_datum);
+  pqsignal(SIGTERM, die);
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  BackgroundWorkerUnblockSignals();
+
+  std::vector<std::string> databases = config::scheduler_databases();
+  if (slot >= static_cast<int>(databases.size())) proc_exit(0);
+  std::string database = databases[static_cast<std::size_t>(slot)];
+  BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
+
+  try {
+    std::unique_ptr<WorkerRound> round = make_round(database);
+    loop(*round, slot, worker, name, database);
+  } catch (const std::exception& e) {
+    pg::log_worker_error(name, e);
+  }
+  proc_exit(1);
+}
+
+bool extension_installed() {
+  return pg::spi_run("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_orchestration'").size() == 1;
+}
+
+}  // namespace orch::workers

@@ -1,0 +1,39 @@
+// The life of a background worker, shared by the scheduler and the NATS relay: signals,
+// connecting to the database of its slot, announcing itself for commit-time wake-ups, and
+// a loop that handles interrupts and reloads, runs one round in a memory context reset
+// after it, and sleeps on the latch (and on the round's own wake-up pipe) until woken or
+// until the round's sleep ends. What a round does is the worker's own (WorkerRound).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "pg/boundary.hpp"
+#include "workers/wakeup.hpp"
+
+namespace orch::workers {
+
+class WorkerRound {
+ public:
+  virtual ~WorkerRound() = default;
+  // One round; returns how long to sleep, in milliseconds (0: go on at once). Errors are
+  // the round's to catch and log: an exception that leaves it ends the worker.
+  virtual long run_once() = 0;
+  // A file descriptor whose readability also ends the sleep (a WakePipe), or -1.
+  virtual int wake_fd() const { return -1; }
+  // The configuration file was read again (SIGHUP).
+  virtual void reloaded() {}
+};
+
+using MakeRound = std::unique_ptr<WorkerRound> (*)(const std::string& database);
+
+// Runs the worker of `slot` (a bgw_main_arg) until it is told to stop. Exits at once when
+// orchestration.database_name has no database for the slot; after an error outside a
+// round, logs it and exits non-zero, so the postmaster starts it again after
+// bgw_restart_time.
+[[noreturn]] void run_worker(Datum slot, Worker worker, const char* name, MakeRound make_round);
+
+// Whether CREATE EXTENSION pg_orchestration has run in this database (in a transaction).
+bool extension_installed();
+
+}  // namespace orch::workers

@@ -169,7 +169,9 @@ CREATE TABLE orchestration.workflow_run_nodes (
 -- are in it, so finding work costs the same however many finished runs the table holds.
 CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (level, id)
   WHERE status = 'PENDING' AND pending_deps = 0;
-CREATE INDEX workflow_run_nodes_live ON orchestration.workflow_run_nodes (run_id, status)
+-- A run's unfinished nodes; with pending_deps, "has this run something runnable" is one
+-- index probe however many nodes wait in the run.
+CREATE INDEX workflow_run_nodes_live ON orchestration.workflow_run_nodes (run_id, status, pending_deps)
   WHERE status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL');
 COMMENT ON TABLE orchestration.workflow_run_nodes IS
   'Per-run node state: a copy of each node''s definition taken when the run started (so later workflow edits do not change it), its status, attempt, resolved input, output and error';

@@ -9,39 +9,62 @@ COMMENT ON FUNCTION orchestration.wake_relay() IS
 -- committed. NOTIFY orchestration_events tells LISTENing clients at once; the NATS relay
 -- publishes the rows in id order.
 
+-- emit_events writes a batch (the scheduler records a claim round at once); emit_event is
+-- the one-event case. Both build the document in one place.
+CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
+                                          node_keys text[], data jsonb[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  emitted bigint;
+BEGIN
+  WITH inserted AS (
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT u.project_id, u.type, u.subject, u.run_id,
+           jsonb_build_object(
+             'specversion', '1.0',
+             'id', gen_random_uuid()::text,
+             'source', format('/orchestration/%s/%s', current_database(), u.project_id),
+             'type', u.type,
+             'subject', u.subject,
+             'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             'datacontenttype', 'application/json',
+             'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
+                                        'traceparent', r.traceparent)
+                     || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
+                             ELSE jsonb_build_object('node', u.node_key) END
+                     || coalesce(u.data, '{}'))
+    FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
+          FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
+               AS u(project_id, type, run_id, node_key, data, position)) u
+    LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
+    ORDER BY u.position
+    RETURNING e.id, e.type, e.run_id
+  )
+  SELECT count(*) INTO emitted
+  FROM (SELECT * FROM inserted ORDER BY id) i,
+       LATERAL pg_notify('orchestration_events',
+                         json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text);
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events with each id, type and run id, and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+
 CREATE FUNCTION orchestration.emit_event(project_id integer, entity text, event text,
                                          run_id bigint, node_key text, data jsonb)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  event_id bigint;
-  event_type text := 'orchestration.' || entity || '.' || event;
-  subject text := 'run/' || run_id || CASE WHEN node_key IS NULL THEN '' ELSE '/node/' || node_key END;
-  run_traceparent text;
 BEGIN
-  SELECT r.traceparent INTO run_traceparent FROM orchestration.workflow_runs r WHERE r.id = run_id;
-  INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-  VALUES (project_id, event_type, subject, run_id,
-          jsonb_build_object(
-            'specversion', '1.0',
-            'id', gen_random_uuid()::text,
-            'source', format('/orchestration/%s/%s', current_database(), project_id),
-            'type', event_type,
-            'subject', subject,
-            'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-            'datacontenttype', 'application/json',
-            'data', jsonb_build_object('project_id', project_id, 'run_id', run_id,
-                                       'traceparent', run_traceparent)
-                    || CASE WHEN node_key IS NULL THEN '{}'::jsonb
-                            ELSE jsonb_build_object('node', node_key) END
-                    || coalesce(data, '{}')))
-  RETURNING e.id INTO event_id;
-  PERFORM pg_notify('orchestration_events',
-                    json_build_object('id', event_id, 'type', event_type, 'run_id', run_id)::text);
-  PERFORM orchestration.wake_relay();
+  PERFORM orchestration.emit_events(ARRAY[project_id], ARRAY['orchestration.' || entity || '.' || event],
+                                    ARRAY[run_id], ARRAY[node_key], ARRAY[data]);
 END
 $$;
 COMMENT ON FUNCTION orchestration.emit_event(integer, text, text, bigint, text, jsonb) IS
-  'Internal: writes one CloudEvents 1.0 document to the outbox (orchestration.events) sends NOTIFY orchestration_events with its id, type and run id, and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+  'Internal: writes one event to the outbox, see emit_events; entity and event make its type orchestration.<entity>.<event>';

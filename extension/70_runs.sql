@@ -151,30 +151,31 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  run orchestration.workflow_runs;
+  project integer;
+  current_status orchestration.run_status;
   next_status orchestration.run_status;
 BEGIN
-  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id;
-  IF run.status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN
-    RETURN;  -- final; a late result never reopens a run
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
-                 WHERE n.run_id = refresh_run.run_id
-                   AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')) THEN
-    next_status := CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
-                                     WHERE n.run_id = refresh_run.run_id AND n.status = 'FAILED')
-                        THEN 'FAILED' ELSE 'SUCCESS' END;
-  ELSIF EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
-                WHERE n.run_id = refresh_run.run_id
-                  AND (n.status = 'RUNNING' OR (n.status = 'PENDING' AND n.pending_deps = 0))) THEN
-    next_status := 'RUNNING';
-  ELSIF EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
-                WHERE n.run_id = refresh_run.run_id AND n.status = 'WAITING_APPROVAL') THEN
-    next_status := 'WAITING_APPROVAL';
-  ELSE
-    next_status := 'RUNNING';
-  END IF;
-  IF next_status = run.status THEN
+  -- One statement; each EXISTS is one probe of the live-nodes index, and CASE stops at the
+  -- first that decides.
+  SELECT r.project_id, r.status, CASE
+           WHEN r.status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN r.status  -- final; a late result never reopens a run
+           WHEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                            WHERE n.run_id = r.id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL'))
+             THEN CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                                    WHERE n.run_id = r.id AND n.status = 'FAILED')
+                       THEN 'FAILED' ELSE 'SUCCESS' END::orchestration.run_status
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'RUNNING')
+                OR EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                           WHERE n.run_id = r.id AND n.status = 'PENDING' AND n.pending_deps = 0)
+             THEN 'RUNNING'
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'WAITING_APPROVAL')
+             THEN 'WAITING_APPROVAL'
+           ELSE 'RUNNING' END
+    INTO project, current_status, next_status
+  FROM orchestration.workflow_runs r WHERE r.id = refresh_run.run_id;
+  IF next_status = current_status THEN
     RETURN;
   END IF;
   UPDATE orchestration.workflow_runs r SET
@@ -182,8 +183,8 @@ BEGIN
     started_at = coalesce(r.started_at, clock_timestamp()),
     finished_at = CASE WHEN next_status IN ('SUCCESS', 'FAILED') THEN clock_timestamp() END
   WHERE r.id = run_id;
-  PERFORM orchestration.emit_event(run.project_id, 'run',
-            CASE next_status WHEN 'RUNNING' THEN CASE WHEN run.status = 'PENDING' THEN 'started' ELSE 'resumed' END
+  PERFORM orchestration.emit_event(project, 'run',
+            CASE next_status WHEN 'RUNNING' THEN CASE WHEN current_status = 'PENDING' THEN 'started' ELSE 'resumed' END
                              WHEN 'SUCCESS' THEN 'succeeded' WHEN 'FAILED' THEN 'failed'
                              ELSE 'waiting_approval' END,
             run_id, NULL, jsonb_build_object('status', next_status));
@@ -296,83 +297,139 @@ $$;
 COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
   'Internal: locks the row of the node''s run (the lock order: a run''s row before its nodes) and returns the run''s status';
 
--- The outcome of one attempt of one node: the attempt row, the node's new state (SUCCESS,
--- a retry after backoff, or FAILED), the dependents it releases and the events.
-CREATE FUNCTION orchestration.record_attempt(node_id bigint, succeeded boolean, input jsonb,
-                                             output jsonb, error text, started_at timestamptz,
-                                             finished_at timestamptz, scheduler_round bigint,
-                                             exit_code integer DEFAULT NULL,
-                                             log_tail text DEFAULT NULL,
-                                             container_id text DEFAULT NULL)
+-- The outcomes of attempts, in the order given. Each becomes an agent_runs row, and its
+-- node moves on: SUCCESS releases its dependents; a failure is retried after exponential
+-- backoff while retries remain, else it fails the node and the run. The scheduler records
+-- a claim round of RULE nodes in one call (one statement per step, not per node) and a
+-- finished container in a call of its own. Arrays left NULL (exit_codes, log_tails,
+-- container_ids: RULE attempts have none) count as all NULL.
+CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
+                                              outputs jsonb[], errors text[],
+                                              started_at timestamptz[], finished_at timestamptz[],
+                                              scheduler_round bigint,
+                                              exit_codes integer[] DEFAULT NULL,
+                                              log_tails text[] DEFAULT NULL,
+                                              container_ids text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Its statements take arrays: planned for their sizes each time, they would cost more
+-- to plan than to run. Each touches a few rows found by index; a plan made while the
+-- tables were new (no statistics yet) must not scan them whole for ever after.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 DECLARE
-  node orchestration.workflow_run_nodes;
-  retry_at timestamptz;
-  -- Container results arrive in transactions of their own, while cancel_run or approve
-  -- may hold the run.
-  run_status orchestration.run_status := orchestration.lock_run_of(node_id);
+  event_projects integer[];
+  event_types text[];
+  event_runs bigint[];
+  event_nodes text[];
+  event_data jsonb[];
+  succeeded_ids bigint[];
+  failed_ids bigint[];
+  failed_errors text[];
 BEGIN
-  UPDATE orchestration.workflow_run_nodes n SET attempt = n.attempt + 1
-  WHERE n.id = node_id RETURNING * INTO node;
-  INSERT INTO orchestration.agent_runs
-    (project_id, agent_id, agent_name, workflow_run_id, run_node_id, attempt, input_json,
-     output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
-     started_at, finished_at, duration_ms)
-  SELECT node.project_id, node.agent_id, a.name, node.run_id, node.id, node.attempt, input,
-         output, CASE WHEN succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
-         error, exit_code, log_tail, container_id, scheduler_round, started_at, finished_at,
-         (extract(epoch FROM finished_at - started_at) * 1000)::integer
-  FROM orchestration.agents a WHERE a.id = node.agent_id;
+  IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
+    RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The lock order: the runs' rows first. The scheduler's claim holds them already for
+  -- RULE nodes; a container's result arrives in a transaction of its own, while
+  -- cancel_run or approve may hold its run.
+  PERFORM 1 FROM orchestration.workflow_runs r
+  WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+  ORDER BY r.id FOR UPDATE OF r;
 
-  IF node.status NOT IN ('PENDING', 'RUNNING') THEN
-    RETURN;  -- the node was cancelled or skipped meanwhile: keep the attempt, change nothing
-  END IF;
-  IF run_status = 'CANCELLED' THEN
-    -- A container stopped by cancel_run: the node ends with its run.
-    UPDATE orchestration.workflow_run_nodes n SET status = 'CANCELLED', error = 'run cancelled',
-      resolved_input = input, finished_at = record_attempt.finished_at
-    WHERE n.id = node_id;
-    PERFORM orchestration.emit_event(node.project_id, 'node', 'cancelled', node.run_id, node.node_key,
-              jsonb_build_object('status', 'CANCELLED'));
-    RETURN;
-  END IF;
+  WITH attempt AS (
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.attempt + 1 AS number,
+           CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
+                WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
+                WHEN u.succeeded THEN 'succeeded'
+                WHEN n.attempt + 1 <= n.retries THEN 'retrying'
+                ELSE 'failed' END AS outcome,
+           -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
+           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at
+    FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
+                exit_codes, log_tails, container_ids) WITH ORDINALITY
+         AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
+              log_tail, container_id, position)
+    JOIN orchestration.workflow_run_nodes n ON n.id = u.node_id
+    JOIN orchestration.workflow_runs r ON r.id = n.run_id
+  ), kept AS (
+    INSERT INTO orchestration.agent_runs
+      (project_id, agent_id, agent_name, workflow_run_id, run_node_id, attempt, input_json,
+       output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+       started_at, finished_at, duration_ms)
+    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.number, t.input, t.output,
+           CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
+           t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
+           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer
+    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    ORDER BY t.position
+  ), moved AS (
+    -- One update per node: its attempt count and, unless it fails for good (fail_node
+    -- below does that), its new state.
+    UPDATE orchestration.workflow_run_nodes n SET
+      attempt = t.number,
+      status = CASE t.outcome WHEN 'cancelled' THEN 'CANCELLED' WHEN 'succeeded' THEN 'SUCCESS'
+                              WHEN 'retrying' THEN 'PENDING' ELSE n.status END,
+      output = CASE WHEN t.outcome = 'succeeded' THEN t.output ELSE n.output END,
+      error = CASE t.outcome WHEN 'cancelled' THEN 'run cancelled' WHEN 'succeeded' THEN NULL
+                             WHEN 'retrying' THEN t.error ELSE n.error END,
+      resolved_input = CASE WHEN t.outcome IS NULL THEN n.resolved_input ELSE t.input END,
+      started_at = CASE WHEN t.outcome IN ('succeeded', 'retrying', 'failed')
+                        THEN coalesce(n.started_at, t.started_at) ELSE n.started_at END,
+      finished_at = CASE WHEN t.outcome IN ('cancelled', 'succeeded') THEN t.finished_at ELSE n.finished_at END,
+      next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
+                                       ELSE n.next_attempt_at END
+    FROM attempt t WHERE n.id = t.node_id
+  )
+  SELECT array_agg(t.project_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg('orchestration.node.' || t.outcome ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.run_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.node_key ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(CASE t.outcome
+                     WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+                     WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number,
+                                                              'output', t.output)
+                     ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                             'next_attempt_at', t.retry_at) END
+                   ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
+    INTO event_projects, event_types, event_runs, event_nodes, event_data, succeeded_ids,
+         failed_ids, failed_errors
+  FROM attempt t;
 
-  IF succeeded THEN
-    UPDATE orchestration.workflow_run_nodes n SET
-      status = 'SUCCESS', output = record_attempt.output, resolved_input = input,
-      error = NULL, started_at = coalesce(n.started_at, record_attempt.started_at),
-      finished_at = record_attempt.finished_at, next_attempt_at = NULL
-    WHERE n.id = node_id;
-    PERFORM orchestration.emit_event(node.project_id, 'node', 'succeeded', node.run_id, node.node_key,
-              jsonb_build_object('status', 'SUCCESS', 'attempt', node.attempt, 'output', output));
-    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
-    WHERE d.run_id = node.run_id AND d.node_key = ANY (node.dependents) AND d.status = 'PENDING';
-    PERFORM orchestration.refresh_run(node.run_id);
-  ELSIF node.attempt <= node.retries THEN
-    -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
-    retry_at := finished_at + make_interval(secs => node.retry_backoff_seconds * 2 ^ (node.attempt - 1));
-    UPDATE orchestration.workflow_run_nodes n SET
-      status = 'PENDING', error = record_attempt.error, resolved_input = input,
-      started_at = coalesce(n.started_at, record_attempt.started_at), next_attempt_at = retry_at
-    WHERE n.id = node_id;
-    PERFORM orchestration.emit_event(node.project_id, 'node', 'retrying', node.run_id, node.node_key,
-              jsonb_build_object('status', 'PENDING', 'attempt', node.attempt, 'error', error,
-                                 'next_attempt_at', retry_at));
-  ELSE
-    UPDATE orchestration.workflow_run_nodes n SET resolved_input = input,
-      started_at = coalesce(n.started_at, record_attempt.started_at)
-    WHERE n.id = node_id;
-    PERFORM orchestration.fail_node(node_id,
-              CASE WHEN node.retries > 0 THEN format('%s (after %s attempts)', error, node.attempt)
-                   ELSE error END);
+  IF event_projects IS NOT NULL THEN
+    PERFORM orchestration.emit_events(event_projects, event_types, event_runs, event_nodes, event_data);
   END IF;
+  IF succeeded_ids IS NOT NULL THEN
+    -- Each finished dependency takes one off its dependents' counters. Found by (run_id,
+    -- node_key) alone: a dependent that is no longer PENDING (skipped when its run failed
+    -- while this node's container ran) has a counter nobody reads (retry_run recounts), and
+    -- a status test here lets the planner prefer scanning every PENDING node.
+    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - c.finished
+    FROM (SELECT n.run_id, dependent, count(*) AS finished
+          FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
+          WHERE n.id = ANY (succeeded_ids) GROUP BY n.run_id, dependent) c
+    WHERE d.run_id = c.run_id AND d.node_key = c.dependent;
+    PERFORM orchestration.refresh_run(r.run_id)
+    FROM (SELECT DISTINCT n.run_id FROM orchestration.workflow_run_nodes n
+          WHERE n.id = ANY (succeeded_ids) ORDER BY n.run_id) r;
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
+    PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
+  END LOOP;
 END
 $$;
-COMMENT ON FUNCTION orchestration.record_attempt(bigint, boolean, jsonb, jsonb, text, timestamptz, timestamptz, bigint, integer, text, text) IS
-  'Internal: records one attempt of a node (an agent_runs row) and moves the node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run';
+COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]) IS
+  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt';
 
 -- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
 -- what the scheduler needs to move each one on: its agent, its template scope, and whether
@@ -389,11 +446,18 @@ RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                capability_id bigint, contract_version text, agent jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Its statements take arrays: planned for their sizes each time, they would cost more
+-- to plan than to run. Each touches a few rows found by index; a plan made while the
+-- tables were new (no statistics yet) must not scan them whole for ever after.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 DECLARE
-  candidate_ids bigint[];
   running_total integer;
-  claimed orchestration.workflow_run_nodes;
+  candidate_ids bigint[];
+  claimed_ids bigint[];
+  started_runs bigint[];
+  started_projects integer[];
 BEGIN
   SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
   IF max_running > 0 THEN
@@ -403,14 +467,16 @@ BEGIN
     RETURN;
   END IF;
 
+  -- The first runnable nodes in dispatch order (the queue index, read in order and cut
+  -- short), then those of them each project's concurrency limit leaves room for.
   WITH runnable AS (
-    SELECT n.id, n.project_id, n.level,
-           row_number() OVER (PARTITION BY n.project_id ORDER BY n.level, n.id) AS rank_in_project
-    FROM orchestration.workflow_run_nodes n
-    WHERE n.status = 'PENDING' AND n.pending_deps = 0
-      AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-    ORDER BY n.level, n.id
-    LIMIT max_nodes * 4
+    SELECT q.*, row_number() OVER (PARTITION BY q.project_id ORDER BY q.level, q.id) AS rank_in_project
+    FROM (SELECT n.id, n.project_id, n.level
+          FROM orchestration.workflow_run_nodes n
+          WHERE n.status = 'PENDING' AND n.pending_deps = 0
+            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+          ORDER BY n.level, n.id
+          LIMIT max_nodes * 4) q
   ), busy AS (
     SELECT n.project_id, count(*) AS running
     FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING' GROUP BY n.project_id
@@ -424,49 +490,65 @@ BEGIN
     RETURN;
   END IF;
 
-  FOR claimed IN
-    SELECT n.* FROM orchestration.workflow_run_nodes n
-    JOIN orchestration.workflow_runs r ON r.id = n.run_id
-    WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
-      AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
-      AND NOT r.id = ANY (reserved_runs)
-    ORDER BY n.level, n.id
-    -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
-    -- approve, reject do), so no two transactions wait for each other in a circle. A run
-    -- someone else holds is skipped for now.
-    FOR UPDATE OF n, r SKIP LOCKED
-  LOOP
+  SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
+  FROM (SELECT n.id, n.level FROM orchestration.workflow_run_nodes n
+        JOIN orchestration.workflow_runs r ON r.id = n.run_id
+        WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
+          AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+          AND NOT r.id = ANY (reserved_runs)
+        ORDER BY n.level, n.id
+        -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
+        -- approve, reject do), so no two transactions wait for each other in a circle. A run
+        -- someone else holds is skipped for now.
+        FOR UPDATE OF n, r SKIP LOCKED) l;
+  IF claimed_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  WITH started AS (
     UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id = claimed.run_id AND r.status = 'PENDING';
-    IF FOUND THEN
-      PERFORM orchestration.emit_event(claimed.project_id, 'run', 'started', claimed.run_id, NULL,
-                jsonb_build_object('status', 'RUNNING'));
-    END IF;
-    RETURN QUERY
-      SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
-             claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
-             a.registered_by,
-             coalesce(claimed.timeout_seconds, a.timeout_seconds),
-             jsonb_build_object(
-               'context', r.context,
-               'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
-                                         'started_by', r.started_by, 'traceparent', r.traceparent),
-               'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-               'nodes', coalesce((SELECT jsonb_object_agg(u.node_key, jsonb_build_object('output', u.output))
-                                  FROM orchestration.workflow_run_nodes u
-                                  WHERE u.run_id = claimed.run_id AND u.node_key = ANY (claimed.refs)
-                                    AND u.status = 'SUCCESS'), '{}')),
-             (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
-               AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                               WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
-             -- The row version identifies the schemas, so the scheduler compiles them
-             -- once and again only after update_agent changes them.
-             c.id, c.xmin::text, orchestration.agent_json(a)
-      FROM orchestration.agents a, orchestration.workflow_runs r, orchestration.workflows w,
-           orchestration.agent_capabilities c
-      WHERE a.id = claimed.agent_id AND r.id = claimed.run_id AND w.id = r.workflow_id
-        AND c.agent_id = a.id AND c.name = claimed.action;
-  END LOOP;
+    WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids))
+      AND r.status = 'PENDING'
+    RETURNING r.id, r.project_id
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
+    INTO started_runs, started_projects FROM started s;
+  IF started_runs IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
+              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
+  END IF;
+
+  RETURN QUERY
+    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+           a.registered_by,
+           coalesce(claimed.timeout_seconds, a.timeout_seconds),
+           jsonb_build_object(
+             'context', r.context,
+             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                       'started_by', r.started_by, 'traceparent', r.traceparent),
+             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+             'nodes', coalesce((SELECT jsonb_object_agg(u.node_key, jsonb_build_object('output', u.output))
+                                FROM orchestration.workflow_run_nodes u
+                                WHERE u.run_id = claimed.run_id AND u.node_key = ANY (claimed.refs)
+                                  AND u.status = 'SUCCESS'), '{}')),
+           (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
+             AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                             WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
+           -- The row version identifies the schemas, so the scheduler compiles them
+           -- once and again only after update_agent changes them.
+           c.id, c.xmin::text,
+           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
+           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
+    FROM orchestration.workflow_run_nodes claimed
+    JOIN orchestration.agents a ON a.id = claimed.agent_id
+    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
+    JOIN orchestration.workflows w ON w.id = r.workflow_id
+    JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    WHERE claimed.id = ANY (claimed_ids)
+    ORDER BY claimed.level, claimed.id;
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) IS
@@ -555,13 +637,16 @@ COMMENT ON FUNCTION orchestration.requeue_node(bigint, text) IS
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.
 CREATE FUNCTION orchestration.next_due_at() RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT least((SELECT min(n.next_attempt_at) FROM orchestration.workflow_run_nodes n
+BEGIN
+  -- PL/pgSQL, not SQL, so that the plan is kept: the scheduler asks after every pass.
+  RETURN least((SELECT min(n.next_attempt_at) FROM orchestration.workflow_run_nodes n
                 WHERE n.status = 'PENDING' AND n.pending_deps = 0),
                (SELECT min(a.expires_at) FROM orchestration.workflow_approvals a
-                WHERE a.status = 'PENDING'))
+                WHERE a.status = 'PENDING'));
+END
 $$;
 COMMENT ON FUNCTION orchestration.next_due_at() IS
   'Internal (scheduler): when the earliest retry backoff ends or pending approval expires';

@@ -22,6 +22,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 #include <nlohmann/json.hpp>
 
 #include "config/gucs.hpp"
+#include "core/common/array_literal.hpp"
 #include "core/nats/nats_link.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
@@ -136,9 +137,7 @@ bool publish_batch(RelayState& state) {
   if (batch.empty()) return false;
   std::size_t published = state.link->publish(batch);
   if (published > 0) {
-    std::string literal = "{";
-    for (std::size_t i = 0; i < published; ++i) literal += (i ? "," : "") + std::to_string(ids[i]);
-    literal += "}";
+    std::string literal = orch::array_literal({ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(published)});
     orch::pg::run_transaction("pg_orchestration: marking events published", [&] {
       orch::pg::spi_run("SELECT orchestration.relay_mark_published($1::bigint[])", {literal});
     });

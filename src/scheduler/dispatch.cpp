@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/gucs.hpp"
+#include "core/common/array_literal.hpp"
 #include "core/common/user_error.hpp"
 #include "core/docker/container_config.hpp"
 #include "core/schema/json_schema.hpp"
@@ -43,8 +44,8 @@ constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)
 constexpr const char* kApprovalSql =
     "SELECT orchestration.request_approval($1::bigint, $2::int, $3::jsonb)";
 constexpr const char* kRecordSql =
-    "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
-    "$6::timestamptz, $7::timestamptz, $8::bigint)";
+    "SELECT orchestration.record_attempts($1::bigint[], $2::boolean[], $3::jsonb[], $4::jsonb[], "
+    "$5::text[], $6::timestamptz[], $7::timestamptz[], $8::bigint, $9::int[], $10::text[], $11::text[])";
 constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
 constexpr const char* kNextDueSql =
     "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
@@ -53,9 +54,6 @@ constexpr const char* kSecretsSql =
     "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
 constexpr const char* kStartContainerSql =
     "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
-constexpr const char* kRecordContainerSql =
-    "SELECT orchestration.record_attempt($1::bigint, $2::boolean, $3::jsonb, $4::jsonb, $5, "
-    "$6::timestamptz, $7::timestamptz, NULL, $8::int, $9, $10)";
 constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
 constexpr const char* kRunningContainersSql =
     "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
@@ -135,23 +133,66 @@ docker::Ceilings ceilings() {
                           config::container_max_pids, config::container_allow_network};
 }
 
-std::string array_literal(const std::vector<std::int64_t>& ids) {
-  std::string literal = "{";
-  for (std::int64_t id : ids) literal += (literal.size() > 1 ? "," : "") + std::to_string(id);
-  return literal + "}";
-}
+// Outcomes of attempts, recorded by one record_attempts call: a claim round's RULE nodes,
+// or the containers that finished since the last pass. Per round, one statement per step
+// instead of one per node is most of the scheduler's throughput.
+class Attempts {
+ public:
+  void add(std::int64_t node_id, bool succeeded, const std::string& input, const std::string& output,
+           const std::string& error, const std::string& started_at, const std::string& finished_at,
+           int exit_code = -1, const std::string& log_tail = {}, const std::string& container_id = {}) {
+    auto unless_empty = [](const std::string& text) { return text.empty() ? std::nullopt : Value(text); };
+    node_ids_.add(node_id);
+    succeeded_.add(Value(succeeded ? "t" : "f"));
+    inputs_.add(input);
+    outputs_.add(unless_empty(output));
+    errors_.add(succeeded ? std::nullopt : Value(error));
+    started_.add(started_at);
+    finished_.add(finished_at);
+    exit_codes_.add(exit_code >= 0 ? Value(std::to_string(exit_code)) : std::nullopt);
+    log_tails_.add(unless_empty(log_tail));
+    container_ids_.add(unless_empty(container_id));
+  }
+  // round: the claim round of RULE nodes (nullopt for containers).
+  void record(const Value& round) {
+    if (node_ids_.size() == 0) return;
+    spi_run(kRecordSql, {node_ids_.str(), succeeded_.str(), inputs_.str(), outputs_.str(), errors_.str(),
+                         started_.str(), finished_.str(), round, exit_codes_.str(), log_tails_.str(),
+                         container_ids_.str()});
+    *this = Attempts();
+  }
+
+ private:
+  ArrayLiteral node_ids_, succeeded_, inputs_, outputs_, errors_, started_, finished_, exit_codes_,
+      log_tails_, container_ids_;
+};
+
+// What moving a claim round's nodes on gathers.
+struct Round {
+  std::int64_t number;
+  const std::string& database;
+  std::vector<executors::ContainerJob>& launches;
+  // The round's RULE outcomes so far. Recorded before any other write of the round (a
+  // skip, a failure, an approval, a container start), so every effect lands in claim
+  // order, as if each node had been recorded at once.
+  Attempts attempts;
+  // Runs a write that is not a RULE outcome, after the outcomes gathered so far.
+  pg::Rows write(const char* sql, const std::vector<Value>& params) {
+    attempts.record(std::to_string(number));
+    return spi_run(sql, params);
+  }
+};
 
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
 void prepare_container(const std::vector<Value>& node, const json& input,
-                       const std::string& capability, const std::string& database,
-                       std::vector<executors::ContainerJob>& launches) {
+                       const std::string& capability, Round& round) {
   const std::string& id = *node[kNodeId];
   json agent = parse(node[kAgent]);
   std::string image = agent.value("image", "");
   std::string patterns = config::allowed_images ? config::allowed_images : "";
   if (!docker::image_allowed(image, patterns)) {
-    spi_run(kFailSql, {id, "image \"" + image + "\" is not allowed by orchestration.allowed_images (\"" + patterns +
+    round.write(kFailSql, {id, "image \"" + image + "\" is not allowed by orchestration.allowed_images (\"" + patterns +
                                "\"); no container was created"});
     return;
   }
@@ -165,12 +206,12 @@ void prepare_container(const std::vector<Value>& node, const json& input,
     for (const auto& row : secrets.rows) job.request.secrets[*row[0]] = *row[1];
     for (const auto& name : wanted)
       if (!job.request.secrets.count(name)) {
-        spi_run(kFailSql, {id, "secret \"" + name + "\" is not set in project " + *node[kProjectId] +
+        round.write(kFailSql, {id, "secret \"" + name + "\" is not set in project " + *node[kProjectId] +
                                    "; set it with orchestration.set_secret()"});
         return;
       }
   }
-  job.request.id = {database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
+  job.request.id = {round.database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
                     *node[kNodeKey], std::stoi(*node[kAttempt]) + 1};
   job.request.image = image;
   if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
@@ -190,9 +231,9 @@ void prepare_container(const std::vector<Value>& node, const json& input,
   job.contract_version = *node[kContractVersion];
   job.capability = capability;
   // The attempt is a span of its own in the run's trace; the container gets it as TRACEPARENT.
-  pg::Rows started = spi_run(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
+  pg::Rows started = round.write(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
   job.request.traceparent = started.at(0, 0).value_or("");
-  launches.push_back(std::move(job));
+  round.launches.push_back(std::move(job));
 }
 
 // Moves one claimed node on: skip it (condition false), stop it for an approval, or run
@@ -200,8 +241,7 @@ void prepare_container(const std::vector<Value>& node, const json& input,
 // anyone, and an approver sees the input that will run. Errors in
 // the node's own templates or condition fail the node; they are the user's, not the
 // scheduler's.
-void process_node(const std::vector<Value>& node, std::int64_t round, const std::string& database,
-                  std::vector<executors::ContainerJob>& launches) {
+void process_node(const std::vector<Value>& node, Round& round) {
   const std::string& id = *node[kNodeId];
   json scope = parse(node[kScope]);
   json condition = parse(node[kCondition]);
@@ -209,12 +249,12 @@ void process_node(const std::vector<Value>& node, std::int64_t round, const std:
   json input;
   try {
     if (!templating::evaluate_condition(condition, scope)) {
-      spi_run(kSkipSql, {id, "condition " + condition.dump() + " is false"});
+      round.write(kSkipSql, {id, "condition " + condition.dump() + " is false"});
       return;
     }
     input = templating::render(parse(node[kInputs]), scope);
   } catch (const UserError& e) {
-    spi_run(kFailSql, {id, e.what()});
+    round.write(kFailSql, {id, e.what()});
     return;
   }
   // The input must satisfy the capability's input schema before anything runs or anyone
@@ -222,7 +262,7 @@ void process_node(const std::vector<Value>& node, std::int64_t round, const std:
   std::string capability = *node[kAgentName] + "." + *node[kAction];
   const Contract& contract = contract_for(*node[kCapabilityId], *node[kContractVersion]);
   if (!contract.error.empty()) {
-    spi_run(kFailSql, {id, "the contract of " + capability + " cannot be used: " + contract.error});
+    round.write(kFailSql, {id, "the contract of " + capability + " cannot be used: " + contract.error});
     return;
   }
   std::vector<schema::Violation> violations;
@@ -232,18 +272,18 @@ void process_node(const std::vector<Value>& node, std::int64_t round, const std:
     violations.push_back({"", e.what()});
   }
   if (!violations.empty()) {
-    spi_run(kFailSql, {id, "input does not match the input schema of " + capability + ": " +
+    round.write(kFailSql, {id, "input does not match the input schema of " + capability + ": " +
                                schema::describe(violations)});
     return;
   }
   if (*node[kNeedsApproval] == "t") {
     // The approver sees the input exactly as it will be run.
-    spi_run(kApprovalSql, {id, std::to_string(config::approval_timeout_seconds), input.dump()});
+    round.write(kApprovalSql, {id, std::to_string(config::approval_timeout_seconds), input.dump()});
     return;
   }
 
   if (*node[kAgentType] != "RULE") {
-    prepare_container(node, input, capability, database, launches);
+    prepare_container(node, input, capability, round);
     return;
   }
   std::string started = now_text();
@@ -251,10 +291,8 @@ void process_node(const std::vector<Value>& node, std::int64_t round, const std:
       *node[kRuleFunction], *node[kRegisteredBy], input.dump(), std::stoi(*node[kTimeoutSeconds]));
   std::string finished = now_text();
   if (outcome.succeeded) check_output(outcome, *contract.output, capability);
-  spi_run(kRecordSql, {id, outcome.succeeded ? "true" : "false", input.dump(),
-                       outcome.output.empty() ? std::nullopt : Value(outcome.output),
-                       outcome.succeeded ? std::nullopt : Value(outcome.error), started,
-                       finished, std::to_string(round)});
+  round.attempts.add(std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error,
+                     started, finished);
 }
 
 }  // namespace
@@ -274,8 +312,9 @@ PassResult run_pass(std::int64_t& round, const std::string& database) {
                     std::to_string(config::max_concurrent_nodes_per_project),
                     workers::reserved_runs_literal()});
     if (claimed.size() == 0) break;
-    ++round;
-    for (const auto& node : claimed.rows) process_node(node, round, database, result.launches);
+    Round claim{++round, database, result.launches, {}};
+    for (const auto& node : claimed.rows) process_node(node, claim);
+    claim.attempts.record(std::to_string(claim.number));
     result.nodes += static_cast<int>(claimed.size());
   }
   pg::Rows due = spi_run(kNextDueSql);
@@ -284,6 +323,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database) {
 }
 
 void record_containers(std::vector<executors::FinishedJob>& finished) {
+  Attempts attempts;
   for (auto& done : finished) {
     executors::ContainerJob& job = done.job;
     docker::AttemptOutcome& outcome = done.outcome;
@@ -300,14 +340,10 @@ void record_containers(std::vector<executors::FinishedJob>& finished) {
         outcome.error = checked.error;
       }
     }
-    spi_run(kRecordContainerSql,
-            {std::to_string(job.node_id), outcome.succeeded ? "true" : "false", job.input,
-             outcome.output.empty() ? std::nullopt : Value(outcome.output),
-             outcome.succeeded ? std::nullopt : Value(outcome.error), job.started_at, done.finished_at,
-             outcome.exit_code >= 0 ? Value(std::to_string(outcome.exit_code)) : std::nullopt,
-             outcome.log_tail.empty() ? std::nullopt : Value(outcome.log_tail),
-             outcome.container_id.empty() ? std::nullopt : Value(outcome.container_id)});
+    attempts.add(job.node_id, outcome.succeeded, job.input, outcome.output, outcome.error, job.started_at,
+                 done.finished_at, outcome.exit_code, outcome.log_tail, outcome.container_id);
   }
+  attempts.record(std::nullopt);
 }
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {

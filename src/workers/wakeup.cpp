@@ -15,6 +15,7 @@ extern "C" {
 #include <vector>
 
 #include "config/gucs.hpp"
+#include "core/common/array_literal.hpp"
 
 namespace orch::workers {
 namespace {
@@ -142,12 +143,11 @@ void reserve_run_until_transaction_end(std::int64_t run_id) {
 }
 
 std::string reserved_runs_literal() {
-  std::string literal = "{";
+  ArrayLiteral literal;
   if (shared)
     for (auto& run : shared->reserved_runs)
-      if (uint64 id = pg_atomic_read_u64(&run); id != 0)
-        literal += (literal.size() > 1 ? "," : "") + std::to_string(id);
-  return literal + "}";
+      if (uint64 id = pg_atomic_read_u64(&run); id != 0) literal.add(static_cast<std::int64_t>(id));
+  return literal.str();
 }
 
 }  // namespace orch::workers

@@ -1,0 +1,52 @@
+-- A claim round is recorded at once: the scheduler runs every RULE node it claimed
+-- together, then records all their outcomes in one call (record_attempts). What a user
+-- sees must be as if each node were recorded the moment it finished: a node that ran
+-- successfully is SUCCESS even when a node claimed before it failed the run, and inputs
+-- and outputs reach the tables byte for byte.
+\set SHOW_CONTEXT never
+-- Ids start at this file's own point, so its expected output does not depend on the others.
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 1100000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
+CREATE FUNCTION public.rounds_echo(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+CREATE FUNCTION public.rounds_fail(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'refused: "%"', input->>'why'; END $$;
+SELECT count(orchestration.register_agent(95, spec::jsonb)) AS registered FROM (VALUES
+  ('{"name": "echo", "type": "RULE", "function": "public.rounds_echo", "capabilities": [{"name": "say"}]}'),
+  ('{"name": "refuse", "type": "RULE", "function": "public.rounds_fail", "capabilities": [{"name": "say"}]}')) s(spec);
+
+-- Five independent nodes (claimed together, in key order) and one that depends on the
+-- first. b_boom fails for good, d_retry fails with a retry left; a_ok and c_ok succeed
+-- on either side of the failure; e_quoted carries text an array literal must escape.
+SELECT orchestration.create_workflow(95, $${"name": "mixed", "nodes": [
+  {"id": "a_ok", "agent": "echo", "action": "say", "inputs": {"n": 1}},
+  {"id": "b_boom", "agent": "refuse", "action": "say", "inputs": {"why": "no \"never\""}},
+  {"id": "c_ok", "agent": "echo", "action": "say", "inputs": {"n": 3}},
+  {"id": "d_retry", "agent": "refuse", "action": "say", "inputs": {"why": "later"}, "retries": 1, "retry_backoff_seconds": 30},
+  {"id": "e_quoted", "agent": "echo", "action": "say", "inputs": {
+     "quotes": "say \"hi\"", "backslash": "C:\\dir\\", "braces": "{a,b} {}", "null_word": "NULL",
+     "empty": "", "lines": "one\ntwo\ttab", "unicode": "žluťoučký kůň ☃", "list": [1, null, "x,y"]}},
+  {"id": "z_after", "agent": "echo", "action": "say", "depends_on": ["a_ok"]}]}$$) > 0 AS created;
+SELECT orchestration.start_workflow(95, 'mixed') AS run_id \gset
+SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
+-- The five ran in one round; the failure did not undo the successes around it.
+SELECT count(DISTINCT scheduler_round) AS rounds, count(*) AS attempts
+FROM orchestration.agent_runs WHERE workflow_run_id = :run_id;
+SELECT node, status, attempt, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level, node;
+SELECT node_key, skip_reason FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND status = 'SKIPPED';
+-- The output is the input, unchanged, in the node and in its attempt.
+SELECT n.output = n.resolved_input AS node_output_is_input,
+       a.output_json = a.input_json AS attempt_output_is_input,
+       n.output = (SELECT inputs FROM orchestration.workflow_nodes w
+                   WHERE w.workflow_id = (SELECT workflow_id FROM orchestration.workflow_runs WHERE id = :run_id)
+                     AND w.node_key = 'e_quoted') AS same_as_defined,
+       n.output->>'quotes' AS quotes, n.output->>'backslash' AS backslash, n.output->'list' AS list
+FROM orchestration.workflow_run_nodes n JOIN orchestration.agent_runs a ON a.run_node_id = n.id
+WHERE n.run_id = :run_id AND n.node_key = 'e_quoted';
+-- Events in claim order: each node's outcome, then what the failure did to the rest.
+SELECT type, substring(subject FROM 'node/(.*)$') AS node, payload->'data'->>'status' AS status
+FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
+
+-- record_attempts refuses arrays of different lengths and changes nothing.
+SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['{}'::jsonb, '{}'],
+                                     ARRAY[NULL::jsonb, NULL], ARRAY[NULL::text, NULL],
+                                     ARRAY[now(), now()], ARRAY[now(), now()], 1);

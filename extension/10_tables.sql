@@ -173,6 +173,10 @@ CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (le
 -- index probe however many nodes wait in the run.
 CREATE INDEX workflow_run_nodes_live ON orchestration.workflow_run_nodes (run_id, status, pending_deps)
   WHERE status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL');
+-- The running containers, counted against the concurrency limits at every claim: a small
+-- index however many nodes wait.
+CREATE INDEX workflow_run_nodes_running ON orchestration.workflow_run_nodes (project_id)
+  WHERE status = 'RUNNING';
 COMMENT ON TABLE orchestration.workflow_run_nodes IS
   'Per-run node state: a copy of each node''s definition taken when the run started (so later workflow edits do not change it), its status, attempt, resolved input, output and error';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.pending_deps IS

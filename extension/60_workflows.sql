@@ -4,132 +4,20 @@ CREATE FUNCTION orchestration.normalize_workflow_spec(spec jsonb) RETURNS jsonb
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'orch_normalize_workflow_spec';
 COMMENT ON FUNCTION orchestration.normalize_workflow_spec(jsonb) IS
-  'Validates the shape of a workflow spec (fields, node ids, depends_on, templates, conditions) without touching the database and returns it with defaults filled in and each node''s template references in "refs"';
-
--- Walks the DAG from its roots along dependents. The CYCLE clause stops a walk that comes
--- back to a node it has passed, and marks it: such a row is a cycle. Levels are the
--- deepest walk to each node. Used by workflow_levels() and check_workflow_graph().
-CREATE FUNCTION orchestration.walk_workflow(workflow_id bigint)
-RETURNS TABLE (node_key text, depth integer, is_cycle boolean, path text[])
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  WITH RECURSIVE walk(node_key, depth) AS (
-    SELECT n.node_key, 0
-    FROM orchestration.workflow_nodes n
-    WHERE n.workflow_id = walk_workflow.workflow_id AND n.depends_on = '{}'
-    UNION ALL
-    SELECT c.node_key, w.depth + 1
-    FROM walk w
-    JOIN orchestration.workflow_nodes c
-      ON c.workflow_id = walk_workflow.workflow_id AND w.node_key = ANY (c.depends_on)
-  ) CYCLE node_key SET is_cycle USING visited
-  SELECT node_key, depth, is_cycle,
-         string_to_array(translate(visited::text, '{}()"', ''), ',')
-  FROM walk
-$$;
-COMMENT ON FUNCTION orchestration.walk_workflow(bigint) IS
-  'Internal: every walk from a root of the workflow''s DAG, as a recursive CTE whose CYCLE clause marks walks that return to a node';
+  'Validates a workflow spec (fields, node ids, depends_on, templates, conditions, no cycles, templates reading only upstream outputs) without touching the database and returns it with defaults filled in and, per node, its template references ("refs"), its topological depth ("level") and the nodes depending on it ("dependents")';
 
 CREATE FUNCTION orchestration.workflow_levels(workflow_id bigint)
 RETURNS TABLE (node_key text, level integer, depends_on text[])
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT n.node_key, coalesce(max(w.depth), 0), n.depends_on
+  SELECT n.node_key, n.level, n.depends_on
   FROM orchestration.workflow_nodes n
-  -- The walk is taken once, not once per node (the argument is the function's own).
-  LEFT JOIN orchestration.walk_workflow(workflow_levels.workflow_id) w ON w.node_key = n.node_key AND NOT w.is_cycle
   WHERE n.workflow_id = workflow_levels.workflow_id
-  GROUP BY n.node_key, n.depends_on
   ORDER BY 2, 1
 $$;
 COMMENT ON FUNCTION orchestration.workflow_levels(bigint) IS
-  'Each node of a workflow with its topological depth (0: no dependencies; else one more than its deepest dependency), computed by a recursive CTE. The scheduler dispatches runnable nodes in this order';
-
--- Rejects a graph with a cycle (naming the nodes on it) or a template reference to a node
--- that is not upstream, then stores each node's level. Raises, so the caller's
--- transaction, and with it the whole definition, rolls back.
-CREATE FUNCTION orchestration.check_workflow_graph(workflow_id bigint) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  cycle text[];
-  stuck text;
-  bad record;
-BEGIN
-  SELECT w.path INTO cycle
-  FROM orchestration.walk_workflow(check_workflow_graph.workflow_id) w WHERE w.is_cycle LIMIT 1;
-  IF cycle IS NULL THEN
-    -- Nodes that no walk from a root reaches sit on (or behind) a cycle of their own.
-    SELECT n.node_key INTO stuck
-    FROM orchestration.workflow_nodes n
-    WHERE n.workflow_id = check_workflow_graph.workflow_id
-      AND n.node_key NOT IN (SELECT w.node_key FROM orchestration.walk_workflow(check_workflow_graph.workflow_id) w)
-    ORDER BY n.node_key LIMIT 1;
-    IF stuck IS NOT NULL THEN
-      WITH RECURSIVE up(node_key) AS (
-        SELECT stuck
-        UNION ALL
-        SELECT d
-        FROM up JOIN orchestration.workflow_nodes n
-          ON n.workflow_id = check_workflow_graph.workflow_id AND n.node_key = up.node_key
-        CROSS JOIN LATERAL unnest(n.depends_on) d
-      ) CYCLE node_key SET is_cycle USING visited
-      SELECT array_reverse_helper.path INTO cycle
-      FROM (SELECT string_to_array(translate(visited::text, '{}()"', ''), ',') AS path
-            FROM up WHERE is_cycle LIMIT 1) array_reverse_helper;
-      -- That walk went against the edges; turn it around to read as the others do.
-      cycle := ARRAY(SELECT cycle[i] FROM generate_subscripts(cycle, 1) i ORDER BY i DESC);
-    END IF;
-  END IF;
-  IF cycle IS NOT NULL THEN
-    -- Keep only the loop itself: from the first visit of the repeated node to the end.
-    cycle := cycle[array_position(cycle, cycle[array_upper(cycle, 1)]):];
-    RAISE EXCEPTION 'invalid workflow spec: the nodes % form a cycle (each runs after the one before it)',
-                    array_to_string(cycle, ' -> ')
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'A workflow is a DAG: remove one of these depends_on entries.';
-  END IF;
-
-  -- A template may read only outputs that exist when its node runs: those upstream.
-  WITH RECURSIVE needed AS (
-    SELECT n.node_key, r AS ref
-    FROM orchestration.workflow_nodes n CROSS JOIN LATERAL unnest(n.refs) r
-    WHERE n.workflow_id = check_workflow_graph.workflow_id AND NOT r = ANY (n.depends_on)
-  ), upstream(node_key, ancestor) AS (
-    SELECT n.node_key, d
-    FROM orchestration.workflow_nodes n CROSS JOIN LATERAL unnest(n.depends_on) d
-    WHERE n.workflow_id = check_workflow_graph.workflow_id
-      AND n.node_key IN (SELECT needed.node_key FROM needed)
-    UNION
-    SELECT u.node_key, d
-    FROM upstream u
-    JOIN orchestration.workflow_nodes p
-      ON p.workflow_id = check_workflow_graph.workflow_id AND p.node_key = u.ancestor
-    CROSS JOIN LATERAL unnest(p.depends_on) d
-  )
-  SELECT needed.node_key, needed.ref INTO bad
-  FROM needed
-  WHERE NOT EXISTS (SELECT 1 FROM upstream u
-                    WHERE u.node_key = needed.node_key AND u.ancestor = needed.ref)
-  ORDER BY 1, 2 LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'invalid workflow spec: node "%" uses {{ nodes.%.output }}, but "%" is not upstream of "%"',
-                    bad.node_key, bad.ref, bad.ref, bad.node_key
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = format('Add "%s" to the depends_on of "%s" (or of a node it depends on), so that its output exists when "%s" runs.',
-                          bad.ref, bad.node_key, bad.node_key);
-  END IF;
-
-  UPDATE orchestration.workflow_nodes n SET level = l.level
-  FROM orchestration.workflow_levels(check_workflow_graph.workflow_id) l
-  WHERE n.workflow_id = check_workflow_graph.workflow_id AND n.node_key = l.node_key;
-END
-$$;
-COMMENT ON FUNCTION orchestration.check_workflow_graph(bigint) IS
-  'Internal: rejects cycles (listing the nodes on one) and template references to nodes that are not upstream, then stores each node''s level';
+  'Each node of a workflow with its topological depth (0: no dependencies; else one more than its deepest dependency), computed when the workflow was defined. The scheduler dispatches runnable nodes in this order';
 
 -- Writes a normalized spec's nodes for a workflow, replacing what was there: resolves
 -- each node's agent (by name, in the workflow's project) and action (a capability).
@@ -175,7 +63,8 @@ BEGIN
   DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
   INSERT INTO orchestration.workflow_nodes
     (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
-     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents)
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents,
+     level)
   SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, s.node_key, s.agent_id,
          s.action, s.node->'inputs',
          ARRAY(SELECT jsonb_array_elements_text(s.node->'depends_on')),
@@ -183,16 +72,14 @@ BEGIN
          (s.node->>'retry_backoff_seconds')::numeric, (s.node->>'timeout_seconds')::integer,
          nullif(s.node->'when', 'null'), (s.node->>'run_if_skipped')::boolean,
          ARRAY(SELECT jsonb_array_elements_text(s.node->'refs')),
-         ARRAY(SELECT d.node_key FROM orchestration_spec_nodes d
-               WHERE d.node->'depends_on' ? s.node_key ORDER BY d.ordinal)
+         ARRAY(SELECT jsonb_array_elements_text(s.node->'dependents')),
+         (s.node->>'level')::integer
   FROM orchestration_spec_nodes s
   ORDER BY s.ordinal;
-
-  PERFORM orchestration.check_workflow_graph(workflow_id);
 END
 $$;
 COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS
-  'Internal: replaces a workflow''s nodes with those of a normalized spec, resolving agents and actions in the project and checking the graph';
+  'Internal: replaces a workflow''s nodes with those of a normalized spec (whose graph normalize_workflow_spec checked), resolving agents and actions in the project';
 
 CREATE FUNCTION orchestration.create_workflow(project_id integer, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER

@@ -164,10 +164,13 @@ BEGIN
              THEN CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
                                     WHERE n.run_id = r.id AND n.status = 'FAILED')
                        THEN 'FAILED' ELSE 'SUCCESS' END::orchestration.run_status
+           -- "pending_deps <= 0", not "= 0": the same rows (a PENDING node's counter never
+           -- goes below 0), but only the live-nodes index can serve it; with "= 0" the
+           -- planner may pick the queue index and read every runnable node of every run.
            WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
                         WHERE n.run_id = r.id AND n.status = 'RUNNING')
                 OR EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
-                           WHERE n.run_id = r.id AND n.status = 'PENDING' AND n.pending_deps = 0)
+                           WHERE n.run_id = r.id AND n.status = 'PENDING' AND n.pending_deps <= 0)
              THEN 'RUNNING'
            WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
                         WHERE n.run_id = r.id AND n.status = 'WAITING_APPROVAL')
@@ -314,10 +317,14 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- Its statements take arrays: planned for their sizes each time, they would cost more
--- to plan than to run. Each touches a few rows found by index; a plan made while the
--- tables were new (no statistics yet) must not scan them whole for ever after.
+-- to plan than to run. So each has one generic plan, made the first time, perhaps while
+-- the tables were small and had no statistics: it must not be a scan of a whole table
+-- (enable_seqscan), and each statement is written to be driven by its arrays through
+-- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
+-- which would also make it compile the plan (jit).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   event_projects integer[];
@@ -326,6 +333,7 @@ DECLARE
   event_nodes text[];
   event_data jsonb[];
   succeeded_ids bigint[];
+  released bigint[];
   failed_ids bigint[];
   failed_errors text[];
 BEGIN
@@ -410,15 +418,21 @@ BEGIN
     PERFORM orchestration.emit_events(event_projects, event_types, event_runs, event_nodes, event_data);
   END IF;
   IF succeeded_ids IS NOT NULL THEN
-    -- Each finished dependency takes one off its dependents' counters. Found by (run_id,
-    -- node_key) alone: a dependent that is no longer PENDING (skipped when its run failed
-    -- while this node's container ran) has a counter nobody reads (retry_run recounts), and
-    -- a status test here lets the planner prefer scanning every PENDING node.
-    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - c.finished
-    FROM (SELECT n.run_id, dependent, count(*) AS finished
-          FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
-          WHERE n.id = ANY (succeeded_ids) GROUP BY n.run_id, dependent) c
-    WHERE d.run_id = c.run_id AND d.node_key = c.dependent;
+    -- Each finished dependency takes one off its dependents' counters. A dependent that
+    -- is no longer PENDING (skipped when its run failed while this node's container ran)
+    -- has a counter nobody reads (retry_run recounts). Each dependent is looked up by
+    -- (run_id, node_key) in a subquery of its own, so the plan is an index probe per
+    -- dependent whatever the statistics say about the table.
+    SELECT array_agg((SELECT d.id FROM orchestration.workflow_run_nodes d
+                      WHERE d.run_id = n.run_id AND d.node_key = dependent))
+      INTO released
+    FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
+    WHERE n.id = ANY (succeeded_ids);
+    IF released IS NOT NULL THEN
+      UPDATE orchestration.workflow_run_nodes d
+         SET pending_deps = d.pending_deps - (SELECT count(*) FROM unnest(released) r WHERE r = d.id)
+       WHERE d.id = ANY (released);
+    END IF;
     PERFORM orchestration.refresh_run(r.run_id)
     FROM (SELECT DISTINCT n.run_id FROM orchestration.workflow_run_nodes n
           WHERE n.id = ANY (succeeded_ids) ORDER BY n.run_id) r;
@@ -447,10 +461,14 @@ RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- Its statements take arrays: planned for their sizes each time, they would cost more
--- to plan than to run. Each touches a few rows found by index; a plan made while the
--- tables were new (no statistics yet) must not scan them whole for ever after.
+-- to plan than to run. So each has one generic plan, made the first time, perhaps while
+-- the tables were small and had no statistics: it must not be a scan of a whole table
+-- (enable_seqscan), and each statement is written to be driven by its arrays through
+-- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
+-- which would also make it compile the plan (jit).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   running_total integer;
@@ -459,32 +477,38 @@ DECLARE
   started_runs bigint[];
   started_projects integer[];
 BEGIN
+  -- The limits count containers: RULE nodes run one after another inside the scheduler
+  -- and never stay RUNNING, so they are claimed whatever runs.
   SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
-  IF max_running > 0 THEN
-    max_nodes := least(max_nodes, greatest(max_running - running_total, 0));
-  END IF;
-  IF max_nodes <= 0 THEN
-    RETURN;
-  END IF;
 
   -- The first runnable nodes in dispatch order (the queue index, read in order and cut
-  -- short), then those of them each project's concurrency limit leaves room for.
+  -- short), then those the limits leave room for: every RULE node, and the containers
+  -- while fewer than max_running run in all and max_running_per_project in their project.
   WITH runnable AS (
-    SELECT q.*, row_number() OVER (PARTITION BY q.project_id ORDER BY q.level, q.id) AS rank_in_project
-    FROM (SELECT n.id, n.project_id, n.level
+    SELECT q.id, q.project_id, q.level, coalesce(a.type <> 'RULE', true) AS container
+    FROM (SELECT n.id, n.project_id, n.level, n.agent_id
           FROM orchestration.workflow_run_nodes n
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
             AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
           ORDER BY n.level, n.id
           LIMIT max_nodes * 4) q
+    LEFT JOIN orchestration.agents a ON a.id = q.agent_id
+  ), ranked AS (
+    SELECT r.*,
+           count(*) FILTER (WHERE r.container) OVER (ORDER BY r.level, r.id) AS container_rank,
+           count(*) FILTER (WHERE r.container)
+             OVER (PARTITION BY r.project_id ORDER BY r.level, r.id) AS container_rank_in_project
+    FROM runnable r
   ), busy AS (
     SELECT n.project_id, count(*) AS running
     FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING' GROUP BY n.project_id
   )
   SELECT array_agg(r.id ORDER BY r.level, r.id) INTO candidate_ids
-  FROM (SELECT r.id, r.level FROM runnable r LEFT JOIN busy b ON b.project_id = r.project_id
-        WHERE max_running_per_project <= 0
-           OR r.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+  FROM (SELECT r.id, r.level FROM ranked r LEFT JOIN busy b ON b.project_id = r.project_id
+        WHERE NOT r.container
+           OR ((max_running <= 0 OR r.container_rank <= max_running - running_total)
+               AND (max_running_per_project <= 0
+                    OR r.container_rank_in_project + coalesce(b.running, 0) <= max_running_per_project))
         ORDER BY r.level, r.id LIMIT max_nodes) r;
   IF candidate_ids IS NULL THEN
     RETURN;
@@ -507,7 +531,7 @@ BEGIN
 
   WITH started AS (
     UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids))
+    WHERE r.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids)))
       AND r.status = 'PENDING'
     RETURNING r.id, r.project_id
   )
@@ -530,10 +554,13 @@ BEGIN
              'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
                                        'started_by', r.started_by, 'traceparent', r.traceparent),
              'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-             'nodes', coalesce((SELECT jsonb_object_agg(u.node_key, jsonb_build_object('output', u.output))
-                                FROM orchestration.workflow_run_nodes u
-                                WHERE u.run_id = claimed.run_id AND u.node_key = ANY (claimed.refs)
-                                  AND u.status = 'SUCCESS'), '{}')),
+             -- The outputs its templates read, each looked up by (run_id, node_key).
+             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                                   FROM orchestration.workflow_run_nodes u
+                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
+                                                     AND u.status = 'SUCCESS') AS upstream
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
            (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
              AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
                              WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),

@@ -16,7 +16,6 @@ GRANT EXECUTE ON FUNCTION
   orchestration.agent_json(orchestration.agents),
   orchestration.get_agent(bigint),
   orchestration.list_agents(integer),
-  orchestration.walk_workflow(bigint),
   orchestration.workflow_levels(bigint),
   orchestration.workflow_json(bigint),
   orchestration.get_workflow(bigint),

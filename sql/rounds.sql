@@ -46,6 +46,16 @@ WHERE n.run_id = :run_id AND n.node_key = 'e_quoted';
 SELECT type, substring(subject FROM 'node/(.*)$') AS node, payload->'data'->>'status' AS status
 FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
 
+-- Twenty independent RULE nodes are claimed in one round: the concurrency limits
+-- (orchestration.max_concurrent_nodes, 16 here) count containers only.
+SELECT orchestration.create_workflow(95, jsonb_build_object('name', 'twenty', 'nodes',
+  (SELECT jsonb_agg(jsonb_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say')) FROM generate_series(1, 20) i))) > 0 AS created;
+SELECT orchestration.start_workflow(95, 'twenty') AS run_id \gset
+SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
+SELECT current_setting('orchestration.max_concurrent_nodes') AS limit,
+       count(DISTINCT scheduler_round) AS rounds, count(*) AS attempts
+FROM orchestration.agent_runs WHERE workflow_run_id = :run_id;
+
 -- record_attempts refuses arrays of different lengths and changes nothing.
 SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['{}'::jsonb, '{}'],
                                      ARRAY[NULL::jsonb, NULL], ARRAY[NULL::text, NULL],

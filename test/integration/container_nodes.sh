@@ -53,6 +53,28 @@ ok "$([ $((SECONDS - start)) -lt 12 ]; echo $?)" "they ran in parallel (all done
 is "$(q "SELECT (SELECT finished_at FROM orchestration.workflow_runs WHERE id = $quick) < (SELECT min(finished_at) FROM orchestration.workflow_run_nodes WHERE run_id = $wide)")" "t" \
    "a RULE node of another run finished while they slept"
 
+# 3b. orchestration.max_concurrent_nodes caps the containers running at once; RULE nodes,
+# which run inside the scheduler, are not held back by it.
+q "ALTER SYSTEM SET orchestration.max_concurrent_nodes = 3"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+wide=$(q "SELECT orchestration.start_workflow(1, 'wide')")
+wait_for 30 "SELECT count(*) > 0 FROM orchestration.workflow_run_nodes WHERE run_id = $wide AND status = 'RUNNING'" >/dev/null
+quick=$(q "SELECT orchestration.start_workflow(1, 'quick')")
+most=0; quick_done_while_waiting=f
+while [ "$(q "SELECT status FROM orchestration.workflow_runs WHERE id = $wide")" = RUNNING ]; do
+  read -r running waiting quick_status <<<"$(q "SELECT count(*) FILTER (WHERE status = 'RUNNING'), count(*) FILTER (WHERE status = 'PENDING'),
+    (SELECT status FROM orchestration.workflow_runs WHERE id = $quick) FROM orchestration.workflow_run_nodes WHERE run_id = $wide" | tr '|' ' ')"
+  [ "$running" -gt "$most" ] && most=$running
+  [ "$quick_status" = SUCCESS ] && [ "$waiting" -gt 0 ] && quick_done_while_waiting=t
+  sleep 0.1
+done
+is "$(q "SELECT status FROM orchestration.workflow_runs WHERE id = $wide")" "SUCCESS" "ten containers under a limit of 3 succeed"
+is "$most" "3" "never more than 3 containers ran at once, and 3 did"
+is "$quick_done_while_waiting" "t" "a RULE run finished while containers still waited for room"
+q "ALTER SYSTEM RESET orchestration.max_concurrent_nodes"
+q "SELECT pg_reload_conf()" >/dev/null
+
 # 4. A secret reaches the container and nothing else.
 # Passed as a psql variable bound into the call, as a client would bind a parameter.
 psql -X -q -At -v ON_ERROR_STOP=1 -v secret="$secret" >/dev/null <<'SQL'

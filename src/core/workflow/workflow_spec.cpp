@@ -1,5 +1,7 @@
 #include "core/workflow/workflow_spec.hpp"
 
+#include <map>
+
 #include <set>
 
 #include "core/common/spec_reader.hpp"
@@ -8,6 +10,7 @@
 #include "core/registry/names.hpp"
 #include "core/template/condition.hpp"
 #include "core/template/template.hpp"
+#include "core/workflow/workflow_graph.hpp"
 
 namespace orch::workflow {
 namespace {
@@ -154,6 +157,19 @@ json normalize_workflow_spec(const json& spec) {
         throw UserError("invalid workflow spec: node \"" + id + "\" refers to {{ nodes." + name +
                         ".output }}, but there is no node \"" + name + "\"");
     }
+  }
+  std::vector<GraphNode> graph;
+  for (const auto& node : list)
+    graph.push_back({node["id"].get<std::string>(), node["depends_on"].get<std::vector<std::string>>(),
+                     node["refs"].get<std::vector<std::string>>()});
+  std::map<std::string, int> levels = check_workflow_graph(graph);
+  std::map<std::string, std::vector<std::string>> dependents;  // in spec order
+  for (const auto& node : list)
+    for (const auto& dep : node["depends_on"]) dependents[dep.get<std::string>()].push_back(node["id"].get<std::string>());
+  for (auto& node : list) {
+    const std::string& id = node["id"].get_ref<const std::string&>();
+    node["level"] = levels.at(id);
+    node["dependents"] = dependents[id];
   }
   out["nodes"] = std::move(list);
   return out;

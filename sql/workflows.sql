@@ -29,6 +29,20 @@ SELECT name, status, version, trigger FROM orchestration.workflows WHERE id = :r
 SELECT orchestration.update_workflow(:review_id, orchestration.get_workflow(:review_id)
          || '{"description": "Scan and report", "nodes": [{"id": "scan", "agent": "echo", "action": "say"}, {"id": "report", "agent": "echo", "action": "shout", "depends_on": ["scan"]}]}')->>'version' AS version;
 SELECT node_key, level, depends_on FROM orchestration.workflow_levels(:review_id);
+-- Sixty diamonds in series (2^60 paths from the first node to the last): the graph is
+-- checked in time linear in its nodes and edges, and every node gets its level.
+SELECT orchestration.create_workflow(11, jsonb_build_object('name', 'diamonds', 'nodes',
+  jsonb_build_array(jsonb_build_object('id', 'top0', 'agent', 'echo', 'action', 'say'))
+  || (SELECT jsonb_agg(node ORDER BY i, part) FROM generate_series(0, 59) i, LATERAL (VALUES
+       (1, jsonb_build_object('id', 'l' || i, 'agent', 'echo', 'action', 'say', 'depends_on', jsonb_build_array('top' || i))),
+       (2, jsonb_build_object('id', 'r' || i, 'agent', 'echo', 'action', 'say', 'depends_on', jsonb_build_array('top' || i))),
+       (3, jsonb_build_object('id', 'top' || (i + 1), 'agent', 'echo', 'action', 'say',
+                              'depends_on', jsonb_build_array('l' || i, 'r' || i),
+                              'inputs', jsonb_build_object('first', '{{ nodes.top0.output }}')))) v(part, node)))) AS diamonds_id \gset
+SELECT count(*) AS nodes, max(level) AS deepest,
+       (SELECT level FROM orchestration.workflow_levels(:diamonds_id) WHERE node_key = 'r59') AS r59
+FROM orchestration.workflow_levels(:diamonds_id);
+
 -- archive_workflow: it stays, but cannot be started.
 SELECT orchestration.archive_workflow(:review_id);
 SELECT status FROM orchestration.workflows WHERE id = :review_id;

@@ -160,6 +160,7 @@ CREATE TABLE orchestration.workflow_run_nodes (
   output                 jsonb,
   error                  text,
   container_name         text,
+  attempt_traceparent    text,
   next_attempt_at        timestamptz,
   started_at             timestamptz,
   finished_at            timestamptz,
@@ -181,6 +182,8 @@ COMMENT ON TABLE orchestration.workflow_run_nodes IS
   'Per-run node state: a copy of each node''s definition taken when the run started (so later workflow edits do not change it), its status, attempt, resolved input, output and error';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.pending_deps IS
   'How many dependencies have not finished yet; the node is runnable when it is PENDING and this is 0';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.attempt_traceparent IS
+  'The W3C traceparent of the running container''s attempt (its TRACEPARENT), kept so that its span keeps its id after a scheduler restart';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
   'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
 
@@ -199,6 +202,7 @@ CREATE TABLE orchestration.agent_runs (
   exit_code        integer,
   log_tail         text,
   container_id     text,
+  traceparent      text,
   scheduler_round  bigint,
   started_at       timestamptz NOT NULL DEFAULT now(),
   finished_at      timestamptz,
@@ -209,6 +213,8 @@ CREATE INDEX ON orchestration.agent_runs (workflow_run_id);
 CREATE INDEX ON orchestration.agent_runs (run_node_id);
 COMMENT ON TABLE orchestration.agent_runs IS
   'History of every attempt of every agent: input, output, status, error, exit code, log tail and timings';
+COMMENT ON COLUMN orchestration.agent_runs.traceparent IS
+  'The attempt''s W3C traceparent: a span of its own in its run''s trace (a container got it as TRACEPARENT)';
 
 CREATE TABLE orchestration.workflow_approvals (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -247,6 +253,16 @@ CREATE INDEX ON orchestration.events (created_at);
 CREATE INDEX events_published ON orchestration.events (published_at) WHERE published_at IS NOT NULL;
 COMMENT ON TABLE orchestration.events IS
   'Transactional outbox: one CloudEvents document per state change, written in the same transaction; the relay publishes them to NATS in id order and sets published_at';
+
+-- Spans waiting for the relay to send them to orchestration.otlp_endpoint; written only
+-- while it is set (triggers in 89_traces.sql).
+CREATE TABLE orchestration.span_queue (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  span        jsonb NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE orchestration.span_queue IS
+  'Spans (OTLP JSON) of finished runs and node attempts, kept until the relay has sent them to orchestration.otlp_endpoint, or at most orchestration.event_retention; filled only while otlp_endpoint is set';
 
 CREATE TABLE orchestration.secrets (
   project_id  integer NOT NULL CHECK (project_id > 0),

@@ -45,11 +45,15 @@ BEGIN
                  WHERE o.published_at IS NOT NULL AND o.published_at < now() - retention
                  LIMIT max_rows);
   GET DIAGNOSTICS pruned = ROW_COUNT;
+  -- Spans are telemetry: those an OTLP endpoint did not take within the retention go.
+  DELETE FROM orchestration.span_queue q
+  WHERE q.id IN (SELECT o.id FROM orchestration.span_queue o
+                 WHERE o.created_at < now() - retention ORDER BY o.id LIMIT max_rows);
   RETURN pruned;
 END
 $$;
 COMMENT ON FUNCTION orchestration.prune_events(interval, integer) IS
-  'Deletes up to max_rows events published longer ago than retention and returns how many; unpublished events are never deleted. The relay calls it with orchestration.event_retention';
+  'Deletes up to max_rows events published longer ago than retention and returns how many; unpublished events are never deleted. Also deletes up to max_rows queued spans older than retention (unsent: telemetry is not kept for ever). The relay calls it with orchestration.event_retention';
 
 CREATE FUNCTION orchestration.nats_trigger_subjects() RETURNS SETOF text
 LANGUAGE sql STABLE

@@ -13,18 +13,23 @@ AS 'MODULE_PATHNAME', 'orch_reserve_run';
 COMMENT ON FUNCTION orchestration.reserve_run(bigint) IS
   'Internal: until this transaction ends, the scheduler claims no node of the run, so a caller about to lock the run''s row (cancel_run, retry_run, approve, reject) gets it promptly instead of racing the scheduler for it';
 
-CREATE FUNCTION orchestration.new_traceparent(parent text) RETURNS text
-LANGUAGE sql VOLATILE
+-- W3C trace context: a run is a span, a child of the caller's span when context.traceparent
+-- is valid (else the root of a new trace); each node attempt is a child span of its run.
+CREATE FUNCTION orchestration.child_traceparent(parent text) RETURNS text
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN parent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
-                   AND substr(parent, 4, 32) <> repeat('0', 32)
-              THEN parent
-              ELSE '00-' || replace(gen_random_uuid()::text, '-', '') || '-'
-                   || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01' END
+BEGIN
+  RETURN '00-'
+         || CASE WHEN parent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+                      AND substr(parent, 4, 32) <> repeat('0', 32)
+                 THEN substr(parent, 4, 32)
+                 ELSE replace(gen_random_uuid()::text, '-', '') END
+         || '-' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01';
+END
 $$;
-COMMENT ON FUNCTION orchestration.new_traceparent(text) IS
-  'The W3C traceparent of a new run: the caller''s (from context.traceparent) when it is valid, else a new trace';
+COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
+  'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not a valid traceparent): a run''s span in its caller''s trace, a node attempt''s in its run''s';
 
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.
@@ -51,7 +56,7 @@ BEGIN
   INSERT INTO orchestration.workflow_runs AS r
     (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by)
   VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
-          orchestration.new_traceparent(context->>'traceparent'), started_by)
+          orchestration.child_traceparent(context->>'traceparent'), started_by)
   RETURNING r.id INTO run_id;
   INSERT INTO orchestration.workflow_run_nodes
     (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
@@ -359,7 +364,10 @@ BEGIN
                 WHEN n.attempt + 1 <= n.retries THEN 'retrying'
                 ELSE 'failed' END AS outcome,
            -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
-           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at
+           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
+           -- The attempt's span: the one its container got, or a new one in the run's trace.
+           coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
+                    orchestration.child_traceparent(r.traceparent)) AS traceparent
     FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
                 exit_codes, log_tails, container_ids) WITH ORDINALITY
          AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
@@ -370,11 +378,12 @@ BEGIN
     INSERT INTO orchestration.agent_runs
       (project_id, agent_id, agent_name, workflow_run_id, run_node_id, attempt, input_json,
        output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
-       started_at, finished_at, duration_ms)
+       started_at, finished_at, duration_ms, traceparent)
     SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.number, t.input, t.output,
            CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
            t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
-           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer
+           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
+           t.traceparent
     FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
     ORDER BY t.position
   ), moved AS (
@@ -608,16 +617,6 @@ $$;
 COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
   'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never)';
 
-CREATE FUNCTION orchestration.child_traceparent(parent text) RETURNS text
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT '00-' || split_part(orchestration.new_traceparent(parent), '-', 2) || '-'
-         || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01'
-$$;
-COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
-  'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not valid): a node attempt''s span inside its run''s trace';
-
 CREATE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
 RETURNS text
 LANGUAGE plpgsql
@@ -625,18 +624,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
-  attempt_traceparent text;
+  span text;  -- the attempt's traceparent
 BEGIN
+  span := orchestration.child_traceparent(
+    (SELECT r.traceparent FROM orchestration.workflow_runs r
+     WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)));
   UPDATE orchestration.workflow_run_nodes n SET
     status = 'RUNNING', resolved_input = input, container_name = start_container_node.container_name,
+    attempt_traceparent = span,
     started_at = coalesce(n.started_at, clock_timestamp()), next_attempt_at = NULL
   WHERE n.id = node_id RETURNING * INTO node;
-  attempt_traceparent := orchestration.child_traceparent(
-    (SELECT r.traceparent FROM orchestration.workflow_runs r WHERE r.id = node.run_id));
   PERFORM orchestration.emit_event(node.project_id, 'node', 'started', node.run_id, node.node_key,
             jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name,
-                               'traceparent', attempt_traceparent));
-  RETURN attempt_traceparent;
+                               'traceparent', span));
+  RETURN span;
 END
 $$;
 COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
@@ -650,7 +651,8 @@ DECLARE
   node orchestration.workflow_run_nodes;
 BEGIN
   PERFORM orchestration.lock_run_of(node_id);
-  UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING', container_name = NULL, next_attempt_at = NULL
+  UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING', container_name = NULL, attempt_traceparent = NULL,
+    next_attempt_at = NULL
   WHERE n.id = node_id AND n.status = 'RUNNING' RETURNING * INTO node;
   IF FOUND THEN
     PERFORM orchestration.emit_event(node.project_id, 'node', 'retrying', node.run_id, node.node_key,

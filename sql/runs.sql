@@ -65,8 +65,17 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT orchestration.wait_for_run(:run_id);
 ROLLBACK;
 
--- A context traceparent continues the caller's trace; otherwise a new one starts.
+-- A context traceparent continues the caller's trace: the run is a span of its own in it
+-- (a child of the caller's span); otherwise a new trace starts. Each attempt is a span of
+-- the run's trace.
 SELECT orchestration.start_workflow(21, 'diamond', '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}') AS traced_run \gset
-SELECT traceparent FROM orchestration.workflow_runs WHERE id = :traced_run;
+SELECT substr(traceparent, 1, 36) AS trace, substr(traceparent, 37, 16) <> 'b7ad6b7169203331' AS own_span
+FROM orchestration.workflow_runs WHERE id = :traced_run;
 SELECT traceparent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-01$' AS new_trace FROM orchestration.workflow_runs WHERE id = :new_run;
 SELECT orchestration.wait_for_run(:traced_run, '30 seconds')->>'status' AS status;
+SELECT count(*) AS attempts, count(DISTINCT a.traceparent) AS spans,
+       bool_and(substr(a.traceparent, 1, 36) = substr(r.traceparent, 1, 36)) AS in_run_trace,
+       bool_and(a.traceparent <> r.traceparent) AS own_spans,
+       count(*) FILTER (WHERE r.id = :traced_run AND a.traceparent LIKE '00-0af7651916cd43dd8448eb211c80319c-%') AS in_callers_trace
+FROM orchestration.agent_runs a JOIN orchestration.workflow_runs r ON r.id = a.workflow_run_id
+WHERE r.project_id = 21;

@@ -38,6 +38,7 @@ char* nats_stream = nullptr;
 char* nats_queue_group = nullptr;
 int event_retention_seconds = 7 * 86400;
 int relay_batch_size = 256;
+char* otlp_endpoint = nullptr;
 
 void define_gucs() {
   DefineCustomStringVariable(
@@ -146,6 +147,11 @@ void define_gucs() {
   DefineCustomIntVariable("orchestration.relay_batch_size",
                           "How many events the relay publishes before it waits for acknowledgements.", nullptr,
                           &relay_batch_size, 256, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "orchestration.otlp_endpoint", "Where the relay sends the spans of runs and node attempts (OTLP/HTTP, JSON).",
+      "The traces URL of an OpenTelemetry collector, e.g. http://127.0.0.1:4318/v1/traces; empty: no spans are "
+      "kept or sent. Readable by every role: put no credentials in it.",
+      &otlp_endpoint, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("orchestration");
 }
 

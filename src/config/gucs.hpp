@@ -37,6 +37,8 @@ extern char* nats_stream;
 extern char* nats_queue_group;
 extern int event_retention_seconds;
 extern int relay_batch_size;
+// Traces.
+extern char* otlp_endpoint;
 
 inline constexpr int kMaxDatabases = 8;
 

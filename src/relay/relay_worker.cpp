@@ -24,6 +24,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 #include "config/gucs.hpp"
 #include "core/common/array_literal.hpp"
 #include "core/nats/nats_link.hpp"
+#include "core/otlp/otlp_exporter.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "workers/worker_main.hpp"
@@ -63,6 +64,9 @@ struct RelayState final : orch::workers::WorkerRound {
   std::unique_ptr<orch::nats::Link> link;  // null while nats_url is empty
   Clock::time_point next_prune = Clock::now();
   std::string last_problem;  // logged once, not at every retry
+  std::string span_problem;  // the same, for the OTLP endpoint
+  Clock::time_point next_span_try = Clock::now();  // backs off while the endpoint fails
+  long span_backoff_ms = 0;
 
   long run_once() override;
   // Woken by a commit that wrote an event or changed a workflow (the latch), by the NATS
@@ -153,6 +157,46 @@ bool publish_batch(RelayState& state) {
   return published == static_cast<std::size_t>(orch::config::relay_batch_size);
 }
 
+// Sends queued spans to orchestration.otlp_endpoint and forgets those it accepted; returns
+// true when a full batch went (more may wait). Telemetry never holds up the events: a
+// collector that does not answer costs at most one timeout per round, and its spans wait
+// in span_queue (at most orchestration.event_retention).
+bool export_spans(RelayState& state) {
+  std::string endpoint = text(orch::config::otlp_endpoint);
+  if (endpoint.empty() || Clock::now() < state.next_span_try) return false;
+  constexpr int kBatch = 512;
+  constexpr long kTimeoutMs = 5000;
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> spans;
+  orch::pg::run_transaction("pg_orchestration: reading spans", [&] {
+    if (!extension_installed()) return;
+    orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.spans_to_send($1::integer)",
+                                            {std::to_string(kBatch)});
+    for (const auto& row : rows.rows) {
+      ids.push_back(std::stoll(*row[0]));
+      spans.push_back(*row[1]);
+    }
+  });
+  if (spans.empty()) return false;
+  orch::otlp::Delivery delivery =
+      orch::otlp::send(endpoint, orch::otlp::export_request(spans, state.database), kTimeoutMs);
+  if (!delivery.accepted) {
+    if (delivery.problem != state.span_problem)
+      log_line(std::to_string(spans.size()) + " or more spans wait: " + delivery.problem);
+    state.span_problem = delivery.problem;
+    // 1 s, 2 s, 4 s ... 60 s: a collector that hangs blocks this worker only now and then.
+    state.span_backoff_ms = std::min(kIdleMs, std::max(kRetryMs, state.span_backoff_ms * 2));
+    state.next_span_try = Clock::now() + std::chrono::milliseconds(state.span_backoff_ms);
+    return false;
+  }
+  state.span_problem.clear();
+  state.span_backoff_ms = 0;
+  orch::pg::run_transaction("pg_orchestration: forgetting sent spans", [&] {
+    orch::pg::spi_run("SELECT orchestration.spans_sent($1::bigint[])", {orch::array_literal(ids)});
+  });
+  return spans.size() == static_cast<std::size_t>(kBatch);
+}
+
 // Pruning runs every minute, or as often as the retention if that is shorter (but at most
 // once a second).
 Clock::time_point next_prune_from(Clock::time_point now) {
@@ -188,6 +232,12 @@ long RelayState::run_once() {
       } else {
         sleep_ms = kRetryMs;  // the link's pipe wakes us sooner when it reconnects
       }
+    }
+    if (export_spans(state)) {
+      sleep_ms = 0;
+    } else if (!state.span_problem.empty()) {
+      auto until_retry = std::chrono::duration_cast<std::chrono::milliseconds>(state.next_span_try - Clock::now());
+      sleep_ms = std::min(sleep_ms, std::max(0L, static_cast<long>(until_retry.count())));
     }
     prune_if_due(state);
     auto until_prune = std::chrono::duration_cast<std::chrono::milliseconds>(state.next_prune - Clock::now());

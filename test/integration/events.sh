@@ -22,9 +22,10 @@ is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SU
 ok "$(wait_for 20 "$all_published"; echo $?)" "the relay marks every event published"
 outbox=$(q "SELECT json_agg(payload ORDER BY id) FROM orchestration.events WHERE run_id = $run")
 stream=$(stream_events "orchestration.1.>")
-check=$(python3 - "$run" "$outbox" "$stream" <<'PY'
+run_span=$(q "SELECT traceparent FROM orchestration.workflow_runs WHERE id = $run")
+check=$(python3 - "$run" "$outbox" "$stream" "$run_span" <<'PY'
 import json, re, sys
-run, outbox, lines = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3].splitlines()
+run, outbox, lines, run_span = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3].splitlines(), sys.argv[4]
 msgs = [json.loads(l) for l in lines]
 msgs = [m for m in msgs if m["event"]["data"].get("run_id") == run]
 problems = []
@@ -47,7 +48,9 @@ for m in msgs:
     if e.get("subject") != "run/%d" % run + ("/node/" + node if node else ""): problems.append("subject " + e.get("subject"))
     if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e.get("time", "")): problems.append("time")
     if e.get("datacontenttype") != "application/json": problems.append("datacontenttype")
-    if e["data"].get("traceparent") != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01": problems.append("traceparent")
+    # The run's span, in the caller's trace.
+    if e["data"].get("traceparent") != run_span or not run_span.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-"):
+        problems.append("traceparent")
 if [m["event"]["data"].get("node") for m in msgs[2:4]] != ["a", "b"]: problems.append("node order")
 if len({m["msg_id"] for m in msgs}) != len(msgs): problems.append("a duplicate")
 print("; ".join(problems) or "ok")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What operators see: metrics() parses as Prometheus exposition format and counts what the
 # tables hold; run_graph() renders with Graphviz's dot to a PNG; a caller's traceparent
-# flows from start_workflow's context into the container's environment (as a child span
-# of the same trace) and into the events.
+# flows from start_workflow's context into the run, the container's environment and the
+# events (each a span of the caller's trace); with orchestration.otlp_endpoint set, the
+# spans reach a real HTTP receiver as OTLP/JSON, also after it was down for a while.
 source "$(dirname "$0")/lib.bash"
 reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
 q "ALTER SYSTEM SET orchestration.allowed_images = 'orchestration/busybox:*'"
@@ -26,8 +27,14 @@ ok "$(echo "$seen" | grep -Eq '^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}
    "the container's TRACEPARENT is a new span in the caller's trace ($seen)"
 is "$(q "SELECT payload->'data'->>'traceparent' FROM orchestration.events WHERE run_id = $run AND type = 'orchestration.node.started'")" "$seen" \
    "the node.started event carries that span"
-is "$(q "SELECT string_agg(DISTINCT payload->'data'->>'traceparent', ',') FROM orchestration.events WHERE run_id = $run AND type LIKE 'orchestration.run.%'")" "$parent" \
-   "the run's events carry the caller's traceparent"
+run_span=$(q "SELECT traceparent FROM orchestration.workflow_runs WHERE id = $run")
+ok "$(echo "$run_span" | grep -Eq '^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$' && [ "$run_span" != "$parent" ] && [ "$run_span" != "$seen" ]; echo $?)" \
+   "the run is a span of its own in the caller's trace ($run_span)"
+is "$(q "SELECT string_agg(DISTINCT payload->'data'->>'traceparent', ',') FROM orchestration.events WHERE run_id = $run AND type LIKE 'orchestration.run.%'")" "$run_span" \
+   "the run's events carry the run's span"
+is "$(q "SELECT traceparent FROM orchestration.agent_runs WHERE workflow_run_id = $run")" "$seen" \
+   "the attempt's row keeps the span its container got"
+is "$(q "SELECT count(*) FROM orchestration.span_queue")" "0" "with otlp_endpoint empty no span is kept"
 
 # --- metrics() -----------------------------------------------------------------------------
 failed=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
@@ -80,6 +87,95 @@ q "SELECT orchestration.workflow_graph(id, 'dot') FROM orchestration.workflows W
 ok "$([ -s "$out/workflow.png" ]; echo $?)" "workflow_graph renders too"
 err=$(psql -X -q -At -c "SELECT orchestration.run_graph($failed, 'svg')" 2>&1)
 ok "$(echo "$err" | grep -q 'unknown graph format "svg"'; echo $?)" "an unknown format is refused with a clear error"
+
+# --- spans to a real OTLP/HTTP receiver ----------------------------------------------------
+# A receiver in the shape of an OpenTelemetry collector's OTLP/HTTP endpoint: it accepts
+# POST /v1/traces with Content-Type application/json, keeps each request body (one per
+# line) and answers 200 with an empty ExportTraceServiceResponse.
+cat >"$out/receiver.py" <<'PY'
+import http.server, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        ok = self.path == "/v1/traces" and self.headers["Content-Type"] == "application/json"
+        if ok:
+            with open(path, "ab") as f: f.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200 if ok else 400)
+        self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *args): pass
+http.server.HTTPServer(("127.0.0.1", port), Receiver).serve_forever()
+PY
+otlp_port=54318
+start_receiver() { /usr/bin/python3 "$out/receiver.py" $otlp_port "$out/spans.jsonl" & receiver=$!; sleep 0.5; }
+start_receiver
+q "ALTER SYSTEM SET orchestration.otlp_endpoint = 'http://127.0.0.1:$otlp_port/v1/traces'"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+traced=$(q "SELECT orchestration.start_workflow(1, 'traced', '{\"traceparent\": \"$parent\"}')")
+mixed=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
+q "SELECT orchestration.wait_for_run($traced, '60 seconds'), orchestration.wait_for_run($mixed, '60 seconds')" >/dev/null
+wait_for 30 "SELECT count(*) = 0 FROM orchestration.span_queue" >/dev/null
+# What the receiver got, against what the tables say.
+spans_check() {  # spans_check RUN...: "ok" or what is wrong with the spans of those runs
+  /usr/bin/python3 - "$out/spans.jsonl" "$(q "SELECT json_object_agg(id, json_build_object('span', traceparent, 'attempts',
+      (SELECT json_agg(json_build_array(a.traceparent, a.agent_name, a.status, a.error) ORDER BY a.id)
+       FROM orchestration.agent_runs a WHERE a.workflow_run_id = r.id)))
+    FROM orchestration.workflow_runs r WHERE id IN ($(echo "$@" | tr ' ' ','))")" "$PGDATABASE" <<'PY'
+import json, sys
+requests = [json.loads(line) for line in open(sys.argv[1])]
+runs, database = json.loads(sys.argv[2]), sys.argv[3]
+problems, spans = [], []
+for request in requests:
+    for rs in request["resourceSpans"]:
+        attrs = {a["key"]: a["value"]["stringValue"] for a in rs["resource"]["attributes"]}
+        if attrs != {"service.name": "pg_orchestration", "db.name": database}: problems.append("resource %s" % attrs)
+        for ss in rs["scopeSpans"]: spans += ss["spans"]
+def attr(span, key):
+    for a in span.get("attributes", []):
+        if a["key"] == key: return list(a["value"].values())[0]
+by_id = {}
+for s in spans:
+    by_id.setdefault(s["spanId"], []).append(s)
+    if not (s["startTimeUnixNano"].isdigit() and int(s["startTimeUnixNano"]) <= int(s["endTimeUnixNano"])): problems.append("times of " + s["name"])
+for run_id, run in runs.items():
+    trace, span_id = run["span"].split("-")[1:3]
+    run_spans = by_id.get(span_id, [])
+    if len(run_spans) != 1: problems.append("run %s: %d spans" % (run_id, len(run_spans))); continue
+    rs = run_spans[0]
+    if rs["traceId"] != trace or attr(rs, "orchestration.run_id") != run_id: problems.append("run %s span %s" % (run_id, rs))
+    for tp, agent, status, error in run["attempts"]:
+        found = by_id.get(tp.split("-")[2], [])
+        if len(found) != 1: problems.append("attempt %s: %d spans" % (tp, len(found))); continue
+        a = found[0]
+        want = {"traceId": trace, "parentSpanId": span_id, "status": {"code": 1} if status == "SUCCESS" else {"code": 2, "message": error}}
+        got = {k: a.get(k) for k in want}
+        if got != want or not a["name"].startswith(agent + "."): problems.append("attempt %s: %s, want %s" % (a["name"], got, want))
+    print(json.dumps({"run": run_id, "parent": rs.get("parentSpanId"), "status": rs["status"]["code"]}), file=sys.stderr)
+print("; ".join(problems) or "ok")
+PY
+}
+is "$(spans_check "$traced" "$mixed" 2>"$out/runs.txt")" "ok" \
+   "the receiver got a span per run and per attempt: ids, parents, names, status and times as the tables say"
+is "$(grep "\"run\": \"$traced\"" "$out/runs.txt")" "{\"run\": \"$traced\", \"parent\": \"b7ad6b7169203331\", \"status\": 1}" \
+   "the traced run's span is a child of the caller's span"
+is "$(grep "\"run\": \"$mixed\"" "$out/runs.txt")" "{\"run\": \"$mixed\", \"parent\": null, \"status\": 2}" \
+   "the failed run's span is a root, with an error status"
+# The receiver goes away: spans wait in span_queue, and go out once it is back.
+kill $receiver; wait $receiver 2>/dev/null
+down=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
+q "SELECT orchestration.wait_for_run($down, '60 seconds')" >/dev/null
+wait_for 10 "SELECT count(*) = 3 FROM orchestration.span_queue" >/dev/null
+ok $? "while the receiver is down the run's 3 spans (run, 2 attempts) wait in span_queue"
+wait_for 10 "SELECT pg_read_file('log/postgresql.log') LIKE '%spans wait: no answer from http://127.0.0.1:$otlp_port/v1/traces%'" >/dev/null
+ok $? "the relay logs why they wait"
+start_receiver
+wait_for 90 "SELECT count(*) = 0 FROM orchestration.span_queue" >/dev/null
+ok $? "the receiver back, the waiting spans are sent"
+is "$(spans_check "$down" 2>/dev/null)" "ok" "and they are the run's spans, each once"
+kill $receiver; wait $receiver 2>/dev/null
+q "ALTER SYSTEM RESET orchestration.otlp_endpoint"
+q "SELECT pg_reload_conf()" >/dev/null
 
 rm -rf "$out"
 q "ALTER SYSTEM RESET orchestration.allowed_images"

@@ -338,6 +338,7 @@ DECLARE
   event_nodes text[];
   event_data jsonb[];
   succeeded_ids bigint[];
+  succeeded_runs bigint[];
   released bigint[];
   failed_ids bigint[];
   failed_errors text[];
@@ -416,11 +417,12 @@ BEGIN
                                              'next_attempt_at', t.retry_at) END
                    ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
+         array_agg(DISTINCT t.run_id ORDER BY t.run_id) FILTER (WHERE t.outcome = 'succeeded'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
                         ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
     INTO event_projects, event_types, event_runs, event_nodes, event_data, succeeded_ids,
-         failed_ids, failed_errors
+         succeeded_runs, failed_ids, failed_errors
   FROM attempt t;
 
   IF event_projects IS NOT NULL THEN
@@ -442,9 +444,9 @@ BEGIN
          SET pending_deps = d.pending_deps - (SELECT count(*) FROM unnest(released) r WHERE r = d.id)
        WHERE d.id = ANY (released);
     END IF;
-    PERFORM orchestration.refresh_run(r.run_id)
-    FROM (SELECT DISTINCT n.run_id FROM orchestration.workflow_run_nodes n
-          WHERE n.id = ANY (succeeded_ids) ORDER BY n.run_id) r;
+    FOR i IN 1 .. cardinality(succeeded_runs) LOOP
+      PERFORM orchestration.refresh_run(succeeded_runs[i]);
+    END LOOP;
   END IF;
   FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
     PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
@@ -469,12 +471,7 @@ RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                capability_id bigint, contract_version text, agent jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
--- Its statements take arrays: planned for their sizes each time, they would cost more
--- to plan than to run. So each has one generic plan, made the first time, perhaps while
--- the tables were small and had no statistics: it must not be a scan of a whole table
--- (enable_seqscan), and each statement is written to be driven by its arrays through
--- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
--- which would also make it compile the plan (jit).
+-- Planned as record_attempts is, for the same reasons (see there).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET jit = off

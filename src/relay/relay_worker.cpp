@@ -4,9 +4,10 @@
 // Read it top to bottom: set up signals, connect to the database, announce itself so that
 // commits that write events can wake it, then loop: handle interrupts and reloads,
 // (re)connect to NATS when the settings say so, start workflows for the trigger messages
-// that came in, publish the outbox in id order, prune old published events, and sleep on
-// the latch and on the NATS link's pipe. Nothing here ever waits for NATS while a
-// transaction is open, and nothing in the scheduler waits for the relay.
+// that came in, publish the outbox in id order, send queued spans to the OTLP endpoint,
+// prune old published events (and stale spans), and sleep on the latch and on the NATS
+// link's pipe. Nothing here ever waits for NATS or the collector while a transaction is
+// open, and nothing in the scheduler waits for the relay.
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -158,9 +159,9 @@ bool publish_batch(RelayState& state) {
 }
 
 // Sends queued spans to orchestration.otlp_endpoint and forgets those it accepted; returns
-// true when a full batch went (more may wait). Telemetry never holds up the events: a
-// collector that does not answer costs at most one timeout per round, and its spans wait
-// in span_queue (at most orchestration.event_retention).
+// true when a full batch went (more may wait). A collector that does not answer costs at
+// most one timeout per try, and tries back off; its spans wait in span_queue (at most
+// orchestration.event_retention).
 bool export_spans(RelayState& state) {
   std::string endpoint = text(orch::config::otlp_endpoint);
   if (endpoint.empty() || Clock::now() < state.next_span_try) return false;
@@ -195,6 +196,11 @@ bool export_spans(RelayState& state) {
     orch::pg::spi_run("SELECT orchestration.spans_sent($1::bigint[])", {orch::array_literal(ids)});
   });
   return spans.size() == static_cast<std::size_t>(kBatch);
+}
+
+// How long until `when`, in milliseconds; 0 once it has passed.
+long ms_until(Clock::time_point when) {
+  return std::max(0L, static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(when - Clock::now()).count()));
 }
 
 // Pruning runs every minute, or as often as the retention if that is shorter (but at most
@@ -236,12 +242,10 @@ long RelayState::run_once() {
     if (export_spans(state)) {
       sleep_ms = 0;
     } else if (!state.span_problem.empty()) {
-      auto until_retry = std::chrono::duration_cast<std::chrono::milliseconds>(state.next_span_try - Clock::now());
-      sleep_ms = std::min(sleep_ms, std::max(0L, static_cast<long>(until_retry.count())));
+      sleep_ms = std::min(sleep_ms, ms_until(state.next_span_try));
     }
     prune_if_due(state);
-    auto until_prune = std::chrono::duration_cast<std::chrono::milliseconds>(state.next_prune - Clock::now());
-    sleep_ms = std::min(sleep_ms, std::max(0L, static_cast<long>(until_prune.count())));
+    sleep_ms = std::min(sleep_ms, ms_until(state.next_prune));
   } catch (const std::exception& e) {
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();

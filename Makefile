@@ -3,7 +3,7 @@
 # under src/: the same src/core files CMake builds for the unit tests, by the same rule
 # (the directory is the list), so the two builds cannot drift apart.
 EXTENSION = pg_orchestration
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = pg_orchestration
 
 SOURCES := $(sort $(shell find src -name '*.cpp'))
@@ -13,6 +13,9 @@ OBJS = $(SOURCES:.cpp=.o)
 # concern (types, tenancy, registry, ...), one script for CREATE EXTENSION.
 EXTENSION_SQL = $(EXTENSION)--$(EXTVERSION).sql
 DATA_built = $(EXTENSION_SQL)
+# Earlier versions' install scripts, kept as they were released, and the upgrade scripts
+# between versions (test/integration/upgrade.sh proves each upgrade gives a fresh install).
+DATA = $(sort $(wildcard extension/versions/*.sql))
 EXTRA_CLEAN = $(EXTENSION_SQL)
 
 # The regression database must exist, with the extension, before installcheck: the
@@ -26,7 +29,7 @@ PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
               -Wno-register -Isrc
 PG_CPPFLAGS = -Isrc
-SHLIB_LINK = -lstdc++ -lcurl -lnats
+SHLIB_LINK = -lstdc++ -lcurl -lnats -lre2
 
 # No LLVM bitcode for C++ sources: JIT inlining of this code buys nothing.
 override with_llvm = no

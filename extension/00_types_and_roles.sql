@@ -1,4 +1,4 @@
--- pg_orchestration 0.1.0: types and roles.
+-- pg_orchestration 0.2.0: types and roles.
 -- The install script is extension/*.sql concatenated in file-name order.
 
 \echo Use "CREATE EXTENSION pg_orchestration" to load this file. \quit

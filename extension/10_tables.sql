@@ -27,7 +27,9 @@ CREATE TABLE orchestration.agents (
   updated_at       timestamptz NOT NULL DEFAULT now(),
   UNIQUE (project_id, name),
   CONSTRAINT agents_rule_has_function CHECK ((type = 'RULE') = (rule_function IS NOT NULL)),
-  CONSTRAINT agents_container_has_image CHECK (type = 'RULE' OR image IS NOT NULL)
+  CONSTRAINT agents_container_has_image CHECK (type = 'RULE' OR image IS NOT NULL),
+  runs_as          name,
+  CONSTRAINT agents_rule_runs_as CHECK ((type = 'RULE') = (runs_as IS NOT NULL))
 );
 CREATE INDEX ON orchestration.agents (project_id, type);
 COMMENT ON TABLE orchestration.agents IS
@@ -37,7 +39,9 @@ COMMENT ON COLUMN orchestration.agents.secrets IS
 COMMENT ON COLUMN orchestration.agents.rule_function IS
   'RULE agents: the function (jsonb) returns jsonb that computes the output, as regprocedure text';
 COMMENT ON COLUMN orchestration.agents.registered_by IS
-  'The role that registered the agent; a RULE agent''s function runs with this role''s privileges';
+  'The role that registered the agent';
+COMMENT ON COLUMN orchestration.agents.runs_as IS
+  'RULE agents: the role whose privileges the function runs with, the role that last set the function (register_agent or update_agent), which had to be allowed to execute it';
 
 CREATE TABLE orchestration.agent_capabilities (
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -123,7 +127,8 @@ CREATE TABLE orchestration.workflow_runs (
   error             text,
   created_at        timestamptz NOT NULL DEFAULT now(),
   started_at        timestamptz,
-  finished_at       timestamptz
+  finished_at       timestamptz,
+  started_login     name NOT NULL DEFAULT session_user
 );
 CREATE INDEX ON orchestration.workflow_runs (workflow_id, status);
 CREATE INDEX ON orchestration.workflow_runs (created_at);
@@ -133,6 +138,10 @@ CREATE INDEX workflow_runs_live ON orchestration.workflow_runs (id)
   WHERE status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL');
 COMMENT ON TABLE orchestration.workflow_runs IS
   'One row per run of a workflow: what started it, its context, its status and timings';
+COMMENT ON COLUMN orchestration.workflow_runs.started_by IS
+  'The role that started the run (the SET ROLE role, else the login; for a table trigger, the role that wrote the row)';
+COMMENT ON COLUMN orchestration.workflow_runs.started_login IS
+  'The person who started the run: the session''s login role (inside a RULE attempt, the agent''s role). With orchestration.approval_four_eyes, this login cannot answer the run''s approvals, whatever role it switches to';
 
 CREATE TABLE orchestration.workflow_run_nodes (
   id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -164,7 +173,8 @@ CREATE TABLE orchestration.workflow_run_nodes (
   next_attempt_at        timestamptz,
   started_at             timestamptz,
   finished_at            timestamptz,
-  UNIQUE (run_id, node_key)
+  UNIQUE (run_id, node_key),
+  crashes                integer NOT NULL DEFAULT 0
 );
 -- The scheduler's queue: runnable nodes in dispatch order. Only nodes that can run now
 -- are in it, so finding work costs the same however many finished runs the table holds.
@@ -184,6 +194,8 @@ COMMENT ON COLUMN orchestration.workflow_run_nodes.pending_deps IS
   'How many dependencies have not finished yet; the node is runnable when it is PENDING and this is 0';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.attempt_traceparent IS
   'The W3C traceparent of the running container''s attempt (its TRACEPARENT), kept so that its span keeps its id after a scheduler restart';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.crashes IS
+  'How many times the scheduler process died while it was working on this node; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
   'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
 

@@ -47,12 +47,20 @@ $policies$;
 GRANT SELECT ON orchestration.project_grants
   TO orchestration_admin, orchestration_operator, orchestration_approver;
 
+-- Who is calling, in C: inside the scheduler, a RULE attempt runs as its agent's role,
+-- and only C code of the worker knows that (a setting could be changed by the function
+-- itself); elsewhere the SET ROLE role or the login.
 CREATE FUNCTION orchestration.calling_role() RETURNS name
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT coalesce(nullif(current_setting('role'), 'none'), session_user)::name $$;
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_calling_role';
 COMMENT ON FUNCTION orchestration.calling_role() IS
-  'The role on whose behalf the API is called: the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
+  'The role on whose behalf the API is called: inside a RULE attempt, the agent''s runs_as role; else the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
+
+CREATE FUNCTION orchestration.calling_login() RETURNS name
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_calling_login';
+COMMENT ON FUNCTION orchestration.calling_login() IS
+  'The person behind the call: inside a RULE attempt, the agent''s runs_as role; else the session user (the login), whatever role it has switched to with SET ROLE. Four-eyes approvals compare it';
 
 CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
                                         object text DEFAULT NULL)

@@ -31,7 +31,7 @@ AS $$
            'registered_by', a.registered_by, 'registered_at', a.registered_at,
            'updated_at', a.updated_at))
       || CASE WHEN a.type = 'RULE' THEN
-           jsonb_build_object('function', a.rule_function,
+           jsonb_build_object('function', a.rule_function, 'runs_as', a.runs_as,
                               'limits', jsonb_build_object('timeout_seconds', a.timeout_seconds))
          ELSE
            jsonb_strip_nulls(jsonb_build_object('entry_path', a.entry_path))
@@ -96,7 +96,7 @@ BEGIN
   IF NOT has_function_privilege(caller, fn, 'EXECUTE') THEN
     RAISE EXCEPTION 'invalid agent spec field "function": role "%" may not execute %', caller, fn
       USING ERRCODE = 'insufficient_privilege',
-            HINT = 'RULE functions run with the privileges of the role that registered the agent.';
+            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it.';
   END IF;
   RETURN fn::text;
 END
@@ -121,10 +121,12 @@ BEGIN
       -- The NOT NULL and CHECK columns here; the UPDATE below writes the rest, for
       -- both a new agent and an updated one.
       INSERT INTO orchestration.agents AS a
-        (project_id, name, type, version, registered_by, timeout_seconds, image, rule_function)
+        (project_id, name, type, version, registered_by, timeout_seconds, image, rule_function,
+         runs_as)
       VALUES (store_agent.project_id, spec->>'name', (spec->>'type')::orchestration.agent_type,
               spec->>'version', caller, (spec#>>'{limits,timeout_seconds}')::integer,
-              spec->>'image', store_agent.rule_function)
+              spec->>'image', store_agent.rule_function,
+              CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END)
       RETURNING a.id INTO stored_id;
     END IF;
     UPDATE orchestration.agents a SET
@@ -144,6 +146,10 @@ BEGIN
       pids_limit = (spec#>>'{limits,pids}')::integer,
       allow_network = coalesce((spec->>'allow_network')::boolean, false),
       rule_function = store_agent.rule_function,
+      -- A RULE function runs as the role that last set it (checked by
+      -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
+      -- more privileged, one: whoever points the agent at a function vouches for it.
+      runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
       updated_at = now()
     WHERE a.id = stored_id;
   EXCEPTION WHEN unique_violation THEN
@@ -234,7 +240,7 @@ BEGIN
   END IF;
   -- get_agent() output can be edited and fed back: its read-only keys are ignored.
   normalized := orchestration.normalize_agent_spec(
-    spec - ARRAY['id', 'project_id', 'registered_by', 'registered_at', 'updated_at']);
+    spec - ARRAY['id', 'project_id', 'registered_by', 'registered_at', 'updated_at', 'runs_as']);
   PERFORM orchestration.store_agent(
     agent_id, (target.agent).project_id, normalized,
     CASE WHEN normalized->>'type' = 'RULE'
@@ -244,7 +250,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.update_agent(bigint, jsonb) IS
-  'Replaces an agent''s spec (the whole spec, as register_agent takes it; to change one field pass get_agent(id) || ''{"version": "2"}'') and returns the agent as get_agent shows it. A capability used by a workflow cannot be removed';
+  'Replaces an agent''s spec (the whole spec, as register_agent takes it; to change one field pass get_agent(id) || ''{"version": "2"}'') and returns the agent as get_agent shows it. A capability used by a workflow cannot be removed. A RULE agent then runs as the caller (runs_as), who must be allowed to execute its function';
 
 CREATE FUNCTION orchestration.delete_agent(agent_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER

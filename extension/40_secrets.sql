@@ -14,6 +14,9 @@ SET log_min_error_statement = panic
 AS $$
 BEGIN
   PERFORM orchestration.authorize(project_id, 'orchestration_admin');
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'secret name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   PERFORM orchestration.validate_name('secret', name);
   IF value IS NULL THEN
     RAISE EXCEPTION 'secret value must not be NULL' USING ERRCODE = 'null_value_not_allowed',
@@ -23,12 +26,19 @@ BEGIN
     RAISE EXCEPTION 'secret "%" is too long: % bytes, at most 65536', name, octet_length(value)
       USING ERRCODE = 'program_limit_exceeded';
   END IF;
-  UPDATE orchestration.secrets s SET value = set_secret.value, updated_at = now()
-  WHERE s.project_id = set_secret.project_id AND s.name = set_secret.name;
-  IF NOT FOUND THEN
-    INSERT INTO orchestration.secrets (project_id, name, value)
-    VALUES (set_secret.project_id, set_secret.name, set_secret.value);
-  END IF;
+  BEGIN
+    UPDATE orchestration.secrets s SET value = set_secret.value, updated_at = now()
+    WHERE s.project_id = set_secret.project_id AND s.name = set_secret.name;
+    IF NOT FOUND THEN
+      INSERT INTO orchestration.secrets (project_id, name, value)
+      VALUES (set_secret.project_id, set_secret.name, set_secret.value);
+    END IF;
+  EXCEPTION WHEN OTHERS THEN
+    -- A constraint's error would show the row, value included, in its DETAIL (and so in
+    -- the server log): keep the message and SQLSTATE, never the detail.
+    RAISE EXCEPTION 'could not store secret "%" of project %: %', name, project_id, SQLERRM
+      USING ERRCODE = SQLSTATE;
+  END;
 END
 $$;
 COMMENT ON FUNCTION orchestration.set_secret(integer, text, text) IS

@@ -43,17 +43,23 @@ BEGIN
     ORDER BY u.position
     RETURNING e.id, e.type, e.run_id
   )
+  -- Any login role may LISTEN (PostgreSQL cannot restrict it), so by default a
+  -- notification says only that events were written (identical payloads of one
+  -- transaction fold into one notification); listeners read the rows, which row-level
+  -- security filters. orchestration.notify_details puts id, type and run id in it.
   SELECT count(*) INTO emitted
   FROM (SELECT * FROM inserted ORDER BY id) i,
        LATERAL pg_notify('orchestration_events',
-                         json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text);
+                         CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
+                              THEN json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text
+                              ELSE '' END);
   IF emitted > 0 THEN
     PERFORM orchestration.wake_relay();
   END IF;
 END
 $$;
 COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
-  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events with each id, type and run id, and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
 
 CREATE FUNCTION orchestration.emit_event(project_id integer, entity text, event text,
                                          run_id bigint, node_key text, data jsonb)

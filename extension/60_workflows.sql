@@ -21,6 +21,9 @@ COMMENT ON FUNCTION orchestration.workflow_levels(bigint) IS
 
 -- Writes a normalized spec's nodes for a workflow, replacing what was there: resolves
 -- each node's agent (by name, in the workflow's project) and action (a capability).
+-- It reads the spec itself, never a scratch table: this runs inside SECURITY DEFINER
+-- functions, and a table name not qualified by its schema would be looked up in the
+-- caller's pg_temp, where a caller could have put a table with a trigger of its own.
 CREATE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
 RETURNS void
 LANGUAGE plpgsql
@@ -30,20 +33,16 @@ DECLARE
   missing record;
   known text;
 BEGIN
-  CREATE TEMP TABLE IF NOT EXISTS orchestration_spec_nodes (
-    ordinal bigint, node_key text, agent_name text, action text, node jsonb,
-    agent_id bigint, capability_exists boolean) ON COMMIT DROP;
-  TRUNCATE orchestration_spec_nodes;
-  INSERT INTO orchestration_spec_nodes
-  SELECT e.ordinal, e.node->>'id', e.node->>'agent', e.node->>'action', e.node, a.id,
-         EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
-                 WHERE c.agent_id = a.id AND c.name = e.node->>'action')
-  FROM jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  SELECT e.node->>'id' AS node_key, e.node->>'agent' AS agent_name, e.node->>'action' AS action,
+         a.id AS agent_id
+    INTO missing
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
   LEFT JOIN orchestration.agents a
-    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent';
-
-  SELECT * INTO missing FROM orchestration_spec_nodes s
-  WHERE s.agent_id IS NULL OR NOT s.capability_exists ORDER BY s.ordinal LIMIT 1;
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  WHERE a.id IS NULL
+     OR NOT EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
+                    WHERE c.agent_id = a.id AND c.name = e.node->>'action')
+  ORDER BY e.ordinal LIMIT 1;
   IF FOUND AND missing.agent_id IS NULL THEN
     SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO known
     FROM orchestration.agents a WHERE a.project_id = store_workflow_nodes.project_id;
@@ -65,17 +64,19 @@ BEGIN
     (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
      retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents,
      level)
-  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, s.node_key, s.agent_id,
-         s.action, s.node->'inputs',
-         ARRAY(SELECT jsonb_array_elements_text(s.node->'depends_on')),
-         (s.node->>'approval_required')::boolean, (s.node->>'retries')::integer,
-         (s.node->>'retry_backoff_seconds')::numeric, (s.node->>'timeout_seconds')::integer,
-         nullif(s.node->'when', 'null'), (s.node->>'run_if_skipped')::boolean,
-         ARRAY(SELECT jsonb_array_elements_text(s.node->'refs')),
-         ARRAY(SELECT jsonb_array_elements_text(s.node->'dependents')),
-         (s.node->>'level')::integer
-  FROM orchestration_spec_nodes s
-  ORDER BY s.ordinal;
+  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, e.node->>'id', a.id,
+         e.node->>'action', e.node->'inputs',
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'depends_on')),
+         (e.node->>'approval_required')::boolean, (e.node->>'retries')::integer,
+         (e.node->>'retry_backoff_seconds')::numeric, (e.node->>'timeout_seconds')::integer,
+         nullif(e.node->'when', 'null'), (e.node->>'run_if_skipped')::boolean,
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'refs')),
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents')),
+         (e.node->>'level')::integer
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  ORDER BY e.ordinal;
 END
 $$;
 COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS

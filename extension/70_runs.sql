@@ -54,9 +54,11 @@ BEGIN
             HINT = 'Templates read it as {{ context.<key> }}: pass {"key": value}.';
   END IF;
   INSERT INTO orchestration.workflow_runs AS r
-    (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by)
+    (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
+     started_login)
   VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
-          orchestration.child_traceparent(context->>'traceparent'), started_by)
+          orchestration.child_traceparent(context->>'traceparent'), started_by,
+          orchestration.calling_login())
   RETURNING r.id INTO run_id;
   INSERT INTO orchestration.workflow_run_nodes
     (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
@@ -99,48 +101,58 @@ $$;
 COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
   'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
 
+-- The table trigger is C and runs as whoever writes the row: turning the row into JSON
+-- may call functions of the table owner's choosing (a cast to json of a type of theirs),
+-- so it must not happen with the extension owner's privileges. Only the start itself,
+-- start_run_from_trigger, runs as the extension owner; the trigger calls it through
+-- fmgr, and nobody else may.
 CREATE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'orch_start_workflow_trigger';
+COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
+$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}. The table's owner needs orchestration_operator and the project$$;
+
+CREATE FUNCTION orchestration.start_run_from_trigger(table_oid oid, project_arg text, workflow text,
+                                                     operation text, new_row jsonb, old_row jsonb)
+RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   project integer;
   owner name;
+  table_name text;
+  quoted_name text;
   target orchestration.workflows;
 BEGIN
-  IF TG_LEVEL <> 'ROW' OR TG_NARGS <> 2 THEN
-    RAISE EXCEPTION 'orchestration.start_workflow_trigger must be a FOR EACH ROW trigger with two arguments'
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'CREATE TRIGGER ... AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger(''<project_id>'', ''<workflow>'');';
-  END IF;
   BEGIN
-    project := TG_ARGV[0]::integer;
+    project := project_arg::integer;
   EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-    RAISE EXCEPTION 'start_workflow_trigger: the first argument must be a project id, not "%"', TG_ARGV[0]
+    RAISE EXCEPTION 'start_workflow_trigger: the first argument must be a project id, not "%"', project_arg
       USING ERRCODE = 'invalid_parameter_value';
   END;
   -- The table's owner chose to attach this trigger, so the owner must be allowed to
   -- start runs in the project; whoever writes the row need not be.
-  SELECT c.relowner::regrole::name INTO owner FROM pg_class c WHERE c.oid = TG_RELID;
+  SELECT c.relowner::regrole::name, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+    INTO owner, table_name, quoted_name
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.oid = table_oid;
   PERFORM orchestration.authorize(project, 'orchestration_operator', owner);
   SELECT * INTO target FROM orchestration.workflows w
-  WHERE w.project_id = project AND w.name = TG_ARGV[1];
+  WHERE w.project_id = project AND w.name = start_run_from_trigger.workflow;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'start_workflow_trigger on %.%: workflow "%" does not exist in project %',
-                    TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[1], project
+    RAISE EXCEPTION 'start_workflow_trigger on %: workflow "%" does not exist in project %',
+                    table_name, workflow, project
       USING ERRCODE = 'undefined_object';
   END IF;
-  PERFORM orchestration.create_run(
-    target, 'table:' || quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME),
-    jsonb_build_object('table', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 'operation', TG_OP,
-                       'new', CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END,
-                       'old', CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END),
+  RETURN orchestration.create_run(
+    target, 'table:' || quoted_name,
+    jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row),
     orchestration.calling_role());
-  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
-$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}. The table's owner needs orchestration_operator and the project$$;
+COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) IS
+  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, creates the run); called only by that trigger, through fmgr';
 
 -- ---------------------------------------------------------------------------------------
 -- Node state transitions.
@@ -466,7 +478,7 @@ CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer
                                           reserved_runs bigint[])
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
-               agent_type orchestration.agent_type, rule_function text, registered_by name,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
                timeout_seconds integer, scope jsonb, needs_approval boolean,
                capability_id bigint, contract_version text, agent jsonb)
 LANGUAGE plpgsql
@@ -553,7 +565,7 @@ BEGIN
   RETURN QUERY
     SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
            claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
-           a.registered_by,
+           a.runs_as,
            coalesce(claimed.timeout_seconds, a.timeout_seconds),
            jsonb_build_object(
              'context', r.context,
@@ -659,6 +671,38 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.requeue_node(bigint, text) IS
   'Internal (scheduler): a RUNNING container node whose container was never created or started (the scheduler stopped in between) is PENDING again; nothing ran, so no retry is used up';
+
+-- The crash-loop breaker (see src/scheduler/crash_marker.hpp): the scheduler died while
+-- working on this node. Counted; at the second crash the node is failed instead of being
+-- run again, so one poisonous node cannot keep restarting the server.
+CREATE FUNCTION orchestration.note_crash(node_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  IF orchestration.lock_run_of(node_id) IS NULL THEN
+    RETURN;  -- the node is gone (its run was deleted)
+  END IF;
+  UPDATE orchestration.workflow_run_nodes n SET crashes = n.crashes + 1
+   WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+  RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF node.crashes >= 2 THEN
+    PERFORM orchestration.fail_node(node_id, format(
+      'the scheduler process died %s times while working on this node (attempt %s); it is failed so that it cannot bring the scheduler down again. The server log has the cause',
+      node.crashes, node.attempt + 1));
+  ELSE
+    RAISE LOG 'pg_orchestration scheduler: the previous scheduler died while working on node % (run %, node "%"); it will be tried once more',
+              node.id, node.run_id, node.node_key;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
+  'Internal (scheduler, at start): counts a crash of the scheduler while it worked on a node; a node that brought the scheduler down twice is failed with a message that says so';
 
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.

@@ -31,10 +31,20 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = coalesce('Notes: ' || approval.notes, '');
   END IF;
+  -- The deadline holds where the answer is given, not only when the scheduler gets round
+  -- to expiring it.
+  IF approval.expires_at IS NOT NULL AND approval.expires_at <= clock_timestamp() THEN
+    RAISE EXCEPTION 'approval % expired at %; it can no longer be answered', approval_id, approval.expires_at
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'The scheduler rejects expired approvals and fails their nodes; retry the run with orchestration.retry_run() to ask again.';
+  END IF;
   SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id;
+  -- Four eyes compare people, not roles: the login that started the run may not answer
+  -- it under any role it can switch to (SET ROLE to a group it belongs to included).
   IF coalesce(current_setting('orchestration.approval_four_eyes', true), 'off') IN ('on', 'true', '1')
-     AND run.started_by = caller THEN
-    RAISE EXCEPTION 'role "%" started run % and so cannot answer its approvals', caller, run.id
+     AND (run.started_by = caller OR run.started_login = orchestration.calling_login()) THEN
+    RAISE EXCEPTION 'role "%" started run % and so cannot answer its approvals',
+                    orchestration.calling_login(), run.id
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'orchestration.approval_four_eyes is on: another approver must answer.';
   END IF;
@@ -50,7 +60,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.answer_approval(bigint, orchestration.approval_status, text) IS
-  'Internal: records an answer to a PENDING approval (and its event) after checking the caller is an approver of the project and, with orchestration.approval_four_eyes, not the role that started the run';
+  'Internal: records an answer to a PENDING, unexpired approval (and its event) after checking the caller is an approver of the project and, with orchestration.approval_four_eyes, neither the role nor the login that started the run';
 
 CREATE FUNCTION orchestration.approve(approval_id bigint, notes text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER

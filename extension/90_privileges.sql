@@ -13,6 +13,7 @@ GRANT EXECUTE ON FUNCTION
   orchestration.validate_name(text, text),
   orchestration.visible_projects(),
   orchestration.calling_role(),
+  orchestration.calling_login(),
   orchestration.agent_json(orchestration.agents),
   orchestration.get_agent(bigint),
   orchestration.list_agents(integer),

@@ -12,7 +12,7 @@ packages=(
   # build
   build-essential cmake pkg-config
   postgresql-15 postgresql-server-dev-15 libpq-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libnats-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libnats-dev libre2-dev
   # containers: the engine, and busybox for the test images built offline
   docker.io busybox-static
   # events: the NATS server (JetStream) the relay publishes to; curl for its health check

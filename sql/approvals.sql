@@ -72,20 +72,46 @@ SELECT orchestration.start_workflow(41, 'maybe-release', '{"ship": false}') AS r
 SELECT r->>'status' AS status, r->'nodes'->1->>'status' AS publish FROM orchestration.wait_for_run(:run_skip, '30 seconds') r;
 SELECT count(*) AS approvals_asked FROM orchestration.workflow_approvals WHERE workflow_run_id = :run_skip;
 
--- Four eyes: the role that started the run may not answer its approvals.
+-- Four eyes: the person (the login) that started the run may not answer its approvals,
+-- neither as itself nor through a group role it switches to. SET SESSION AUTHORIZATION
+-- stands for logging in as another person.
+CREATE ROLE appr_group;
+GRANT orchestration_approver TO appr_group;
+GRANT appr_group TO appr_both;
+SELECT orchestration.grant_project('appr_group', 41);
 ALTER SYSTEM SET orchestration.approval_four_eyes = on;
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
-SET ROLE appr_both;
+SET SESSION AUTHORIZATION appr_both;
 SELECT orchestration.start_workflow(41, 'release', '{"version": "1.6.0"}') AS run3 \gset
 SELECT orchestration.wait_for_run(:run3, '30 seconds')->>'status' AS status;
 SELECT orchestration.approve(approval_id) FROM orchestration.pending_approvals WHERE run_id = :run3;
-SET ROLE appr_approver;
+SET ROLE appr_group;
 SELECT orchestration.approve(approval_id) FROM orchestration.pending_approvals WHERE run_id = :run3;
-RESET ROLE;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION appr_approver;
+SELECT orchestration.approve(approval_id) FROM orchestration.pending_approvals WHERE run_id = :run3;
+RESET SESSION AUTHORIZATION;
 SELECT status, responded_by FROM orchestration.workflow_approvals WHERE workflow_run_id = :run3 AND node_key = 'publish';
 SELECT orchestration.cancel_run(:run3, 'enough');
 ALTER SYSTEM RESET orchestration.approval_four_eyes;
+
+-- The deadline holds where the answer is given, even while the scheduler has not yet
+-- expired the approval (here: the past deadline is not committed, so it cannot see it).
+SELECT orchestration.start_workflow(41, 'release', '{"version": "1.6.5"}') AS run35 \gset
+SELECT orchestration.wait_for_run(:run35, '30 seconds')->>'status' AS status;
+BEGIN;
+UPDATE orchestration.workflow_approvals SET expires_at = clock_timestamp() - interval '1 second'
+WHERE workflow_run_id = :run35;
+DO $$
+BEGIN
+  PERFORM orchestration.approve(a.id) FROM orchestration.workflow_approvals a
+  WHERE a.workflow_run_id = (SELECT max(id) FROM orchestration.workflow_runs WHERE project_id = 41);
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  RAISE NOTICE '%', regexp_replace(SQLERRM, 'approval \d+ expired at [^;]*;', 'approval N expired at <time>;');
+END $$;
+ROLLBACK;
+SELECT orchestration.cancel_run(:run35, 'enough');
 
 -- Expiry: an approval not answered within orchestration.approval_timeout is rejected.
 ALTER SYSTEM SET orchestration.approval_timeout = '1s';
@@ -111,4 +137,5 @@ SELECT pg_reload_conf();
 
 SELECT orchestration.revoke_project(r, 41) FROM unnest(ARRAY['appr_operator', 'appr_approver', 'appr_both']) r;
 SELECT orchestration.revoke_project('appr_outsider', 42);
-DROP ROLE appr_operator, appr_approver, appr_outsider, appr_both;
+SELECT orchestration.revoke_project('appr_group', 41);
+DROP ROLE appr_operator, appr_approver, appr_outsider, appr_both, appr_group;

@@ -16,6 +16,7 @@ int max_concurrent_nodes = 16;
 int max_concurrent_nodes_per_project = 0;
 int approval_timeout_seconds = 86400;
 bool approval_four_eyes = false;
+bool notify_details = false;
 int max_nodes_per_transaction = 200;
 char* docker_host = nullptr;
 char* docker_tls_ca = nullptr;
@@ -71,6 +72,13 @@ void define_gucs() {
       "orchestration.approval_four_eyes",
       "Whether the role that started a run is barred from answering its approvals.", nullptr,
       &approval_four_eyes, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "orchestration.notify_details",
+      "Whether NOTIFY orchestration_events carries each event's id, type and run id.",
+      "Any login role can LISTEN, so by default the payload is empty: it tells only that "
+      "events were written. Turn it on only where every role that can log in may know that "
+      "much of every project.",
+      &notify_details, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "orchestration.max_nodes_per_transaction",
       "How many RULE nodes the scheduler runs before it commits.",

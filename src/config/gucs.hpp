@@ -13,6 +13,7 @@ extern int max_concurrent_nodes;
 extern int max_concurrent_nodes_per_project;
 extern int approval_timeout_seconds;
 extern bool approval_four_eyes;
+extern bool notify_details;
 extern int max_nodes_per_transaction;
 // The Docker executor.
 extern char* docker_host;

@@ -38,7 +38,7 @@ void ContainerExecutor::launch(ContainerJob job) {
     docker::AttemptOutcome outcome;
     try {
       docker::DockerClient client(job.address);
-      outcome = job.adopt ? docker::adopt_container(client, docker::container_name(job.request.id), job.limits,
+      outcome = job.adopt ? docker::adopt_container(client, job.adopt_name, job.limits,
                                                     std::min(job.request.pids, job.ceilings.pids),
                                                     std::min(job.request.memory_mb, job.ceilings.memory_mb), *cancel)
                           : docker::run_container_attempt(client, job.request, job.ceilings, job.input, job.limits,

@@ -22,6 +22,7 @@ namespace orch::executors {
 struct ContainerJob {
   std::int64_t node_id = 0;
   bool adopt = false;  // crash recovery: collect the container this attempt already made
+  std::string adopt_name;  // its name as the node row recorded it (names changed in 0.2)
   docker::ContainerRequest request;
   docker::Ceilings ceilings;
   docker::AttemptLimits limits;

@@ -5,8 +5,10 @@
 
 extern "C" {
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/regproc.h"
 #include "utils/timeout.h"
@@ -14,6 +16,10 @@ extern "C" {
 
 namespace orch::executors {
 namespace {
+
+// Set only around the function call, in this process; reset after every attempt, also
+// when the call raised (run_rule resets it after the subtransaction).
+Oid attempt_role = InvalidOid;
 
 // Everything the subtransaction needs and produces, as plain data: run_subtransaction's
 // body may not hold C++ objects.
@@ -31,9 +37,13 @@ void call_rule_function(void* arg) {
   Oid saved_user;
   int saved_context;
   GetUserIdAndSecContext(&saved_user, &saved_context);
-  // The function runs with the privileges of the role that registered the agent, never
-  // the scheduler's (a superuser). Aborting the subtransaction restores the user on error.
-  SetUserIdAndSecContext(call->role, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+  // Settings the function makes (set_config(..., false) included) live in this nest level
+  // and are undone below; on an error, aborting the subtransaction undoes them and
+  // restores the user and security context.
+  int nest_level = NewGUCNestLevel();
+  SetUserIdAndSecContext(call->role,
+                         saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  attempt_role = call->role;
   if (call->timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, call->timeout_ms);
 
   Datum input = DirectFunctionCall1(jsonb_in, CStringGetDatum(call->input));
@@ -51,6 +61,7 @@ void call_rule_function(void* arg) {
     Jsonb* jsonb = DatumGetJsonbP(result);
     call->output = JsonbToCString(nullptr, &jsonb->root, VARSIZE(jsonb));
   }
+  AtEOXact_GUC(false, nest_level);
   SetUserIdAndSecContext(saved_user, saved_context);
 }
 
@@ -69,14 +80,28 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
   }
   Oid role_oid = pg::guard([&] { return get_role_oid(role.c_str(), true); });
   if (role_oid == InvalidOid) {
-    outcome.error = "role \"" + role + "\", which registered the agent, no longer exists";
+    outcome.error = "role \"" + role + "\", which the agent runs as, no longer exists";
+    return outcome;
+  }
+
+  // fmgr checks no privilege: check here that the role may run what it asked for (it could
+  // have lost EXECUTE since it set the function).
+  bool may_execute = pg::guard([&] { return pg_proc_aclcheck(function_oid, role_oid, ACL_EXECUTE) == ACLCHECK_OK; });
+  if (!may_execute) {
+    outcome.error = "role \"" + role + "\" may not execute " + function +
+                    " (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it)";
     return outcome;
   }
 
   Call call{function_oid, role_oid, input.c_str(), timeout_seconds * 1000, false, nullptr};
   auto error = pg::run_subtransaction(call_rule_function, &call);
-  // Whatever happened, the timer must not fire later, in the scheduler's own work.
-  pg::guard([] { disable_timeout(STATEMENT_TIMEOUT, false); });
+  attempt_role = InvalidOid;
+  // Whatever happened, the timer must not fire later, in the scheduler's own work, and no
+  // session-level advisory lock the function took may outlive its attempt.
+  pg::guard([] {
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    LockReleaseSession(USER_LOCKMETHOD);
+  });
   if (error) {
     outcome.error = error->sqlstate == "57014"
                         ? "timed out after " + std::to_string(timeout_seconds) + " s (" +
@@ -93,5 +118,7 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
   pg::guard([&] { pfree(call.output); });
   return outcome;
 }
+
+unsigned int rule_attempt_role() { return attempt_role; }
 
 }  // namespace orch::executors

@@ -13,9 +13,21 @@ struct RuleOutcome {
   std::string error;   // when not
 };
 
-// Runs `function` (regprocedure text, "public.triage(jsonb)") as `role`, with a
-// statement timeout of `timeout_seconds`, on `input` (JSON text).
+// Runs `function` (regprocedure text, "public.triage(jsonb)") as `role` (the agent's
+// runs_as), with a statement timeout of `timeout_seconds`, on `input` (JSON text).
+//
+// The call runs the way PostgreSQL runs code on someone's behalf (index expressions,
+// REFRESH MATERIALIZED VIEW): as `role`, as a security-restricted operation (no SET ROLE,
+// no temporary objects, no LISTEN), inside a GUC nest level that is rolled back after the
+// call whether it succeeded or not, so no setting it makes (search_path included)
+// reaches the scheduler's next statement; session advisory locks it took are released.
+// `role` must be allowed to execute the function.
 RuleOutcome run_rule(const std::string& function, const std::string& role,
                      const std::string& input, int timeout_seconds);
+
+// The role a RULE attempt runs as while its function runs in this process, else
+// InvalidOid (0). calling_role() answers it, so the API's own checks see the agent's
+// role, not the scheduler's.
+unsigned int rule_attempt_role();
 
 }  // namespace orch::executors

@@ -5,6 +5,7 @@ extern "C" {
 #include "utils/jsonb.h"
 }
 
+#include "core/common/json_limits.hpp"
 #include "core/common/user_error.hpp"
 
 namespace orch::pg {
@@ -15,7 +16,8 @@ nlohmann::json arg_json(FunctionCallInfo fcinfo, int argno) {
     return JsonbToCString(nullptr, &jsonb->root, VARSIZE(jsonb));
   });
   try {
-    return nlohmann::json::parse(chars);
+    // jsonb nests as deep as the server's stack allows; the core's recursion does not.
+    return parse_json_limited(chars);
   } catch (const nlohmann::json::out_of_range&) {
     // jsonb numbers have no range limit; a double does (1e400 is valid jsonb).
     throw UserError("a JSON number is too large", {},

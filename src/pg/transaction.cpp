@@ -69,6 +69,24 @@ std::optional<SubtransactionError> run_subtransaction(void (*fn)(void* arg), voi
   return result;
 }
 
+Subtransaction::Subtransaction() : context_(CurrentMemoryContext), owner_(CurrentResourceOwner) {
+  guard([] { BeginInternalSubTransaction(nullptr); });
+  MemoryContextSwitchTo(context_);
+}
+
+void Subtransaction::commit() {
+  guard([] { ReleaseCurrentSubTransaction(); });
+  MemoryContextSwitchTo(context_);
+  CurrentResourceOwner = owner_;
+}
+
+void Subtransaction::rollback() {
+  // guard() already copied and flushed the error that brought us here.
+  guard([] { RollbackAndReleaseCurrentSubTransaction(); });
+  MemoryContextSwitchTo(context_);
+  CurrentResourceOwner = owner_;
+}
+
 void log_worker_error(const char* worker, const std::exception& error) {
   std::string message = error.what();  // ereport at LOG returns, but it is guarded all the same
   guard([&] { ereport(LOG, (errmsg("%s: %s", worker, message.c_str()))); });

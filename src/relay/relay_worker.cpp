@@ -25,6 +25,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 #include "config/gucs.hpp"
 #include "core/common/array_literal.hpp"
 #include "core/nats/nats_link.hpp"
+#include "core/nats/oversized_event.hpp"
 #include "core/otlp/otlp_exporter.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
@@ -140,7 +141,22 @@ bool publish_batch(RelayState& state) {
     }
   });
   if (batch.empty()) return false;
+  // An event larger than the server takes goes out reduced (oversized_event.hpp), so it
+  // cannot hold back the events after it.
+  std::int64_t max_payload = state.link->max_payload();
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (!orch::nats::fits(batch[i].payload.size(), max_payload))
+      batch[i].payload = orch::nats::reduced_event(batch[i].payload, ids[i]);
   std::size_t published = state.link->publish(batch);
+  if (published == 0 && state.link->connected() && batch[0].payload.size() > orch::nats::kHeaderAllowance &&
+      state.link->last_error().find("Maximum Payload") != std::string::npos) {
+    // Refused for its size although the announced limit said otherwise (another server
+    // of the cluster, say): once more, reduced.
+    log_line("event " + std::to_string(ids[0]) + " was refused (" + state.link->last_error() + "); publishing it reduced");
+    batch.resize(1);
+    batch[0].payload = orch::nats::reduced_event(batch[0].payload, ids[0]);
+    published = state.link->publish(batch);
+  }
   if (published > 0) {
     std::string literal = orch::array_literal({ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(published)});
     orch::pg::run_transaction("pg_orchestration: marking events published", [&] {

@@ -9,6 +9,9 @@
 
 #include "config/gucs.hpp"
 #include "core/common/array_literal.hpp"
+#include "core/common/json_limits.hpp"
+#include "core/common/secret_mask.hpp"
+#include "core/common/text_sanitize.hpp"
 #include "core/common/user_error.hpp"
 #include "core/docker/container_config.hpp"
 #include "core/schema/json_schema.hpp"
@@ -17,9 +20,12 @@
 #include "executors/rule_executor.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
+#include "pg/transaction.hpp"
+#include "scheduler/crash_marker.hpp"
 #include "workers/wakeup.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "utils/timestamp.h"
 }
 
@@ -33,7 +39,7 @@ using pg::Value;
 // A claimed node, as claim_nodes() returns it.
 enum Column {
   kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName, kAction,
-  kAgentType, kRuleFunction, kRegisteredBy, kTimeoutSeconds, kScope, kNeedsApproval,
+  kAgentType, kRuleFunction, kRunsAs, kTimeoutSeconds, kScope, kNeedsApproval,
   kCapabilityId, kContractVersion, kAgent
 };
 
@@ -54,6 +60,7 @@ constexpr const char* kSecretsSql =
     "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
 constexpr const char* kStartContainerSql =
     "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
+constexpr const char* kNoteCrashSql = "SELECT orchestration.note_crash($1::bigint)";
 constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
 constexpr const char* kRunningContainersSql =
     "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
@@ -88,27 +95,48 @@ const Contract& contract_for(const std::string& capability_id, const std::string
   pg::Rows rows = spi_run(kContractSql, {capability_id});
   try {
     if (rows.size() != 1) throw UserError("capability " + capability_id + " no longer exists");
-    contract.input = schema::Schema::compile(json::parse(rows.at(0, 0).value_or("true")));
-    contract.output = schema::Schema::compile(json::parse(rows.at(0, 1).value_or("true")));
+    contract.input = schema::Schema::compile(parse_json_limited(rows.at(0, 0).value_or("true")));
+    contract.output = schema::Schema::compile(parse_json_limited(rows.at(0, 1).value_or("true")));
   } catch (const UserError& e) {
     contract.error = e.what();
   }
   return contract;
 }
 
+// The cluster's identity (its system identifier), in every container's name and labels:
+// clusters sharing a Docker engine, even with the same database names, never adopt or
+// remove each other's containers.
+const std::string& cluster_id() {
+  static const std::string id = std::to_string(pg::guard([] { return GetSystemIdentifier(); }));
+  return id;
+}
+
 std::string now_text() {
   return pg::guard([] { return timestamptz_to_str(GetCurrentTimestamp()); });
 }
 
-json parse(const Value& value) { return value ? json::parse(*value) : json(nullptr); }
+// User data (contexts, inputs, outputs) is parsed with the nesting limit: a document
+// deeper than that fails its node instead of overflowing the scheduler's stack.
+json parse(const Value& value) { return value ? parse_json_limited(*value) : json(nullptr); }
 
 // An output that breaks the capability's output schema fails the attempt (and is
 // retried like any failure); the output is kept on the attempt for whoever debugs it.
-void check_output(executors::RuleOutcome& outcome, const schema::Schema& output_schema,
+void check_output(executors::RuleOutcome& outcome, const schema::Schema* output_schema,
                   const std::string& capability) {
+  json output;
+  try {
+    output = parse_json_limited(outcome.output);
+    check_storable_in_jsonb(output);
+  } catch (const UserError& e) {
+    outcome.succeeded = false;
+    outcome.error = std::string("its output cannot be stored: ") + e.what();
+    outcome.output.clear();  // not even on the attempt's row: it cannot hold it
+    return;
+  }
+  if (!output_schema) return;
   std::vector<schema::Violation> violations;
   try {
-    violations = output_schema.validate(json::parse(outcome.output), 5);
+    violations = output_schema->validate(output, 5);
   } catch (const UserError& e) {
     violations.push_back({"", e.what()});
   }
@@ -136,35 +164,72 @@ docker::Ceilings ceilings() {
 // Outcomes of attempts, recorded by one record_attempts call: a claim round's RULE nodes,
 // or the containers that finished since the last pass. Per round, one statement per step
 // instead of one per node is most of the scheduler's throughput.
+//
+// A result that cannot be stored (a string jsonb cannot hold, say) must fail its own node
+// and nothing else: the batch is written in a subtransaction, and if it fails each
+// attempt is written alone, and one that still fails is recorded as a failure that says
+// why its result was refused.
 class Attempts {
  public:
-  void add(std::int64_t node_id, bool succeeded, const std::string& input, const std::string& output,
-           const std::string& error, const std::string& started_at, const std::string& finished_at,
-           int exit_code = -1, const std::string& log_tail = {}, const std::string& container_id = {}) {
-    auto unless_empty = [](const std::string& text) { return text.empty() ? std::nullopt : Value(text); };
-    node_ids_.add(node_id);
-    succeeded_.add(Value(succeeded ? "t" : "f"));
-    inputs_.add(input);
-    outputs_.add(unless_empty(output));
-    errors_.add(succeeded ? std::nullopt : Value(error));
-    started_.add(started_at);
-    finished_.add(finished_at);
-    exit_codes_.add(exit_code >= 0 ? Value(std::to_string(exit_code)) : std::nullopt);
-    log_tails_.add(unless_empty(log_tail));
-    container_ids_.add(unless_empty(container_id));
+  struct Attempt {
+    std::int64_t node_id;
+    bool succeeded;
+    std::string input, output, error, started_at, finished_at;
+    int exit_code = -1;
+    std::string log_tail, container_id;
+  };
+
+  void add(Attempt attempt) {
+    // Text that reaches a table or an event is valid UTF-8 without NUL, whatever the
+    // agent printed or the error quoted.
+    attempt.error = sanitize_text(attempt.error);
+    attempt.log_tail = sanitize_text(attempt.log_tail);
+    attempts_.push_back(std::move(attempt));
   }
+
   // round: the claim round of RULE nodes (nullopt for containers).
   void record(const Value& round) {
-    if (node_ids_.size() == 0) return;
-    spi_run(kRecordSql, {node_ids_.str(), succeeded_.str(), inputs_.str(), outputs_.str(), errors_.str(),
-                         started_.str(), finished_.str(), round, exit_codes_.str(), log_tails_.str(),
-                         container_ids_.str()});
-    *this = Attempts();
+    if (attempts_.empty()) return;
+    std::vector<Attempt> batch;
+    batch.swap(attempts_);
+    if (!pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); })) return;
+    for (auto it = batch.begin(); it != batch.end(); ++it) {
+      auto refused = pg::try_subtransaction([&] { write(it, it + 1, round); });
+      if (!refused) continue;
+      Attempt failed = *it;
+      failed.succeeded = false;
+      failed.output.clear();
+      failed.error = sanitize_text("its result could not be stored: " + *refused);
+      auto also_refused = pg::try_subtransaction([&] { write(&failed, &failed + 1, round); });
+      if (also_refused)  // the node stays as it is; the next pass meets it again
+        pg::log_worker_error("pg_orchestration scheduler",
+                             UserError("node " + std::to_string(it->node_id) + ": " + *also_refused));
+    }
   }
 
  private:
-  ArrayLiteral node_ids_, succeeded_, inputs_, outputs_, errors_, started_, finished_, exit_codes_,
-      log_tails_, container_ids_;
+  template <typename It>
+  static void write(It first, It last, const Value& round) {
+    auto unless_empty = [](const std::string& text) { return text.empty() ? std::nullopt : Value(text); };
+    ArrayLiteral node_ids, succeeded, inputs, outputs, errors, started, finished, exit_codes, log_tails,
+        container_ids;
+    for (It a = first; a != last; ++a) {
+      node_ids.add(a->node_id);
+      succeeded.add(Value(a->succeeded ? "t" : "f"));
+      inputs.add(a->input);
+      outputs.add(unless_empty(a->output));
+      errors.add(a->succeeded ? std::nullopt : Value(a->error));
+      started.add(a->started_at);
+      finished.add(a->finished_at);
+      exit_codes.add(a->exit_code >= 0 ? Value(std::to_string(a->exit_code)) : std::nullopt);
+      log_tails.add(unless_empty(a->log_tail));
+      container_ids.add(unless_empty(a->container_id));
+    }
+    spi_run(kRecordSql, {node_ids.str(), succeeded.str(), inputs.str(), outputs.str(), errors.str(), started.str(),
+                         finished.str(), round, exit_codes.str(), log_tails.str(), container_ids.str()});
+  }
+
+  std::vector<Attempt> attempts_;
 };
 
 // What moving a claim round's nodes on gathers.
@@ -212,7 +277,7 @@ void prepare_container(const std::vector<Value>& node, const json& input,
       }
   }
   job.request.id = {round.database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
-                    *node[kNodeKey], std::stoi(*node[kAttempt]) + 1};
+                    *node[kNodeKey], std::stoi(*node[kAttempt]) + 1, cluster_id()};
   job.request.image = image;
   if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
   job.request.command = agent.value("command", std::vector<std::string>{});
@@ -243,11 +308,10 @@ void prepare_container(const std::vector<Value>& node, const json& input,
 // scheduler's.
 void process_node(const std::vector<Value>& node, Round& round) {
   const std::string& id = *node[kNodeId];
-  json scope = parse(node[kScope]);
-  json condition = parse(node[kCondition]);
-
-  json input;
+  json scope, condition, input;
   try {
+    scope = parse(node[kScope]);
+    condition = parse(node[kCondition]);
     if (!templating::evaluate_condition(condition, scope)) {
       round.write(kSkipSql, {id, "condition " + condition.dump() + " is false"});
       return;
@@ -288,11 +352,11 @@ void process_node(const std::vector<Value>& node, Round& round) {
   }
   std::string started = now_text();
   executors::RuleOutcome outcome = executors::run_rule(
-      *node[kRuleFunction], *node[kRegisteredBy], input.dump(), std::stoi(*node[kTimeoutSeconds]));
+      *node[kRuleFunction], *node[kRunsAs], input.dump(), std::stoi(*node[kTimeoutSeconds]));
   std::string finished = now_text();
-  if (outcome.succeeded) check_output(outcome, *contract.output, capability);
-  round.attempts.add(std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error,
-                     started, finished);
+  if (outcome.succeeded) check_output(outcome, contract.output.get(), capability);
+  round.attempts.add({std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error, started,
+                      finished});
 }
 
 }  // namespace
@@ -313,7 +377,11 @@ PassResult run_pass(std::int64_t& round, const std::string& database) {
                     workers::reserved_runs_literal()});
     if (claimed.size() == 0) break;
     Round claim{++round, database, result.launches, {}};
-    for (const auto& node : claimed.rows) process_node(node, claim);
+    for (const auto& node : claimed.rows) {
+      crash_marker::working_on(std::stoll(*node[kNodeId]));
+      process_node(node, claim);
+      crash_marker::working_on(0);
+    }
     claim.attempts.record(std::to_string(claim.number));
     result.nodes += static_cast<int>(claimed.size());
   }
@@ -331,20 +399,36 @@ void record_containers(std::vector<executors::FinishedJob>& finished) {
       spi_run(kRequeueSql, {std::to_string(job.node_id), outcome.error});
       continue;
     }
+    crash_marker::working_on(job.node_id);
     if (outcome.succeeded) {
       const Contract& contract = contract_for(job.capability_id, job.contract_version);
-      if (contract.output) {
-        executors::RuleOutcome checked{true, outcome.output, {}};
-        check_output(checked, *contract.output, job.capability);
-        outcome.succeeded = checked.succeeded;
-        outcome.error = checked.error;
-      }
+      executors::RuleOutcome checked{true, outcome.output, {}};
+      check_output(checked, contract.output.get(), job.capability);
+      outcome.succeeded = checked.succeeded;
+      outcome.output = checked.output;
+      outcome.error = checked.error;
     }
-    attempts.add(job.node_id, outcome.succeeded, job.input, outcome.output, outcome.error, job.started_at,
-                 done.finished_at, outcome.exit_code, outcome.log_tail, outcome.container_id);
+    // A container that prints its environment must not put its secrets into stored logs,
+    // errors, outputs or events: every secret value it was given is masked.
+    std::vector<std::string> secret_values;
+    for (const auto& [name, value] : job.request.secrets) secret_values.push_back(value);
+    if (!secret_values.empty()) {
+      if (outcome.succeeded) {
+        json output = parse_json_limited(outcome.output);
+        mask_secrets(output, secret_values);
+        outcome.output = output.dump();
+      }
+      outcome.error = mask_secrets(outcome.error, secret_values);
+      outcome.log_tail = mask_secrets(outcome.log_tail, secret_values);
+    }
+    crash_marker::working_on(0);
+    attempts.add({job.node_id, outcome.succeeded, job.input, outcome.output, outcome.error, job.started_at,
+                  done.finished_at, static_cast<int>(outcome.exit_code), outcome.log_tail, outcome.container_id});
   }
   attempts.record(std::nullopt);
 }
+
+void note_crash(std::int64_t node) { spi_run(kNoteCrashSql, {std::to_string(node)}); }
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {
   std::vector<executors::ContainerJob> jobs;
@@ -354,7 +438,9 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
     executors::ContainerJob job;
     job.adopt = true;
     job.node_id = std::stoll(*row[0]);
-    job.request.id = {database, std::stoll(*row[1]), std::stoll(*row[2]), job.node_id, *row[3], std::stoi(*row[4])};
+    job.request.id = {database, std::stoll(*row[1]), std::stoll(*row[2]), job.node_id, *row[3], std::stoi(*row[4]),
+                      cluster_id()};
+    job.adopt_name = *row[5];
     job.input = *row[6];
     job.started_at = *row[7];
     job.limits = attempt_limits(std::stoi(*row[8]));
@@ -372,7 +458,7 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
   // their result was recorded, or before their node was. Remove them.
   try {
     docker::DockerClient client(engine_address());
-    json ours = client.list_containers(std::string(docker::kLabelDatabase) + "=" + database);
+    json ours = client.list_containers(docker::ours_filters(cluster_id(), database));
     for (const auto& container : ours) {
       std::string name = container["Names"].empty() ? "" : container["Names"][0].get<std::string>();
       if (!name.empty() && name[0] == '/') name.erase(0, 1);

@@ -28,6 +28,10 @@ PassResult run_pass(std::int64_t& round, const std::string& database);
 // against their capability's output schema first.
 void record_containers(std::vector<executors::FinishedJob>& finished);
 
+// The crash-loop breaker, at start: the previous scheduler died while working on `node`
+// (crash_marker.hpp); counts it, and fails the node at the second time.
+void note_crash(std::int64_t node);
+
 // Crash recovery, once at start: every RUNNING container node is collected (adopted)
 // and every container of this database that no node is waiting for is removed.
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database);

@@ -7,6 +7,8 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "miscadmin.h"
+
 PGDLLEXPORT void orch_scheduler_main(Datum slot);
 }
 
@@ -19,6 +21,7 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 #include "executors/container_executor.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
+#include "scheduler/crash_marker.hpp"
 #include "scheduler/dispatch.hpp"
 #include "workers/worker_main.hpp"
 
@@ -35,6 +38,7 @@ struct SchedulerState final : orch::workers::WorkerRound {
   std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
   bool recovered = false;  // crash recovery of container nodes done
+  std::int64_t crashed_on = 0;  // the node a crashed scheduler was working on, until noted
 
   long run_once() override;
   // Woken by a commit (the latch), a finished container (the executor's pipe), a due
@@ -49,6 +53,14 @@ long SchedulerState::run_once() {
   std::vector<orch::executors::ContainerJob> launches;
   bool recovered_now = false;
   try {
+    if (state.crashed_on) {
+      // Committed on its own, before any work: if the node brings this scheduler down
+      // again, the count must already be there.
+      orch::pg::run_transaction("pg_orchestration: noting a crash", [&] {
+        if (extension_installed()) orch::scheduler::note_crash(state.crashed_on);
+      });
+      state.crashed_on = 0;
+    }
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
       launches.clear();
       if (!extension_installed()) return;  // CREATE EXTENSION has not run (yet)
@@ -91,6 +103,7 @@ void orch_scheduler_main(Datum slot) {
                             [](const std::string& database) -> std::unique_ptr<orch::workers::WorkerRound> {
                               auto state = std::make_unique<SchedulerState>();
                               state->database = database;
+                              state->crashed_on = orch::scheduler::crash_marker::open(MyDatabaseId);
                               return state;
                             });
 }

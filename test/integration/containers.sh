@@ -4,7 +4,7 @@
 # (Running container nodes through the scheduler is the next step of this work.)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PROBE="$ROOT/build/container_probe"
+PROBE=${ORCH_PROBE:-$ROOT/build/container_probe}
 IMAGE=orchestration/busybox:test
 export ASAN_OPTIONS=detect_leaks=0
 n=0; failed=0
@@ -60,6 +60,76 @@ out=$(echo '{}' | PROBE_SECRET=s3cret-from-table probe 30 64 32 1000 0 sh -c 'pr
 check 'o["output"] == {"secret": "s3cret-from-table"}' "" "$out" "a secret arrives as an environment variable"
 out=$(echo '{}' | "$PROBE" orchestration/not-there:1 30 64 32 1000 0 true)
 check 'not o["succeeded"] and "is not on the Docker engine" in o["error"]' "" "$out" "a missing image is a clear error"
+
+# Containment: what an agent prints is counted against the caps while it is read, and the
+# probe's memory stays bounded however much it prints. The bound: the probe alone peaks at
+# about 30 MB under AddressSanitizer (shadow memory and runtime; less in a plain build); an
+# attempt adds its caps (1 MB of stdout, 200 bytes of log tail) and one 64 KiB read buffer.
+# 64 MB leaves room for that and for libcurl, and is far below the 100 MB written, so any
+# buffering of the stream fails it (before the cap held while reading, these runs peaked
+# at 170 MB here).
+RSS_BOUND_KB=65536
+note() {  # note JSON: elapsed time and peak RSS, for the reader (not asserted)
+  python3 -c 'import json,sys; o=json.loads(sys.argv[1]); print("# note: %.1f s, peak RSS %d kB" % (o.get("elapsed_ms", 0) / 1000, o.get("max_rss_kb", 0)))' "$1"
+}
+out=$(echo '{}' | probe 60 64 32 1000000 0 sh -c 'head -c 100000000 /dev/zero | tr "\0" x')
+note "$out"
+check 'not o["succeeded"] and not o["timed_out"] and o["error"].startswith("its output is larger than orchestration.max_output_bytes (1000000 bytes); the container was stopped")' "" "$out" \
+      "100 MB on stdout with a 1 MB cap is stopped at the cap, not at the timeout, and says why"
+check "o['max_rss_kb'] < $RSS_BOUND_KB" "" "$out" "... and the probe's peak RSS stays under $((RSS_BOUND_KB / 1024)) MB"
+out=$(echo '{}' | probe 60 64 32 1000000 0 yes)
+note "$out"
+check 'not o["timed_out"] and "larger than orchestration.max_output_bytes (1000000 bytes); the container was stopped" in o["error"]' "" "$out" \
+      "an endless writer on stdout is stopped at the cap"
+out=$(echo '{}' | probe 60 64 32 1000000 0 sh -c 'head -c 100000000 /dev/zero | tr "\0" x >&2; echo "{\"done\": true}"')
+note "$out"
+check 'o["succeeded"] and o["output"] == {"done": True} and o["log_tail"] == "x" * 200' "" "$out" \
+      "100 MB on stderr: the attempt succeeds on its own merits with a log tail of max_log_bytes"
+check "o['max_rss_kb'] < $RSS_BOUND_KB" "" "$out" "... and the probe's peak RSS stays under $((RSS_BOUND_KB / 1024)) MB"
+out=$(echo '{}' | probe 60 64 32 1000000 0 sh -c 'head -c 100000000 /dev/zero | tr "\0" x >&2; exit 4')
+check 'o["exit_code"] == 4 and o["error"] == "exited with code 4; log tail: " + "x" * 200' "" "$out" \
+      "100 MB on stderr then a failure: the error carries the bounded tail"
+
+# Crash recovery reads an adopted container's logs from the engine: they may be as large
+# as the agent liked, and are read as a stream, within the same caps.
+adopted() {  # adopted NAME SCRIPT: a finished container as a crashed scheduler leaves it
+  docker run -d --name "$1" --label orchestration.managed=true --label orchestration.cluster=containers-sh \
+    "$IMAGE" sh -c "$2" >/dev/null
+  docker wait "$1" >/dev/null
+}
+adopted orch-containers-sh-adopt-out 'head -c 100000000 /dev/zero | tr "\0" x; echo done >&2'
+out=$(PROBE_ADOPT=orch-containers-sh-adopt-out probe 60 64 32 1000000 0 </dev/null)
+note "$out"
+check 'o["error"] == "its output is larger than orchestration.max_output_bytes (1000000 bytes); log tail: done"' "" "$out" \
+      "adopting a container with 100 MB of stdout in its logs: output too large, log tail intact"
+check "o['max_rss_kb'] < $RSS_BOUND_KB" "" "$out" "... and the probe's peak RSS stays under $((RSS_BOUND_KB / 1024)) MB"
+adopted orch-containers-sh-adopt-err 'head -c 100000000 /dev/zero | tr "\0" x >&2; echo "{\"ok\": 1}"'
+out=$(PROBE_ADOPT=orch-containers-sh-adopt-err probe 60 64 32 1000000 0 </dev/null)
+note "$out"
+check 'o["succeeded"] and o["output"] == {"ok": 1} and o["log_tail"] == "x" * 200' "" "$out" \
+      "adopting a container with 100 MB of stderr in its logs: its result, and a log tail of max_log_bytes"
+check "o['max_rss_kb'] < $RSS_BOUND_KB" "" "$out" "... and the probe's peak RSS stays under $((RSS_BOUND_KB / 1024)) MB"
+
+# Containers belong to one cluster: two clusters that share the engine and a database name
+# run the same attempt at the same time without meeting (before, the second create met the
+# first's name, and removed the running container).
+out=$(echo '{}' | PROBE_CLUSTER=7301234567890123456 probe 30 64 32 1000 0 sh -c 'echo "{}"')
+check 'o["name"] == "/orch-7301234567890123456-probe-r1-probe-a1" and o["labels"]["orchestration.cluster"] == "7301234567890123456" and o["labels"]["orchestration.database"] == "probe"' \
+      "" "$out" "the container's name and its orchestration.cluster label carry the cluster"
+shared=$(mktemp)
+(echo '{}' | PROBE_CLUSTER=111 PROBE_DATABASE=shared probe 30 64 32 1000 0 sh -c 'sleep 3; echo "{\"cluster\": 111}"' >"$shared") &
+first=$!
+for _ in $(seq 150); do
+  [ "$(docker inspect -f '{{.State.Running}}' orch-111-shared-r1-probe-a1 2>/dev/null)" = true ] && break
+  sleep 0.2
+done
+out=$(echo '{}' | PROBE_CLUSTER=222 PROBE_DATABASE=shared probe 30 64 32 1000 0 sh -c 'echo "{\"cluster\": 222}"')
+wait "$first"
+check 'o["output"] == {"cluster": 222} and o["ours"] == ["/orch-222-shared-r1-probe-a1"]' "" "$out" \
+      "cluster 222 runs while cluster 111 runs the same attempt; ours_filters lists only its own container"
+check 'o["output"] == {"cluster": 111} and o["ours"] == ["/orch-111-shared-r1-probe-a1"]' "" "$(cat "$shared")" \
+      "cluster 111's container was not touched by cluster 222's attempt"
+rm -f "$shared"
 
 n=$((n + 1))
 left=$(docker ps -aq --filter label=orchestration.managed=true | wc -l)

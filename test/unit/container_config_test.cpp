@@ -1,5 +1,7 @@
 #include "core/docker/container_config.hpp"
 
+#include <cctype>
+
 #include <gtest/gtest.h>
 
 #include "core/common/user_error.hpp"
@@ -11,7 +13,7 @@ namespace {
 
 ContainerRequest scanner() {
   ContainerRequest r;
-  r.id = {"orchestration_demo", 1, 42, 7, "scan", 2};
+  r.id = {"orchestration_demo", 1, 42, 7, "scan", 2, "7301234567890123456"};
   r.image = "orchestration/security-scanner:1.0";
   r.entry_path = "/agent/scan";
   r.command = {"--format", "json"};
@@ -26,10 +28,46 @@ ContainerRequest scanner() {
 
 }  // namespace
 
+bool docker_accepts_name(const std::string& name) {  // [a-zA-Z0-9][a-zA-Z0-9_.-]+
+  if (name.size() < 2 || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') return false;
+  return true;
+}
+
 TEST(ContainerConfig, NamesAreDeterministic) {
-  EXPECT_EQ(container_name(scanner().id), "orch-orchestration_demo-r42-scan-a2");
-  AttemptId odd{"my db!", 1, 5, 9, "n-1", 1};
-  EXPECT_EQ(container_name(odd), "orch-my_db_-r5-n-1-a1");
+  EXPECT_EQ(container_name(scanner().id), "orch-7301234567890123456-orchestration_demo-r42-scan-a2");
+  EXPECT_EQ(container_name(scanner().id), container_name(scanner().id));
+  AttemptId odd{"my db!", 1, 5, 9, "n-1", 1, "42"};
+  EXPECT_EQ(container_name(odd), "orch-42-my_db_-r5-n-1-a1");
+  EXPECT_TRUE(docker_accepts_name(container_name(odd)));
+  AttemptId unicode{"d\xc3\xa9j\xc3\xa0/x", 1, 5, 9, "k", 3, "1"};
+  EXPECT_TRUE(docker_accepts_name(container_name(unicode))) << container_name(unicode);
+}
+
+TEST(ContainerConfig, TwoClustersSameDatabaseNeverShareAName) {
+  ContainerRequest ours = scanner(), theirs = scanner();
+  theirs.id.cluster = "7301234567890123457";
+  EXPECT_NE(container_name(ours.id), container_name(theirs.id));
+  EXPECT_TRUE(docker_accepts_name(container_name(theirs.id)));
+  // Each attempt of a node has a name of its own, in either cluster.
+  ContainerRequest retry = scanner();
+  retry.id.attempt = 3;
+  EXPECT_NE(container_name(ours.id), container_name(retry.id));
+  EXPECT_EQ(create_body(ours, Ceilings{})["Labels"]["orchestration.cluster"], "7301234567890123456");
+  EXPECT_EQ(create_body(theirs, Ceilings{})["Labels"]["orchestration.cluster"], "7301234567890123457");
+}
+
+TEST(ContainerConfig, OursFiltersNameClusterAndDatabase) {
+  EXPECT_EQ(ours_filters("7301234567890123456", "orchestration_demo"),
+            (std::vector<std::string>{"orchestration.managed=true", "orchestration.cluster=7301234567890123456",
+                                      "orchestration.database=orchestration_demo"}));
+  // Every filter is a label the create body sets, with that value.
+  json labels = create_body(scanner(), Ceilings{})["Labels"];
+  for (const auto& filter : ours_filters(scanner().id.cluster, scanner().id.database)) {
+    std::size_t eq = filter.find('=');
+    EXPECT_EQ(labels[filter.substr(0, eq)], filter.substr(eq + 1)) << filter;
+  }
 }
 
 TEST(ContainerConfig, TheSandboxIsOnByDefault) {
@@ -63,6 +101,8 @@ TEST(ContainerConfig, StdinArgvEnvAndLabels) {
   EXPECT_EQ(body["Labels"]["orchestration.node"], "7");
   EXPECT_EQ(body["Labels"]["orchestration.attempt"], "2");
   EXPECT_EQ(body["Labels"]["orchestration.managed"], "true");
+  EXPECT_EQ(body["Labels"]["orchestration.cluster"], "7301234567890123456");
+  EXPECT_EQ(body["Labels"]["orchestration.database"], "orchestration_demo");
   // The secret is in the environment only, never in a label.
   EXPECT_EQ(body["Labels"].dump().find("ghp_secret"), std::string::npos);
   ContainerRequest plain = scanner();

@@ -13,6 +13,8 @@ namespace sqlstate {
 inline constexpr const char* invalid_parameter_value = "22023";
 inline constexpr const char* invalid_text_representation = "22P02";
 inline constexpr const char* program_limit_exceeded = "54000";
+// What PostgreSQL reports for a \u0000 it cannot convert to text.
+inline constexpr const char* untranslatable_character = "22P05";
 }  // namespace sqlstate
 
 class UserError : public std::runtime_error {

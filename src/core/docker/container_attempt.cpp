@@ -1,5 +1,7 @@
 #include "core/docker/container_attempt.hpp"
 
+#include "core/common/json_limits.hpp"
+
 #include "core/docker/stream_demux.hpp"
 
 namespace orch::docker {
@@ -29,6 +31,10 @@ void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool
     outcome.error = "cancelled: the container was killed";
   } else if (outcome.timed_out) {
     outcome.error = "timed out after " + std::to_string(limits.timeout_seconds) + " s: the container was killed" + note;
+  } else if (outcome.stopped_for_output) {
+    // Before the exit code: that is our kill's (137), not the agent's doing.
+    outcome.error = "its output is larger than orchestration.max_output_bytes (" +
+                    std::to_string(limits.max_output_bytes) + " bytes); the container was stopped" + note;
   } else if (outcome.oom_killed) {
     outcome.error = "killed for running out of memory (limit " + std::to_string(memory_mb) + " MB)" + note;
   } else if (outcome.exit_code != 0) {
@@ -41,13 +47,15 @@ void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool
     outcome.error = "its output is larger than orchestration.max_output_bytes (" +
                     std::to_string(limits.max_output_bytes) + " bytes)" + note;
   } else {
-    auto parsed = json::parse(stdout_text, nullptr, false);
-    if (parsed.is_discarded()) {
-      std::string start = stdout_text.substr(0, 80);
-      outcome.error = "its output is not a JSON document (stdout began: \"" + start + "\")" + note;
-    } else {
+    // Nesting is limited before anything recurses over the document (dump() does): a
+    // container printing [[[[... 100,000 deep fails its attempt, not the scheduler.
+    try {
+      outcome.output = parse_json_limited(stdout_text).dump();
       outcome.succeeded = true;
-      outcome.output = parsed.dump();
+    } catch (const std::exception& e) {  // UserError, or a number out of a double's range
+      std::string start = stdout_text.substr(0, 80);
+      outcome.error = "its output is not a JSON document we can take: " + std::string(e.what()) +
+                      " (stdout began: \"" + start + "\")" + note;
     }
   }
 }
@@ -82,11 +90,34 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
     }
     outcome.exit_code = client.wait_container(outcome.container_id, std::chrono::seconds(30));
     outcome.oom_killed = client.inspect_container(outcome.container_id)["State"].value("OOMKilled", false);
-    StreamDemux demux;
+    // The logs may be gigabytes (the engine keeps them on disk): read them as a stream,
+    // stdout only up to one byte past the cap, then stderr's tail.
     OutputCapture capture(limits.max_output_bytes, limits.max_log_bytes);
-    demux.feed(client.container_logs(outcome.container_id),
-               [&](Stream stream, std::string_view bytes) { capture.add(stream, bytes); });
-    outcome.log_tail = capture.log_tail();
+    StreamDemux out_demux;
+    client.container_logs(outcome.container_id, "stdout=1&stderr=0", [&](std::string_view bytes) {
+      out_demux.feed(bytes, [&](Stream stream, std::string_view b) { capture.add(stream, b); });
+      return !capture.output_too_large();
+    });
+    if (limits.max_log_bytes > 0) {
+      // `tail` counts log entries of both streams, one frame each and each at least one
+      // byte: the last (stdout's entries + max_log_bytes) of them hold the last
+      // max_log_bytes of stderr, and bound what the engine sends when stderr is huge. (When
+      // stdout was cut at its cap, its entries after the cut are not counted: the tail may
+      // then come up short, for an attempt that fails anyway.)
+      std::string tail = std::to_string(out_demux.frames() + limits.max_log_bytes + 1);
+      OutputCapture log(0, limits.max_log_bytes);
+      StreamDemux err_demux;
+      try {
+        client.container_logs(outcome.container_id, "stdout=0&stderr=1&tail=" + tail, [&](std::string_view bytes) {
+          err_demux.feed(bytes, [&](Stream stream, std::string_view b) { log.add(stream, b); });
+          return true;
+        });
+        outcome.log_tail = log.log_tail();
+      } catch (const std::exception& e) {
+        // The result is known without the log: judge it, and say why there is no tail.
+        outcome.log_tail = std::string("(its log could not be read: ") + e.what() + ")";
+      }
+    }
     judge_outcome(outcome, capture.output(), capture.output_too_large(), limits, pids_limit, memory_mb);
   } catch (const EngineError& e) {
     outcome.lost = e.status() == 404 && outcome.container_id.empty();
@@ -130,22 +161,33 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
     StreamDemux demux;
     OutputCapture capture(limits.max_output_bytes, limits.max_log_bytes);
     auto sink = [&](Stream stream, std::string_view bytes) { capture.add(stream, bytes); };
-    bool killed = false;
+    // One read buffer for the whole attempt: what is read is handed on (and counted against
+    // the caps) at once, so memory is the capture's plus this.
+    std::string chunk;
+    chunk.reserve(64 << 10);
     while (true) {
-      if (!killed && (cancel.load() || Clock::now() >= deadline)) {
+      if (cancel.load() || Clock::now() >= deadline) {
         (cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
-        client.kill_container(outcome.container_id);
-        killed = true;
-        deadline = Clock::now() + std::chrono::seconds(10);  // to read what is left
-      } else if (killed && Clock::now() >= deadline) {
         break;
       }
-      std::string chunk;
+      chunk.clear();
       auto until = std::min(deadline, Clock::now() + std::chrono::milliseconds(200));
       bool open = attachment->receive(chunk, until);
       if (!chunk.empty()) demux.feed(chunk, sink);
+      if (capture.output_too_large()) {
+        // The output already fails the attempt: stop it now rather than read on to its end
+        // or the timeout. Nothing more is read; stderr's tail is what came before.
+        outcome.stopped_for_output = true;
+        break;
+      }
       if (!open) break;
     }
+    // Hang up before a kill: the engine finishes a container's exit only once it has copied
+    // its output to the attached clients, so a kill while we do not read can wait on a copy
+    // that never ends (seen here: the kill call timed out after 60 s). What the agent wrote
+    // between the last read and the kill is lost; it is being stopped anyway.
+    attachment.reset();
+    if (outcome.cancelled || outcome.timed_out || outcome.stopped_for_output) client.kill_container(outcome.container_id);
     outcome.exit_code = client.wait_container(outcome.container_id, std::chrono::seconds(30));
     json state = client.inspect_container(outcome.container_id).value("State", json::object());
     outcome.oom_killed = state.value("OOMKilled", false);

@@ -1,7 +1,9 @@
 // One attempt of a container agent, start to end: create (sandboxed, labelled), attach,
 // start, write the input to stdin and close it, read stdout and stderr until the
-// container ends (killing it at the timeout or on cancel), read its exit code and OOM
-// state. Every failure becomes a message for the node, never an exception. The container
+// container ends (killing it at the timeout, on cancel, or as soon as its stdout passes
+// max_output_bytes), read its exit code and OOM state. Memory per attempt stays within
+// max_output_bytes + about 2 x max_log_bytes + one 64 KiB read buffer, whatever the agent
+// writes. Every failure becomes a message for the node, never an exception. The container
 // is left in place: the caller removes it (remove_container_quietly) once the result is
 // safely recorded, so a crash in between finds it and collects it again.
 #pragma once
@@ -29,6 +31,9 @@ struct AttemptOutcome {
   std::string container_id;
   bool timed_out = false, oom_killed = false, cancelled = false;
   bool lost = false;  // adopt_container: the container was never created or started; nothing ran
+  // Its stdout passed max_output_bytes while it ran: reading stopped there and the
+  // container was killed (its exit code is the kill's, not its own).
+  bool stopped_for_output = false;
 };
 
 AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
@@ -38,7 +43,8 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
 
 // Crash recovery: the outcome of a container this attempt created before the scheduler
 // died. Waits for it (killing it at the timeout or on cancel), reads its exit code, state
-// and logs, judges them like a live attempt, and removes it. A container that no longer
+// and logs (stdout up to one byte past the cap, stderr's tail: never the whole log),
+// judges them like a live attempt, and removes it. A container that no longer
 // exists was never created (its attempt was interrupted before that): `lost`.
 AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
                                std::int64_t pids_limit, std::int64_t memory_mb,
@@ -50,7 +56,8 @@ void remove_container_quietly(DockerClient& client, const std::string& container
 
 // The outcome from a finished container's exit code, state and output (stdout and stderr,
 // already separated): shared by the attempt above and by crash recovery, which collects
-// containers that finished while the scheduler was down.
+// containers that finished while the scheduler was down. `output_too_large`: stdout passed
+// max_output_bytes (outcome.stopped_for_output: and the container was stopped for it).
 void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool output_too_large,
                    const AttemptLimits& limits, std::int64_t pids_limit, std::int64_t memory_mb);
 

@@ -1,19 +1,34 @@
 #include "core/docker/container_config.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include "core/common/user_error.hpp"
 
 namespace orch::docker {
 
+namespace {
+
+// Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]; node keys (validated) and system
+// identifiers (digits) already do, database names may not, so anything else becomes '_'.
+std::string name_part(const std::string& text) {
+  std::string out;
+  for (char c : text)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-') ? c : '_';
+  return out;
+}
+
+}  // namespace
+
 std::string container_name(const AttemptId& id) {
-  // Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]; node keys already do, database names
-  // may not, so anything else becomes '_'.
-  std::string database;
-  for (char c : id.database)
-    database += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-') ? c : '_';
-  return "orch-" + database + "-r" + std::to_string(id.run) + "-" + id.node_key + "-a" +
-         std::to_string(id.attempt);
+  // The name starts with "orch-", so it starts with a letter whatever the parts are.
+  return "orch-" + name_part(id.cluster) + "-" + name_part(id.database) + "-r" + std::to_string(id.run) + "-" +
+         name_part(id.node_key) + "-a" + std::to_string(id.attempt);
+}
+
+std::vector<std::string> ours_filters(const std::string& cluster, const std::string& database) {
+  return {std::string(kLabelManaged) + "=true", std::string(kLabelCluster) + "=" + cluster,
+          std::string(kLabelDatabase) + "=" + database};
 }
 
 json create_body(const ContainerRequest& request, const Ceilings& ceilings) {
@@ -33,6 +48,7 @@ json create_body(const ContainerRequest& request, const Ceilings& ceilings) {
       {"Env", env},
       {"Labels",
        {{kLabelManaged, "true"},
+        {kLabelCluster, request.id.cluster},
         {kLabelDatabase, request.id.database},
         {kLabelProject, std::to_string(request.id.project)},
         {kLabelRun, std::to_string(request.id.run)},

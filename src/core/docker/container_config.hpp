@@ -21,6 +21,11 @@ struct AttemptId {
   std::int64_t project = 0, run = 0, node = 0;  // node: the run node's id
   std::string node_key;
   int attempt = 0;
+  // The PostgreSQL cluster (its system identifier): several clusters may share one engine,
+  // with the same database names, and must neither meet nor remove each other's containers.
+  // Last, with an initialiser, so that initialisers that predate it still compile (and
+  // -Wmissing-field-initializers stays quiet about them).
+  std::string cluster = {};
 };
 
 // The upper bounds an agent spec may not exceed on this server (GUCs).
@@ -47,18 +52,24 @@ struct ContainerRequest {
   std::string user = "65534:65534";  // nobody
 };
 
-// "orch-<database>-r<run>-<node_key>-a<attempt>": the same attempt always has the same
-// name, so a create after a crash meets the container it already made (409).
+// "orch-<cluster>-<database>-r<run>-<node_key>-a<attempt>": the same attempt always has
+// the same name, so a create after a crash meets the container it already made (409); the
+// cluster keeps two clusters' attempts of the same database, run and node apart.
 std::string container_name(const AttemptId& id);
 
 // Labels on every container: what crash recovery lists and matches with node rows.
 inline constexpr const char* kLabelManaged = "orchestration.managed";
+inline constexpr const char* kLabelCluster = "orchestration.cluster";
 inline constexpr const char* kLabelDatabase = "orchestration.database";
 inline constexpr const char* kLabelProject = "orchestration.project";
 inline constexpr const char* kLabelRun = "orchestration.run";
 inline constexpr const char* kLabelNode = "orchestration.node";
 inline constexpr const char* kLabelNodeKey = "orchestration.node_key";
 inline constexpr const char* kLabelAttempt = "orchestration.attempt";
+
+// The label filters (all must match) that select this cluster's containers of `database`:
+// for DockerClient::list_containers, in crash recovery.
+std::vector<std::string> ours_filters(const std::string& cluster, const std::string& database);
 
 // The POST /containers/create body: the sandbox (no network unless allowed, read-only
 // root with a small /tmp tmpfs, every capability dropped, no-new-privileges, pids,

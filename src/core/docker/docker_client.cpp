@@ -3,6 +3,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <exception>
+
 #include <curl/curl.h>
 
 #include "core/docker/container_config.hpp"
@@ -162,19 +165,72 @@ void DockerClient::remove_container(const std::string& id) {
     refused("removing the container failed", r);
 }
 
-json DockerClient::list_containers(const std::string& label_filter) {
-  std::string filters = json{{"label", {label_filter}}}.dump();
+json DockerClient::list_containers(const std::vector<std::string>& label_filters) {
+  std::string filters = json{{"label", label_filters}}.dump();
   Response r = call("GET", "/containers/json?all=1&filters=" + escape(filters));
   if (r.status != 200)
     refused("listing containers failed", r);
   return json::parse(r.body);
 }
 
-std::string DockerClient::container_logs(const std::string& id) {
-  Response r = call("GET", "/containers/" + id + "/logs?stdout=1&stderr=1");
-  if (r.status != 200)
-    refused("reading the container's logs failed", r);
-  return r.body;
+json DockerClient::list_containers(const std::string& label_filter) {
+  return list_containers(std::vector<std::string>{label_filter});
+}
+
+namespace {
+
+// The state of one streamed GET: a 200 answer's body goes to the sink, any other answer
+// (the engine's error message) is kept, but only its start.
+struct LogRead {
+  CURL* curl;
+  const DockerClient::LogSink* sink;
+  std::string error_body;
+  bool stopped = false;                // the sink had enough
+  std::exception_ptr failure;          // the sink threw: rethrown once libcurl has returned
+};
+
+std::size_t stream_body(char* data, std::size_t size, std::size_t count, void* target) {
+  auto* read = static_cast<LogRead*>(target);
+  std::size_t bytes = size * count;
+  long status = 0;
+  curl_easy_getinfo(read->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    read->error_body.append(data, std::min(bytes, std::size_t{4096} - std::min(read->error_body.size(), std::size_t{4096})));
+    return bytes;
+  }
+  try {  // an exception must not unwind through libcurl's C frames
+    if ((*read->sink)(std::string_view(data, bytes))) return bytes;
+    read->stopped = true;
+  } catch (...) {
+    read->failure = std::current_exception();
+  }
+  return 0;  // libcurl ends the transfer with CURLE_WRITE_ERROR
+}
+
+}  // namespace
+
+void DockerClient::container_logs(const std::string& id, const std::string& query, const LogSink& sink,
+                                  std::chrono::milliseconds timeout) {
+  if (api_version_.empty()) api_version();
+  CURL* curl = static_cast<CURL*>(curl_);
+  curl_easy_reset(curl);
+  configure(curl);
+  std::string path = "/containers/" + id + "/logs?" + query;
+  std::string target = url(path);
+  LogRead read{curl, &sink, {}, false, nullptr};
+  curl_easy_setopt(curl, CURLOPT_URL, target.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, stream_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &read);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  CURLcode rc = curl_easy_perform(curl);
+  if (read.failure) std::rethrow_exception(read.failure);
+  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && read.stopped))
+    throw EngineError(std::string("the Docker engine at ") + address_.host + " did not answer GET " + path + ": " +
+                          curl_easy_strerror(rc), 0);
+  Response response;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  response.body = std::move(read.error_body);
+  if (response.status != 200) refused("reading the container's logs failed", response);
 }
 
 std::unique_ptr<DockerClient::Attachment> DockerClient::attach(const std::string& id) {
@@ -204,6 +260,8 @@ std::unique_ptr<DockerClient::Attachment> DockerClient::attach(const std::string
   while (head.find("\r\n\r\n") == std::string::npos) {
     if (!attachment->receive(head, deadline) || Clock::now() > deadline)
       throw EngineError("the Docker engine closed the attach connection before answering", 0);
+    // The answer's head is a few lines; whatever sends more is not an engine to wait for.
+    if (head.size() > (64 << 10)) throw EngineError("the Docker engine's answer to attach has no end", 0);
   }
   std::size_t end = head.find("\r\n\r\n") + 4;
   attachment->leftover_ = head.substr(end);

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -58,8 +60,18 @@ class DockerClient {
   json inspect_container(const std::string& id);
   void kill_container(const std::string& id);  // no error if it is not running
   void remove_container(const std::string& id);  // forced; no error if it is gone
-  json list_containers(const std::string& label_filter);  // all, with that label
-  std::string container_logs(const std::string& id);  // stdout+stderr, multiplexed
+  // All containers (running or not) that carry every one of the labels ("key=value" or
+  // "key"): the engine ANDs label filters.
+  json list_containers(const std::vector<std::string>& label_filters);
+  json list_containers(const std::string& label_filter);  // with that one label
+
+  // A container's logs, multiplexed, handed to `sink` piece by piece as they arrive and
+  // never held whole (a container may have written gigabytes); `sink` returns false to stop
+  // reading. `query` chooses the streams and tail ("stdout=1&stderr=0",
+  // "stdout=0&stderr=1&tail=100"). An exception from `sink` ends the read and is rethrown.
+  using LogSink = std::function<bool(std::string_view)>;
+  void container_logs(const std::string& id, const std::string& query, const LogSink& sink,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
   // A container's stdin/stdout/stderr, attached before it starts.
   class Attachment {

@@ -161,6 +161,10 @@ std::vector<std::string> Link::take_log() {
 
 void Link::drain_wake() { wake_.drain(); }
 
+std::int64_t Link::max_payload() const {
+  return connection_ && connected() ? natsConnection_GetMaxPayload(connection_) : 0;
+}
+
 std::size_t Link::publish(const std::vector<OutgoingMessage>& messages) {
   last_error_.clear();
   if (messages.empty()) return 0;

@@ -74,6 +74,10 @@ class Link {
   std::size_t publish(const std::vector<OutgoingMessage>& messages);
   const std::string& last_error() const { return last_error_; }
 
+  // The largest message the server takes (it says so when a client connects); 0 while
+  // not connected.
+  std::int64_t max_payload() const;
+
   // Subscribes to every pattern not yet subscribed and unsubscribes from the others.
   void subscribe(const std::set<std::string>& patterns);
   void reply(const std::string& to, const std::string& body);

@@ -1,16 +1,18 @@
 #include "core/schema/json_schema.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
-
-#include <cmath>
 #include <set>
 #include <unordered_map>
-#include <functional>
 #include <unordered_set>
 
+#include <re2/re2.h>
+
+#include "core/common/json_limits.hpp"
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
+#include "core/schema/ecma_regex.hpp"
 
 namespace orch::schema {
 
@@ -23,7 +25,7 @@ enum TypeBit : unsigned {
 
 struct Pattern {
   std::string source;
-  std::regex regex;
+  std::shared_ptr<const re2::RE2> regex;  // shared: Node is copied into optional/vector
 };
 
 struct Schema::Node {
@@ -52,27 +54,86 @@ struct Schema::Node {
   const Node* then_schema = nullptr;
   const Node* else_schema = nullptr;
   const Node* ref = nullptr;
-  std::string location;  // where in the schema document, for $ref loop messages
+  // Where in the schema document, for messages: the parent's location followed by
+  // `token` ("/properties/a"), or `token` alone (a $ref target: its JSON Pointer). Kept
+  // as pieces because whole paths, one per node, would take memory quadratic in depth.
+  const Node* parent = nullptr;
+  std::string token;
 };
 
 namespace {
 
 using Node = Schema::Node;
 
-std::string show(const json& value) {
-  std::string text = value.dump();
-  if (text.size() <= 60) return text;
-  return value.is_string() ? text.substr(0, 40) + "...\"" : std::string("a long ") + json_type_name(value);
+std::string location_of(const Node* node) {
+  std::vector<const std::string*> tokens;
+  for (; node; node = node->parent) tokens.push_back(&node->token);
+  std::string out;
+  for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) out += **it;
+  return out;
 }
 
-std::string escape_token(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+bool is_integral(const json& value) {
+  if (value.is_number_integer()) return true;
+  if (!value.is_number_float()) return false;
+  double d = value.get<double>();
+  return std::isfinite(d) && std::floor(d) == d;
+}
+
+// Writes `value` as compact JSON (the text dump() gives), stopping soon after `out` holds
+// more than `limit` bytes. Iterative, unlike dump(), so that a value of any depth is safe,
+// and bounded, so that showing a 10 MB value in a message costs nothing. With
+// `canonical`, numbers equal in value print alike (1 and 1.0): the key for uniqueItems
+// (nlohmann keeps object keys sorted, so equal objects print alike too).
+void write_json(const json& value, std::string& out, bool canonical,
+                std::size_t limit = std::numeric_limits<std::size_t>::max()) {
+  auto scalar = [&](const json& v) {
+    if (canonical && v.is_number() && is_integral(v) && std::fabs(v.get<double>()) < 9.007199254740992e15)
+      out += std::to_string(static_cast<long long>(v.get<double>()));
+    else
+      out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  if (!value.is_array() && !value.is_object()) return scalar(value);
+  struct Frame {
+    const json* node;
+    json::const_iterator it;
+  };
+  std::vector<Frame> stack;
+  out += value.is_array() ? '[' : '{';
+  stack.push_back({&value, value.cbegin()});
+  while (!stack.empty() && out.size() <= limit) {
+    Frame& frame = stack.back();
+    if (frame.it == frame.node->cend()) {
+      out += frame.node->is_array() ? ']' : '}';
+      stack.pop_back();
+      continue;
+    }
+    if (frame.it != frame.node->cbegin()) out += ',';
+    if (frame.node->is_object()) {
+      out += json(frame.it.key()).dump(-1, ' ', false, json::error_handler_t::replace);
+      out += ':';
+    }
+    const json& child = *frame.it;
+    ++frame.it;  // before the push below, which may move `frame`
+    if (child.is_array() || child.is_object()) {
+      out += child.is_array() ? '[' : '{';
+      stack.push_back({&child, child.cbegin()});
+    } else {
+      scalar(child);
+    }
   }
-  return out;
+}
+
+std::string show(const json& value) {
+  std::string text;
+  if (value.is_string() && value.get_ref<const std::string&>().size() > 64) {
+    // Only the first 40 characters are shown; each byte prints as one or more.
+    write_json(json(value.get_ref<const std::string&>().substr(0, 64)), text, false);
+  } else {
+    write_json(value, text, false, 60);
+  }
+  if (text.size() <= 60) return text;
+  return value.is_string() ? text.substr(0, 40) + "...\"" : std::string("a long ") + json_type_name(value);
 }
 
 std::string type_name(unsigned bit) {
@@ -87,13 +148,6 @@ std::string type_name(unsigned bit) {
   }
 }
 
-bool is_integral(const json& value) {
-  if (value.is_number_integer()) return true;
-  if (!value.is_number_float()) return false;
-  double d = value.get<double>();
-  return std::isfinite(d) && std::floor(d) == d;
-}
-
 std::size_t code_points(const std::string& text) {
   std::size_t n = 0;
   for (unsigned char c : text)
@@ -101,78 +155,83 @@ std::size_t code_points(const std::string& text) {
   return n;
 }
 
-// A canonical text of a value for uniqueItems: numbers equal in value print the same
-// (1 and 1.0), object keys are sorted (nlohmann keeps them sorted).
-void canonical(const json& value, std::string& out) {
-  if (value.is_number()) {
-    if (is_integral(value) && std::fabs(value.get<double>()) < 9.007199254740992e15)
-      out += std::to_string(static_cast<long long>(value.get<double>()));
-    else
-      out += value.dump();
-  } else if (value.is_array()) {
-    out += '[';
-    for (const auto& item : value) { canonical(item, out); out += ','; }
-    out += ']';
-  } else if (value.is_object()) {
-    out += '{';
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      out += json(it.key()).dump();
-      out += ':';
-      canonical(*it, out);
-      out += ',';
-    }
-    out += '}';
-  } else {
-    out += value.dump();
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Compiling: every keyword is checked for its type and range; $refs are resolved inside
-// the document; the same location is compiled once, which also makes recursive schemas
-// (a tree whose nodes $ref the tree) finite.
+// the document; the same JSON value is compiled once, which also makes recursive schemas
+// (a tree whose nodes $ref the tree) finite. Nothing here recurses: subschemas wait on a
+// work list, so neither deep nesting nor a long chain of $refs can exhaust the stack.
+
+namespace {
+
+// A place in the schema document, for messages, built only when one is needed: a node's
+// location and a suffix ("/type/0").
+struct Where {
+  const Node* node;
+  std::string suffix;
+  Where operator+(const std::string& more) const { return {node, suffix + more}; }
+};
+
+std::string describe_location(const std::string& location) {
+  return location.empty() ? std::string("the root") : show_pointer(location);
+}
+
+}  // namespace
 
 class Compiler {
  public:
   explicit Compiler(const json& document) : document_(document), schema_(new Schema()) {}
 
   std::shared_ptr<const Schema> run() {
-    schema_->root_ = compile(document_, "");
+    // Checked before anything else reads the document: copying "const" and "enum"
+    // values, and comparing them while validating, recurse once per level.
+    if (auto deep = find_too_deep(document_, kMaxJsonDepth))
+      throw UserError("invalid JSON Schema at " + describe_location(*deep) + ": nested deeper than " +
+                          std::to_string(kMaxJsonDepth) + " levels",
+                      {}, {}, sqlstate::program_limit_exceeded);
+    schema_->root_ = compile(document_, nullptr, "");
+    while (!pending_.empty()) {
+      auto [schema, node] = pending_.back();
+      pending_.pop_back();
+      fill(*node, *schema);
+    }
     check_ref_loops();
     return std::shared_ptr<const Schema>(schema_.release());
   }
 
  private:
-  [[noreturn]] void fail(const std::string& location, const std::string& problem) {
-    throw UserError("invalid JSON Schema at " + (location.empty() ? std::string("the root") : location) +
-                    ": " + problem);
+  [[noreturn]] void fail(const Where& where, const std::string& problem, const std::string& hint = {}) {
+    throw UserError("invalid JSON Schema at " + describe_location(location_of(where.node) + where.suffix) + ": " +
+                        problem,
+                    {}, hint);
   }
 
-  const Node* compile(const json& schema, const std::string& location) {
-    auto known = by_location_.find(location);
-    if (known != by_location_.end()) return known->second;
+  // The node for `schema`, created (and queued for filling) on first use.
+  const Node* compile(const json& schema, const Node* parent, std::string token) {
+    auto known = by_value_.find(&schema);
+    if (known != by_value_.end()) return known->second;
     Node& node = schema_->nodes_.emplace_back();
-    node.location = location;
-    by_location_[location] = &node;
+    node.parent = parent;
+    node.token = std::move(token);
+    by_value_[&schema] = &node;
     if (schema.is_boolean()) {
       node.constant = schema.get<bool>();
       return &node;
     }
     if (!schema.is_object())
-      fail(location, std::string("a schema must be an object or a boolean, not ") + json_type_name(schema));
-    fill(node, schema, location);
+      fail({&node, ""}, std::string("a schema must be an object or a boolean, not ") + json_type_name(schema));
+    pending_.emplace_back(&schema, &node);
     return &node;
   }
 
-  const Node* sub(const json& schema, const std::string& location, const char* key) {
-    return compile(schema.at(key), location + "/" + key);
+  const Node* sub(const json& schema, const Node& node, const char* key) {
+    return compile(schema.at(key), &node, std::string("/") + key);
   }
 
-  std::size_t count(const json& value, const std::string& location) {
+  std::size_t count(const json& value, const Where& where) {
     if (!value.is_number() || !is_integral(value) || value.get<double>() < 0)
-      fail(location, "must be a non-negative integer, not " + show(value));
+      fail(where, "must be a non-negative integer, not " + show(value));
     // Counts beyond size_t (1e300 is a valid integer in JSON) mean "more than anything can
     // have": converting them would be undefined behaviour (found by the fuzzer).
     if (value.is_number_unsigned()) return value.get<std::uint64_t>();
@@ -180,40 +239,44 @@ class Compiler {
     return static_cast<std::size_t>(value.get<double>());
   }
 
-  double number(const json& value, const std::string& location) {
-    if (!value.is_number()) fail(location, std::string("must be a number, not ") + json_type_name(value));
+  double number(const json& value, const Where& where) {
+    if (!value.is_number()) fail(where, std::string("must be a number, not ") + json_type_name(value));
     return value.get<double>();
   }
 
-  Pattern pattern(const json& value, const std::string& location) {
-    if (!value.is_string()) fail(location, std::string("must be a regular expression string, not ") + json_type_name(value));
+  Pattern pattern(const json& value, const Where& where) {
+    if (!value.is_string()) fail(where, std::string("must be a regular expression string, not ") + json_type_name(value));
+    const std::string& source = value.get_ref<const std::string&>();
     try {
-      return Pattern{value.get<std::string>(), std::regex(value.get<std::string>(), std::regex::ECMAScript)};
-    } catch (const std::regex_error& e) {
-      fail(location, "\"" + value.get<std::string>() + "\" is not a regular expression std::regex accepts (" + e.what() + ")");
+      return Pattern{source, compile_ecma_pattern(source)};
+    } catch (const PatternError& e) {
+      if (e.unsupported())
+        fail(where, "the pattern " + show(value) + " uses " + e.what() + ", which is not supported",
+             "Patterns are matched with RE2, in time linear in the string, which cannot do "
+             "backreferences, lookahead or lookbehind; see https://github.com/google/re2/wiki/Syntax.");
+      fail(where, show(value) + " is not a valid regular expression: " + e.what());
     }
   }
 
-  std::vector<const Node*> schema_list(const json& schema, const std::string& location, const char* key) {
+  std::vector<const Node*> schema_list(const json& schema, const Node& node, const char* key) {
     const json& list = schema.at(key);
-    std::string where = location + "/" + key;
-    if (!list.is_array() || list.empty()) fail(where, "must be a non-empty array of schemas");
+    if (!list.is_array() || list.empty()) fail({&node, std::string("/") + key}, "must be a non-empty array of schemas");
     std::vector<const Node*> out;
-    for (std::size_t i = 0; i < list.size(); ++i) out.push_back(compile(list[i], where + "/" + std::to_string(i)));
+    for (std::size_t i = 0; i < list.size(); ++i)
+      out.push_back(compile(list[i], &node, std::string("/") + key + "/" + std::to_string(i)));
     return out;
   }
 
-  std::map<std::string, const Node*> schema_map(const json& schema, const std::string& location, const char* key) {
+  std::map<std::string, const Node*> schema_map(const json& schema, const Node& node, const char* key) {
     const json& map = schema.at(key);
-    std::string where = location + "/" + key;
-    if (!map.is_object()) fail(where, "must be an object of schemas");
+    if (!map.is_object()) fail({&node, std::string("/") + key}, "must be an object of schemas");
     std::map<std::string, const Node*> out;
     for (auto it = map.begin(); it != map.end(); ++it)
-      out[it.key()] = compile(*it, where + "/" + escape_token(it.key()));
+      out[it.key()] = compile(*it, &node, std::string("/") + key + "/" + json_pointer_token(it.key()));
     return out;
   }
 
-  unsigned type_bit(const json& name, const std::string& location) {
+  unsigned type_bit(const json& name, const Where& where) {
     static const std::map<std::string, unsigned> bits = {
         {"null", kNull}, {"boolean", kBoolean}, {"object", kObject}, {"array", kArray},
         {"number", kNumber}, {"string", kString}, {"integer", kInteger}};
@@ -221,14 +284,14 @@ class Compiler {
       auto it = bits.find(name.get<std::string>());
       if (it != bits.end()) return it->second;
     }
-    fail(location, show(name) + " is not a type (null, boolean, object, array, number, string, integer)");
+    fail(where, show(name) + " is not a type (null, boolean, object, array, number, string, integer)");
   }
 
-  const Node* resolve(const std::string& ref, const std::string& location) {
+  const Node* resolve(const std::string& ref, const Where& where) {
     if (ref.empty() || ref[0] != '#')
-      fail(location, "\"" + ref + "\" is not a local reference; only \"#\" and \"#/...\" references are supported");
+      fail(where, "\"" + ref + "\" is not a local reference; only \"#\" and \"#/...\" references are supported");
     if (ref.size() > 1 && ref[1] != '/')
-      fail(location, "\"" + ref + "\": anchors are not supported; use a JSON Pointer such as \"#/$defs/name\"");
+      fail(where, "\"" + ref + "\": anchors are not supported; use a JSON Pointer such as \"#/$defs/name\"");
     // Undo the URI %-encoding, then walk the JSON Pointer.
     std::string pointer;
     for (std::size_t i = 1; i < ref.size(); ++i) {
@@ -262,17 +325,17 @@ class Compiler {
                  unescaped.size() < 10 && std::stoul(unescaped) < target->size()) {
         target = &(*target)[std::stoul(unescaped)];
       } else {
-        fail(location, "$ref \"" + ref + "\" does not resolve: nothing at \"" + walked + "/" + token + "\"");
+        fail(where, "$ref \"" + ref + "\" does not resolve: nothing at \"" + walked + "/" + token + "\"");
       }
       walked += "/" + token;
       if (slash == std::string::npos) break;
       start = slash + 1;
     }
-    return compile(*target, walked);
+    return compile(*target, nullptr, walked);
   }
 
-  void fill(Node& node, const json& schema, const std::string& at) {
-    auto where = [&](const char* key) { return at + "/" + key; };
+  void fill(Node& node, const json& schema) {
+    auto where = [&](const char* key) { return Where{&node, std::string("/") + key}; };
     if (schema.contains("type")) {
       const json& type = schema["type"];
       if (type.is_array()) {
@@ -309,25 +372,25 @@ class Compiler {
       if (schema.contains(c.key)) node.*c.field = count(schema[c.key], where(c.key));
     if (schema.contains("pattern")) node.pattern = pattern(schema["pattern"], where("pattern"));
 
-    if (schema.contains("prefixItems")) node.prefix_items = schema_list(schema, at, "prefixItems");
-    if (schema.contains("items")) node.items = sub(schema, at, "items");
-    if (schema.contains("contains")) node.contains = sub(schema, at, "contains");
+    if (schema.contains("prefixItems")) node.prefix_items = schema_list(schema, node, "prefixItems");
+    if (schema.contains("items")) node.items = sub(schema, node, "items");
+    if (schema.contains("contains")) node.contains = sub(schema, node, "contains");
     if (schema.contains("uniqueItems")) {
       if (!schema["uniqueItems"].is_boolean()) fail(where("uniqueItems"), "must be true or false");
       node.unique_items = schema["uniqueItems"].get<bool>();
     }
 
-    if (schema.contains("properties")) node.properties = schema_map(schema, at, "properties");
+    if (schema.contains("properties")) node.properties = schema_map(schema, node, "properties");
     if (schema.contains("patternProperties")) {
       const json& map = schema["patternProperties"];
       if (!map.is_object()) fail(where("patternProperties"), "must be an object of schemas");
       for (auto it = map.begin(); it != map.end(); ++it) {
-        std::string key_at = where("patternProperties") + "/" + escape_token(it.key());
-        node.pattern_properties.emplace_back(pattern(json(it.key()), key_at), compile(*it, key_at));
+        std::string token = "/patternProperties/" + json_pointer_token(it.key());
+        node.pattern_properties.emplace_back(pattern(json(it.key()), {&node, token}), compile(*it, &node, token));
       }
     }
-    if (schema.contains("additionalProperties")) node.additional_properties = sub(schema, at, "additionalProperties");
-    if (schema.contains("propertyNames")) node.property_names = sub(schema, at, "propertyNames");
+    if (schema.contains("additionalProperties")) node.additional_properties = sub(schema, node, "additionalProperties");
+    if (schema.contains("propertyNames")) node.property_names = sub(schema, node, "propertyNames");
     if (schema.contains("required")) {
       const json& list = schema["required"];
       if (!list.is_array()) fail(where("required"), "must be an array of property names");
@@ -340,23 +403,24 @@ class Compiler {
       const json& map = schema["dependentRequired"];
       if (!map.is_object()) fail(where("dependentRequired"), "must be an object of arrays of property names");
       for (auto it = map.begin(); it != map.end(); ++it) {
-        if (!it->is_array()) fail(where("dependentRequired") + "/" + escape_token(it.key()), "must be an array of property names");
+        Where at = where("dependentRequired") + "/" + json_pointer_token(it.key());
+        if (!it->is_array()) fail(at, "must be an array of property names");
         for (const auto& name : *it) {
-          if (!name.is_string()) fail(where("dependentRequired") + "/" + escape_token(it.key()), "must list strings");
+          if (!name.is_string()) fail(at, "must list strings");
           node.dependent_required[it.key()].push_back(name.get<std::string>());
         }
       }
     }
-    if (schema.contains("dependentSchemas")) node.dependent_schemas = schema_map(schema, at, "dependentSchemas");
+    if (schema.contains("dependentSchemas")) node.dependent_schemas = schema_map(schema, node, "dependentSchemas");
 
-    if (schema.contains("allOf")) node.all_of = schema_list(schema, at, "allOf");
-    if (schema.contains("anyOf")) node.any_of = schema_list(schema, at, "anyOf");
-    if (schema.contains("oneOf")) node.one_of = schema_list(schema, at, "oneOf");
-    if (schema.contains("not")) node.not_schema = sub(schema, at, "not");
-    if (schema.contains("if")) node.if_schema = sub(schema, at, "if");
-    if (schema.contains("then")) node.then_schema = sub(schema, at, "then");
-    if (schema.contains("else")) node.else_schema = sub(schema, at, "else");
-    if (schema.contains("$defs")) schema_map(schema, at, "$defs");  // checked, compiled on use
+    if (schema.contains("allOf")) node.all_of = schema_list(schema, node, "allOf");
+    if (schema.contains("anyOf")) node.any_of = schema_list(schema, node, "anyOf");
+    if (schema.contains("oneOf")) node.one_of = schema_list(schema, node, "oneOf");
+    if (schema.contains("not")) node.not_schema = sub(schema, node, "not");
+    if (schema.contains("if")) node.if_schema = sub(schema, node, "if");
+    if (schema.contains("then")) node.then_schema = sub(schema, node, "then");
+    if (schema.contains("else")) node.else_schema = sub(schema, node, "else");
+    if (schema.contains("$defs")) schema_map(schema, node, "$defs");  // checked, compiled on use
     if (schema.contains("format") && !schema["format"].is_string()) fail(where("format"), "must be a string");
     if (schema.contains("$ref")) {
       if (!schema["$ref"].is_string()) fail(where("$ref"), "must be a string");
@@ -366,41 +430,59 @@ class Compiler {
 
   // Edges that apply another schema to the same value. A cycle of them ($ref to itself,
   // directly or through allOf/anyOf/...) would recurse for ever on any value: refuse it.
+  // A depth-first search on an explicit stack: a chain of 10,000 $refs is fine.
   void check_ref_loops() {
     enum Mark { kVisiting = 1, kDone = 2 };
     std::unordered_map<const Node*, int> marks;
-    std::vector<const Node*> stack;
-    std::function<void(const Node*)> visit = [&](const Node* node) {
-      int& mark = marks[node];
-      if (mark == kDone) return;
-      if (mark == kVisiting) {
-        std::string loop;
-        bool in = false;
-        for (const Node* n : stack) {
-          if (n == node) in = true;
-          if (in) loop += (n->location.empty() ? "#" : "#" + n->location) + " -> ";
-        }
-        fail(node->location, "$ref loop " + loop + (node->location.empty() ? "#" : "#" + node->location) +
-                                 " applies schemas to the same value for ever");
-      }
-      mark = kVisiting;
-      stack.push_back(node);
+    struct Visit {
+      const Node* node;
+      std::vector<const Node*> next;
+      std::size_t i = 0;
+    };
+    auto edges = [](const Node* node) {
       std::vector<const Node*> next(node->all_of);
       next.insert(next.end(), node->any_of.begin(), node->any_of.end());
       next.insert(next.end(), node->one_of.begin(), node->one_of.end());
       for (const Node* n : {node->ref, node->not_schema, node->if_schema, node->then_schema, node->else_schema})
         if (n) next.push_back(n);
       for (const auto& entry : node->dependent_schemas) next.push_back(entry.second);
-      for (const Node* n : next) visit(n);
-      stack.pop_back();
-      marks[node] = kDone;
+      return next;
     };
-    for (const Node& node : schema_->nodes_) visit(&node);
+    auto name = [](const Node* n) { return "#" + location_of(n); };
+    std::vector<Visit> stack;
+    for (const Node& root : schema_->nodes_) {
+      if (marks[&root] == kDone) continue;
+      marks[&root] = kVisiting;
+      stack.push_back({&root, edges(&root)});
+      while (!stack.empty()) {
+        Visit& visit = stack.back();
+        if (visit.i == visit.next.size()) {
+          marks[visit.node] = kDone;
+          stack.pop_back();
+          continue;
+        }
+        const Node* node = visit.next[visit.i++];
+        int& mark = marks[node];
+        if (mark == kDone) continue;
+        if (mark == kVisiting) {
+          std::string loop;
+          bool in = false;
+          for (const Visit& v : stack) {
+            if (v.node == node) in = true;
+            if (in) loop += name(v.node) + " -> ";
+          }
+          fail({node, ""}, "$ref loop " + loop + name(node) + " applies schemas to the same value for ever");
+        }
+        mark = kVisiting;
+        stack.push_back({node, edges(node)});
+      }
+    }
   }
 
   const json& document_;
   std::unique_ptr<Schema> schema_;
-  std::unordered_map<std::string, const Node*> by_location_;
+  std::unordered_map<const json*, const Node*> by_value_;
+  std::vector<std::pair<const json*, Node*>> pending_;  // compiled, not yet filled
 };
 
 std::shared_ptr<const Schema> Schema::compile(const json& schema) { return Compiler(schema).run(); }
@@ -412,59 +494,50 @@ std::shared_ptr<const Schema> Schema::compile(const json& schema) { return Compi
 
 namespace {
 
+// check(), check_array() and check_object() are the only frames on the recursive path, so
+// they are kept small: every message is built in a helper of its own (NOINLINE), whose
+// temporaries live only while it runs. Under ASan in a debug build this takes a level of
+// validation from about 3.7 KB of stack to the figure json_limits_test.cpp prints.
+#define NOINLINE __attribute__((noinline))
+
 class Validator {
  public:
   explicit Validator(std::size_t max_violations) : max_(max_violations) {}
 
-  bool check(const Node& node, const json& value, std::vector<Violation>* out, int depth) {
-    if (depth > kMaxDepth)
-      throw UserError("JSON Schema validation nested deeper than " + std::to_string(kMaxDepth) +
-                      " levels (at " + (path_.empty() ? std::string("the root") : path_) + ")");
+  // `depth` counts every check() on the stack: each level of the instance and each step
+  // that applies another schema to the same value ($ref, allOf, anyOf, oneOf, not,
+  // if/then/else, dependentSchemas). Both are bounded here, so validation never recurses
+  // deeper than kMaxValidationDepth, whatever the schema and the instance.
+  bool check(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    if (depth > kMaxValidationDepth) too_deep();
     if (node.constant) {
       if (!*node.constant) report(out, "no value is allowed here (the schema is false)");
       return *node.constant;
     }
-    bool ok = true;
-    auto fail = [&](const std::string& message) { ok = false; report(out, message); };
-
     if (node.types && !matches_type(node.types, value)) {
-      std::string expected;
-      for (unsigned bit = 1; bit <= kInteger; bit <<= 1)
-        if (node.types & bit) expected += (expected.empty() ? "\"" : " or \"") + type_name(bit) + "\"";
-      fail(show(value) + " is not of type " + expected);
+      fail_type(node, value, out);
       return false;  // the other keywords' messages would only repeat this one
     }
-    if (node.const_value && !(*node.const_value == value)) fail(show(value) + " is not " + show(*node.const_value));
-    if (node.enum_values) {
-      bool found = false;
-      for (const auto& candidate : *node.enum_values)
-        if (candidate == value) { found = true; break; }
-      if (!found) fail(show(value) + " is not one of " + show(json(*node.enum_values)));
-    }
-    if (value.is_number()) check_number(node, value, fail);
-    if (value.is_string()) check_string(node, value.get_ref<const std::string&>(), fail);
-    if (value.is_array()) ok = check_array(node, value, out, depth, fail) && ok;
-    if (value.is_object()) ok = check_object(node, value, out, depth, fail) && ok;
+    bool ok = check_value(node, value, out);
+    if (value.is_array()) ok = check_array(node, value, out, depth) && ok;
+    if (value.is_object()) ok = check_object(node, value, out, depth) && ok;
 
     for (const Node* part : node.all_of) ok = check(*part, value, out, depth + 1) && ok;
     if (!node.any_of.empty()) {
       bool any = false;
       for (const Node* part : node.any_of)
         if (check(*part, value, nullptr, depth + 1)) { any = true; break; }
-      if (!any) fail("does not match any of the " + std::to_string(node.any_of.size()) + " schemas in anyOf");
+      if (!any) ok = fail_count(out, "does not match any of the ", node.any_of.size(), " schemas in anyOf");
     }
     if (!node.one_of.empty()) {
-      std::vector<std::size_t> matched;
-      for (std::size_t i = 0; i < node.one_of.size() && matched.size() < 2; ++i)
-        if (check(*node.one_of[i], value, nullptr, depth + 1)) matched.push_back(i);
-      if (matched.empty())
-        fail("does not match any of the " + std::to_string(node.one_of.size()) + " schemas in oneOf");
-      else if (matched.size() > 1)
-        fail("matches oneOf schemas " + std::to_string(matched[0]) + " and " + std::to_string(matched[1]) +
-             "; exactly one must match");
+      std::size_t matched[2], n = 0;
+      for (std::size_t i = 0; i < node.one_of.size() && n < 2; ++i)
+        if (check(*node.one_of[i], value, nullptr, depth + 1)) matched[n++] = i;
+      if (n == 0) ok = fail_count(out, "does not match any of the ", node.one_of.size(), " schemas in oneOf");
+      else if (n > 1) ok = fail_one_of(out, matched[0], matched[1]);
     }
     if (node.not_schema && check(*node.not_schema, value, nullptr, depth + 1))
-      fail("must not match the schema in \"not\"");
+      ok = fail_text(out, "must not match the schema in \"not\"");
     if (node.if_schema) {
       bool condition = check(*node.if_schema, value, nullptr, depth + 1);
       const Node* branch = condition ? node.then_schema : node.else_schema;
@@ -475,8 +548,66 @@ class Validator {
   }
 
  private:
+  std::string where() const { return path_.empty() ? std::string("the root") : show_pointer(path_); }
+
+  [[noreturn]] NOINLINE void too_deep() const {
+    throw UserError("JSON Schema validation nested deeper than " + std::to_string(kMaxValidationDepth) +
+                        " levels (at " + where() + ")",
+                    "Every level of the instance and every $ref, allOf, anyOf, oneOf, not, if, then, else "
+                    "or dependentSchemas step counts as one.",
+                    {}, sqlstate::program_limit_exceeded);
+  }
+
+  // Appends an item's index or a property's name to the path before checking `child`.
+  // Refuses a child array or object deeper than kMaxJsonDepth levels, the limit
+  // parse_json_limited() puts on every document: an instance that did not come through it
+  // is refused here, where it is deep, rather than recursed over.
+  NOINLINE std::size_t descend(std::size_t index, const json& child) {
+    std::size_t mark = path_.size();
+    path_ += '/';
+    path_ += std::to_string(index);
+    entered(child);
+    return mark;
+  }
+  NOINLINE std::size_t descend(const std::string& key, const json& child) {
+    std::size_t mark = path_.size();
+    path_ += '/';
+    path_ += json_pointer_token(key);
+    entered(child);
+    return mark;
+  }
+  void entered(const json& child) {
+    if (++levels_ >= kMaxJsonDepth && (child.is_array() || child.is_object()))
+      throw UserError("JSON Schema validation: the instance is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                          " levels (at " + where() + ")",
+                      {}, {}, sqlstate::program_limit_exceeded);
+  }
+  void ascend(std::size_t mark) {
+    --levels_;
+    path_.resize(mark);
+  }
+
   void report(std::vector<Violation>* out, const std::string& message) {
     if (out && out->size() < max_) out->push_back({path_, message});
+  }
+  // Report and return false, so that callers can write ok = fail_...(...).
+  NOINLINE bool fail_text(std::vector<Violation>* out, const char* message) {
+    report(out, message);
+    return false;
+  }
+  NOINLINE bool fail_count(std::vector<Violation>* out, const char* before, std::size_t n, const char* after) {
+    report(out, before + std::to_string(n) + after);
+    return false;
+  }
+  NOINLINE bool fail_one_of(std::vector<Violation>* out, std::size_t a, std::size_t b) {
+    report(out, "matches oneOf schemas " + std::to_string(a) + " and " + std::to_string(b) + "; exactly one must match");
+    return false;
+  }
+  NOINLINE void fail_type(const Node& node, const json& value, std::vector<Violation>* out) {
+    std::string expected;
+    for (unsigned bit = 1; bit <= kInteger; bit <<= 1)
+      if (node.types & bit) expected += (expected.empty() ? "\"" : " or \"") + type_name(bit) + "\"";
+    report(out, show(value) + " is not of type " + expected);
   }
 
   static bool matches_type(unsigned types, const json& value) {
@@ -492,6 +623,22 @@ class Validator {
         return (types & kNumber) || ((types & kInteger) && is_integral(value));
       default: return false;
     }
+  }
+
+  // The keywords that look at `value` itself, not into it: none of them recurses.
+  NOINLINE bool check_value(const Node& node, const json& value, std::vector<Violation>* out) {
+    bool ok = true;
+    auto fail = [&](const std::string& message) { ok = false; report(out, message); };
+    if (node.const_value && !(*node.const_value == value)) fail(show(value) + " is not " + show(*node.const_value));
+    if (node.enum_values) {
+      bool found = false;
+      for (const auto& candidate : *node.enum_values)
+        if (candidate == value) { found = true; break; }
+      if (!found) fail(show(value) + " is not one of " + show(json(*node.enum_values)));
+    }
+    if (value.is_number()) check_number(node, value, fail);
+    if (value.is_string()) check_string(node, value.get_ref<const std::string&>(), fail);
+    return ok;
   }
 
   template <typename Fail>
@@ -522,51 +669,24 @@ class Validator {
       if (node.max_length && length > *node.max_length)
         fail(show(json(text)) + " is longer than " + characters(*node.max_length));
     }
-    if (node.pattern) {
-      if (text.size() > kMaxPatternSubject)
-        fail("a string of " + std::to_string(text.size()) + " bytes is too long to match against a pattern (at most " +
-             std::to_string(kMaxPatternSubject) + ")");
-      else if (!std::regex_search(text, node.pattern->regex))
-        fail(show(json(text)) + " does not match the pattern \"" + node.pattern->source + "\"");
-    }
+    if (node.pattern && !pattern_search(*node.pattern->regex, text))
+      fail(show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)));
   }
 
-  template <typename Fail>
-  bool check_array(const Node& node, const json& array, std::vector<Violation>* out, int depth, Fail& fail) {
+  static std::string items(std::size_t k) { return std::to_string(k) + (k == 1 ? " item" : " items"); }
+
+  // minItems, maxItems, uniqueItems: the array keywords that do not recurse.
+  NOINLINE bool check_array_size(const Node& node, const json& array, std::vector<Violation>* out) {
     bool ok = true;
+    auto fail = [&](const std::string& message) { ok = false; report(out, message); };
     std::size_t n = array.size();
-    auto items = [](std::size_t k) { return std::to_string(k) + (k == 1 ? " item" : " items"); };
     if (node.min_items && n < *node.min_items) fail("has " + items(n) + ", fewer than the minimum " + std::to_string(*node.min_items));
     if (node.max_items && n > *node.max_items) fail("has " + items(n) + ", more than the maximum " + std::to_string(*node.max_items));
-    for (std::size_t i = 0; i < n; ++i) {
-      const Node* item_schema = i < node.prefix_items.size() ? node.prefix_items[i] : node.items;
-      if (!item_schema) continue;
-      std::size_t mark = path_.size();
-      path_ += "/" + std::to_string(i);
-      ok = check(*item_schema, array[i], out, depth + 1) && ok;
-      path_.resize(mark);
-      if (!ok && !out) return false;
-    }
-    if (node.contains) {
-      std::size_t matching = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        std::size_t mark = path_.size();
-        path_ += "/" + std::to_string(i);
-        if (check(*node.contains, array[i], nullptr, depth + 1)) ++matching;
-        path_.resize(mark);
-      }
-      std::size_t least = node.min_contains.value_or(1);
-      if (matching < least)
-        fail(least == 1 ? std::string("contains no item that matches \"contains\"")
-                        : "contains " + items(matching) + " that match \"contains\", fewer than " + std::to_string(least));
-      if (node.max_contains && matching > *node.max_contains)
-        fail("contains " + items(matching) + " that match \"contains\", more than " + std::to_string(*node.max_contains));
-    }
     if (node.unique_items && n > 1) {
       std::unordered_map<std::string, std::size_t> seen;
       for (std::size_t i = 0; i < n; ++i) {
         std::string key;
-        canonical(array[i], key);
+        write_json(array[i], key, true);
         auto [it, inserted] = seen.emplace(std::move(key), i);
         if (!inserted) {
           fail("items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal, but uniqueItems is set");
@@ -577,9 +697,49 @@ class Validator {
     return ok;
   }
 
-  template <typename Fail>
-  bool check_object(const Node& node, const json& object, std::vector<Violation>* out, int depth, Fail& fail) {
+  NOINLINE bool fail_contains(const Node& node, std::size_t matching, std::vector<Violation>* out) {
+    std::size_t least = node.min_contains.value_or(1);
     bool ok = true;
+    if (matching < least) {
+      ok = false;
+      report(out, least == 1 ? std::string("contains no item that matches \"contains\"")
+                             : "contains " + items(matching) + " that match \"contains\", fewer than " + std::to_string(least));
+    }
+    if (node.max_contains && matching > *node.max_contains) {
+      ok = false;
+      report(out, "contains " + items(matching) + " that match \"contains\", more than " + std::to_string(*node.max_contains));
+    }
+    return ok;
+  }
+
+  bool check_array(const Node& node, const json& array, std::vector<Violation>* out, std::size_t depth) {
+    bool ok = true;
+    std::size_t n = array.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const Node* item_schema = i < node.prefix_items.size() ? node.prefix_items[i] : node.items;
+      if (!item_schema) continue;
+      std::size_t mark = descend(i, array[i]);
+      ok = check(*item_schema, array[i], out, depth + 1) && ok;
+      ascend(mark);
+      if (!ok && !out) return false;
+    }
+    if (node.contains) {
+      std::size_t matching = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        std::size_t mark = descend(i, array[i]);
+        if (check(*node.contains, array[i], nullptr, depth + 1)) ++matching;
+        ascend(mark);
+      }
+      ok = fail_contains(node, matching, out) && ok;
+    }
+    if (node.min_items || node.max_items || node.unique_items) ok = check_array_size(node, array, out) && ok;
+    return ok;
+  }
+
+  // minProperties, maxProperties, required, dependentRequired: no recursion.
+  NOINLINE bool check_object_size(const Node& node, const json& object, std::vector<Violation>* out) {
+    bool ok = true;
+    auto fail = [&](const std::string& message) { ok = false; report(out, message); };
     std::size_t n = object.size();
     if (node.min_properties && n < *node.min_properties)
       fail("has " + std::to_string(n) + " properties, fewer than the minimum " + std::to_string(*node.min_properties));
@@ -591,43 +751,62 @@ class Validator {
       if (object.contains(name))
         for (const auto& other : needed)
           if (!object.contains(other)) fail("has " + show(json(name)) + " but not " + show(json(other)) + ", which it requires");
+    return ok;
+  }
+
+  // An additionalProperties of false: reported at the object, naming the property.
+  NOINLINE bool fail_additional(const std::string& key, std::size_t mark, std::vector<Violation>* out) {
+    std::string inside = path_.substr(mark);
+    path_.resize(mark);
+    report(out, "has the property " + show(json(key)) + ", which is not allowed (additionalProperties)");
+    path_ += inside;
+    return false;
+  }
+
+  NOINLINE bool check_property_name(const Node& node, const std::string& key, std::vector<Violation>* out,
+                                    std::size_t depth) {
+    if (check(*node.property_names, json(key), nullptr, depth + 1)) return true;
+    report(out, "has the property name " + show(json(key)) + ", which does not match \"propertyNames\"");
+    return false;
+  }
+
+  bool check_object(const Node& node, const json& object, std::vector<Violation>* out, std::size_t depth) {
+    bool ok = true;
+    if (node.min_properties || node.max_properties || !node.required.empty() || !node.dependent_required.empty())
+      ok = check_object_size(node, object, out);
     for (const auto& [name, dependent] : node.dependent_schemas)
       if (object.contains(name)) ok = check(*dependent, object, out, depth + 1) && ok;
 
     for (auto it = object.begin(); it != object.end(); ++it) {
       const std::string& key = it.key();
       bool evaluated = false;
-      std::size_t mark = path_.size();
-      path_ += "/" + escape_token(key);
+      std::size_t mark = descend(key, *it);
       auto property = node.properties.find(key);
       if (property != node.properties.end()) {
         evaluated = true;
         ok = check(*property->second, *it, out, depth + 1) && ok;
       }
       for (const auto& [pattern, property_schema] : node.pattern_properties) {
-        if (key.size() > kMaxPatternSubject || !std::regex_search(key, pattern.regex)) continue;
+        if (!pattern_search(*pattern.regex, key)) continue;
         evaluated = true;
         ok = check(*property_schema, *it, out, depth + 1) && ok;
       }
       if (!evaluated && node.additional_properties) {
-        if (node.additional_properties->constant == false) {
-          path_.resize(mark);
-          fail("has the property " + show(json(key)) + ", which is not allowed (additionalProperties)");
-          path_ += "/" + escape_token(key);
-        } else {
+        if (node.additional_properties->constant == false)
+          ok = fail_additional(key, mark, out);
+        else
           ok = check(*node.additional_properties, *it, out, depth + 1) && ok;
-        }
       }
-      path_.resize(mark);
-      if (node.property_names && !check(*node.property_names, json(key), nullptr, depth + 1))
-        fail("has the property name " + show(json(key)) + ", which does not match \"propertyNames\"");
+      ascend(mark);
+      if (node.property_names) ok = check_property_name(node, key, out, depth) && ok;
       if (!ok && !out) return false;
     }
     return ok;
   }
 
   std::size_t max_;
-  std::string path_;
+  std::string path_;        // the JSON Pointer of the value being checked
+  std::size_t levels_ = 0;  // how many items and properties deep that value is
 };
 
 }  // namespace

@@ -11,41 +11,39 @@
 //
 // Not supported: references to other documents, $anchor and $dynamicRef (refused when a
 // schema uses them in a $ref), unevaluatedProperties/unevaluatedItems (ignored). Patterns
-// are ECMAScript regular expressions as std::regex implements them: no lookbehind, no
-// named groups, no \p{...} classes, and '.' matches a byte, not a code point; strings
-// longer than kMaxPatternSubject bytes are refused rather than matched, and a pattern
-// that backtracks exponentially (such as (a+)+b) takes exponential time: schemas come
-// from orchestration_admin, who should not write one.
+// are ECMA-262 regular expressions matched with RE2 (see ecma_regex.hpp): in time linear in
+// the string, on code points, never backtracking; the few features that need backtracking
+// (backreferences, lookaround) are refused when the schema is compiled.
 //
 // A schema is compiled once (checked, $refs resolved, patterns compiled) and then
 // validates any number of instances. Validation time is linear in the instance for the
-// common keywords; nesting deeper than kMaxDepth is an error, never a stack overflow.
+// common keywords. Nothing recurses without a bound: a schema document nested deeper
+// than kMaxJsonDepth is refused at compile, which does not recurse at all; validation
+// refuses an instance nested deeper than kMaxJsonDepth, and recurses at most
+// kMaxValidationDepth levels.
 #pragma once
 
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/common/json_limits.hpp"
+
 namespace orch::schema {
 
 using json = nlohmann::json;
 
-inline constexpr int kMaxDepth = 256;
-
-// libstdc++'s std::regex recurses once or more per character: a grouped loop such as
-// ^(a|b)*$ overflows an 8 MB stack at about 8,000 characters under ASan and 12,000
-// without. Longer strings are refused, not matched. The fuzz build lowers the limit
-// further, because std::regex also backtracks exponentially on patterns like (a+)+b.
-#ifndef ORCH_MAX_PATTERN_SUBJECT
-#define ORCH_MAX_PATTERN_SUBJECT 2000
-#endif
-inline constexpr std::size_t kMaxPatternSubject = ORCH_MAX_PATTERN_SUBJECT;
+// How deep validation may recurse: every level of the instance and every step that applies
+// another schema to the same value ($ref, allOf, ...) is one. Twice the JSON depth, so that
+// the usual recursive schema ({"items": {"$ref": "#"}}: two steps a level) validates any
+// instance parse_json_limited() accepts. json_limits_test.cpp runs it at this depth on a
+// 1 MiB stack.
+inline constexpr std::size_t kMaxValidationDepth = 2 * kMaxJsonDepth;
 
 // One way an instance breaks its schema: where (a JSON Pointer into the instance, "" for
 // the whole of it) and why.
@@ -62,11 +60,14 @@ std::string describe(const std::vector<Violation>& violations, std::size_t shown
 class Schema {
  public:
   // Checks and compiles `schema`. Throws UserError naming the schema location of the
-  // problem: "invalid JSON Schema at /properties/age/minimum: must be a number, not string".
+  // problem: "invalid JSON Schema at /properties/age/minimum: must be a number, not string";
+  // also for a document nested deeper than kMaxJsonDepth and for a pattern RE2 cannot
+  // match (naming the feature, with a hint).
   static std::shared_ptr<const Schema> compile(const json& schema);
 
   // At most max_violations violations; none means valid. Throws UserError when the
-  // instance nests deeper than kMaxDepth (counting $ref hops).
+  // instance nests deeper than kMaxJsonDepth, or validation deeper than
+  // kMaxValidationDepth (counting $ref hops).
   std::vector<Violation> validate(const json& instance, std::size_t max_violations = 20) const;
   bool is_valid(const json& instance) const;
 

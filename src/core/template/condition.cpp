@@ -3,6 +3,7 @@
 #include <array>
 #include <optional>
 
+#include "core/common/json_limits.hpp"
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
 
@@ -59,8 +60,9 @@ Operand read_operand(const std::string& text, std::size_t& i) {
   std::string token = text.substr(start, i - start);
   if (token.empty()) bad_condition(text, "an operand is missing");
   try {
-    operand.literal = json::parse(token);
-  } catch (const json::exception&) {
+    operand.literal = parse_json_limited(token);
+  } catch (const UserError& e) {
+    if (std::string(e.sqlstate()) == sqlstate::program_limit_exceeded) bad_condition(text, e.what());
     bad_condition(text, "\"" + token + "\" is neither a placeholder nor a JSON value"
                         " (quote strings: \"prod\")");
   }
@@ -136,8 +138,15 @@ bool evaluate_condition(const json& when, const json& scope) {
   const json& left = value_of(condition.left, scope);
   if (condition.op.empty()) return truthy(left);
   const json& right = value_of(condition.right, scope);
-  if (condition.op == "==") return left == right;
-  if (condition.op == "!=") return left != right;
+  if (condition.op == "==" || condition.op == "!=") {
+    // nlohmann's == recurses as deep as both values go: one of them must be within the
+    // limit (scope values are, when they were parsed with parse_json_limited).
+    if (json_depth(left) > kMaxJsonDepth && json_depth(right) > kMaxJsonDepth)
+      throw UserError("\"when\" condition \"" + text + "\" compares values nested deeper than " +
+                          std::to_string(kMaxJsonDepth) + " levels",
+                      {}, {}, sqlstate::program_limit_exceeded);
+    return condition.op == "==" ? left == right : left != right;
+  }
   int order;
   if (left.is_number() && right.is_number()) {
     double a = left.get<double>(), b = right.get<double>();

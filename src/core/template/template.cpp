@@ -1,12 +1,15 @@
 #include "core/template/template.hpp"
 
+#include "core/common/json_limits.hpp"
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
 
 namespace orch::templating {
 namespace {
 
-constexpr int kMaxDepth = 512;  // JSON nesting; deeper documents are refused, not recursed
+// JSON nesting: deeper input is refused, not recursed over; the same limit as
+// parse_json_limited() puts on every document, so that anything it accepted renders.
+constexpr std::size_t kMaxDepth = kMaxJsonDepth;
 
 bool is_key_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -66,9 +69,14 @@ bool has_template_syntax(std::string_view text) {
   return text.find("{{") != std::string_view::npos;
 }
 
+// Whether `value`, inside `depth` arrays and objects, takes the input beyond kMaxDepth.
+bool too_deep(const json& value, std::size_t depth) {
+  return (value.is_array() || value.is_object()) && depth + 1 > kMaxDepth;
+}
+
 template <typename Fn>
-void for_each_string(const json& value, Fn&& fn, int depth = 0) {
-  if (depth > kMaxDepth)
+void for_each_string(const json& value, Fn&& fn, std::size_t depth = 0) {
+  if (too_deep(value, depth))
     throw UserError("template input is nested more than " + std::to_string(kMaxDepth) +
                     " levels deep");
   if (value.is_string()) {
@@ -82,16 +90,50 @@ std::string describe(const json& value) {
   return std::string(json_type_name(value));
 }
 
-std::string as_text(const json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  return value.dump();
+// `value`, resolved for `path`, is to be placed `depth` levels deep in the result (or, at
+// depth 0, printed): copying and printing recurse once per level, and what is rendered is
+// stored and read again, so the result must stay within kMaxDepth levels. Scope values
+// (node outputs, the run's context) are refused beyond it when they are parsed, but the
+// input around a placeholder adds its own levels.
+const json& placed(const json& value, const Path& path, std::size_t depth) {
+  if (depth + json_depth(value, kMaxDepth + 1 - depth) > kMaxDepth)
+    throw UserError("placeholder {{ " + path.text + " }} cannot be rendered: the result would be nested deeper than " +
+                        std::to_string(kMaxDepth) + " levels",
+                    {}, "Reference a part of the value (such as {{ " + path.text + ".items }}) rather than all of it.",
+                    sqlstate::program_limit_exceeded);
+  return value;
 }
 
-json render_value(const json& value, const json& scope, int depth) {
-  if (depth > kMaxDepth)
+std::string as_text(const json& value, const Path& path) {
+  if (value.is_string()) return value.get<std::string>();
+  return placed(value, path, 0).dump();
+}
+
+json render_string_at(std::string_view text, const json& scope, std::size_t depth) {
+  if (!has_template_syntax(text)) return std::string(text);
+  std::vector<Piece> pieces = split(text);
+  if (pieces.size() == 1 && pieces[0].is_placeholder) {
+    Path path = parse_path(pieces[0].text);
+    return placed(resolve(scope, path), path, depth);
+  }
+  std::string out;
+  out.reserve(text.size());
+  for (const auto& piece : pieces) {
+    if (!piece.is_placeholder) {
+      out += piece.text;
+      continue;
+    }
+    Path path = parse_path(piece.text);
+    out += as_text(resolve(scope, path), path);
+  }
+  return out;
+}
+
+json render_value(const json& value, const json& scope, std::size_t depth) {
+  if (too_deep(value, depth))
     throw UserError("template input is nested more than " + std::to_string(kMaxDepth) +
                     " levels deep");
-  if (value.is_string()) return render_string(value.get_ref<const std::string&>(), scope);
+  if (value.is_string()) return render_string_at(value.get_ref<const std::string&>(), scope, depth);
   if (value.is_array()) {
     json out = json::array();
     for (const auto& item : value) out.push_back(render_value(item, scope, depth + 1));
@@ -245,17 +287,7 @@ const json& resolve(const json& scope, const Path& path) {
   return *current;
 }
 
-json render_string(std::string_view text, const json& scope) {
-  if (!has_template_syntax(text)) return std::string(text);
-  std::vector<Piece> pieces = split(text);
-  if (pieces.size() == 1 && pieces[0].is_placeholder)
-    return resolve(scope, parse_path(pieces[0].text));
-  std::string out;
-  out.reserve(text.size());
-  for (const auto& piece : pieces)
-    out += piece.is_placeholder ? as_text(resolve(scope, parse_path(piece.text))) : piece.text;
-  return out;
-}
+json render_string(std::string_view text, const json& scope) { return render_string_at(text, scope, 0); }
 
 json render(const json& value, const json& scope) { return render_value(value, scope, 0); }
 

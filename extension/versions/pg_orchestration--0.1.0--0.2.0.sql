@@ -1,0 +1,699 @@
+-- pg_orchestration 0.1.0 -> 0.2.0. Each change of extension/*.sql since 0.1.0 (whose
+-- install script is kept as it was in extension/versions/pg_orchestration--0.1.0.sql).
+-- test/integration/upgrade.sh proves that installing 0.1.0 and running this gives the
+-- catalog of a fresh 0.2.0 install.
+
+\echo Use "ALTER EXTENSION pg_orchestration UPDATE" to load this file. \quit
+
+-- Containment (issue 13).
+-- A RULE agent runs as the role that last set its function (runs_as), no longer as the
+-- role that registered it; existing agents keep running as their registrant until then.
+ALTER TABLE orchestration.agents ADD COLUMN runs_as name;
+UPDATE orchestration.agents SET runs_as = registered_by WHERE type = 'RULE';
+ALTER TABLE orchestration.agents
+  ADD CONSTRAINT agents_rule_runs_as CHECK ((type = 'RULE') = (runs_as IS NOT NULL));
+COMMENT ON COLUMN orchestration.agents.registered_by IS
+  'The role that registered the agent';
+COMMENT ON COLUMN orchestration.agents.runs_as IS
+  'RULE agents: the role whose privileges the function runs with, the role that last set the function (register_agent or update_agent), which had to be allowed to execute it';
+
+-- Four eyes compare logins: runs started before the upgrade count their starting role as
+-- their login.
+ALTER TABLE orchestration.workflow_runs ADD COLUMN started_login name;
+UPDATE orchestration.workflow_runs SET started_login = started_by;
+ALTER TABLE orchestration.workflow_runs ALTER COLUMN started_login SET DEFAULT session_user;
+ALTER TABLE orchestration.workflow_runs ALTER COLUMN started_login SET NOT NULL;
+COMMENT ON COLUMN orchestration.workflow_runs.started_by IS
+  'The role that started the run (the SET ROLE role, else the login; for a table trigger, the role that wrote the row)';
+COMMENT ON COLUMN orchestration.workflow_runs.started_login IS
+  'The person who started the run: the session''s login role (inside a RULE attempt, the agent''s role). With orchestration.approval_four_eyes, this login cannot answer the run''s approvals, whatever role it switches to';
+
+-- The crash-loop breaker's count.
+ALTER TABLE orchestration.workflow_run_nodes ADD COLUMN crashes integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN orchestration.workflow_run_nodes.crashes IS
+  'How many times the scheduler process died while it was working on this node; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
+
+-- claim_nodes returns runs_as instead of registered_by: a new result type.
+DROP FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]);
+
+-- The functions changed or added since 0.1.0, as extension/*.sql defines them.
+
+CREATE OR REPLACE FUNCTION orchestration.calling_role() RETURNS name
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_calling_role';
+
+CREATE FUNCTION orchestration.calling_login() RETURNS name
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_calling_login';
+
+CREATE OR REPLACE FUNCTION orchestration.agent_json(a orchestration.agents) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_strip_nulls(jsonb_build_object(
+           'id', a.id, 'project_id', a.project_id, 'name', a.name, 'type', a.type,
+           'version', a.version, 'risk_level', a.risk_level, 'description', a.description,
+           'registered_by', a.registered_by, 'registered_at', a.registered_at,
+           'updated_at', a.updated_at))
+      || CASE WHEN a.type = 'RULE' THEN
+           jsonb_build_object('function', a.rule_function, 'runs_as', a.runs_as,
+                              'limits', jsonb_build_object('timeout_seconds', a.timeout_seconds))
+         ELSE
+           jsonb_strip_nulls(jsonb_build_object('entry_path', a.entry_path))
+           || jsonb_build_object(
+                'image', a.image, 'command', to_jsonb(a.command), 'env', a.env,
+                'secrets', to_jsonb(a.secrets), 'allow_network', a.allow_network,
+                'limits', jsonb_build_object('memory_mb', a.memory_mb, 'cpus', a.cpus,
+                                             'timeout_seconds', a.timeout_seconds,
+                                             'pids', a.pids_limit))
+         END
+      || jsonb_build_object('capabilities', coalesce(
+           (SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                     'name', c.name, 'description', c.description)) ||
+                   jsonb_build_object('input_schema', c.input_schema,
+                                      'output_schema', c.output_schema) ORDER BY c.id)
+              FROM orchestration.agent_capabilities c WHERE c.agent_id = a.id),
+           '[]'))
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.resolve_rule_function(function_name text, caller name)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  fn regprocedure;
+  p pg_proc;
+  hint text := 'A RULE agent''s function takes one jsonb argument and returns jsonb, for example: '
+               'CREATE FUNCTION public.triage(input jsonb) RETURNS jsonb LANGUAGE sql AS $f$ SELECT ... $f$;';
+BEGIN
+  -- Schema-qualified only: the worker runs the function later with its own search_path,
+  -- so an unqualified name could resolve to something else then.
+  IF position('.' in function_name) = 0 THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": "%" must be schema-qualified, like "public.%"',
+                    function_name, function_name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  BEGIN
+    fn := to_regprocedure(CASE WHEN position('(' in function_name) > 0 THEN function_name
+                               ELSE function_name || '(jsonb)' END);
+  EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": "%" is not a function name: %',
+                    function_name, SQLERRM
+      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+  END;
+  IF fn IS NULL THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": function %(jsonb) does not exist',
+                    regexp_replace(function_name, '\(.*$', '')
+      USING ERRCODE = 'undefined_function', HINT = hint;
+  END IF;
+  SELECT * INTO p FROM pg_proc WHERE oid = fn;
+  IF p.prokind <> 'f' OR p.pronargs <> 1 OR p.proargtypes[0] <> 'jsonb'::regtype
+     OR p.prorettype <> 'jsonb'::regtype OR p.proretset THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": % returns %, but a RULE agent''s function must be (jsonb) returns jsonb',
+                    fn, CASE WHEN p.proretset THEN 'setof ' ELSE '' END || p.prorettype::regtype::text
+      USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+  END IF;
+  IF NOT has_function_privilege(caller, fn, 'EXECUTE') THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": role "%" may not execute %', caller, fn
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it.';
+  END IF;
+  RETURN fn::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.store_agent(agent_id bigint, project_id integer, spec jsonb,
+                                          rule_function text, caller name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  stored_id bigint := agent_id;
+  in_use record;
+BEGIN
+  BEGIN
+    IF stored_id IS NULL THEN
+      -- The NOT NULL and CHECK columns here; the UPDATE below writes the rest, for
+      -- both a new agent and an updated one.
+      INSERT INTO orchestration.agents AS a
+        (project_id, name, type, version, registered_by, timeout_seconds, image, rule_function,
+         runs_as)
+      VALUES (store_agent.project_id, spec->>'name', (spec->>'type')::orchestration.agent_type,
+              spec->>'version', caller, (spec#>>'{limits,timeout_seconds}')::integer,
+              spec->>'image', store_agent.rule_function,
+              CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END)
+      RETURNING a.id INTO stored_id;
+    END IF;
+    UPDATE orchestration.agents a SET
+      name = spec->>'name',
+      type = (spec->>'type')::orchestration.agent_type,
+      version = spec->>'version',
+      risk_level = (spec->>'risk_level')::orchestration.risk_level,
+      description = spec->>'description',
+      image = spec->>'image',
+      command = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'command')), '{}'),
+      entry_path = spec->>'entry_path',
+      env = coalesce(spec->'env', '{}'),
+      secrets = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'secrets')), '{}'),
+      memory_mb = (spec#>>'{limits,memory_mb}')::integer,
+      cpus = (spec#>>'{limits,cpus}')::numeric,
+      timeout_seconds = (spec#>>'{limits,timeout_seconds}')::integer,
+      pids_limit = (spec#>>'{limits,pids}')::integer,
+      allow_network = coalesce((spec->>'allow_network')::boolean, false),
+      rule_function = store_agent.rule_function,
+      -- A RULE function runs as the role that last set it (checked by
+      -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
+      -- more privileged, one: whoever points the agent at a function vouches for it.
+      runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
+      updated_at = now()
+    WHERE a.id = stored_id;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'agent "%" already exists in project %', spec->>'name', project_id
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Agent names are unique per project; use orchestration.update_agent() to change the existing one.';
+  END;
+
+  -- A capability that a workflow node calls cannot be removed.
+  SELECT c.name AS capability, w.name AS workflow, n.node_key INTO in_use
+  FROM orchestration.agent_capabilities c
+  JOIN orchestration.workflow_nodes n ON n.agent_id = c.agent_id AND n.action = c.name
+  JOIN orchestration.workflows w ON w.id = n.workflow_id
+  WHERE c.agent_id = stored_id
+    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e)
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'capability "%" of agent "%" cannot be removed: workflow "%" (node "%") uses it',
+                    in_use.capability, spec->>'name', in_use.workflow, in_use.node_key
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Change that workflow first with orchestration.update_workflow(), or keep the capability in the spec.';
+  END IF;
+  DELETE FROM orchestration.agent_capabilities c
+  WHERE c.agent_id = stored_id
+    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e);
+  INSERT INTO orchestration.agent_capabilities AS c
+    (agent_id, project_id, name, description, input_schema, output_schema)
+  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema'
+  FROM jsonb_array_elements(spec->'capabilities') e
+  ON CONFLICT ON CONSTRAINT agent_capabilities_agent_id_name_key DO UPDATE
+    SET description = excluded.description,
+        input_schema = excluded.input_schema,
+        output_schema = excluded.output_schema;
+  RETURN stored_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.update_agent(agent_id bigint, spec jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.agent_for_write(agent_id);
+  normalized jsonb;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'agent spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- get_agent() output can be edited and fed back: its read-only keys are ignored.
+  normalized := orchestration.normalize_agent_spec(
+    spec - ARRAY['id', 'project_id', 'registered_by', 'registered_at', 'updated_at', 'runs_as']);
+  PERFORM orchestration.store_agent(
+    agent_id, (target.agent).project_id, normalized,
+    CASE WHEN normalized->>'type' = 'RULE'
+         THEN orchestration.resolve_rule_function(normalized->>'function', target.caller) END,
+    target.caller);
+  RETURN (SELECT orchestration.agent_json(a) FROM orchestration.agents a WHERE a.id = agent_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.set_secret(project_id integer, name text, value text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET log_min_error_statement = panic
+AS $$
+BEGIN
+  PERFORM orchestration.authorize(project_id, 'orchestration_admin');
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'secret name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM orchestration.validate_name('secret', name);
+  IF value IS NULL THEN
+    RAISE EXCEPTION 'secret value must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+      HINT = 'Use orchestration.delete_secret() to remove a secret.';
+  END IF;
+  IF octet_length(value) > 65536 THEN
+    RAISE EXCEPTION 'secret "%" is too long: % bytes, at most 65536', name, octet_length(value)
+      USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  BEGIN
+    UPDATE orchestration.secrets s SET value = set_secret.value, updated_at = now()
+    WHERE s.project_id = set_secret.project_id AND s.name = set_secret.name;
+    IF NOT FOUND THEN
+      INSERT INTO orchestration.secrets (project_id, name, value)
+      VALUES (set_secret.project_id, set_secret.name, set_secret.value);
+    END IF;
+  EXCEPTION WHEN OTHERS THEN
+    -- A constraint's error would show the row, value included, in its DETAIL (and so in
+    -- the server log): keep the message and SQLSTATE, never the detail.
+    RAISE EXCEPTION 'could not store secret "%" of project %: %', name, project_id, SQLERRM
+      USING ERRCODE = SQLSTATE;
+  END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
+                                          node_keys text[], data jsonb[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  emitted bigint;
+BEGIN
+  WITH inserted AS (
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT u.project_id, u.type, u.subject, u.run_id,
+           jsonb_build_object(
+             'specversion', '1.0',
+             'id', gen_random_uuid()::text,
+             'source', format('/orchestration/%s/%s', current_database(), u.project_id),
+             'type', u.type,
+             'subject', u.subject,
+             'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             'datacontenttype', 'application/json',
+             'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
+                                        'traceparent', r.traceparent)
+                     || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
+                             ELSE jsonb_build_object('node', u.node_key) END
+                     || coalesce(u.data, '{}'))
+    FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
+          FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
+               AS u(project_id, type, run_id, node_key, data, position)) u
+    LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
+    ORDER BY u.position
+    RETURNING e.id, e.type, e.run_id
+  )
+  -- Any login role may LISTEN (PostgreSQL cannot restrict it), so by default a
+  -- notification says only that events were written (identical payloads of one
+  -- transaction fold into one notification); listeners read the rows, which row-level
+  -- security filters. orchestration.notify_details puts id, type and run id in it.
+  SELECT count(*) INTO emitted
+  FROM (SELECT * FROM inserted ORDER BY id) i,
+       LATERAL pg_notify('orchestration_events',
+                         CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
+                              THEN json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text
+                              ELSE '' END);
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  missing record;
+  known text;
+BEGIN
+  SELECT e.node->>'id' AS node_key, e.node->>'agent' AS agent_name, e.node->>'action' AS action,
+         a.id AS agent_id
+    INTO missing
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  LEFT JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  WHERE a.id IS NULL
+     OR NOT EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
+                    WHERE c.agent_id = a.id AND c.name = e.node->>'action')
+  ORDER BY e.ordinal LIMIT 1;
+  IF FOUND AND missing.agent_id IS NULL THEN
+    SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO known
+    FROM orchestration.agents a WHERE a.project_id = store_workflow_nodes.project_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" does not exist in project %',
+                    missing.node_key, missing.agent_name, project_id
+      USING ERRCODE = 'undefined_object',
+            HINT = CASE WHEN known IS NULL THEN 'Project ' || project_id || ' has no agents yet; register one with orchestration.register_agent().'
+                        ELSE 'Agents of project ' || project_id || ': ' || known || '.' END;
+  ELSIF FOUND THEN
+    SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO known
+    FROM orchestration.agent_capabilities c WHERE c.agent_id = missing.agent_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" has no capability "%"',
+                    missing.node_key, missing.agent_name, missing.action
+      USING ERRCODE = 'undefined_object', HINT = 'Its capabilities: ' || known || '.';
+  END IF;
+
+  DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
+  INSERT INTO orchestration.workflow_nodes
+    (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents,
+     level)
+  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, e.node->>'id', a.id,
+         e.node->>'action', e.node->'inputs',
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'depends_on')),
+         (e.node->>'approval_required')::boolean, (e.node->>'retries')::integer,
+         (e.node->>'retry_backoff_seconds')::numeric, (e.node->>'timeout_seconds')::integer,
+         nullif(e.node->'when', 'null'), (e.node->>'run_if_skipped')::boolean,
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'refs')),
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents')),
+         (e.node->>'level')::integer
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  ORDER BY e.ordinal;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
+                                         context jsonb, started_by name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run_id bigint;
+BEGIN
+  IF workflow.status <> 'ACTIVE' THEN
+    RAISE EXCEPTION 'workflow "%" is %; only ACTIVE workflows can be started', workflow.name, workflow.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Set "status": "ACTIVE" with orchestration.update_workflow().';
+  END IF;
+  context := coalesce(context, '{}');
+  IF jsonb_typeof(context) <> 'object' THEN
+    RAISE EXCEPTION 'run context must be a JSON object, not %', jsonb_typeof(context)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Templates read it as {{ context.<key> }}: pass {"key": value}.';
+  END IF;
+  INSERT INTO orchestration.workflow_runs AS r
+    (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
+     started_login)
+  VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
+          orchestration.child_traceparent(context->>'traceparent'), started_by,
+          orchestration.calling_login())
+  RETURNING r.id INTO run_id;
+  INSERT INTO orchestration.workflow_run_nodes
+    (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
+     dependents, level, pending_deps)
+  SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
+         n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
+         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on)
+  FROM orchestration.workflow_nodes n
+  WHERE n.workflow_id = workflow.id
+  ORDER BY n.level, n.node_key;
+  PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
+            jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
+                               'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
+  PERFORM orchestration.wake_scheduler();
+  RETURN run_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'orch_start_workflow_trigger';
+
+CREATE FUNCTION orchestration.start_run_from_trigger(table_oid oid, project_arg text, workflow text,
+                                                     operation text, new_row jsonb, old_row jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  project integer;
+  owner name;
+  table_name text;
+  quoted_name text;
+  target orchestration.workflows;
+BEGIN
+  BEGIN
+    project := project_arg::integer;
+  EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
+    RAISE EXCEPTION 'start_workflow_trigger: the first argument must be a project id, not "%"', project_arg
+      USING ERRCODE = 'invalid_parameter_value';
+  END;
+  -- The table's owner chose to attach this trigger, so the owner must be allowed to
+  -- start runs in the project; whoever writes the row need not be.
+  SELECT c.relowner::regrole::name, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+    INTO owner, table_name, quoted_name
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.oid = table_oid;
+  PERFORM orchestration.authorize(project, 'orchestration_operator', owner);
+  SELECT * INTO target FROM orchestration.workflows w
+  WHERE w.project_id = project AND w.name = start_run_from_trigger.workflow;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'start_workflow_trigger on %: workflow "%" does not exist in project %',
+                    table_name, workflow, project
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN orchestration.create_run(
+    target, 'table:' || quoted_name,
+    jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row),
+    orchestration.calling_role());
+END
+$$;
+
+CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+                                          max_running_per_project integer,
+                                          reserved_runs bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  running_total integer;
+  candidate_ids bigint[];
+  claimed_ids bigint[];
+  started_runs bigint[];
+  started_projects integer[];
+BEGIN
+  -- The limits count containers: RULE nodes run one after another inside the scheduler
+  -- and never stay RUNNING, so they are claimed whatever runs.
+  SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
+
+  -- The first runnable nodes in dispatch order (the queue index, read in order and cut
+  -- short), then those the limits leave room for: every RULE node, and the containers
+  -- while fewer than max_running run in all and max_running_per_project in their project.
+  WITH runnable AS (
+    SELECT q.id, q.project_id, q.level, coalesce(a.type <> 'RULE', true) AS container
+    FROM (SELECT n.id, n.project_id, n.level, n.agent_id
+          FROM orchestration.workflow_run_nodes n
+          WHERE n.status = 'PENDING' AND n.pending_deps = 0
+            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+          ORDER BY n.level, n.id
+          LIMIT max_nodes * 4) q
+    LEFT JOIN orchestration.agents a ON a.id = q.agent_id
+  ), ranked AS (
+    SELECT r.*,
+           count(*) FILTER (WHERE r.container) OVER (ORDER BY r.level, r.id) AS container_rank,
+           count(*) FILTER (WHERE r.container)
+             OVER (PARTITION BY r.project_id ORDER BY r.level, r.id) AS container_rank_in_project
+    FROM runnable r
+  ), busy AS (
+    SELECT n.project_id, count(*) AS running
+    FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING' GROUP BY n.project_id
+  )
+  SELECT array_agg(r.id ORDER BY r.level, r.id) INTO candidate_ids
+  FROM (SELECT r.id, r.level FROM ranked r LEFT JOIN busy b ON b.project_id = r.project_id
+        WHERE NOT r.container
+           OR ((max_running <= 0 OR r.container_rank <= max_running - running_total)
+               AND (max_running_per_project <= 0
+                    OR r.container_rank_in_project + coalesce(b.running, 0) <= max_running_per_project))
+        ORDER BY r.level, r.id LIMIT max_nodes) r;
+  IF candidate_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
+  FROM (SELECT n.id, n.level FROM orchestration.workflow_run_nodes n
+        JOIN orchestration.workflow_runs r ON r.id = n.run_id
+        WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
+          AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+          AND NOT r.id = ANY (reserved_runs)
+        ORDER BY n.level, n.id
+        -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
+        -- approve, reject do), so no two transactions wait for each other in a circle. A run
+        -- someone else holds is skipped for now.
+        FOR UPDATE OF n, r SKIP LOCKED) l;
+  IF claimed_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  WITH started AS (
+    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+    WHERE r.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids)))
+      AND r.status = 'PENDING'
+    RETURNING r.id, r.project_id
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
+    INTO started_runs, started_projects FROM started s;
+  IF started_runs IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
+              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
+  END IF;
+
+  RETURN QUERY
+    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+           a.runs_as,
+           coalesce(claimed.timeout_seconds, a.timeout_seconds),
+           jsonb_build_object(
+             'context', r.context,
+             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                       'started_by', r.started_by, 'traceparent', r.traceparent),
+             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+             -- The outputs its templates read, each looked up by (run_id, node_key).
+             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                                   FROM orchestration.workflow_run_nodes u
+                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
+                                                     AND u.status = 'SUCCESS') AS upstream
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+           (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
+             AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                             WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
+           -- The row version identifies the schemas, so the scheduler compiles them
+           -- once and again only after update_agent changes them.
+           c.id, c.xmin::text,
+           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
+           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
+    FROM orchestration.workflow_run_nodes claimed
+    JOIN orchestration.agents a ON a.id = claimed.agent_id
+    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
+    JOIN orchestration.workflows w ON w.id = r.workflow_id
+    JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    WHERE claimed.id = ANY (claimed_ids)
+    ORDER BY claimed.level, claimed.id;
+END
+$$;
+
+CREATE FUNCTION orchestration.note_crash(node_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  IF orchestration.lock_run_of(node_id) IS NULL THEN
+    RETURN;  -- the node is gone (its run was deleted)
+  END IF;
+  UPDATE orchestration.workflow_run_nodes n SET crashes = n.crashes + 1
+   WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+  RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF node.crashes >= 2 THEN
+    PERFORM orchestration.fail_node(node_id, format(
+      'the scheduler process died %s times while working on this node (attempt %s); it is failed so that it cannot bring the scheduler down again. The server log has the cause',
+      node.crashes, node.attempt + 1));
+  ELSE
+    RAISE LOG 'pg_orchestration scheduler: the previous scheduler died while working on node % (run %, node "%"); it will be tried once more',
+              node.id, node.run_id, node.node_key;
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.answer_approval(approval_id bigint,
+                                              answer orchestration.approval_status, notes text)
+RETURNS orchestration.workflow_approvals
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  approval orchestration.workflow_approvals;
+  caller name;
+  run orchestration.workflow_runs;
+BEGIN
+  -- The run's row first, then the approval (see the lock order in 70_runs.sql).
+  SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id;
+  IF FOUND THEN
+    PERFORM orchestration.reserve_run(approval.workflow_run_id);
+    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+    SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'approval % does not exist', coalesce(approval_id::text, 'NULL')
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  caller := orchestration.authorize(approval.project_id, 'orchestration_approver',
+                                    object => 'approval ' || approval_id);
+  IF approval.status <> 'PENDING' THEN
+    RAISE EXCEPTION 'approval % was already answered: %', approval_id,
+                    approval.status || coalesce(' by ' || approval.responded_by, '')
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = coalesce('Notes: ' || approval.notes, '');
+  END IF;
+  -- The deadline holds where the answer is given, not only when the scheduler gets round
+  -- to expiring it.
+  IF approval.expires_at IS NOT NULL AND approval.expires_at <= clock_timestamp() THEN
+    RAISE EXCEPTION 'approval % expired at %; it can no longer be answered', approval_id, approval.expires_at
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'The scheduler rejects expired approvals and fails their nodes; retry the run with orchestration.retry_run() to ask again.';
+  END IF;
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id;
+  -- Four eyes compare people, not roles: the login that started the run may not answer
+  -- it under any role it can switch to (SET ROLE to a group it belongs to included).
+  IF coalesce(current_setting('orchestration.approval_four_eyes', true), 'off') IN ('on', 'true', '1')
+     AND (run.started_by = caller OR run.started_login = orchestration.calling_login()) THEN
+    RAISE EXCEPTION 'role "%" started run % and so cannot answer its approvals',
+                    orchestration.calling_login(), run.id
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'orchestration.approval_four_eyes is on: another approver must answer.';
+  END IF;
+  UPDATE orchestration.workflow_approvals a
+     SET status = answer, responded_at = now(), responded_by = caller, notes = answer_approval.notes
+   WHERE a.id = approval_id
+  RETURNING * INTO approval;
+  PERFORM orchestration.emit_event(approval.project_id, 'approval', lower(answer::text),
+            approval.workflow_run_id, approval.node_key,
+            jsonb_build_object('approval_id', approval_id, 'status', answer,
+                               'responded_by', caller, 'notes', notes));
+  RETURN approval;
+END
+$$;
+
+COMMENT ON FUNCTION orchestration.calling_role() IS
+  'The role on whose behalf the API is called: inside a RULE attempt, the agent''s runs_as role; else the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
+
+COMMENT ON FUNCTION orchestration.calling_login() IS
+  'The person behind the call: inside a RULE attempt, the agent''s runs_as role; else the session user (the login), whatever role it has switched to with SET ROLE. Four-eyes approvals compare it';
+
+COMMENT ON FUNCTION orchestration.update_agent(bigint, jsonb) IS
+  'Replaces an agent''s spec (the whole spec, as register_agent takes it; to change one field pass get_agent(id) || ''{"version": "2"}'') and returns the agent as get_agent shows it. A capability used by a workflow cannot be removed. A RULE agent then runs as the caller (runs_as), who must be allowed to execute its function';
+
+COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+
+COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) IS
+  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, creates the run); called only by that trigger, through fmgr';
+
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) IS
+  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run), and returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+
+COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
+  'Internal (scheduler, at start): counts a crash of the scheduler while it worked on a node; a node that brought the scheduler down twice is failed with a message that says so';
+
+COMMENT ON FUNCTION orchestration.answer_approval(bigint, orchestration.approval_status, text) IS
+  'Internal: records an answer to a PENDING, unexpired approval (and its event) after checking the caller is an approver of the project and, with orchestration.approval_four_eyes, neither the role nor the login that started the run';
+
+-- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
+-- grants the API).
+REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.note_crash(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.calling_login()
+  TO orchestration_admin, orchestration_operator, orchestration_approver;

@@ -1,0 +1,40 @@
+// Who is calling the API: calling_role() and calling_login(). In C because inside the
+// scheduler a RULE attempt acts for its agent's role, which only the worker's own C code
+// knows (executors/rule_executor); a setting would be something the function itself
+// could change.
+#include "executors/rule_executor.hpp"
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "utils/builtins.h"
+}
+
+namespace {
+
+Datum role_name(Oid role) {
+  return orch::pg::guard([&] {
+    Name result = static_cast<Name>(palloc0(NAMEDATALEN));
+    namestrcpy(result, GetUserNameFromId(role, false));
+    return NameGetDatum(result);
+  });
+}
+
+}  // namespace
+
+// calling_role() returns name: the RULE attempt's role, else the SET ROLE role, else the
+// login. SECURITY DEFINER functions change current_user, never these.
+ORCH_SQL_FUNCTION(orch_calling_role) {
+  Oid role = orch::executors::rule_attempt_role();
+  if (role == InvalidOid) role = GetCurrentRoleId();  // InvalidOid: no SET ROLE
+  if (role == InvalidOid) role = GetSessionUserId();
+  return role_name(role);
+}
+
+// calling_login() returns name: the RULE attempt's role, else the login, whatever role
+// the session has switched to.
+ORCH_SQL_FUNCTION(orch_calling_login) {
+  Oid role = orch::executors::rule_attempt_role();
+  if (role == InvalidOid) role = GetSessionUserId();
+  return role_name(role);
+}

@@ -1,0 +1,96 @@
+// start_workflow_trigger(): the table trigger that starts a workflow in the writer's
+// transaction. It runs as whoever writes the row, like any trigger function: turning the
+// row into JSON may call code of the table owner's choosing (a cast to json of a type of
+// theirs), which must never run with the extension owner's privileges. Only the start
+// itself, start_run_from_trigger (SECURITY DEFINER), runs as the extension owner; it is
+// executable by nobody, and called here through fmgr, which checks no privilege.
+#include "core/common/user_error.hpp"
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "nodes/primnodes.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+}
+
+#include <string>
+
+namespace {
+
+constexpr const char* kHint =
+    "CREATE TRIGGER ... AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION "
+    "orchestration.start_workflow_trigger('<project_id>', '<workflow>');";
+
+// The row as jsonb, computed as the writer (the current user), through to_jsonb(record).
+Datum row_jsonb(HeapTuple tuple, TupleDesc descriptor) {
+  Datum row = heap_copy_tuple_as_datum(tuple, descriptor);
+  // to_jsonb is polymorphic: it reads its argument's type from the call expression.
+  FmgrInfo flinfo;
+  fmgr_info(F_TO_JSONB, &flinfo);
+  Param* arg = makeNode(Param);
+  arg->paramkind = PARAM_EXTERN;
+  arg->paramtype = descriptor->tdtypeid;
+  arg->paramtypmod = -1;
+  arg->location = -1;
+  FuncExpr* call = makeNode(FuncExpr);
+  call->funcid = F_TO_JSONB;
+  call->funcresulttype = JSONBOID;
+  call->args = list_make1(arg);
+  call->location = -1;
+  fmgr_info_set_expr(reinterpret_cast<Node*>(call), &flinfo);
+  return FunctionCall1(&flinfo, row);
+}
+
+}  // namespace
+
+ORCH_SQL_FUNCTION(orch_start_workflow_trigger) {
+  bool as_trigger = CALLED_AS_TRIGGER(fcinfo);
+  TriggerData* trigger = as_trigger ? reinterpret_cast<TriggerData*>(fcinfo->context) : nullptr;
+  if (!trigger || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) || trigger->tg_trigger->tgnargs != 2)
+    throw orch::UserError("orchestration.start_workflow_trigger must be a FOR EACH ROW trigger with two arguments",
+                          "", kHint);
+  TriggerEvent event = trigger->tg_event;
+  const char* operation = TRIGGER_FIRED_BY_INSERT(event)   ? "INSERT"
+                          : TRIGGER_FIRED_BY_UPDATE(event) ? "UPDATE"
+                          : TRIGGER_FIRED_BY_DELETE(event) ? "DELETE"
+                                                           : nullptr;
+  if (!operation)
+    throw orch::UserError("orchestration.start_workflow_trigger fires on INSERT, UPDATE or DELETE only",
+                          "", kHint);
+  return orch::pg::guard([&] {
+    Relation relation = trigger->tg_relation;
+    TupleDesc descriptor = RelationGetDescr(relation);
+    HeapTuple new_row = TRIGGER_FIRED_BY_INSERT(event)   ? trigger->tg_trigtuple
+                        : TRIGGER_FIRED_BY_UPDATE(event) ? trigger->tg_newtuple
+                                                         : nullptr;
+    HeapTuple old_row = TRIGGER_FIRED_BY_INSERT(event) ? nullptr : trigger->tg_trigtuple;
+    Datum new_json = new_row ? row_jsonb(new_row, descriptor) : (Datum)0;
+    Datum old_json = old_row ? row_jsonb(old_row, descriptor) : (Datum)0;
+
+    Oid start = DatumGetObjectId(DirectFunctionCall1(
+        to_regprocedure,
+        CStringGetTextDatum("orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb)")));
+    if (start == InvalidOid) elog(ERROR, "orchestration.start_run_from_trigger is missing; reinstall the extension");
+    FmgrInfo flinfo;
+    fmgr_info(start, &flinfo);
+    LOCAL_FCINFO(call, 6);
+    InitFunctionCallInfoData(*call, &flinfo, 6, InvalidOid, nullptr, nullptr);
+    call->args[0] = {ObjectIdGetDatum(RelationGetRelid(relation)), false};
+    call->args[1] = {CStringGetTextDatum(trigger->tg_trigger->tgargs[0]), false};
+    call->args[2] = {CStringGetTextDatum(trigger->tg_trigger->tgargs[1]), false};
+    call->args[3] = {CStringGetTextDatum(operation), false};
+    call->args[4] = {new_json, new_row == nullptr};
+    call->args[5] = {old_json, old_row == nullptr};
+    FunctionCallInvoke(call);
+    return PointerGetDatum(TRIGGER_FIRED_BY_DELETE(event) ? trigger->tg_trigtuple
+                           : TRIGGER_FIRED_BY_UPDATE(event) ? trigger->tg_newtuple
+                                                            : trigger->tg_trigtuple);
+  });
+}

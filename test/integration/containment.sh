@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Containment (issue 13): each attack a hostile project admin (mallory, project 2) or a
+# careless agent can make, performed for real against the cluster, the scheduler and the
+# Docker engine, and the property that must hold afterwards.
+source "$(dirname "$0")/lib.bash"
+reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
+as() { local role=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -U "$role" -c "$@"; }
+superuser() { q "SELECT rolsuper FROM pg_roles WHERE rolname = '$1'"; }
+
+q "DROP SCHEMA IF EXISTS mallory CASCADE" >/dev/null 2>&1
+for r in mallory alice nobody; do q "DROP OWNED BY $r" >/dev/null 2>&1; q "DROP ROLE IF EXISTS $r" >/dev/null 2>&1; done
+q "CREATE ROLE mallory LOGIN; CREATE ROLE alice LOGIN; CREATE ROLE nobody LOGIN"
+q "GRANT orchestration_admin TO mallory, alice; GRANT orchestration_approver TO alice"
+q "SELECT orchestration.grant_project('alice', 1), orchestration.grant_project('mallory', 2)" >/dev/null
+q "CREATE SCHEMA mallory AUTHORIZATION mallory"
+q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT input \$\$"
+q "GRANT EXECUTE ON FUNCTION public.echo(jsonb) TO PUBLIC"
+as alice "SELECT orchestration.register_agent(1, '{\"name\": \"echo\", \"type\": \"RULE\", \"function\": \"public.echo\", \"capabilities\": [{\"name\": \"say\"}]}')" >/dev/null
+as alice "SELECT orchestration.create_workflow(1, '{\"name\": \"hello\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\", \"inputs\": {\"hi\": 1}}]}')" >/dev/null
+project1_runs() {  # another tenant's run finishes while whatever mallory did goes on
+  local run; run=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
+  q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'"
+}
+
+# --- 1. No path from a project role to superuser or to another project ------------------
+# A temp table named like the extension's old scratch table, with a trigger, in the caller's
+# pg_temp: SECURITY DEFINER code must never write to it.
+out=$(psql -X -q -At -U mallory 2>&1 <<'SQL'
+CREATE TEMP TABLE orchestration_spec_nodes (ordinal bigint, node_key text, agent_name text, action text,
+  node jsonb, agent_id bigint, capability_exists boolean);
+CREATE FUNCTION mallory.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN NEW; END $$;
+CREATE TRIGGER escalate BEFORE INSERT ON pg_temp.orchestration_spec_nodes
+  FOR EACH ROW EXECUTE FUNCTION mallory.escalate();
+SELECT orchestration.register_agent(2, '{"name": "echo", "type": "RULE", "function": "public.echo", "capabilities": [{"name": "say"}]}') > 0;
+SELECT orchestration.create_workflow(2, '{"name": "w", "nodes": [{"id": "a", "agent": "echo", "action": "say"}]}') > 0;
+SQL
+)
+is "$(superuser mallory)" "f" "a temp table with a trigger does not make the caller a superuser through create_workflow"
+is "$(q "SELECT count(*) FROM orchestration.workflow_nodes n JOIN orchestration.workflows w ON w.id = n.workflow_id WHERE w.project_id = 2 AND w.name = 'w'")" "1" \
+   "the workflow is stored all the same ($(echo "$out" | tr '\n' ' ' | cut -c1-80))"
+
+# A table trigger whose row holds a type with a cast to json of the table owner's: turning the
+# row into JSON runs that cast, which must not run as the extension's owner.
+out=$(psql -X -q -At -U mallory 2>&1 <<'SQL'
+CREATE TYPE mallory.boom AS ENUM ('x');
+CREATE FUNCTION mallory.boom_json(mallory.boom) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN json_build_object('as', current_user);
+END $$;
+CREATE CAST (mallory.boom AS json) WITH FUNCTION mallory.boom_json(mallory.boom);
+CREATE TABLE mallory.orders (id int, b mallory.boom);
+CREATE TRIGGER start AFTER INSERT ON mallory.orders
+  FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('2', 'w');
+INSERT INTO mallory.orders VALUES (1, 'x');
+SQL
+)
+is "$(superuser mallory)" "f" "a cast to json in a triggering row runs as the writer, not as the extension owner"
+is "$(q "SELECT context->'new'->'b'->>'as' FROM orchestration.workflow_runs WHERE trigger = 'table:mallory.orders'")" "mallory" \
+   "the trigger started the run with the row as the writer sees it ($(echo "$out" | tr '\n' ' ' | cut -c1-60))"
+
+# A RULE function acts with its owner's authority only: the API's own checks see it.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE TABLE mallory.called (what text);
+CREATE FUNCTION mallory.grab(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM orchestration.grant_project('mallory', 1);
+  RETURN '{}';
+END $$;
+CREATE FUNCTION mallory.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO mallory.called VALUES (current_user);
+  BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN pg_catalog.clock_timestamp();
+END $$;
+GRANT INSERT ON mallory.called TO PUBLIC;
+CREATE FUNCTION mallory.settings(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('search_path', 'mallory, pg_catalog', false);
+  RETURN jsonb_build_object('user', current_user, 'caller', orchestration.calling_role());
+END $$;
+SELECT orchestration.register_agent(2, '{"name": "grab", "type": "RULE", "function": "mallory.grab", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.register_agent(2, '{"name": "settings", "type": "RULE", "function": "mallory.settings", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "grab", "nodes": [{"id": "a", "agent": "grab", "action": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "settings", "nodes": [{"id": "a", "agent": "settings", "action": "go"}]}');
+SQL
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'grab')")
+error=$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")
+is "$error" "permission denied for project 1" "a RULE function cannot grant itself another project: the API sees its role"
+is "$(q "SELECT count(*) FROM orchestration.project_grants WHERE role = 'mallory'::regrole AND project_id = 1")" "0" "no grant was written"
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'settings')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'output'")" '{"user": "mallory", "caller": "mallory"}' \
+   "a RULE function runs as its owner and calling_role() answers that role"
+is "$(project1_runs)" "SUCCESS" "the scheduler goes on after a RULE function changed search_path"
+is "$(q "SELECT count(*) FROM mallory.called")" "0" "no setting of a RULE function outlives its attempt (the attacker's clock_timestamp was never called)"
+is "$(superuser mallory)" "f" "mallory is still no superuser"
+
+# Who a RULE agent runs as: the role that last set its function.
+q "CREATE FUNCTION public.safe(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
+q "SELECT orchestration.register_agent(2, '{\"name\": \"by-super\", \"type\": \"RULE\", \"function\": \"public.safe\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION mallory.whoami(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN jsonb_build_object('user', current_user);
+END $$;
+SELECT orchestration.update_agent(a.id, orchestration.get_agent(a.id) || '{"function": "mallory.whoami"}')
+FROM orchestration.agents a WHERE a.project_id = 2 AND a.name = 'by-super';
+SELECT orchestration.create_workflow(2, '{"name": "whoami", "nodes": [{"id": "a", "agent": "by-super", "action": "go"}]}');
+SQL
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'whoami')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'output'")" '{"user": "mallory"}' \
+   "a superuser's RULE agent re-pointed by a project admin runs as that admin"
+is "$(superuser mallory)" "f" "and cannot make itself superuser"
+# The role that set the function must still be allowed to execute it when it runs.
+q "REVOKE EXECUTE ON FUNCTION mallory.whoami(jsonb) FROM PUBLIC" >/dev/null
+q "REVOKE EXECUTE ON FUNCTION mallory.whoami(jsonb) FROM mallory" >/dev/null
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'whoami')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
+   "role \"mallory\" may not execute mallory.whoami(jsonb) (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it)" \
+   "a RULE agent whose role lost EXECUTE on its function fails instead of running it"
+
+# --- 4. Approvals and secrets --------------------------------------------------------------
+value="SeCrEt-$(date +%s%N)"
+secret_call() { echo "SELECT orchestration.set_secret($2);" | psql -X -q -At -U "$1" -v "v=$value" 2>&1; }
+err=$(secret_call alice "1, NULL, :'v'")
+err2=$(secret_call alice "1, 'bad name!', :'v'")
+err3=$(secret_call mallory "1, 'TOKEN', :'v'")
+err4=$(secret_call alice "1, 'TOKEN', repeat(:'v', 10000)")
+printf '%s\n' "$err" "$err2" "$err3" "$err4" | sed 's/^/# /'
+case "$err$err2$err3$err4" in *"$value"*) leaked=1 ;; *) leaked=0 ;; esac
+is "$leaked" "0" "no error of set_secret shows the value (NULL name, bad name, other project, too long)"
+is "$(echo "$err" | head -1)" "ERROR:  secret name must not be NULL" "a NULL name is refused with a plain error"
+sleep 0.5
+grep -q -- "$value" "$DATA"/log/*.log 2>/dev/null; is "$?" "1" "the server log does not hold the value"
+
+# Any login role can LISTEN: by default a notification says only that events were written.
+( psql -X -U nobody -c "LISTEN orchestration_events" -c "SELECT pg_sleep(3)" > /tmp/orch_listen.$$ 2>&1 ) &
+listener=$!
+sleep 1
+as alice "SELECT orchestration.start_workflow(1, 'hello')" >/dev/null
+wait $listener
+grep -q 'Asynchronous notification "orchestration_events"' /tmp/orch_listen.$$; ok $? "a role without any orchestration role still hears that something happened"
+grep -q 'payload' /tmp/orch_listen.$$; is "$?" "1" "but the notification carries no payload (no event id, type or run id)"
+rm -f /tmp/orch_listen.$$
+
+# --- 2. Poison pills fail their own node, never the engine ---------------------------------
+# Inputs nested beyond any sane depth are refused with an error, not a crashed server.
+deep=$(python3 -c 'print("[" * 10000 + "]" * 10000)')
+deep_schema=$(python3 -c 'print("{\"not\":" * 10000 + "true" + "}" * 10000)')
+err2=$(echo "SELECT orchestration.register_agent(2, jsonb_build_object('name', 'deep', 'type', 'RULE', 'function', 'public.echo', 'capabilities', jsonb_build_array(jsonb_build_object('name', 'go', 'input_schema', :'d'::jsonb))))" |
+       psql -X -q -At -U mallory -v "d=$deep_schema" 2>&1)
+q "GRANT orchestration_operator TO nobody" >/dev/null
+err=$(echo "SELECT orchestration.json_schema_valid('{\"type\": \"array\"}', :'d')" | psql -X -q -At -U nobody -v "d=$deep" 2>&1)
+q "REVOKE orchestration_operator FROM nobody" >/dev/null
+is "$(echo "$err" | head -1)" "ERROR:  JSON nested deeper than 512 levels (at byte 513)" "json_schema_valid on a 10,000-deep document is an error, not a crash"
+is "$(echo "$err2" | head -1 | cut -c1-40)" "ERROR:  JSON nested deeper than 512 leve" "register_agent with a 10,000-deep schema is an error, not a crash"
+is "$(project1_runs)" "SUCCESS" "the server is up and runs workflows"
+
+if docker version >/dev/null 2>&1; then
+  q "ALTER SYSTEM SET orchestration.allowed_images = 'orchestration/busybox:*'" >/dev/null
+  q "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+  before=$(scheduler_pid)
+  container_agent() {  # container_agent NAME SHELL-COMMAND [SECRETS-JSON]
+    q "SELECT orchestration.register_agent(2, jsonb_build_object('name', '$1', 'type', 'SCRIPT', 'image', 'orchestration/busybox:test',
+         'command', jsonb_build_array('sh', '-c', \$cmd\$$2\$cmd\$), 'secrets', '${3:-[]}'::jsonb,
+         'capabilities', jsonb_build_array(jsonb_build_object('name', 'go'))))" >/dev/null
+    q "SELECT orchestration.create_workflow(2, '{\"name\": \"$1\", \"nodes\": [{\"id\": \"c\", \"agent\": \"$1\", \"action\": \"go\"}]}')" >/dev/null
+  }
+  container_agent nul 'cat >/dev/null; printf "{\"a\":\"\\u0000\"}"'
+  container_agent deep 'cat >/dev/null; head -c 100000 /dev/zero | tr "\0" "["; head -c 100000 /dev/zero | tr "\0" "]"'
+  container_agent noisy 'cat >/dev/null; printf "bad\000bytes \377\376 here\n" >&2; echo "{\"ok\": true}"'
+  q "SELECT orchestration.set_secret(2, 'API_TOKEN', 'tok-$value')" >/dev/null
+  container_agent leaky 'cat >/dev/null; env >&2; echo "{\"token\": \"$API_TOKEN\"}"' '["API_TOKEN"]'
+  declare -A runs
+  for w in nul deep noisy leaky; do runs[$w]=$(q "SELECT orchestration.start_workflow(2, '$w')"); done
+  other=$(project1_runs)
+  for w in nul deep noisy leaky; do q "SELECT orchestration.wait_for_run(${runs[$w]}, '120 s')" >/dev/null; done
+  node() { q "SELECT $2 FROM orchestration.workflow_run_nodes WHERE run_id = ${runs[$1]}"; }
+  is "$(node nul status)|$(node nul error)" \
+     'FAILED|its output cannot be stored: string at /a contains the character U+0000, which PostgreSQL'"'"'s jsonb cannot store' \
+     'stdout {"a":"\u0000"} fails its node, saying why'
+  is "$(node deep status)|$(node deep "left(error, 95)")" \
+     'FAILED|its output is not a JSON document we can take: JSON nested deeper than 512 levels (at byte 513)' \
+     "stdout nested 100,000 deep fails its node, saying why"
+  is "$(node noisy status)" "SUCCESS" "NUL and invalid UTF-8 on stderr do not stop the result from being recorded"
+  is "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[noisy]}")" "$(printf 'bad\xef\xbf\xbdbytes \xef\xbf\xbd\xef\xbf\xbd here\n')" \
+     "the stored log tail has them replaced by U+FFFD"
+  is "$other" "SUCCESS" "another project's run finished meanwhile"
+  is "$(scheduler_pid)" "$before" "the scheduler never restarted"
+  is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
+  stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),
+                                    (SELECT string_agg(payload::text, ' ') FROM orchestration.events))")
+  case "$stored" in *"tok-$value"*) leaked=1 ;; *) leaked=0 ;; esac
+  is "$leaked" "0" "no stored log tail, output, error or event holds the secret the container printed"
+  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[leaky]}")" in *"API_TOKEN=***"*) masked=0 ;; *) masked=1 ;; esac
+  is "$masked" "0" "the log tail shows where it was (API_TOKEN=***)"
+else
+  echo "# no Docker engine: container poison pills not tried"
+fi
+
+# --- 2b. A node that brought the scheduler down twice is failed --------------------------------
+q "CREATE FUNCTION public.slow(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(60); SELECT '{}'::jsonb \$\$"
+as alice "SELECT orchestration.register_agent(1, '{\"name\": \"slow\", \"type\": \"RULE\", \"function\": \"public.slow\", \"limits\": {\"timeout_seconds\": 300}, \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null 2>&1 ||
+  q "SELECT orchestration.register_agent(1, '{\"name\": \"slow\", \"type\": \"RULE\", \"function\": \"public.slow\", \"limits\": {\"timeout_seconds\": 300}, \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"poison\", \"nodes\": [{\"id\": \"p\", \"agent\": \"slow\", \"action\": \"go\"}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'poison')")
+for crash in 1 2; do
+  wait_for 60 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database() AND wait_event = 'PgSleep'"
+  ok $? "crash $crash: the scheduler is inside the node's function"
+  kill -9 "$(scheduler_pid)"
+  sleep 2
+  wait_for 60 "SELECT true" >/dev/null
+done
+wait_for 60 "SELECT status = 'FAILED' FROM orchestration.workflow_run_nodes WHERE run_id = $run"
+ok $? "after the second crash the node is failed instead of run a third time"
+is "$(q "SELECT error FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
+   "the scheduler process died 2 times while working on this node (attempt 1); it is failed so that it cannot bring the scheduler down again. The server log has the cause" \
+   "its error says so"
+is "$(project1_runs)" "SUCCESS" "and the scheduler runs other work again"
+
+done_testing

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Versioned schema: installing an earlier version and running ALTER EXTENSION ... UPDATE
+# must give exactly the catalog of a fresh install of the current version. Compares, for
+# every object of the extension: tables and their columns (by name), types, indexes,
+# constraints, functions (signature, result, body, settings, security, volatility),
+# policies, grants, comments and triggers.
+source "$(dirname "$0")/lib.bash"
+
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/pg_orchestration.control")
+catalog_sql=$(cat <<'SQL'
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_orchestration'),
+ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'orchestration')
+SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' rls=' || c.relrowsecurity
+       || ' acl=' || coalesce(c.relacl::text, '-') || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || ' notnull=' || a.attnotnull || ' identity=' || a.attidentity::text
+       || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+       || ' comment=' || coalesce(col_description(c.oid, a.attnum), '-')
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE c.relnamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'function ' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '
+       || pg_get_function_result(p.oid) || ' lang=' || l.lanname || ' secdef=' || p.prosecdef
+       || ' volatile=' || p.provolatile::text || ' strict=' || p.proisstrict || ' parallel=' || p.proparallel::text
+       || ' config=' || coalesce(p.proconfig::text, '-') || ' acl=' || coalesce(p.proacl::text, '-')
+       || ' body=' || md5(p.prosrc) || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.pronamespace = (SELECT oid FROM ns)
+UNION ALL
+SELECT 'type ' || t.typname || ' ' || t.typtype::text || ' '
+       || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+       || ' comment=' || coalesce(obj_description(t.oid, 'pg_type'), '-')
+FROM pg_type t WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typtype IN ('e', 'd', 'b', 'r')
+UNION ALL
+SELECT 'policy ' || polrelid::regclass || ' ' || polname || ' ' || polcmd::text || ' ' || polpermissive
+       || ' roles=' || polroles::text || ' using=' || coalesce(pg_get_expr(polqual, polrelid), '-')
+       || ' check=' || coalesce(pg_get_expr(polwithcheck, polrelid), '-')
+FROM pg_policy WHERE polrelid IN (SELECT oid FROM pg_class WHERE relnamespace = (SELECT oid FROM ns))
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = (SELECT oid FROM ns) AND NOT t.tgisinternal
+UNION ALL
+SELECT 'schema acl=' || coalesce(nspacl::text, '-') FROM pg_namespace WHERE nspname = 'orchestration'
+UNION ALL
+SELECT 'member ' || regexp_replace(pg_describe_object(d.classid, d.objid, d.objsubid), '[0-9]+', 'N', 'g')
+FROM pg_depend d WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = (SELECT oid FROM ext)
+  AND d.deptype = 'e'
+ORDER BY 1
+SQL
+)
+
+catalog() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$catalog_sql"; }
+
+for db in orchestration_upgrade_old orchestration_upgrade_new; do
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+  psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $db" >/dev/null
+done
+
+versions=$(ls "$ROOT"/extension/versions/pg_orchestration--*.sql | sed -n 's/.*pg_orchestration--\([0-9.]*\)\.sql$/\1/p' | sort -V)
+ok $? "earlier versions are kept: $(echo $versions)"
+for old in $versions; do
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS orchestration_upgrade_old" >/dev/null 2>&1
+  psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE orchestration_upgrade_old" >/dev/null
+  out=$(psql -X -q -v ON_ERROR_STOP=1 -d orchestration_upgrade_old \
+          -c "CREATE EXTENSION pg_orchestration VERSION '$old'" \
+          -c "ALTER EXTENSION pg_orchestration UPDATE" \
+          -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_orchestration'" -At 2>&1)
+  is "$(echo "$out" | tail -1)" "$current" "$old installs and updates to $current"
+done
+psql -X -q -v ON_ERROR_STOP=1 -d orchestration_upgrade_new -c "CREATE EXTENSION pg_orchestration" >/dev/null
+ok $? "$current installs fresh"
+
+catalog orchestration_upgrade_old > /tmp/orch_catalog_upgraded.txt
+catalog orchestration_upgrade_new > /tmp/orch_catalog_fresh.txt
+difference=$(diff /tmp/orch_catalog_upgraded.txt /tmp/orch_catalog_fresh.txt)
+[ -s /tmp/orch_catalog_fresh.txt ] && [ "$(wc -l < /tmp/orch_catalog_fresh.txt)" -gt 100 ]
+ok $? "the catalog of a fresh install is read ($(wc -l < /tmp/orch_catalog_fresh.txt) lines)"
+is "$difference" "" "the upgraded catalog equals a fresh install's ($(wc -l < /tmp/orch_catalog_fresh.txt) catalog lines compared)"
+# The comparison itself can fail: a function changed after the upgrade is found.
+psql -X -q -d orchestration_upgrade_old -c "COMMENT ON FUNCTION orchestration.calling_role() IS 'changed'" >/dev/null
+catalog orchestration_upgrade_old > /tmp/orch_catalog_upgraded.txt
+! diff -q /tmp/orch_catalog_upgraded.txt /tmp/orch_catalog_fresh.txt >/dev/null
+ok $? "a changed comment is a difference the comparison sees"
+
+for db in orchestration_upgrade_old orchestration_upgrade_new; do
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+done
+done_testing

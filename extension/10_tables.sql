@@ -67,11 +67,14 @@ CREATE TABLE orchestration.workflows (
   created_by   name NOT NULL,
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now(),
-  UNIQUE (project_id, name)
+  UNIQUE (project_id, name),
+  updated_by   name NOT NULL DEFAULT current_user
 );
 CREATE INDEX ON orchestration.workflows (project_id, status);
 COMMENT ON TABLE orchestration.workflows IS
   'Workflow definitions: a DAG of nodes (workflow_nodes) and how runs are triggered (manual, table, nats)';
+COMMENT ON COLUMN orchestration.workflows.updated_by IS
+  'The role that last created or changed the workflow: it vouches for its trigger, so runs a NATS message starts count as started by it (also for four-eyes approvals)';
 COMMENT ON COLUMN orchestration.workflows.version IS
   'Incremented by every update; a run records the version it started with';
 

@@ -51,16 +51,25 @@ GRANT SELECT ON orchestration.project_grants
 -- and only C code of the worker knows that (a setting could be changed by the function
 -- itself); elsewhere the SET ROLE role or the login.
 CREATE FUNCTION orchestration.calling_role() RETURNS name
-LANGUAGE c STABLE PARALLEL SAFE
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_calling_role';
 COMMENT ON FUNCTION orchestration.calling_role() IS
   'The role on whose behalf the API is called: inside a RULE attempt, the agent''s runs_as role; else the SET ROLE role, else the session user. Unlike current_user it is not changed by SECURITY DEFINER functions, so the API''s functions can check the real caller';
 
 CREATE FUNCTION orchestration.calling_login() RETURNS name
-LANGUAGE c STABLE PARALLEL SAFE
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_calling_login';
 COMMENT ON FUNCTION orchestration.calling_login() IS
   'The person behind the call: inside a RULE attempt, the agent''s runs_as role; else the session user (the login), whatever role it has switched to with SET ROLE. Four-eyes approvals compare it';
+
+CREATE FUNCTION orchestration.in_rule_attempt() RETURNS boolean
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'orch_in_rule_attempt';
+COMMENT ON FUNCTION orchestration.in_rule_attempt() IS
+  'Whether the call comes from a RULE agent''s function, run by the scheduler; approvals refuse answers from agents';
 
 CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
                                         object text DEFAULT NULL)

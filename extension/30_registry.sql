@@ -93,16 +93,27 @@ BEGIN
                     fn, CASE WHEN p.proretset THEN 'setof ' ELSE '' END || p.prorettype::regtype::text
       USING ERRCODE = 'invalid_parameter_value', HINT = hint;
   END IF;
-  IF NOT has_function_privilege(caller, fn, 'EXECUTE') THEN
+  IF NOT has_function_privilege(caller, fn, 'EXECUTE')
+     OR NOT has_schema_privilege(caller, p.pronamespace, 'USAGE') THEN
     RAISE EXCEPTION 'invalid agent spec field "function": role "%" may not execute %', caller, fn
       USING ERRCODE = 'insufficient_privilege',
-            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it.';
+            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it and USAGE on its schema.';
+  END IF;
+  -- The function's owner can change what it does whenever it likes; running it as a role
+  -- with privileges the owner lacks would lend the owner those privileges.
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner)
+     AND NOT pg_has_role(p.proowner, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = caller), 'USAGE') THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": % is owned by role "%", who could change what it does and so act as "%"',
+                    fn, p.proowner::regrole, caller
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('A RULE function must be owned by the role that sets it (or by a role with its privileges, or a superuser): ALTER FUNCTION %s OWNER TO %I, or let "%s" set the agent.',
+                          fn, caller, p.proowner::regrole);
   END IF;
   RETURN fn::text;
 END
 $$;
 COMMENT ON FUNCTION orchestration.resolve_rule_function(text, name) IS
-  'Checks a RULE agent''s function (schema-qualified, (jsonb) returns jsonb, executable by the caller) and returns it as regprocedure text';
+  'Checks a RULE agent''s function (schema-qualified, (jsonb) returns jsonb, executable by the caller in a schema it may use, owned by the caller, a role with its privileges or a superuser) and returns it as regprocedure text';
 
 -- Writes a normalized spec into an agent row and its capabilities (insert when
 -- agent_id is null). Shared by register_agent and update_agent.

@@ -88,8 +88,11 @@ BEGIN
   FOR target IN SELECT * FROM orchestration.workflows w
                 WHERE w.status = 'ACTIVE' AND w.trigger->>'type' = 'nats' AND w.trigger->>'subject' = pattern
                 ORDER BY w.id LOOP
-    -- Whoever defined the trigger chose to start runs from this subject.
-    run_ids := run_ids || orchestration.create_run(target, 'nats', context, target.created_by);
+    -- Whoever last defined the workflow chose to start runs from this subject: the run
+    -- is theirs, also as the person four-eyes approvals compare.
+    run_ids := run_ids || orchestration.create_run(target, 'nats', context, target.updated_by);
+    UPDATE orchestration.workflow_runs r SET started_login = target.updated_by
+    WHERE r.id = run_ids[cardinality(run_ids)];
   END LOOP;
   RETURN jsonb_build_object('run_ids', to_jsonb(run_ids));
 END

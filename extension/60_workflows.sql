@@ -101,9 +101,9 @@ BEGIN
       USING ERRCODE = 'unique_violation',
             HINT = 'Workflow names are unique per project; use orchestration.update_workflow() to change it.';
   END IF;
-  INSERT INTO orchestration.workflows AS w (project_id, name, description, trigger, status, created_by)
+  INSERT INTO orchestration.workflows AS w (project_id, name, description, trigger, status, created_by, updated_by)
   VALUES (project_id, normalized->>'name', normalized->>'description', normalized->'trigger',
-          (normalized->>'status')::orchestration.workflow_status, caller)
+          (normalized->>'status')::orchestration.workflow_status, caller, caller)
   RETURNING w.id INTO new_id;
   PERFORM orchestration.store_workflow_nodes(new_id, project_id, normalized);
   RETURN new_id;
@@ -158,7 +158,7 @@ BEGIN
     name = normalized->>'name', description = normalized->>'description',
     trigger = normalized->'trigger',
     status = (normalized->>'status')::orchestration.workflow_status,
-    version = w.version + 1, updated_at = now()
+    version = w.version + 1, updated_at = now(), updated_by = target.caller
   WHERE w.id = update_workflow.workflow_id;
   PERFORM orchestration.store_workflow_nodes(workflow_id, (target.workflow).project_id, normalized);
   RETURN orchestration.workflow_json(workflow_id);

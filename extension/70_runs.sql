@@ -730,12 +730,15 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM orchestration.reserve_run(run_id);
-  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
+  -- Authorized before the run is announced: announcing holds the scheduler off the run
+  -- until this transaction ends, which only someone allowed to change the run may do.
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
   END IF;
   caller := orchestration.authorize(run.project_id, required_role, object => 'run ' || run_id);
+  PERFORM orchestration.reserve_run(run_id);
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
 END
 $$;
 COMMENT ON FUNCTION orchestration.run_for_write(bigint, name) IS

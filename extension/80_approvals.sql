@@ -14,17 +14,23 @@ DECLARE
 BEGIN
   -- The run's row first, then the approval (see the lock order in 70_runs.sql).
   SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id;
-  IF FOUND THEN
-    PERFORM orchestration.reserve_run(approval.workflow_run_id);
-    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
-    SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
-  END IF;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'approval % does not exist', coalesce(approval_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
   END IF;
+  -- Authorized before the run is announced (see run_for_write).
   caller := orchestration.authorize(approval.project_id, 'orchestration_approver',
                                     object => 'approval ' || approval_id);
+  -- Approvals are for people: an agent's code may not answer one, under any role.
+  IF orchestration.in_rule_attempt() THEN
+    RAISE EXCEPTION 'approval % cannot be answered by an agent (a RULE function runs as "%")',
+                    approval_id, caller
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Approvals are answered by people, with approve() or reject() in their own sessions.';
+  END IF;
+  PERFORM orchestration.reserve_run(approval.workflow_run_id);
+  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+  SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
   IF approval.status <> 'PENDING' THEN
     RAISE EXCEPTION 'approval % was already answered: %', approval_id,
                     approval.status || coalesce(' by ' || approval.responded_by, '')

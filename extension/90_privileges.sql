@@ -14,6 +14,7 @@ GRANT EXECUTE ON FUNCTION
   orchestration.visible_projects(),
   orchestration.calling_role(),
   orchestration.calling_login(),
+  orchestration.in_rule_attempt(),
   orchestration.agent_json(orchestration.agents),
   orchestration.get_agent(bigint),
   orchestration.list_agents(integer),

@@ -33,18 +33,34 @@ ALTER TABLE orchestration.workflow_run_nodes ADD COLUMN crashes integer NOT NULL
 COMMENT ON COLUMN orchestration.workflow_run_nodes.crashes IS
   'How many times the scheduler process died while it was working on this node; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
 
+-- The role that last defined a workflow vouches for its trigger (runs a NATS message
+-- starts are its runs).
+ALTER TABLE orchestration.workflows ADD COLUMN updated_by name;
+UPDATE orchestration.workflows SET updated_by = created_by;
+ALTER TABLE orchestration.workflows ALTER COLUMN updated_by SET DEFAULT current_user;
+ALTER TABLE orchestration.workflows ALTER COLUMN updated_by SET NOT NULL;
+COMMENT ON COLUMN orchestration.workflows.updated_by IS
+  'The role that last created or changed the workflow: it vouches for its trigger, so runs a NATS message starts count as started by it (also for four-eyes approvals)';
+
 -- claim_nodes returns runs_as instead of registered_by: a new result type.
 DROP FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]);
 
 -- The functions changed or added since 0.1.0, as extension/*.sql defines them.
 
 CREATE OR REPLACE FUNCTION orchestration.calling_role() RETURNS name
-LANGUAGE c STABLE PARALLEL SAFE
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_calling_role';
 
 CREATE FUNCTION orchestration.calling_login() RETURNS name
-LANGUAGE c STABLE PARALLEL SAFE
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_calling_login';
+
+CREATE FUNCTION orchestration.in_rule_attempt() RETURNS boolean
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt's role.
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'orch_in_rule_attempt';
 
 CREATE OR REPLACE FUNCTION orchestration.agent_json(a orchestration.agents) RETURNS jsonb
 LANGUAGE sql STABLE
@@ -114,10 +130,21 @@ BEGIN
                     fn, CASE WHEN p.proretset THEN 'setof ' ELSE '' END || p.prorettype::regtype::text
       USING ERRCODE = 'invalid_parameter_value', HINT = hint;
   END IF;
-  IF NOT has_function_privilege(caller, fn, 'EXECUTE') THEN
+  IF NOT has_function_privilege(caller, fn, 'EXECUTE')
+     OR NOT has_schema_privilege(caller, p.pronamespace, 'USAGE') THEN
     RAISE EXCEPTION 'invalid agent spec field "function": role "%" may not execute %', caller, fn
       USING ERRCODE = 'insufficient_privilege',
-            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it.';
+            HINT = 'A RULE function runs with the privileges of the role that last set it (register_agent or update_agent); that role needs EXECUTE on it and USAGE on its schema.';
+  END IF;
+  -- The function's owner can change what it does whenever it likes; running it as a role
+  -- with privileges the owner lacks would lend the owner those privileges.
+  IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner)
+     AND NOT pg_has_role(p.proowner, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = caller), 'USAGE') THEN
+    RAISE EXCEPTION 'invalid agent spec field "function": % is owned by role "%", who could change what it does and so act as "%"',
+                    fn, p.proowner::regrole, caller
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('A RULE function must be owned by the role that sets it (or by a role with its privileges, or a superuser): ALTER FUNCTION %s OWNER TO %I, or let "%s" set the agent.',
+                          fn, caller, p.proowner::regrole);
   END IF;
   RETURN fn::text;
 END
@@ -310,6 +337,38 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION orchestration.start_workflows_from_nats(pattern text, subject text, message text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  context jsonb;
+  target orchestration.workflows;
+  run_ids bigint[] := '{}';
+BEGIN
+  BEGIN
+    context := message::jsonb;
+  EXCEPTION WHEN invalid_text_representation THEN
+    RETURN jsonb_build_object('error', format('the message on "%s" is not JSON (%s); no workflow was started', subject, SQLERRM));
+  END;
+  IF jsonb_typeof(context) IS DISTINCT FROM 'object' THEN
+    RETURN jsonb_build_object('error', format('the message on "%s" is JSON %s, not an object; no workflow was started',
+                                              subject, coalesce(jsonb_typeof(context), 'null')));
+  END IF;
+  FOR target IN SELECT * FROM orchestration.workflows w
+                WHERE w.status = 'ACTIVE' AND w.trigger->>'type' = 'nats' AND w.trigger->>'subject' = pattern
+                ORDER BY w.id LOOP
+    -- Whoever last defined the workflow chose to start runs from this subject: the run
+    -- is theirs, also as the person four-eyes approvals compare.
+    run_ids := run_ids || orchestration.create_run(target, 'nats', context, target.updated_by);
+    UPDATE orchestration.workflow_runs r SET started_login = target.updated_by
+    WHERE r.id = run_ids[cardinality(run_ids)];
+  END LOOP;
+  RETURN jsonb_build_object('run_ids', to_jsonb(run_ids));
+END
+$$;
+
 CREATE OR REPLACE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
 RETURNS void
 LANGUAGE plpgsql
@@ -363,6 +422,70 @@ BEGIN
   JOIN orchestration.agents a
     ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
   ORDER BY e.ordinal;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.create_workflow(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  new_id bigint;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
+  IF EXISTS (SELECT 1 FROM orchestration.workflows w
+             WHERE w.project_id = create_workflow.project_id AND w.name = normalized->>'name') THEN
+    RAISE EXCEPTION 'workflow "%" already exists in project %', normalized->>'name', project_id
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Workflow names are unique per project; use orchestration.update_workflow() to change it.';
+  END IF;
+  INSERT INTO orchestration.workflows AS w (project_id, name, description, trigger, status, created_by, updated_by)
+  VALUES (project_id, normalized->>'name', normalized->>'description', normalized->'trigger',
+          (normalized->>'status')::orchestration.workflow_status, caller, caller)
+  RETURNING w.id INTO new_id;
+  PERFORM orchestration.store_workflow_nodes(new_id, project_id, normalized);
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.update_workflow(workflow_id bigint, spec jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.workflow_for_write(workflow_id);
+  normalized jsonb;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- get_workflow() output can be edited and fed back: its read-only keys are ignored.
+  spec := spec - ARRAY['id', 'project_id', 'version', 'created_by', 'created_at', 'updated_at'];
+  IF jsonb_typeof(spec->'nodes') = 'array' THEN
+    spec := jsonb_set(spec, '{nodes}', (SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(n) = 'object' THEN n - 'level' ELSE n END
+                                                                  ORDER BY i), '[]')
+                                        FROM jsonb_array_elements(spec->'nodes') WITH ORDINALITY e(n, i)));
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
+  IF EXISTS (SELECT 1 FROM orchestration.workflows w
+             WHERE w.project_id = (target.workflow).project_id AND w.name = normalized->>'name'
+               AND w.id <> update_workflow.workflow_id) THEN
+    RAISE EXCEPTION 'workflow "%" already exists in project %', normalized->>'name', (target.workflow).project_id
+      USING ERRCODE = 'unique_violation';
+  END IF;
+  UPDATE orchestration.workflows w SET
+    name = normalized->>'name', description = normalized->>'description',
+    trigger = normalized->'trigger',
+    status = (normalized->>'status')::orchestration.workflow_status,
+    version = w.version + 1, updated_at = now(), updated_by = target.caller
+  WHERE w.id = update_workflow.workflow_id;
+  PERFORM orchestration.store_workflow_nodes(workflow_id, (target.workflow).project_id, normalized);
+  RETURN orchestration.workflow_json(workflow_id);
 END
 $$;
 
@@ -606,6 +729,24 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION orchestration.run_for_write(run_id bigint, required_role name,
+                                            OUT run orchestration.workflow_runs, OUT caller name)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- Authorized before the run is announced: announcing holds the scheduler off the run
+  -- until this transaction ends, which only someone allowed to change the run may do.
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
+  END IF;
+  caller := orchestration.authorize(run.project_id, required_role, object => 'run ' || run_id);
+  PERFORM orchestration.reserve_run(run_id);
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION orchestration.answer_approval(approval_id bigint,
                                               answer orchestration.approval_status, notes text)
 RETURNS orchestration.workflow_approvals
@@ -619,17 +760,23 @@ DECLARE
 BEGIN
   -- The run's row first, then the approval (see the lock order in 70_runs.sql).
   SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id;
-  IF FOUND THEN
-    PERFORM orchestration.reserve_run(approval.workflow_run_id);
-    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
-    SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
-  END IF;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'approval % does not exist', coalesce(approval_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
   END IF;
+  -- Authorized before the run is announced (see run_for_write).
   caller := orchestration.authorize(approval.project_id, 'orchestration_approver',
                                     object => 'approval ' || approval_id);
+  -- Approvals are for people: an agent's code may not answer one, under any role.
+  IF orchestration.in_rule_attempt() THEN
+    RAISE EXCEPTION 'approval % cannot be answered by an agent (a RULE function runs as "%")',
+                    approval_id, caller
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Approvals are answered by people, with approve() or reject() in their own sessions.';
+  END IF;
+  PERFORM orchestration.reserve_run(approval.workflow_run_id);
+  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+  SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
   IF approval.status <> 'PENDING' THEN
     RAISE EXCEPTION 'approval % was already answered: %', approval_id,
                     approval.status || coalesce(' by ' || approval.responded_by, '')
@@ -671,6 +818,12 @@ COMMENT ON FUNCTION orchestration.calling_role() IS
 COMMENT ON FUNCTION orchestration.calling_login() IS
   'The person behind the call: inside a RULE attempt, the agent''s runs_as role; else the session user (the login), whatever role it has switched to with SET ROLE. Four-eyes approvals compare it';
 
+COMMENT ON FUNCTION orchestration.in_rule_attempt() IS
+  'Whether the call comes from a RULE agent''s function, run by the scheduler; approvals refuse answers from agents';
+
+COMMENT ON FUNCTION orchestration.resolve_rule_function(text, name) IS
+  'Checks a RULE agent''s function (schema-qualified, (jsonb) returns jsonb, executable by the caller in a schema it may use, owned by the caller, a role with its privileges or a superuser) and returns it as regprocedure text';
+
 COMMENT ON FUNCTION orchestration.update_agent(bigint, jsonb) IS
   'Replaces an agent''s spec (the whole spec, as register_agent takes it; to change one field pass get_agent(id) || ''{"version": "2"}'') and returns the agent as get_agent shows it. A capability used by a workflow cannot be removed. A RULE agent then runs as the caller (runs_as), who must be allowed to execute its function';
 
@@ -692,8 +845,9 @@ COMMENT ON FUNCTION orchestration.answer_approval(bigint, orchestration.approval
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.in_rule_attempt() FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.note_crash(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION orchestration.calling_login()
+GRANT EXECUTE ON FUNCTION orchestration.calling_login(), orchestration.in_rule_attempt()
   TO orchestration_admin, orchestration_operator, orchestration_approver;

@@ -5,12 +5,15 @@
 
 extern "C" {
 #include "miscadmin.h"
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 }
 
@@ -41,6 +44,10 @@ void call_rule_function(void* arg) {
   // and are undone below; on an error, aborting the subtransaction undoes them and
   // restores the user and security context.
   int nest_level = NewGUCNestLevel();
+  // The worker's own search_path is pg_catalog only (worker_main.cpp); the function gets
+  // PostgreSQL's default, as in a new session, unless it sets its own.
+  (void)set_config_option("search_path", "\"$user\", public", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                          0, false);
   SetUserIdAndSecContext(call->role,
                          saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   attempt_role = call->role;
@@ -86,10 +93,30 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
 
   // fmgr checks no privilege: check here that the role may run what it asked for (it could
   // have lost EXECUTE since it set the function).
-  bool may_execute = pg::guard([&] { return pg_proc_aclcheck(function_oid, role_oid, ACL_EXECUTE) == ACLCHECK_OK; });
-  if (!may_execute) {
+  // The checks of resolve_rule_function, again: privileges and owners change.
+  enum class Refusal { none, execute, owner };
+  Refusal refusal = pg::guard([&] {
+    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function_oid));
+    if (!HeapTupleIsValid(tuple)) return Refusal::execute;
+    Form_pg_proc proc = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tuple));
+    Oid owner = proc->proowner;
+    Oid schema = proc->pronamespace;
+    ReleaseSysCache(tuple);
+    if (pg_proc_aclcheck(function_oid, role_oid, ACL_EXECUTE) != ACLCHECK_OK ||
+        pg_namespace_aclcheck(schema, role_oid, ACL_USAGE) != ACLCHECK_OK)
+      return Refusal::execute;
+    // An owner who lacks the role's privileges could change the function to use them.
+    if (!superuser_arg(owner) && !has_privs_of_role(owner, role_oid)) return Refusal::owner;
+    return Refusal::none;
+  });
+  if (refusal == Refusal::execute) {
     outcome.error = "role \"" + role + "\" may not execute " + function +
-                    " (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it)";
+                    " (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it and USAGE on its schema)";
+    return outcome;
+  }
+  if (refusal == Refusal::owner) {
+    outcome.error = function + " is now owned by a role without the privileges of \"" + role +
+                    "\", which runs it; it was not run (set the agent again as its owner)";
     return outcome;
   }
 

@@ -38,3 +38,6 @@ ORCH_SQL_FUNCTION(orch_calling_login) {
   if (role == InvalidOid) role = GetSessionUserId();
   return role_name(role);
 }
+
+// in_rule_attempt() returns boolean: whether a RULE agent's function is the caller.
+ORCH_SQL_FUNCTION(orch_in_rule_attempt) { return BoolGetDatum(orch::executors::rule_attempt_role() != InvalidOid); }

@@ -60,6 +60,8 @@ constexpr const char* kSecretsSql =
     "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
 constexpr const char* kStartContainerSql =
     "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
+constexpr const char* kLockRunsSql =
+    "SELECT r.id FROM orchestration.workflow_runs r WHERE r.id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED";
 constexpr const char* kNoteCrashSql = "SELECT orchestration.note_crash($1::bigint)";
 constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
 constexpr const char* kRunningContainersSql =
@@ -390,7 +392,20 @@ PassResult run_pass(std::int64_t& round, const std::string& database) {
   return result;
 }
 
-void record_containers(std::vector<executors::FinishedJob>& finished) {
+std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished) {
+  // A run whose row someone else holds (an API call in an open transaction) is not waited
+  // for: its results wait for a later pass, and the scheduler goes on with everyone else's.
+  std::vector<executors::FinishedJob> deferred;
+  if (finished.empty()) return deferred;
+  std::vector<std::int64_t> runs;
+  for (const auto& done : finished) runs.push_back(done.job.request.id.run);
+  std::set<std::int64_t> locked;
+  for (const auto& row : spi_run(kLockRunsSql, {array_literal(runs)}).rows) locked.insert(std::stoll(*row[0]));
+  std::vector<executors::FinishedJob> now;
+  for (auto& done : finished)
+    (locked.count(done.job.request.id.run) ? now : deferred).push_back(std::move(done));
+  finished.swap(now);
+
   Attempts attempts;
   for (auto& done : finished) {
     executors::ContainerJob& job = done.job;
@@ -426,6 +441,7 @@ void record_containers(std::vector<executors::FinishedJob>& finished) {
                   done.finished_at, static_cast<int>(outcome.exit_code), outcome.log_tail, outcome.container_id});
   }
   attempts.record(std::nullopt);
+  return deferred;
 }
 
 void note_crash(std::int64_t node) { spi_run(kNoteCrashSql, {std::to_string(node)}); }

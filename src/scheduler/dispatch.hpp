@@ -25,8 +25,10 @@ struct PassResult {
 PassResult run_pass(std::int64_t& round, const std::string& database);
 
 // Records finished container attempts (in the caller's transaction), checking outputs
-// against their capability's output schema first.
-void record_containers(std::vector<executors::FinishedJob>& finished);
+// against their capability's output schema first. Attempts whose run is locked by another
+// transaction are not waited for: they are returned, to be recorded by a later pass;
+// `finished` keeps those recorded.
+std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished);
 
 // The crash-loop breaker, at start: the previous scheduler died while working on `node`
 // (crash_marker.hpp); counts it, and fails the node at the second time.

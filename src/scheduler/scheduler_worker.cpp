@@ -28,6 +28,8 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 namespace {
 
 constexpr const char* kName = "pg_orchestration scheduler";
+// How soon results of a run locked by someone else are tried again.
+constexpr long kDeferredRetryMs = 100;
 
 using orch::workers::extension_installed;
 
@@ -51,6 +53,7 @@ long SchedulerState::run_once() {
   SchedulerState& state = *this;
   long sleep_ms = orch::config::poll_interval_ms;
   std::vector<orch::executors::ContainerJob> launches;
+  std::vector<orch::executors::FinishedJob> deferred;
   bool recovered_now = false;
   try {
     if (state.crashed_on) {
@@ -70,7 +73,7 @@ long SchedulerState::run_once() {
         recovered_now = true;
       }
       for (auto& done : state.executor->take_finished()) state.unrecorded.push_back(std::move(done));
-      orch::scheduler::record_containers(state.unrecorded);
+      deferred = orch::scheduler::record_containers(state.unrecorded);
       for (std::int64_t node : orch::scheduler::cancelled_in_flight(state.executor->in_flight()))
         state.executor->cancel(node);
       orch::scheduler::PassResult pass = orch::scheduler::run_pass(state.round, state.database);
@@ -85,11 +88,14 @@ long SchedulerState::run_once() {
       if (!done.outcome.container_id.empty()) recorded.push_back(done.outcome.container_id);
     if (state.executor && !state.unrecorded.empty())
       state.executor->remove_later(std::move(recorded), state.unrecorded.front().job.address);
-    state.unrecorded.clear();
+    state.unrecorded = std::move(deferred);
+    if (!state.unrecorded.empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
     if (recovered_now) state.recovered = true;
     for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {
     // A failed pass is logged and retried after the poll interval; the worker stays up.
+    // Its results are all kept, the deferred ones too, for the next pass to record.
+    for (auto& done : deferred) state.unrecorded.push_back(std::move(done));
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
   }

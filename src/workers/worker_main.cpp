@@ -68,6 +68,9 @@ void run_worker(Datum slot_datum, Worker worker, const char* name, MakeRound mak
   if (slot >= static_cast<int>(databases.size())) proc_exit(0);
   std::string database = databases[static_cast<std::size_t>(slot)];
   BackgroundWorkerInitializeConnection(database.c_str(), nullptr, 0);
+  // The worker connects as a superuser: none of its statements may resolve a function or
+  // an operator through a schema someone else can write to ("$user", public).
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
   try {
     std::unique_ptr<WorkerRound> round = make_round(database);

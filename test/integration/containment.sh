@@ -118,8 +118,62 @@ q "REVOKE EXECUTE ON FUNCTION mallory.whoami(jsonb) FROM PUBLIC" >/dev/null
 q "REVOKE EXECUTE ON FUNCTION mallory.whoami(jsonb) FROM mallory" >/dev/null
 run=$(as mallory "SELECT orchestration.start_workflow(2, 'whoami')")
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
-   "role \"mallory\" may not execute mallory.whoami(jsonb) (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it)" \
+   "role \"mallory\" may not execute mallory.whoami(jsonb) (a RULE agent's function runs as the role that last set it; GRANT EXECUTE to it and USAGE on its schema)" \
    "a RULE agent whose role lost EXECUTE on its function fails instead of running it"
+
+# A RULE function owned by someone else: its owner could change it and so act as whoever
+# set the agent. And one in a schema the setting role may not use.
+q "CREATE FUNCTION mallory.helper(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
+q "ALTER FUNCTION mallory.helper(jsonb) OWNER TO mallory"
+err=$(q "SELECT orchestration.register_agent(2, '{\"name\": \"dba\", \"type\": \"RULE\", \"function\": \"mallory.helper\", \"capabilities\": [{\"name\": \"go\"}]}')" 2>&1)
+is "$(echo "$err" | head -1)" 'ERROR:  invalid agent spec field "function": mallory.helper(jsonb) is owned by role "mallory", who could change what it does and so act as "postgres"' \
+   "a superuser cannot set a RULE agent to a function a tenant owns"
+q "DROP SCHEMA IF EXISTS alice CASCADE; CREATE SCHEMA alice AUTHORIZATION alice" >/dev/null
+as alice "CREATE FUNCTION alice.export(input jsonb) RETURNS jsonb LANGUAGE sql SECURITY DEFINER AS \$\$ SELECT '{\"card\": \"4111\"}'::jsonb \$\$" >/dev/null
+err=$(as mallory "SELECT orchestration.register_agent(2, '{\"name\": \"thief\", \"type\": \"RULE\", \"function\": \"alice.export\", \"capabilities\": [{\"name\": \"go\"}]}')" 2>&1)
+is "$(echo "$err" | head -1)" 'ERROR:  invalid agent spec field "function": role "mallory" may not execute alice.export(jsonb)' \
+   "a RULE agent cannot run a function in a schema its role may not use"
+
+# Approvals are for people: a RULE function cannot answer one, whatever role it runs as.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION mallory.bot(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM orchestration.approve((input->>'approval_id')::bigint); RETURN '{}'; END $$;
+SELECT orchestration.register_agent(2, '{"name": "bot", "type": "RULE", "function": "mallory.bot", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.register_agent(2, '{"name": "gate", "type": "RULE", "function": "public.echo", "risk_level": "APPROVAL_REQUIRED", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "bot", "nodes": [{"id": "a", "agent": "bot", "action": "go", "inputs": {"approval_id": "{{ context.approval_id }}"}}]}');
+SELECT orchestration.create_workflow(2, '{"name": "gated", "nodes": [{"id": "a", "agent": "gate", "action": "go"}]}');
+SQL
+q "GRANT orchestration_approver TO mallory" >/dev/null
+gated=$(as mallory "SELECT orchestration.start_workflow(2, 'gated')")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.workflow_approvals WHERE workflow_run_id = $gated"
+approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE workflow_run_id = $gated")
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'bot', jsonb_build_object('approval_id', $approval))")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
+   "approval $approval cannot be answered by an agent (a RULE function runs as \"mallory\")" "a RULE function cannot answer an approval"
+is "$(q "SELECT status FROM orchestration.workflow_approvals WHERE id = $approval")" "PENDING" "the approval is still pending"
+
+# Announcing a run to the scheduler (done before waiting for its lock) needs the right to
+# change it: another project's runs are not held up by a transaction that tried.
+( echo "BEGIN; DO \$\$ BEGIN FOR i IN 1..64 LOOP BEGIN PERFORM orchestration.cancel_run(i); EXCEPTION WHEN OTHERS THEN NULL; END; END LOOP; END \$\$; SELECT pg_sleep(6); ROLLBACK;" |
+  psql -X -q -U mallory >/dev/null 2>&1 ) &
+holder=$!
+sleep 1
+other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
+is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" \
+   "another project's run finishes while a transaction holds failed cancel_run calls on many run ids"
+wait $holder
+holder_end=$(q "SELECT clock_timestamp()")
+is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $other")" "t" \
+   "before that transaction ended: it was not held up by it"
+
+# A run a NATS message starts belongs to whoever last defined the workflow, also for four eyes.
+as mallory "SELECT orchestration.update_workflow(w.id, orchestration.get_workflow(w.id) || '{\"trigger\": {\"type\": \"nats\", \"subject\": \"jobs.mallory\"}}') FROM orchestration.workflows w WHERE w.project_id = 2 AND w.name = 'gated'" >/dev/null
+q "UPDATE orchestration.workflows SET created_by = 'postgres' WHERE project_id = 2 AND name = 'gated'" >/dev/null
+nats_run=$(q "SELECT (orchestration.start_workflows_from_nats('jobs.mallory', 'jobs.mallory', '{}')->'run_ids'->>0)")
+is "$(q "SELECT started_by || ' ' || started_login FROM orchestration.workflow_runs WHERE id = $nats_run")" "mallory mallory" \
+   "a NATS-started run counts as started by the role that last changed the workflow, not by its creator"
+q "SELECT orchestration.cancel_run($nats_run)" >/dev/null
+q "SELECT orchestration.cancel_run($gated)" >/dev/null
 
 # --- 4. Approvals and secrets --------------------------------------------------------------
 value="SeCrEt-$(date +%s%N)"
@@ -169,6 +223,17 @@ if docker version >/dev/null 2>&1; then
          'capabilities', jsonb_build_array(jsonb_build_object('name', 'go'))))" >/dev/null
     q "SELECT orchestration.create_workflow(2, '{\"name\": \"$1\", \"nodes\": [{\"id\": \"c\", \"agent\": \"$1\", \"action\": \"go\"}]}')" >/dev/null
   }
+  # The scheduler connects as a superuser: an operator in a schema a tenant can write to
+  # must never be what its statements call.
+  q "GRANT CREATE ON SCHEMA public TO mallory" >/dev/null
+  psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION public.rs_eq(a orchestration.run_status, b orchestration.run_status) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN a::text OPERATOR(pg_catalog.=) b::text;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = orchestration.run_status, RIGHTARG = orchestration.run_status, FUNCTION = public.rs_eq);
+SQL
   container_agent nul 'cat >/dev/null; printf "{\"a\":\"\\u0000\"}"'
   container_agent deep 'cat >/dev/null; head -c 100000 /dev/zero | tr "\0" "["; head -c 100000 /dev/zero | tr "\0" "]"'
   container_agent noisy 'cat >/dev/null; printf "bad\000bytes \377\376 here\n" >&2; echo "{\"ok\": true}"'
@@ -190,6 +255,24 @@ if docker version >/dev/null 2>&1; then
      "the stored log tail has them replaced by U+FFFD"
   is "$other" "SUCCESS" "another project's run finished meanwhile"
   is "$(scheduler_pid)" "$before" "the scheduler never restarted"
+  is "$(superuser mallory)" "f" "an operator of a tenant's in the public schema is not what the scheduler's statements call"
+  q "DROP OPERATOR public.= (orchestration.run_status, orchestration.run_status); REVOKE CREATE ON SCHEMA public FROM mallory" >/dev/null
+
+  # A run locked by someone's open transaction holds up its own container result only.
+  container_agent napper 'cat >/dev/null; sleep 2; echo "{}"'
+  nap=$(q "SELECT orchestration.start_workflow(2, 'napper')")
+  wait_for 30 "SELECT status = 'RUNNING' FROM orchestration.workflow_run_nodes WHERE run_id = $nap"
+  ( echo "BEGIN; SELECT orchestration.cancel_run($nap); SELECT pg_sleep(8); ROLLBACK;" | psql -X -q -U mallory >/dev/null 2>&1 ) &
+  holder=$!
+  sleep 3  # the container has finished; its result waits for the lock
+  other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
+  is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" \
+     "another project's run finishes while a run with a finished container is locked"
+  wait $holder
+  holder_end=$(q "SELECT clock_timestamp()")
+  is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $other")" "t" \
+     "before the lock was released: the scheduler did not wait for it"
+  is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the locked run's result is recorded once the lock is gone"
   is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
   stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),
                                     (SELECT string_agg(payload::text, ' ') FROM orchestration.events))")

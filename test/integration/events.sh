@@ -59,6 +59,11 @@ PY
 is "$check" "ok" "JetStream holds exactly the run's 5 events (created, started, a, b, succeeded), equal to the outbox, in order, valid CloudEvents"
 
 # --- rollback: nothing on NATS, nothing through NOTIFY; LISTEN sees committed events ---
+# With orchestration.notify_details on, notifications name the event (by default they are
+# empty: containment.sh checks that).
+q "ALTER SYSTEM SET orchestration.notify_details = on"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
 listen_out=$(mktemp)
 { echo "LISTEN orchestration_events;"; sleep 3; echo "SELECT 'done';"; } | psql -X -q >"$listen_out" 2>&1 &
 listener=$!
@@ -78,6 +83,8 @@ import json, sys
 print(" ".join(str(json.loads(l)["event"]["data"]["run_id"]) for l in sys.stdin))')
 is "$runs_on_nats" "$run $committed" "run.created reached NATS for the committed runs only, not for run $rolled_back"
 rm -f "$listen_out"
+q "ALTER SYSTEM RESET orchestration.notify_details"
+q "SELECT pg_reload_conf()" >/dev/null
 
 # --- inbound: a NATS message on a trigger subject starts the workflow --------------------
 relay_before=$(relay_pid)
@@ -123,6 +130,35 @@ for _ in $(seq 50); do
 done
 ok "$(echo "$answer" | grep -q '"run_ids": \['; echo $?)" "a new workflow's subject (refunds.>) starts runs at once ($answer)"
 is "$(relay_pid)" "$relay_before" "the same relay process did all this (no restart)"
+
+# --- an event larger than the server's max_payload -----------------------------------------
+# A 2 MB output makes a 2 MB node.succeeded event; NATS (max_payload 1 MiB) would refuse it,
+# and every later event of every project would wait behind it. It goes out reduced.
+q "CREATE FUNCTION public.big(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT jsonb_build_object('blob', repeat('x', 2000000)) \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"big\", \"type\": \"RULE\", \"function\": \"public.big\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"big\", \"nodes\": [{\"id\": \"a\", \"agent\": \"big\", \"action\": \"go\"}]}')" >/dev/null
+big_run=$(q "SELECT orchestration.start_workflow(1, 'big')")
+q "SELECT orchestration.wait_for_run($big_run, '30 seconds')" >/dev/null
+after_run=$(q "SELECT orchestration.start_workflow(1, 'chain')")
+q "SELECT orchestration.wait_for_run($after_run, '30 seconds')" >/dev/null
+ok "$(wait_for 20 "$all_published"; echo $?)" "the outbox drains past an event larger than max_payload"
+big_row=$(q "SELECT id FROM orchestration.events WHERE run_id = $big_run AND type = 'orchestration.node.succeeded'")
+check=$(stream_events "orchestration.1.>" | python3 -c '
+import json, sys
+big, after, row = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+msgs = [json.loads(l) for l in sys.stdin]
+node = [m["event"] for m in msgs if m["event"]["data"].get("run_id") == big and m["event"]["type"] == "orchestration.node.succeeded"]
+later = [m for m in msgs if m["event"]["data"].get("run_id") == after]
+problems = []
+if len(node) != 1: problems.append("%d node.succeeded events of the big run" % len(node))
+else:
+    e = node[0]
+    if e["data"].get("truncated") is not True or e.get("dataref") != "orchestration.events/" + row: problems.append("not reduced: %s" % json.dumps(e)[:200])
+    if e["data"].get("node") != "a" or e["data"].get("status") != "SUCCESS" or "output" in e["data"]: problems.append("data %s" % e["data"])
+if len(later) != 5: problems.append("%d events of the run after it" % len(later))
+print("; ".join(problems) or "ok")' "$big_run" "$after_run" "$big_row")
+is "$check" "ok" "it is on NATS reduced (envelope, identifying data, truncated, dataref to its row), and the next run's 5 events follow"
+is "$(q "SELECT length(payload->'data'->'output'->>'blob') FROM orchestration.events WHERE id = $big_row")" "2000000" "the outbox row keeps the whole event"
 
 # --- the core NATS fallback ---------------------------------------------------------------
 q "ALTER SYSTEM SET orchestration.nats_jetstream = off"

@@ -38,7 +38,8 @@ scheduler_pid() {
 # A fresh extension in orchestration_test, and a scheduler connected to it.
 reset_database() {
   q "DROP EXTENSION IF EXISTS pg_orchestration CASCADE" >/dev/null 2>&1
-  q "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public" >/dev/null 2>&1
+  # As a new database has it: USAGE for everyone (PostgreSQL 15 grants no CREATE).
+  q "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public; GRANT USAGE ON SCHEMA public TO PUBLIC" >/dev/null 2>&1
   q "CREATE EXTENSION pg_orchestration" >/dev/null
   wait_for 30 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database()"
 }

@@ -1,7 +1,7 @@
 -- The SQL API exists with the documented signatures, and every table, view and function
 -- explains itself in \d+ and \df+.
 BEGIN;
-SELECT plan(37);
+SELECT plan(40);
 
 SELECT has_extension('pg_orchestration');
 SELECT function_returns('orchestration', 'register_agent', ARRAY['integer', 'jsonb'], 'bigint');
@@ -54,6 +54,22 @@ SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'orchestration'::regnamespace AND p.prosecdef
                     AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')$$,
                 'every SECURITY DEFINER function has a fixed search_path');
+-- The audit of the class "a definer function reaches the caller's objects": pg_temp is
+-- searched last (first if left out), no SQL or PL/pgSQL function of the extension makes
+-- a temporary object, and every function the extension runs as its owner is SQL or
+-- PL/pgSQL with that search_path (a C function would have to be read).
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'orchestration'::regnamespace AND p.prosecdef
+                    AND NOT 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)$$,
+                'every SECURITY DEFINER function searches pg_catalog first and pg_temp last');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                  WHERE p.pronamespace = 'orchestration'::regnamespace
+                    AND p.prosrc ~* '\m(temp|temporary)\s+(table|view|sequence)'$$,
+                'no function of the extension creates a temporary object');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                  WHERE p.pronamespace = 'orchestration'::regnamespace AND p.prosecdef
+                    AND l.lanname NOT IN ('sql', 'plpgsql')$$,
+                'every SECURITY DEFINER function is SQL or PL/pgSQL');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'orchestration'::regnamespace
                     AND has_function_privilege('public', p.oid, 'EXECUTE')$$,

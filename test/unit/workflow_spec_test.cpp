@@ -60,6 +60,15 @@ TEST(WorkflowSpec, Triggers) {
   EXPECT_EQ(error_of(spec),
             "invalid workflow spec field \"trigger.subject\": \"a.>.b\" is not a NATS subject "
             "(dot-separated tokens; '*' matches one token, a final '>' the rest)");
+  // A trigger may not listen to pg_orchestration's own events (every project's).
+  for (const char* subject : {"orchestration.1.>", "orchestration.>", "*.1.run.created", ">"}) {
+    spec["trigger"] = {{"type", "nats"}, {"subject", subject}};
+    EXPECT_EQ(error_of(spec), std::string("invalid workflow spec field \"trigger.subject\": \"") + subject +
+                                  "\" overlaps \"orchestration.>\", where pg_orchestration publishes its "
+                                  "events; choose a subject outside it");
+  }
+  spec["trigger"] = {{"type", "nats"}, {"subject", "orchestrations.jobs"}};
+  EXPECT_EQ(normalize_workflow_spec(spec)["trigger"]["subject"], "orchestrations.jobs");
   spec["trigger"] = {{"type", "webhook"}};
   EXPECT_EQ(error_of(spec),
             "invalid workflow spec field \"trigger.type\": \"webhook\" is not one of manual, nats, "

@@ -1,5 +1,6 @@
 #include "core/common/json_limits.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -42,6 +43,26 @@ bool advance(Frame& frame) {
 }
 
 bool is_container(const json& value) { return value.is_array() || value.is_object(); }
+
+// Visits every value below `root` depth first, with an explicit stack: visit(stack, child)
+// sees the frames from the root to child's parent (pointer_of(stack) is child's pointer)
+// and returns false to end the walk. Containers are entered after their visit.
+template <typename Visit>
+void walk(const json& root, Visit visit) {
+  if (!is_container(root)) return;
+  std::vector<Frame> stack;
+  stack.push_back({&root, root.cbegin()});
+  while (!stack.empty()) {
+    Frame& frame = stack.back();
+    if (!advance(frame)) {
+      stack.pop_back();
+      continue;
+    }
+    const json& child = *frame.it;
+    if (!visit(stack, child)) return;
+    if (is_container(child)) stack.push_back({&child, child.cbegin()});
+  }
+}
 
 }  // namespace
 
@@ -125,39 +146,22 @@ json parse_json_limited(std::string_view text, std::size_t max_depth) {
 std::optional<std::string> find_too_deep(const json& value, std::size_t max_depth) {
   if (!is_container(value)) return std::nullopt;
   if (max_depth == 0) return std::string();
-  std::vector<Frame> stack;
-  stack.push_back({&value, value.cbegin()});
-  while (!stack.empty()) {
-    Frame& frame = stack.back();
-    if (!advance(frame)) {
-      stack.pop_back();
-      continue;
-    }
-    const json& child = *frame.it;
-    if (!is_container(child)) continue;
+  std::optional<std::string> found;
+  walk(value, [&](const std::vector<Frame>& stack, const json& child) {
     // `child` is stack.size() + 1 levels deep.
-    if (stack.size() + 1 > max_depth) return pointer_of(stack);
-    stack.push_back({&child, child.cbegin()});
-  }
-  return std::nullopt;
+    if (is_container(child) && stack.size() + 1 > max_depth) found = pointer_of(stack);
+    return !found;
+  });
+  return found;
 }
 
 std::size_t json_depth(const json& value, std::size_t stop_at) {
   if (!is_container(value) || stop_at == 0) return 0;
   std::size_t deepest = 1;
-  std::vector<Frame> stack;
-  stack.push_back({&value, value.cbegin()});
-  while (!stack.empty() && deepest < stop_at) {
-    Frame& frame = stack.back();
-    if (!advance(frame)) {
-      stack.pop_back();
-      continue;
-    }
-    const json& child = *frame.it;
-    if (!is_container(child)) continue;
-    stack.push_back({&child, child.cbegin()});
-    if (stack.size() > deepest) deepest = stack.size();
-  }
+  walk(value, [&](const std::vector<Frame>& stack, const json& child) {
+    if (is_container(child)) deepest = std::max(deepest, stack.size() + 1);
+    return deepest < stop_at;
+  });
   return deepest;
 }
 
@@ -173,16 +177,8 @@ void check_storable_in_jsonb(const json& doc) {
     if (has_nul(doc.get_ref<const std::string&>())) refuse("string", "");
     return;
   }
-  if (!is_container(doc)) return;
-  std::vector<Frame> stack;
-  stack.push_back({&doc, doc.cbegin()});
-  while (!stack.empty()) {
-    Frame& frame = stack.back();
-    if (!advance(frame)) {
-      stack.pop_back();
-      continue;
-    }
-    const json& child = *frame.it;
+  walk(doc, [&](const std::vector<Frame>& stack, const json& child) {
+    const Frame& frame = stack.back();
     if (frame.node->is_object() && has_nul(frame.it.key())) {
       // The key's own pointer would show it; name the object it is in and the key itself.
       std::string pointer = pointer_of(stack);
@@ -191,12 +187,9 @@ void check_storable_in_jsonb(const json& doc) {
       refuse("key " + show_pointer(key.size() > 60 ? key.substr(0, 56) + "...\"" : key) + " in the object",
              pointer);
     }
-    if (child.is_string()) {
-      if (has_nul(child.get_ref<const std::string&>())) refuse("string", pointer_of(stack));
-    } else if (is_container(child)) {
-      stack.push_back({&child, child.cbegin()});
-    }
-  }
+    if (child.is_string() && has_nul(child.get_ref<const std::string&>())) refuse("string", pointer_of(stack));
+    return true;
+  });
 }
 
 }  // namespace orch

@@ -1,6 +1,9 @@
 #include "core/schema/json_schema.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>  // TEMP-BUDGET-MEASURE
+#include <cstdlib>  // TEMP-BUDGET-MEASURE
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -26,6 +29,11 @@ enum TypeBit : unsigned {
 struct Pattern {
   std::string source;
   std::shared_ptr<const re2::RE2> regex;  // shared: Node is copied into optional/vector
+  // RE2's program size, in instructions. A search is linear in the text, but when RE2's
+  // DFA gives up (its states do not fit its memory) the NFA it falls back to costs up to
+  // about 10 ns per byte per instruction (measured: "a{1000}b" on 100 KB of "a", 17 ms),
+  // so a search is charged by text bytes x program size.
+  std::uint64_t program_size = 0;
 };
 
 struct Schema::Node {
@@ -33,6 +41,14 @@ struct Schema::Node {
   unsigned types = 0;            // 0: any type
   std::optional<json> const_value;
   std::optional<std::vector<json>> enum_values;
+  // What comparing a value with each candidate costs, in evaluations (its size: see
+  // json_cost()), for the work budget; const_cost likewise.
+  std::vector<std::uint64_t> enum_costs;
+  std::uint64_t const_cost = 0;
+  // An enum of strings only (the usual kind, sometimes hundreds long) is looked up in a
+  // hash set: the same answer as comparing with each (a string equals only a string),
+  // without a cost of enum size x instance size.
+  std::optional<std::unordered_set<std::string>> enum_strings;
   std::optional<double> minimum, maximum, exclusive_minimum, exclusive_maximum, multiple_of;
   std::optional<std::size_t> min_length, max_length, min_items, max_items, min_contains,
       max_contains, min_properties, max_properties;
@@ -155,6 +171,33 @@ std::size_t code_points(const std::string& text) {
   return n;
 }
 
+// Bytes of text read, in evaluations (see kBytesPerEvaluation).
+std::uint64_t text_cost(std::size_t bytes) { return bytes / kBytesPerEvaluation; }
+
+// The size of `value` in the budget's units: one per value (scalar, array or object) plus
+// the bytes of its strings and keys / kBytesPerEvaluation. At least 1. Iterative: safe on
+// a value of any depth.
+std::uint64_t json_cost(const json& value) {
+  std::uint64_t values = 0, bytes = 0;
+  std::vector<const json*> stack{&value};
+  while (!stack.empty()) {
+    const json* v = stack.back();
+    stack.pop_back();
+    ++values;
+    if (v->is_string()) {
+      bytes += v->get_ref<const std::string&>().size();
+    } else if (v->is_object()) {
+      for (auto it = v->cbegin(); it != v->cend(); ++it) {
+        bytes += it.key().size();
+        stack.push_back(&*it);
+      }
+    } else if (v->is_array()) {
+      for (const auto& child : *v) stack.push_back(&child);
+    }
+  }
+  return values + text_cost(bytes);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -248,7 +291,9 @@ class Compiler {
     if (!value.is_string()) fail(where, std::string("must be a regular expression string, not ") + json_type_name(value));
     const std::string& source = value.get_ref<const std::string&>();
     try {
-      return Pattern{source, compile_ecma_pattern(source)};
+      auto regex = compile_ecma_pattern(source);
+      auto size = static_cast<std::uint64_t>(std::max(regex->ProgramSize(), 1));
+      return Pattern{source, std::move(regex), size};
     } catch (const PatternError& e) {
       if (e.unsupported())
         fail(where, "the pattern " + show(value) + " uses " + e.what() + ", which is not supported",
@@ -352,8 +397,20 @@ class Compiler {
     if (schema.contains("enum")) {
       if (!schema["enum"].is_array()) fail(where("enum"), std::string("must be an array, not ") + json_type_name(schema["enum"]));
       node.enum_values = schema["enum"].get<std::vector<json>>();
+      bool strings = true;
+      for (const auto& candidate : *node.enum_values) {
+        node.enum_costs.push_back(json_cost(candidate));
+        strings = strings && candidate.is_string();
+      }
+      if (strings && node.enum_values->size() > 8) {
+        node.enum_strings.emplace();
+        for (const auto& candidate : *node.enum_values) node.enum_strings->insert(candidate.get<std::string>());
+      }
     }
-    if (schema.contains("const")) node.const_value = schema["const"];
+    if (schema.contains("const")) {
+      node.const_value = schema["const"];
+      node.const_cost = json_cost(schema["const"]);
+    }
 
     if (schema.contains("minimum")) node.minimum = number(schema["minimum"], where("minimum"));
     if (schema.contains("maximum")) node.maximum = number(schema["maximum"], where("maximum"));
@@ -431,9 +488,22 @@ class Compiler {
   // Edges that apply another schema to the same value. A cycle of them ($ref to itself,
   // directly or through allOf/anyOf/...) would recurse for ever on any value: refuse it.
   // A depth-first search on an explicit stack: a chain of 10,000 $refs is fine.
+  //
+  // Without cycles the edges form a DAG, but paths through it can still be exponentially
+  // many: 30 levels of {"allOf": [{"$ref": next}, {"$ref": next}]} apply the last level
+  // 2^30 times to the same value. The number of schemas one value may be checked against
+  // at a node, before validation looks into the value, is 1 + the sum over its edges
+  // (counted in post-order, saturating); a node where it passes kEvaluationBudgetBase
+  // could spend the whole budget of a small instance on one value, and no real schema
+  // comes near it (they need tens to hundreds), so the schema is refused here, naming the
+  // first such node, rather than at every validation. It is an upper bound: anyOf stops at
+  // the first match and only one of then/else applies, but a schema whose worst case is
+  // this large is a mistake or an attack. Repetition through the instance's depth
+  // ({"items": {"allOf": [{"$ref": "#"}, {"$ref": "#"}]}}) is left to the runtime budget.
   void check_ref_loops() {
     enum Mark { kVisiting = 1, kDone = 2 };
     std::unordered_map<const Node*, int> marks;
+    std::unordered_map<const Node*, std::uint64_t> fan_out;  // of the nodes marked kDone
     struct Visit {
       const Node* node;
       std::vector<const Node*> next;
@@ -457,6 +527,17 @@ class Compiler {
       while (!stack.empty()) {
         Visit& visit = stack.back();
         if (visit.i == visit.next.size()) {
+          std::uint64_t total = 1;
+          for (const Node* next : visit.next) total = std::min(total + fan_out[next], kSaturated);
+          if (total > kEvaluationBudgetBase)
+            throw UserError("invalid JSON Schema at " + describe_location(location_of(visit.node)) +
+                                ": applying it to one value may take more than " +
+                                std::to_string(kEvaluationBudgetBase) +
+                                " evaluations (its $refs and allOf/anyOf/oneOf/not/if/then/else/dependentSchemas "
+                                "apply the same subschemas to the same value again and again)",
+                            {}, "Simplify the schema: refer to each definition once where possible.",
+                            sqlstate::program_limit_exceeded);
+          fan_out[visit.node] = total;
           marks[visit.node] = kDone;
           stack.pop_back();
           continue;
@@ -478,6 +559,9 @@ class Compiler {
       }
     }
   }
+
+  // Beyond any limit, and far from overflowing when added to itself.
+  static constexpr std::uint64_t kSaturated = std::uint64_t{1} << 62;
 
   const json& document_;
   std::unique_ptr<Schema> schema_;
@@ -502,7 +586,8 @@ namespace {
 
 class Validator {
  public:
-  explicit Validator(std::size_t max_violations) : max_(max_violations) {}
+  Validator(const json& instance, std::size_t max_violations) : max_(max_violations), instance_(instance) {}
+  ~Validator() { if (std::getenv("ORCH_BUDGET_TRACE")) std::fprintf(stderr, "TEMP-BUDGET-MEASURE spent=%llu size=%llu\n", (unsigned long long)spent_, (unsigned long long)json_cost(instance_)); }  // TEMP-BUDGET-MEASURE
 
   // `depth` counts every check() on the stack: each level of the instance and each step
   // that applies another schema to the same value ($ref, allOf, anyOf, oneOf, not,
@@ -510,6 +595,7 @@ class Validator {
   // deeper than kMaxValidationDepth, whatever the schema and the instance.
   bool check(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
     if (depth > kMaxValidationDepth) too_deep();
+    charge(1);
     if (node.constant) {
       if (!*node.constant) report(out, "no value is allowed here (the schema is false)");
       return *node.constant;
@@ -549,6 +635,41 @@ class Validator {
 
  private:
   std::string where() const { return path_.empty() ? std::string("the root") : show_pointer(path_); }
+
+  // The work budget (see kEvaluationBudgetBase). Everything whose cost does not shrink
+  // with the instance is charged here before it is done, so that the budget bounds the
+  // time: a check() is 1, and so on (json_schema.hpp lists it).
+  void charge(std::uint64_t evaluations) {
+    spent_ += evaluations;
+    if (spent_ > limit_) over_budget();
+  }
+
+  // The base is spent: only now is the instance measured (a walk over all of it, which a
+  // small validation should not pay for) and the budget raised by its size; when that is
+  // spent too, validation stops.
+  NOINLINE void over_budget() {
+    if (!scaled_) {
+      scaled_ = true;
+      size_ = json_cost(instance_);
+      limit_ = kEvaluationBudgetBase + kEvaluationsPerInstanceUnit * size_;
+      if (spent_ <= limit_) return;
+    }
+    throw UserError("JSON Schema validation is too expensive: more than " + std::to_string(limit_) +
+                        " evaluations (the schema's references or combinators multiply the work; stopped at " +
+                        where() + ")",
+                    "The budget is " + std::to_string(kEvaluationBudgetBase) + " evaluations plus " +
+                        std::to_string(kEvaluationsPerInstanceUnit) + " per unit of the instance's size (" +
+                        std::to_string(size_) +
+                        " units: one per value, and one per " + std::to_string(kBytesPerEvaluation) +
+                        " bytes of strings and keys). Every subschema applied to a value counts as one.",
+                    "Simplify the schema: a definition referred to twice from allOf, anyOf or oneOf, at every "
+                    "level of a chain of definitions or of a recursive schema, doubles the work at every level.",
+                    sqlstate::program_limit_exceeded);
+  }
+
+  // Whether a violation would be kept: messages that cost more than a few bytes to build
+  // are built only then.
+  bool wanted(const std::vector<Violation>* out) const { return out && out->size() < max_; }
 
   [[noreturn]] NOINLINE void too_deep() const {
     throw UserError("JSON Schema validation nested deeper than " + std::to_string(kMaxValidationDepth) +
@@ -629,12 +750,29 @@ class Validator {
   NOINLINE bool check_value(const Node& node, const json& value, std::vector<Violation>* out) {
     bool ok = true;
     auto fail = [&](const std::string& message) { ok = false; report(out, message); };
-    if (node.const_value && !(*node.const_value == value)) fail(show(value) + " is not " + show(*node.const_value));
+    if (node.const_value) {
+      charge(node.const_cost);  // == walks at most the candidate
+      if (!(*node.const_value == value)) fail(show(value) + " is not " + show(*node.const_value));
+    }
     if (node.enum_values) {
       bool found = false;
-      for (const auto& candidate : *node.enum_values)
-        if (candidate == value) { found = true; break; }
-      if (!found) fail(show(value) + " is not one of " + show(json(*node.enum_values)));
+      if (node.enum_strings) {
+        if (value.is_string()) {
+          const std::string& text = value.get_ref<const std::string&>();
+          charge(1 + text_cost(text.size()));  // hashing it
+          found = node.enum_strings->count(text) > 0;
+        }
+      } else {
+        for (std::size_t i = 0; i < node.enum_values->size() && !found; ++i) {
+          charge(node.enum_costs[i]);
+          found = (*node.enum_values)[i] == value;
+        }
+      }
+      if (!found) {
+        ok = false;
+        // Showing the enum copies all of it: only for a message that is kept.
+        if (wanted(out)) report(out, show(value) + " is not one of " + show(json(*node.enum_values)));
+      }
     }
     if (value.is_number()) check_number(node, value, fail);
     if (value.is_string()) check_string(node, value.get_ref<const std::string&>(), fail);
@@ -660,8 +798,9 @@ class Validator {
   }
 
   template <typename Fail>
-  static void check_string(const Node& node, const std::string& text, Fail& fail) {
+  void check_string(const Node& node, const std::string& text, Fail& fail) {
     if (node.min_length || node.max_length) {
+      charge(text_cost(text.size()));
       std::size_t length = code_points(text);
       auto characters = [](std::size_t n) { return std::to_string(n) + (n == 1 ? " character" : " characters"); };
       if (node.min_length && length < *node.min_length)
@@ -669,8 +808,18 @@ class Validator {
       if (node.max_length && length > *node.max_length)
         fail(show(json(text)) + " is longer than " + characters(*node.max_length));
     }
-    if (node.pattern && !pattern_search(*node.pattern->regex, text))
+    if (node.pattern && !search(*node.pattern, text))
       fail(show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)));
+  }
+
+  // A pattern search, charged (before it runs) by bytes x RE2 program size / 1024: about
+  // what RE2's NFA costs when its DFA gives up, and no more than a byte of text per
+  // evaluation for the small patterns real schemas use (up to 16 instructions). Up to
+  // 1024 byte-instructions per evaluation is generous to patterns that the DFA matches
+  // (1-2 ns a byte, whatever their size), which is nearly all of them.
+  bool search(const Pattern& pattern, const std::string& text) {
+    charge(1 + text.size() * std::max<std::uint64_t>(pattern.program_size, 16) / 1024);
+    return pattern_search(*pattern.regex, text);
   }
 
   static std::string items(std::size_t k) { return std::to_string(k) + (k == 1 ? " item" : " items"); }
@@ -687,6 +836,7 @@ class Validator {
       for (std::size_t i = 0; i < n; ++i) {
         std::string key;
         write_json(array[i], key, true);
+        charge(1 + text_cost(key.size()));
         auto [it, inserted] = seen.emplace(std::move(key), i);
         if (!inserted) {
           fail("items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal, but uniqueItems is set");
@@ -715,9 +865,11 @@ class Validator {
   bool check_array(const Node& node, const json& array, std::vector<Violation>* out, std::size_t depth) {
     bool ok = true;
     std::size_t n = array.size();
-    for (std::size_t i = 0; i < n; ++i) {
+    // Only the items some schema applies to are visited: a node without "items" costs
+    // nothing per item however long the array (the budget counts the check() calls only).
+    std::size_t checked = node.items ? n : std::min(n, node.prefix_items.size());
+    for (std::size_t i = 0; i < checked; ++i) {
       const Node* item_schema = i < node.prefix_items.size() ? node.prefix_items[i] : node.items;
-      if (!item_schema) continue;
       std::size_t mark = descend(i, array[i]);
       ok = check(*item_schema, array[i], out, depth + 1) && ok;
       ascend(mark);
@@ -741,6 +893,7 @@ class Validator {
     bool ok = true;
     auto fail = [&](const std::string& message) { ok = false; report(out, message); };
     std::size_t n = object.size();
+    charge(node.required.size() + node.dependent_required.size());
     if (node.min_properties && n < *node.min_properties)
       fail("has " + std::to_string(n) + " properties, fewer than the minimum " + std::to_string(*node.min_properties));
     if (node.max_properties && n > *node.max_properties)
@@ -765,6 +918,7 @@ class Validator {
 
   NOINLINE bool check_property_name(const Node& node, const std::string& key, std::vector<Violation>* out,
                                     std::size_t depth) {
+    charge(text_cost(key.size()));  // copying it into a json string
     if (check(*node.property_names, json(key), nullptr, depth + 1)) return true;
     report(out, "has the property name " + show(json(key)) + ", which does not match \"propertyNames\"");
     return false;
@@ -774,11 +928,20 @@ class Validator {
     bool ok = true;
     if (node.min_properties || node.max_properties || !node.required.empty() || !node.dependent_required.empty())
       ok = check_object_size(node, object, out);
-    for (const auto& [name, dependent] : node.dependent_schemas)
-      if (object.contains(name)) ok = check(*dependent, object, out, depth + 1) && ok;
+    if (!node.dependent_schemas.empty()) {
+      charge(node.dependent_schemas.size());
+      for (const auto& [name, dependent] : node.dependent_schemas)
+        if (object.contains(name)) ok = check(*dependent, object, out, depth + 1) && ok;
+    }
 
+    // A node without these keywords does not visit the properties at all; one with them
+    // pays for every property: looking it up and putting its name in the path.
+    if (node.properties.empty() && node.pattern_properties.empty() && !node.additional_properties &&
+        !node.property_names)
+      return ok;
     for (auto it = object.begin(); it != object.end(); ++it) {
       const std::string& key = it.key();
+      charge(1 + text_cost(key.size()));
       bool evaluated = false;
       std::size_t mark = descend(key, *it);
       auto property = node.properties.find(key);
@@ -787,7 +950,7 @@ class Validator {
         ok = check(*property->second, *it, out, depth + 1) && ok;
       }
       for (const auto& [pattern, property_schema] : node.pattern_properties) {
-        if (!pattern_search(*pattern.regex, key)) continue;
+        if (!search(pattern, key)) continue;
         evaluated = true;
         ok = check(*property_schema, *it, out, depth + 1) && ok;
       }
@@ -807,18 +970,23 @@ class Validator {
   std::size_t max_;
   std::string path_;        // the JSON Pointer of the value being checked
   std::size_t levels_ = 0;  // how many items and properties deep that value is
+  const json& instance_;    // the whole of it, measured when the base budget is spent
+  std::uint64_t spent_ = 0;
+  std::uint64_t limit_ = kEvaluationBudgetBase;
+  std::uint64_t size_ = 0;  // json_cost(instance_), once scaled_
+  bool scaled_ = false;
 };
 
 }  // namespace
 
 std::vector<Violation> Schema::validate(const json& instance, std::size_t max_violations) const {
   std::vector<Violation> violations;
-  Validator(max_violations == 0 ? 1 : max_violations).check(*root_, instance, &violations, 0);
+  Validator(instance, max_violations == 0 ? 1 : max_violations).check(*root_, instance, &violations, 0);
   return violations;
 }
 
 bool Schema::is_valid(const json& instance) const {
-  return Validator(1).check(*root_, instance, nullptr, 0);
+  return Validator(instance, 1).check(*root_, instance, nullptr, 0);
 }
 
 std::string describe(const Violation& violation) {

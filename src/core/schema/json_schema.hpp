@@ -21,8 +21,19 @@
 // than kMaxJsonDepth is refused at compile, which does not recurse at all; validation
 // refuses an instance nested deeper than kMaxJsonDepth, and recurses at most
 // kMaxValidationDepth levels.
+//
+// Nor does anything take time without a bound. $refs let a schema apply one subschema
+// many times to the same value ("d0": {"allOf": [{"$ref": "#/$defs/d1"}, {"$ref":
+// "#/$defs/d1"}]}, "d1": ... doubles the work at every level), and a recursive schema can
+// do the same at every level of the instance; validation runs in PostgreSQL backends and
+// in the scheduler, which cannot interrupt it. So every validate() and is_valid() has a
+// work budget (kEvaluationBudgetBase + kEvaluationsPerInstanceUnit per unit of the
+// instance's size) and stops with a UserError (SQLSTATE 54000) when it is spent; and a
+// schema in which one value could need more than kEvaluationBudgetBase evaluations is
+// refused when it is compiled.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -45,6 +56,24 @@ using json = nlohmann::json;
 // 1 MiB stack.
 inline constexpr std::size_t kMaxValidationDepth = 2 * kMaxJsonDepth;
 
+// The work budget of one validate() or is_valid(), in evaluations. One evaluation is:
+// applying a (sub)schema to a value; visiting a property; comparing a value with one
+// "enum" or "const" candidate (per unit of the candidate's size); checking one "required"
+// or "dependentRequired" name; one item for "uniqueItems"; and, for "minLength",
+// "maxLength", "pattern", "uniqueItems" and property names, every kBytesPerEvaluation
+// bytes of text read (a pattern's by bytes x its RE2 program size / 1024: see
+// json_schema.cpp). The instance's size, in units, is its number of values plus the bytes
+// of its strings and keys / kBytesPerEvaluation.
+//
+// The numbers (measured in a Release build, see json_schema_budget_test.cpp): an
+// evaluation takes 20-30 ns, so the base alone is spent in about 30 ms; the benchmark's
+// 10 MB document needs about 3 evaluations per unit and the unit tests at most ...; the
+// factor leaves headroom for schemas full of anyOf/oneOf and $refs, while validating any
+// instance stays within a fixed multiple of the time it takes to read it.
+inline constexpr std::uint64_t kEvaluationBudgetBase = 1000000;
+inline constexpr std::uint64_t kEvaluationsPerInstanceUnit = 64;
+inline constexpr std::size_t kBytesPerEvaluation = 64;
+
 // One way an instance breaks its schema: where (a JSON Pointer into the instance, "" for
 // the whole of it) and why.
 struct Violation {
@@ -62,12 +91,16 @@ class Schema {
   // Checks and compiles `schema`. Throws UserError naming the schema location of the
   // problem: "invalid JSON Schema at /properties/age/minimum: must be a number, not string";
   // also for a document nested deeper than kMaxJsonDepth and for a pattern RE2 cannot
-  // match (naming the feature, with a hint).
+  // match (naming the feature, with a hint); and (SQLSTATE 54000) for a schema in which
+  // applying one subschema to one value may take more than kEvaluationBudgetBase
+  // evaluations, counting every $ref, allOf, anyOf, oneOf, not, if, then, else and
+  // dependentSchemas step, before it looks into the value.
   static std::shared_ptr<const Schema> compile(const json& schema);
 
   // At most max_violations violations; none means valid. Throws UserError when the
   // instance nests deeper than kMaxJsonDepth, or validation deeper than
-  // kMaxValidationDepth (counting $ref hops).
+  // kMaxValidationDepth (counting $ref hops), or when validation would need more than its
+  // work budget (see kEvaluationBudgetBase; SQLSTATE 54000).
   std::vector<Violation> validate(const json& instance, std::size_t max_violations = 20) const;
   bool is_valid(const json& instance) const;
 

@@ -31,6 +31,12 @@ json read_trigger(SpecReader& top) {
     if (!is_valid_nats_subject(subject))
       reader.fail("subject", "\"" + subject + "\" is not a NATS subject (dot-separated tokens; "
                              "'*' matches one token, a final '>' the rest)");
+    // The relay publishes every project's events under "orchestration."; a trigger there
+    // would read other projects' events (or start itself for ever).
+    std::string first = subject.substr(0, subject.find('.'));
+    if (first == "orchestration" || first == "*" || first == ">")
+      reader.fail("subject", "\"" + subject + "\" overlaps \"orchestration.>\", where pg_orchestration "
+                             "publishes its events; choose a subject outside it");
     out["subject"] = subject;
   } else if (type == "cron") {
     throw UserError("invalid workflow spec field \"trigger.type\": cron triggers are not "

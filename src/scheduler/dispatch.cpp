@@ -168,9 +168,14 @@ docker::Ceilings ceilings() {
 // instead of one per node is most of the scheduler's throughput.
 //
 // A result that cannot be stored (a string jsonb cannot hold, say) must fail its own node
-// and nothing else: the batch is written in a subtransaction, and if it fails each
-// attempt is written alone, and one that still fails is recorded as a failure that says
-// why its result was refused.
+// and nothing else. Outputs and texts are checked before (check_output, sanitize_text),
+// so the batch is written directly: a subtransaction per round that writes would cost an
+// XID each, and past 64 of them in one transaction every snapshot overflows. Should a
+// write fail all the same, the pass is rolled back and the next one is careful: it writes
+// each batch in a subtransaction and, if that fails, each attempt alone, recording one
+// that still fails as a failure that says why its result was refused.
+bool careful_recording = false;
+
 class Attempts {
  public:
   struct Attempt {
@@ -194,6 +199,10 @@ class Attempts {
     if (attempts_.empty()) return;
     std::vector<Attempt> batch;
     batch.swap(attempts_);
+    if (!careful_recording) {
+      write(batch.begin(), batch.end(), round);
+      return;
+    }
     if (!pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); })) return;
     for (auto it = batch.begin(); it != batch.end(); ++it) {
       auto refused = pg::try_subtransaction([&] { write(it, it + 1, round); });
@@ -443,6 +452,8 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
   attempts.record(std::nullopt);
   return deferred;
 }
+
+void record_carefully(bool careful) { careful_recording = careful; }
 
 void note_crash(std::int64_t node) { spi_run(kNoteCrashSql, {std::to_string(node)}); }
 

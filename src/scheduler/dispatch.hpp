@@ -30,6 +30,11 @@ PassResult run_pass(std::int64_t& round, const std::string& database);
 // `finished` keeps those recorded.
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished);
 
+// After a pass that failed, the next records each round in a subtransaction, and each
+// attempt alone if the round cannot be written (see Attempts in dispatch.cpp); after a
+// pass that succeeded, rounds are written directly again.
+void record_carefully(bool careful);
+
 // The crash-loop breaker, at start: the previous scheduler died while working on `node`
 // (crash_marker.hpp); counts it, and fails the node at the second time.
 void note_crash(std::int64_t node);

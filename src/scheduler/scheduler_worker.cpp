@@ -91,11 +91,13 @@ long SchedulerState::run_once() {
     state.unrecorded = std::move(deferred);
     if (!state.unrecorded.empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
     if (recovered_now) state.recovered = true;
+    orch::scheduler::record_carefully(false);
     for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {
     // A failed pass is logged and retried after the poll interval; the worker stays up.
     // Its results are all kept, the deferred ones too, for the next pass to record.
     for (auto& done : deferred) state.unrecorded.push_back(std::move(done));
+    orch::scheduler::record_carefully(true);
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
   }

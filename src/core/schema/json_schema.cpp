@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>  // TEMP-BUDGET-MEASURE
-#include <cstdlib>  // TEMP-BUDGET-MEASURE
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -31,7 +29,7 @@ struct Pattern {
   std::shared_ptr<const re2::RE2> regex;  // shared: Node is copied into optional/vector
   // RE2's program size, in instructions. A search is linear in the text, but when RE2's
   // DFA gives up (its states do not fit its memory) the NFA it falls back to costs up to
-  // about 10 ns per byte per instruction (measured: "a{1000}b" on 100 KB of "a", 17 ms),
+  // about 10 ns per byte per instruction (measured: "a{1000}b" on 1 MB of "a", 10 s),
   // so a search is charged by text bytes x program size.
   std::uint64_t program_size = 0;
 };
@@ -587,7 +585,6 @@ namespace {
 class Validator {
  public:
   Validator(const json& instance, std::size_t max_violations) : max_(max_violations), instance_(instance) {}
-  ~Validator() { if (std::getenv("ORCH_BUDGET_TRACE")) std::fprintf(stderr, "TEMP-BUDGET-MEASURE spent=%llu size=%llu\n", (unsigned long long)spent_, (unsigned long long)json_cost(instance_)); }  // TEMP-BUDGET-MEASURE
 
   // `depth` counts every check() on the stack: each level of the instance and each step
   // that applies another schema to the same value ($ref, allOf, anyOf, oneOf, not,
@@ -711,20 +708,28 @@ class Validator {
   void report(std::vector<Violation>* out, const std::string& message) {
     if (out && out->size() < max_) out->push_back({path_, message});
   }
+  // Without building a std::string for a message nobody keeps.
+  void report(std::vector<Violation>* out, const char* message) {
+    if (wanted(out)) out->push_back({path_, message});
+  }
   // Report and return false, so that callers can write ok = fail_...(...).
   NOINLINE bool fail_text(std::vector<Violation>* out, const char* message) {
     report(out, message);
     return false;
   }
   NOINLINE bool fail_count(std::vector<Violation>* out, const char* before, std::size_t n, const char* after) {
-    report(out, before + std::to_string(n) + after);
+    if (wanted(out)) report(out, before + std::to_string(n) + after);
     return false;
   }
   NOINLINE bool fail_one_of(std::vector<Violation>* out, std::size_t a, std::size_t b) {
-    report(out, "matches oneOf schemas " + std::to_string(a) + " and " + std::to_string(b) + "; exactly one must match");
+    if (wanted(out)) report(out, "matches oneOf schemas " + std::to_string(a) + " and " + std::to_string(b) + "; exactly one must match");
     return false;
   }
   NOINLINE void fail_type(const Node& node, const json& value, std::vector<Violation>* out) {
+    // Most failures are inside anyOf, oneOf, not or if, where nobody reads the message:
+    // building it would cost more than the check (7 times slower, measured on an
+    // anyOf-heavy schema).
+    if (!wanted(out)) return;
     std::string expected;
     for (unsigned bit = 1; bit <= kInteger; bit <<= 1)
       if (node.types & bit) expected += (expected.empty() ? "\"" : " or \"") + type_name(bit) + "\"";
@@ -749,10 +754,14 @@ class Validator {
   // The keywords that look at `value` itself, not into it: none of them recurses.
   NOINLINE bool check_value(const Node& node, const json& value, std::vector<Violation>* out) {
     bool ok = true;
-    auto fail = [&](const std::string& message) { ok = false; report(out, message); };
+    // `message` is a function that builds the message, called only for one that is kept.
+    auto fail = [&](auto message) {
+      ok = false;
+      if (wanted(out)) report(out, message());
+    };
     if (node.const_value) {
       charge(node.const_cost);  // == walks at most the candidate
-      if (!(*node.const_value == value)) fail(show(value) + " is not " + show(*node.const_value));
+      if (!(*node.const_value == value)) fail([&] { return show(value) + " is not " + show(*node.const_value); });
     }
     if (node.enum_values) {
       bool found = false;
@@ -782,18 +791,18 @@ class Validator {
   template <typename Fail>
   static void check_number(const Node& node, const json& value, Fail& fail) {
     double x = value.get<double>();
-    std::string shown = show(value);
+    auto shown = [&] { return show(value); };
     auto num = [](double d) { return json(d).dump(); };
-    if (node.minimum && x < *node.minimum) fail(shown + " is less than the minimum " + num(*node.minimum));
-    if (node.maximum && x > *node.maximum) fail(shown + " is greater than the maximum " + num(*node.maximum));
+    if (node.minimum && x < *node.minimum) fail([&] { return shown() + " is less than the minimum " + num(*node.minimum); });
+    if (node.maximum && x > *node.maximum) fail([&] { return shown() + " is greater than the maximum " + num(*node.maximum); });
     if (node.exclusive_minimum && x <= *node.exclusive_minimum)
-      fail(shown + " is not greater than " + num(*node.exclusive_minimum));
+      fail([&] { return shown() + " is not greater than " + num(*node.exclusive_minimum); });
     if (node.exclusive_maximum && x >= *node.exclusive_maximum)
-      fail(shown + " is not less than " + num(*node.exclusive_maximum));
+      fail([&] { return shown() + " is not less than " + num(*node.exclusive_maximum); });
     if (node.multiple_of) {
       double q = x / *node.multiple_of;
       bool multiple = std::isfinite(q) && std::fabs(q - std::round(q)) <= 1e-9 * std::max(1.0, std::fabs(q));
-      if (!multiple) fail(shown + " is not a multiple of " + num(*node.multiple_of));
+      if (!multiple) fail([&] { return shown() + " is not a multiple of " + num(*node.multiple_of); });
     }
   }
 
@@ -804,21 +813,24 @@ class Validator {
       std::size_t length = code_points(text);
       auto characters = [](std::size_t n) { return std::to_string(n) + (n == 1 ? " character" : " characters"); };
       if (node.min_length && length < *node.min_length)
-        fail(show(json(text)) + " is shorter than " + characters(*node.min_length));
+        fail([&] { return show(json(text)) + " is shorter than " + characters(*node.min_length); });
       if (node.max_length && length > *node.max_length)
-        fail(show(json(text)) + " is longer than " + characters(*node.max_length));
+        fail([&] { return show(json(text)) + " is longer than " + characters(*node.max_length); });
     }
     if (node.pattern && !search(*node.pattern, text))
-      fail(show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)));
+      fail([&] { return show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)); });
   }
 
-  // A pattern search, charged (before it runs) by bytes x RE2 program size / 1024: about
-  // what RE2's NFA costs when its DFA gives up, and no more than a byte of text per
-  // evaluation for the small patterns real schemas use (up to 16 instructions). Up to
-  // 1024 byte-instructions per evaluation is generous to patterns that the DFA matches
-  // (1-2 ns a byte, whatever their size), which is nearly all of them.
+  // A pattern search, charged before it runs: 4 for the call (RE2's setup costs about as
+  // much as 4 check()s) plus bytes x RE2 program size / 1024, and for the small patterns
+  // most schemas use (up to 64 instructions) 16 bytes per evaluation: RE2's DFA reads
+  // 1-2 ns a byte, whatever the program size. When the DFA gives up, though, its NFA costs
+  // about 10 ns per byte per instruction; charging for that in full would refuse real
+  // documents, so a pattern that drives RE2 into its NFA can still take up to ~10 us per
+  // evaluation: the budget bounds how often a pattern runs, and only roughly how long RE2
+  // takes on one string.
   bool search(const Pattern& pattern, const std::string& text) {
-    charge(1 + text.size() * std::max<std::uint64_t>(pattern.program_size, 16) / 1024);
+    charge(4 + text.size() * std::max<std::uint64_t>(pattern.program_size, 64) / 1024);
     return pattern_search(*pattern.regex, text);
   }
 
@@ -836,7 +848,9 @@ class Validator {
       for (std::size_t i = 0; i < n; ++i) {
         std::string key;
         write_json(array[i], key, true);
-        charge(1 + text_cost(key.size()));
+        // Writing and hashing an item (a few allocations) costs several check()s: 350 ns
+        // for a short string, measured.
+        charge(8 + text_cost(key.size()));
         auto [it, inserted] = seen.emplace(std::move(key), i);
         if (!inserted) {
           fail("items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal, but uniqueItems is set");
@@ -866,7 +880,7 @@ class Validator {
     bool ok = true;
     std::size_t n = array.size();
     // Only the items some schema applies to are visited: a node without "items" costs
-    // nothing per item however long the array (the budget counts the check() calls only).
+    // nothing per item however long the array, one with it a check() (charged) per item.
     std::size_t checked = node.items ? n : std::min(n, node.prefix_items.size());
     for (std::size_t i = 0; i < checked; ++i) {
       const Node* item_schema = i < node.prefix_items.size() ? node.prefix_items[i] : node.items;

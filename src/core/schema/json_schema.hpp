@@ -56,22 +56,26 @@ using json = nlohmann::json;
 // 1 MiB stack.
 inline constexpr std::size_t kMaxValidationDepth = 2 * kMaxJsonDepth;
 
-// The work budget of one validate() or is_valid(), in evaluations. One evaluation is:
-// applying a (sub)schema to a value; visiting a property; comparing a value with one
-// "enum" or "const" candidate (per unit of the candidate's size); checking one "required"
-// or "dependentRequired" name; one item for "uniqueItems"; and, for "minLength",
-// "maxLength", "pattern", "uniqueItems" and property names, every kBytesPerEvaluation
-// bytes of text read (a pattern's by bytes x its RE2 program size / 1024: see
-// json_schema.cpp). The instance's size, in units, is its number of values plus the bytes
-// of its strings and keys / kBytesPerEvaluation.
+// The work budget of one validate() or is_valid(), in evaluations: kEvaluationBudgetBase
+// plus kEvaluationsPerInstanceUnit per unit of the instance's size, which is its number
+// of values (scalars, arrays, objects) plus the bytes of its strings and keys /
+// kBytesPerEvaluation. An evaluation is about one check() of a subschema against a value
+// (20-40 ns in a Release build): applying a subschema to a value, visiting a property,
+// checking a "required", "dependentRequired" or "dependentSchemas" entry, comparing with
+// an "enum" or "const" candidate (per unit of its size), and per kBytesPerEvaluation bytes
+// for "minLength"/"maxLength" and property names; a "uniqueItems" item is 8, a pattern
+// search 4 + 1 per 16 bytes (more for large RE2 programs: see json_schema.cpp).
 //
-// The numbers (measured in a Release build, see json_schema_budget_test.cpp): an
-// evaluation takes 20-30 ns, so the base alone is spent in about 30 ms; the benchmark's
-// 10 MB document needs about 3 evaluations per unit and the unit tests at most ...; the
-// factor leaves headroom for schemas full of anyOf/oneOf and $refs, while validating any
-// instance stays within a fixed multiple of the time it takes to read it.
+// Why these numbers (measured in Release on the development machine, json_schema_budget_test
+// has the attacks): the base is spent in 10-25 ms, so a small instance cannot hold a
+// backend or the scheduler longer, and it is 12 times what any other unit test needs (the
+// most is 81,927). A large instance needs 4-5 evaluations per unit: the 10 MB benchmark
+// document 2,489,270 for 619,072 units, 100,000 items of a typical schema 3.6 million for
+// 740,452 units; 32 per unit leaves 6-8 times that for schemas heavier than these, while
+// the worst case stays a fixed multiple of reading the instance: about 1 s for 10 MB (6
+// times parsing it), 0.1 s for the scheduler's default 1 MB output limit.
 inline constexpr std::uint64_t kEvaluationBudgetBase = 1000000;
-inline constexpr std::uint64_t kEvaluationsPerInstanceUnit = 64;
+inline constexpr std::uint64_t kEvaluationsPerInstanceUnit = 32;
 inline constexpr std::size_t kBytesPerEvaluation = 64;
 
 // One way an instance breaks its schema: where (a JSON Pointer into the instance, "" for

@@ -91,9 +91,8 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
     return outcome;
   }
 
-  // fmgr checks no privilege: check here that the role may run what it asked for (it could
-  // have lost EXECUTE since it set the function).
-  // The checks of resolve_rule_function, again: privileges and owners change.
+  // fmgr checks no privilege, and privileges and owners change after the agent was set:
+  // resolve_rule_function's checks again, before every attempt.
   enum class Refusal { none, execute, owner };
   Refusal refusal = pg::guard([&] {
     HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function_oid));

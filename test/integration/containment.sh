@@ -17,6 +17,17 @@ q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ S
 q "GRANT EXECUTE ON FUNCTION public.echo(jsonb) TO PUBLIC"
 as alice "SELECT orchestration.register_agent(1, '{\"name\": \"echo\", \"type\": \"RULE\", \"function\": \"public.echo\", \"capabilities\": [{\"name\": \"say\"}]}')" >/dev/null
 as alice "SELECT orchestration.create_workflow(1, '{\"name\": \"hello\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\", \"inputs\": {\"hi\": 1}}]}')" >/dev/null
+# runs_past HOLDER-PID WHAT: another project's run finishes while a transaction of
+# mallory's (in process HOLDER-PID) is open, and before that transaction ends.
+runs_past() {
+  local other holder_end
+  other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
+  is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" "another project's run finishes while $2"
+  wait "$1"
+  holder_end=$(q "SELECT clock_timestamp()")
+  is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $other")" "t" \
+     "and before that transaction ended: the scheduler did not wait for it"
+}
 project1_runs() {  # another tenant's run finishes while whatever mallory did goes on
   local run; run=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
   q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'"
@@ -158,13 +169,7 @@ is "$(q "SELECT status FROM orchestration.workflow_approvals WHERE id = $approva
   psql -X -q -U mallory >/dev/null 2>&1 ) &
 holder=$!
 sleep 1
-other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
-is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" \
-   "another project's run finishes while a transaction holds failed cancel_run calls on many run ids"
-wait $holder
-holder_end=$(q "SELECT clock_timestamp()")
-is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $other")" "t" \
-   "before that transaction ended: it was not held up by it"
+runs_past "$holder" "a transaction holds failed cancel_run calls on many run ids"
 
 # A run a NATS message starts belongs to whoever last defined the workflow, also for four eyes.
 as mallory "SELECT orchestration.update_workflow(w.id, orchestration.get_workflow(w.id) || '{\"trigger\": {\"type\": \"nats\", \"subject\": \"jobs.mallory\"}}') FROM orchestration.workflows w WHERE w.project_id = 2 AND w.name = 'gated'" >/dev/null
@@ -265,13 +270,7 @@ SQL
   ( echo "BEGIN; SELECT orchestration.cancel_run($nap); SELECT pg_sleep(8); ROLLBACK;" | psql -X -q -U mallory >/dev/null 2>&1 ) &
   holder=$!
   sleep 3  # the container has finished; its result waits for the lock
-  other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
-  is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" \
-     "another project's run finishes while a run with a finished container is locked"
-  wait $holder
-  holder_end=$(q "SELECT clock_timestamp()")
-  is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $other")" "t" \
-     "before the lock was released: the scheduler did not wait for it"
+  runs_past "$holder" "a run with a finished container is locked"
   is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the locked run's result is recorded once the lock is gone"
   is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
   stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),

@@ -89,8 +89,6 @@ ORCH_SQL_FUNCTION(orch_start_workflow_trigger) {
     call->args[4] = {new_json, new_row == nullptr};
     call->args[5] = {old_json, old_row == nullptr};
     FunctionCallInvoke(call);
-    return PointerGetDatum(TRIGGER_FIRED_BY_DELETE(event) ? trigger->tg_trigtuple
-                           : TRIGGER_FIRED_BY_UPDATE(event) ? trigger->tg_newtuple
-                                                            : trigger->tg_trigtuple);
+    return PointerGetDatum(new_row ? new_row : old_row);  // what a BEFORE trigger must return
   });
 }

@@ -39,34 +39,10 @@ void abort_transaction() {
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-std::optional<SubtransactionError> run_subtransaction(void (*fn)(void* arg), void* arg) {
-  MemoryContext caller_context = CurrentMemoryContext;
-  ResourceOwner caller_owner = CurrentResourceOwner;
-  guard([] { BeginInternalSubTransaction(nullptr); });
-  MemoryContextSwitchTo(caller_context);
-
-  ErrorData* volatile error = nullptr;
-  PG_TRY();
-  {
-    fn(arg);
-    ReleaseCurrentSubTransaction();
-  }
-  PG_CATCH();
-  {
-    MemoryContextSwitchTo(caller_context);
-    error = CopyErrorData();
-    FlushErrorState();
-    RollbackAndReleaseCurrentSubTransaction();
-  }
-  PG_END_TRY();
-  MemoryContextSwitchTo(caller_context);
-  CurrentResourceOwner = caller_owner;
-
-  if (!error) return std::nullopt;
-  SubtransactionError result{error->message ? error->message : "unknown error",
-                             unpack_sql_state(error->sqlerrcode)};
-  guard([&] { FreeErrorData(error); });
-  return result;
+SubtransactionError subtransaction_error(const std::exception& error) {
+  if (const auto* pg_error = dynamic_cast<const PgError*>(&error))
+    return {pg_error->what(), unpack_sql_state(pg_error->edata()->sqlerrcode)};
+  return {error.what(), "XX000"};
 }
 
 Subtransaction::Subtransaction() : context_(CurrentMemoryContext), owner_(CurrentResourceOwner) {

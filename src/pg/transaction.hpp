@@ -39,37 +39,44 @@ struct SubtransactionError {
   std::string sqlstate;  // five characters, e.g. "57014" for a statement timeout
 };
 
-// Runs fn in a subtransaction: if fn raises a Postgres error, only fn's work is rolled
-// back and the error is returned; the surrounding transaction goes on. fn follows the
-// rule of guard(): plain Postgres calls, no C++ objects with destructors.
-std::optional<SubtransactionError> run_subtransaction(void (*fn)(void* arg), void* arg);
-
-// Runs fn, ordinary C++ that may call guarded Postgres code (spi_run), in a
-// subtransaction: if it throws, only its work is rolled back and the error's text is
-// returned; the surrounding transaction goes on. For work whose failure must stay its
-// own: one result that cannot be stored must not undo, or block, the others.
+// A subtransaction for work whose failure must stay its own (one RULE attempt, one result
+// that cannot be stored): begun by the constructor, then committed (its work joins the
+// surrounding transaction) or rolled back. try_subtransaction is the way to use it.
 class Subtransaction {
  public:
-  Subtransaction();   // begins it
-  void commit();      // releases it (its work joins the surrounding transaction)
-  void rollback();    // rolls it back
+  Subtransaction();
+  void commit();
+  void rollback();
  private:
   MemoryContext context_;
   ResourceOwner owner_;
 };
 
+// The error an exception carries: a Postgres error's message and SQLSTATE, or any other
+// exception's text with XX000.
+SubtransactionError subtransaction_error(const std::exception& error);
+
+// Runs fn, ordinary C++ that may call guarded Postgres code (spi_run), in a
+// subtransaction: if it throws, only its work is rolled back and the error is returned;
+// the surrounding transaction goes on.
 template <typename Fn>
-std::optional<std::string> try_subtransaction(Fn&& fn) {
+std::optional<SubtransactionError> try_subtransaction(Fn&& fn) {
   Subtransaction sub;
   try {
     fn();
+    sub.commit();  // inside: a release that fails is rolled back too, as PL/pgSQL does
   } catch (const std::exception& e) {
-    std::string message = e.what();
+    SubtransactionError error = subtransaction_error(e);
     sub.rollback();
-    return message;
+    return error;
   }
-  sub.commit();
   return std::nullopt;
+}
+
+// The same for a plain function of Postgres calls (the RULE executor's call, which keeps
+// no C++ object alive across Postgres code): fn runs inside guard().
+inline std::optional<SubtransactionError> run_subtransaction(void (*fn)(void* arg), void* arg) {
+  return try_subtransaction([&] { guard([&] { fn(arg); }); });
 }
 
 // Logs an exception caught in a worker (at LOG, with the worker's name).

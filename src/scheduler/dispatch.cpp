@@ -210,11 +210,11 @@ class Attempts {
       Attempt failed = *it;
       failed.succeeded = false;
       failed.output.clear();
-      failed.error = sanitize_text("its result could not be stored: " + *refused);
+      failed.error = sanitize_text("its result could not be stored: " + refused->message);
       auto also_refused = pg::try_subtransaction([&] { write(&failed, &failed + 1, round); });
       if (also_refused)  // the node stays as it is; the next pass meets it again
         pg::log_worker_error("pg_orchestration scheduler",
-                             UserError("node " + std::to_string(it->node_id) + ": " + *also_refused));
+                             UserError("node " + std::to_string(it->node_id) + ": " + also_refused->message));
     }
   }
 

@@ -198,7 +198,7 @@ COMMENT ON COLUMN orchestration.workflow_run_nodes.pending_deps IS
 COMMENT ON COLUMN orchestration.workflow_run_nodes.attempt_traceparent IS
   'The W3C traceparent of the running container''s attempt (its TRACEPARENT), kept so that its span keeps its id after a scheduler restart';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.crashes IS
-  'How many times the scheduler process died while it was working on this node; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
+  'How many times the worker process running this node (the scheduler or a RULE worker) died while working on it; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
   'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
 

@@ -475,7 +475,8 @@ COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], 
 -- so only they count against the concurrency limits.
 CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
-                                          reserved_runs bigint[])
+                                          reserved_runs bigint[], node_kind text,
+                                          excluded_projects integer[], only_project integer)
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
                agent_type orchestration.agent_type, rule_function text, runs_as name,
@@ -494,23 +495,33 @@ DECLARE
   claimed_ids bigint[];
   started_runs bigint[];
   started_projects integer[];
+  lock_project integer;
 BEGIN
-  -- The limits count containers: RULE nodes run one after another inside the scheduler
-  -- and never stay RUNNING, so they are claimed whatever runs.
+  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
+    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The limits count containers: RULE nodes never stay RUNNING (a RULE worker runs them
+  -- inside its claim's transaction), so they are claimed whatever runs.
   SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
 
-  -- The first runnable nodes in dispatch order (the queue index, read in order and cut
-  -- short), then those the limits leave room for: every RULE node, and the containers
-  -- while fewer than max_running run in all and max_running_per_project in their project.
+  -- The first runnable nodes of the kind asked for in dispatch order (the queue index,
+  -- read in order and cut short; the projects left out are passed over in the scan, so
+  -- that their nodes cannot hide everyone else's), then those the limits leave room for:
+  -- every RULE node, and the containers while fewer than max_running run in all and
+  -- max_running_per_project in their project.
   WITH runnable AS (
-    SELECT q.id, q.project_id, q.level, coalesce(a.type <> 'RULE', true) AS container
-    FROM (SELECT n.id, n.project_id, n.level, n.agent_id
+    SELECT q.id, q.project_id, q.level, q.container
+    FROM (SELECT n.id, n.project_id, n.level, coalesce(a.type <> 'RULE', true) AS container
           FROM orchestration.workflow_run_nodes n
+          LEFT JOIN orchestration.agents a ON a.id = n.agent_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
             AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+            AND (node_kind = 'any' OR coalesce(a.type <> 'RULE', true) = (node_kind = 'container'))
+            AND NOT n.project_id = ANY (excluded_projects)
+            AND (only_project IS NULL OR n.project_id = only_project)
           ORDER BY n.level, n.id
           LIMIT max_nodes * 4) q
-    LEFT JOIN orchestration.agents a ON a.id = q.agent_id
   ), ranked AS (
     SELECT r.*,
            count(*) FILTER (WHERE r.container) OVER (ORDER BY r.level, r.id) AS container_rank,
@@ -532,17 +543,33 @@ BEGIN
     RETURN;
   END IF;
 
-  SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
-  FROM (SELECT n.id, n.level FROM orchestration.workflow_run_nodes n
-        JOIN orchestration.workflow_runs r ON r.id = n.run_id
-        WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
-          AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
-          AND NOT r.id = ANY (reserved_runs)
-        ORDER BY n.level, n.id
-        -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
-        -- approve, reject do), so no two transactions wait for each other in a circle. A run
-        -- someone else holds is skipped for now.
-        FOR UPDATE OF n, r SKIP LOCKED) l;
+  -- A RULE worker claims one project's nodes per transaction (the first, in dispatch
+  -- order, that has a run nobody holds): a function that hangs holds back no other
+  -- project's nodes. The others claim every candidate they can lock at once.
+  FOR lock_project IN
+    SELECT NULL::integer WHERE node_kind <> 'rule' OR only_project IS NOT NULL
+    UNION ALL
+    SELECT c.project_id
+    FROM (SELECT n.project_id, min(u.position) AS first
+          FROM unnest(candidate_ids) WITH ORDINALITY AS u(id, position)
+          JOIN orchestration.workflow_run_nodes n ON n.id = u.id
+          WHERE node_kind = 'rule' AND only_project IS NULL
+          GROUP BY n.project_id) c
+  LOOP
+    SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level FROM orchestration.workflow_run_nodes n
+          JOIN orchestration.workflow_runs r ON r.id = n.run_id
+          WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
+            AND (lock_project IS NULL OR n.project_id = lock_project)
+            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+            AND NOT r.id = ANY (reserved_runs)
+          ORDER BY n.level, n.id
+          -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
+          -- approve, reject do), so no two transactions wait for each other in a circle. A run
+          -- someone else holds is skipped for now.
+          FOR UPDATE OF n, r SKIP LOCKED) l;
+    EXIT WHEN claimed_ids IS NOT NULL;
+  END LOOP;
   IF claimed_ids IS NULL THEN
     RETURN;
   END IF;
@@ -596,8 +623,8 @@ BEGIN
     ORDER BY claimed.level, claimed.id;
 END
 $$;
-COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[]) IS
-  'Internal (scheduler): locks runnable nodes (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run), and returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer) IS
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
                                                input jsonb)
@@ -672,7 +699,7 @@ $$;
 COMMENT ON FUNCTION orchestration.requeue_node(bigint, text) IS
   'Internal (scheduler): a RUNNING container node whose container was never created or started (the scheduler stopped in between) is PENDING again; nothing ran, so no retry is used up';
 
--- The crash-loop breaker (see src/scheduler/crash_marker.hpp): the scheduler died while
+-- The crash-loop breaker (see src/scheduler/crash_marker.hpp): a worker died while
 -- working on this node. Counted; at the second crash the node is failed instead of being
 -- run again, so one poisonous node cannot keep restarting the server.
 CREATE FUNCTION orchestration.note_crash(node_id bigint) RETURNS void
@@ -693,16 +720,16 @@ BEGIN
   END IF;
   IF node.crashes >= 2 THEN
     PERFORM orchestration.fail_node(node_id, format(
-      'the scheduler process died %s times while working on this node (attempt %s); it is failed so that it cannot bring the scheduler down again. The server log has the cause',
+      'the worker process running this node died %s times while working on it (attempt %s); it is failed so that it cannot bring the worker down again. The server log has the cause',
       node.crashes, node.attempt + 1));
   ELSE
-    RAISE LOG 'pg_orchestration scheduler: the previous scheduler died while working on node % (run %, node "%"); it will be tried once more',
+    RAISE LOG 'pg_orchestration: the previous process of this worker died while working on node % (run %, node "%"); it will be tried once more',
               node.id, node.run_id, node.node_key;
   END IF;
 END
 $$;
 COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
-  'Internal (scheduler, at start): counts a crash of the scheduler while it worked on a node; a node that brought the scheduler down twice is failed with a message that says so';
+  'Internal (scheduler and RULE workers, at start): counts a crash of the worker''s previous process while it worked on a node; a node that brought its worker down twice is failed with a message that says so';
 
 -- The next moment something becomes due without a wake-up: a retry's backoff ends or an
 -- approval expires. The scheduler sleeps until then at most.

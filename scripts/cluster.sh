@@ -42,7 +42,7 @@ orchestration.allowed_images = 'orchestration/*'
 orchestration.nats_url = '${ORCH_NATS_URL:-nats://127.0.0.1:54222}'
 fsync = off
 max_connections = 100
-# Two workers (scheduler, relay) per database in orchestration.database_name.
+# Four workers (scheduler, relay, two RULE workers) per database in orchestration.database_name.
 max_worker_processes = 32
 logging_collector = on
 log_directory = 'log'

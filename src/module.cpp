@@ -16,29 +16,42 @@ void _PG_init(void);
 #include <cstdio>
 
 #include "config/gucs.hpp"
+#include "scheduler/rule_pool.hpp"
 #include "workers/wakeup.hpp"
+#include "workers/worker_main.hpp"
 
 namespace {
 
-// Two workers per database: the scheduler and the NATS relay (which idles while
-// orchestration.nats_url is empty).
+void register_worker(const char* kind, const char* function, const std::string& database, int slot, int index,
+                     int restart_seconds) {
+  BackgroundWorker worker = {};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  worker.bgw_restart_time = restart_seconds;
+  std::snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_orchestration");
+  std::snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+  if (std::string(kind) == "rule worker")
+    std::snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orchestration %s %d %s", kind, index, database.c_str());
+  else
+    std::snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orchestration %s %s", kind, database.c_str());
+  std::snprintf(worker.bgw_type, BGW_MAXLEN, "pg_orchestration %s", kind);
+  worker.bgw_main_arg = orch::workers::worker_arg(slot, index);
+  RegisterBackgroundWorker(&worker);
+}
+
+// Per database: the scheduler, the NATS relay (which idles while orchestration.nats_url
+// is empty) and orchestration.rule_workers RULE workers.
 void register_workers() {
   std::vector<std::string> databases = orch::config::scheduler_databases();
-  for (std::size_t slot = 0; slot < databases.size(); ++slot) {
-    for (const char* kind : {"scheduler", "relay"}) {
-      BackgroundWorker worker = {};
-      worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-      worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-      // Seconds. After a crash the worker comes back and recovers; a database that does
-      // not exist yet is retried at this pace.
-      worker.bgw_restart_time = 5;
-      std::snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_orchestration");
-      std::snprintf(worker.bgw_function_name, BGW_MAXLEN, "orch_%s_main", kind);
-      std::snprintf(worker.bgw_name, BGW_MAXLEN, "pg_orchestration %s %s", kind, databases[slot].c_str());
-      std::snprintf(worker.bgw_type, BGW_MAXLEN, "pg_orchestration %s", kind);
-      worker.bgw_main_arg = Int32GetDatum(static_cast<int32>(slot));
-      RegisterBackgroundWorker(&worker);
-    }
+  for (std::size_t i = 0; i < databases.size(); ++i) {
+    int slot = static_cast<int>(i);
+    // Seconds. After a crash the worker comes back and recovers; a database that does
+    // not exist yet is retried at this pace.
+    register_worker("scheduler", "orch_scheduler_main", databases[i], slot, 0, 5);
+    register_worker("relay", "orch_relay_main", databases[i], slot, 0, 5);
+    // A RULE worker the scheduler stopped comes back after a second.
+    for (int index = 0; index < orch::config::rule_workers; ++index)
+      register_worker("rule worker", "orch_rule_worker_main", databases[i], slot, index, 1);
   }
 }
 
@@ -50,5 +63,6 @@ void _PG_init(void) {
   orch::config::define_gucs();
   if (!process_shared_preload_libraries_in_progress) return;
   orch::workers::install_shared_memory_hooks();
+  orch::scheduler::rule_pool::install_shared_memory_hooks();
   register_workers();
 }

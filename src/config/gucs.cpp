@@ -18,6 +18,7 @@ int approval_timeout_seconds = 86400;
 bool approval_four_eyes = false;
 bool notify_details = false;
 int max_nodes_per_transaction = 200;
+int rule_workers = 2;
 char* docker_host = nullptr;
 char* docker_tls_ca = nullptr;
 char* docker_tls_cert = nullptr;
@@ -56,7 +57,7 @@ void define_gucs() {
       nullptr);
   DefineCustomIntVariable(
       "orchestration.max_concurrent_nodes", "How many nodes may run at once, in all projects.",
-      "Counts container nodes; RULE nodes run one after another inside the scheduler. 0 means "
+      "Counts container nodes; RULE nodes are bounded by orchestration.rule_workers. 0 means "
       "no limit.",
       &max_concurrent_nodes, 16, 0, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
@@ -81,10 +82,19 @@ void define_gucs() {
       &notify_details, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "orchestration.max_nodes_per_transaction",
-      "How many RULE nodes the scheduler runs before it commits.",
+      "How many nodes the scheduler or a RULE worker moves on before it commits.",
       "Larger batches move more nodes per second; smaller ones make each result visible "
       "sooner and hold row locks for less time. The scheduler also commits every 50 ms.",
       &max_nodes_per_transaction, 200, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "orchestration.rule_workers", "How many processes per database run RULE nodes.",
+      "RULE functions run in these background workers, not in the scheduler, so that one "
+      "that outlives its timeout can be stopped alone (the scheduler stops its process). "
+      "The nodes of one project occupy at most rule_workers - 1 of them (at least one). 0 "
+      "runs RULE nodes inside the scheduler, where nothing can stop a function that ignores "
+      "its timeout. Each needs a slot of max_worker_processes. Changing it needs a server "
+      "restart.",
+      &rule_workers, 2, 0, kMaxRuleWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
       "orchestration.docker_host", "The Docker engine that runs container agents.",
       "unix:///PATH (the local socket) or tcp://HOST:PORT (with TLS when the certificate "

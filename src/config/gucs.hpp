@@ -15,6 +15,7 @@ extern int approval_timeout_seconds;
 extern bool approval_four_eyes;
 extern bool notify_details;
 extern int max_nodes_per_transaction;
+extern int rule_workers;  // RULE worker processes per database (0: RULE nodes run in the scheduler)
 // The Docker executor.
 extern char* docker_host;
 extern char* docker_tls_ca;
@@ -42,6 +43,7 @@ extern int relay_batch_size;
 extern char* otlp_endpoint;
 
 inline constexpr int kMaxDatabases = 8;
+inline constexpr int kMaxRuleWorkers = 16;  // per database
 
 void define_gucs();
 

@@ -274,7 +274,7 @@ long RelayState::run_once() {
 
 void orch_relay_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::relay, kName,
-                            [](const std::string& database) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string& database, int, int) -> std::unique_ptr<orch::workers::WorkerRound> {
                               auto state = std::make_unique<RelayState>();
                               state->database = database;
                               return state;

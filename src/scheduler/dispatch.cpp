@@ -23,6 +23,7 @@
 #include "pg/transaction.hpp"
 #include "scheduler/crash_marker.hpp"
 #include "workers/wakeup.hpp"
+#include "workers/worker_main.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -44,7 +45,7 @@ enum Column {
 };
 
 constexpr const char* kClaimSql =
-    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[])";
+    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[], $5, $6::int[], $7::int)";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
 constexpr const char* kApprovalSql =
@@ -362,8 +363,14 @@ void process_node(const std::vector<Value>& node, Round& round) {
     return;
   }
   std::string started = now_text();
-  executors::RuleOutcome outcome = executors::run_rule(
-      *node[kRuleFunction], *node[kRunsAs], input.dump(), std::stoi(*node[kTimeoutSeconds]));
+  int timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
+  rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
+  executors::RuleOutcome outcome =
+      executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds);
+  // Stopped by the scheduler, which records the attempt as timed out: this transaction
+  // must not record it too (the SIGTERM ends the process soon).
+  if (!rule_pool::attempt_ended())
+    throw std::runtime_error("node " + id + " ran past its timeout; this worker was stopped");
   std::string finished = now_text();
   if (outcome.succeeded) check_output(outcome, contract.output.get(), capability);
   round.attempts.add({std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error, started,
@@ -372,22 +379,33 @@ void process_node(const std::vector<Value>& node, Round& round) {
 
 }  // namespace
 
-PassResult run_pass(std::int64_t& round, const std::string& database) {
+PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming) {
   PassResult result;
   auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
-  spi_run(kExpireSql);
+  if (claiming != Claiming::rule_nodes) spi_run(kExpireSql);
+  std::optional<int> project;  // a RULE worker's, once its first claim chose it
+  const char* kinds[] = {"any", "container", "rule"};
   while (true) {
     int room = config::max_nodes_per_transaction - result.nodes;
     if (room <= 0 || std::chrono::steady_clock::now() >= deadline) {
       result.budget_spent = true;
       break;
     }
+    // Runs others are about to lock, and runs of stopped attempts not yet recorded.
+    std::vector<std::int64_t> reserved = workers::reserved_runs();
+    for (std::int64_t run : rule_pool::held_runs(slot)) reserved.push_back(run);
+    bool choosing = claiming == Claiming::rule_nodes && !project;
     pg::Rows claimed = spi_run(
         kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
-                    std::to_string(config::max_concurrent_nodes_per_project),
-                    workers::reserved_runs_literal()});
+                    std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
+                    kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
+                    project ? Value(std::to_string(*project)) : std::nullopt});
     if (claimed.size() == 0) break;
-    Round claim{++round, database, result.launches, {}};
+    if (choosing) {
+      project = std::stoi(*claimed.rows[0][kProjectId]);
+      if (!rule_pool::hold_project(*project)) throw ProjectTaken();
+    }
+    Round claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     for (const auto& node : claimed.rows) {
       crash_marker::working_on(std::stoll(*node[kNodeId]));
       process_node(node, claim);
@@ -453,9 +471,35 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
   return deferred;
 }
 
+std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& stopped) {
+  std::vector<int> recorded;
+  if (stopped.empty()) return recorded;
+  std::vector<std::int64_t> runs;
+  for (const auto& attempt : stopped) runs.push_back(attempt.run);
+  std::set<std::int64_t> locked;
+  for (const auto& row : spi_run(kLockRunsSql, {array_literal(runs)}).rows) locked.insert(std::stoll(*row[0]));
+  Attempts attempts;
+  for (const auto& attempt : stopped) {
+    if (!locked.count(attempt.run)) continue;
+    // Its input died with the worker's transaction: the attempt keeps JSON null.
+    attempts.add({attempt.node, false, "null", "",
+                  "timed out after " + std::to_string(attempt.timeout_seconds) +
+                      " s and went on; the RULE worker running it was stopped",
+                  attempt.started_at, now_text()});
+    recorded.push_back(attempt.index);
+  }
+  attempts.record(std::nullopt);
+  return recorded;
+}
+
 void record_carefully(bool careful) { careful_recording = careful; }
 
-void note_crash(std::int64_t node) { spi_run(kNoteCrashSql, {std::to_string(node)}); }
+void note_crash(std::int64_t node) {
+  pg::run_transaction("pg_orchestration: noting a crash", [&] {
+    if (workers::extension_installed()) spi_run(kNoteCrashSql, {std::to_string(node)});
+  });
+  crash_marker::working_on(0);
+}
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {
   std::vector<executors::ContainerJob> jobs;

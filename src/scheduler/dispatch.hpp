@@ -1,13 +1,15 @@
-// One pass of the scheduler inside one transaction: expire approvals, then claim runnable
-// nodes in level order and move each one on (run it, skip it, or fail it), until nothing
-// is runnable or the transaction's budget is spent.
+// One pass of the scheduler or of a RULE worker inside one transaction: (the scheduler)
+// expire approvals, then claim runnable nodes in level order and move each one on (run
+// it, skip it, or fail it), until nothing is runnable or the transaction's budget is spent.
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "executors/container_executor.hpp"
+#include "scheduler/rule_pool.hpp"
 
 namespace orch::scheduler {
 
@@ -20,9 +22,27 @@ struct PassResult {
   std::vector<executors::ContainerJob> launches;
 };
 
+// What a pass claims: the scheduler takes container nodes (and approvals, skips and
+// failures of every node it claims) and leaves RULE nodes to the RULE workers, which
+// take RULE nodes of one project per transaction; with rule_workers = 0 the scheduler
+// takes all.
+enum class Claiming { all, containers, rule_nodes };
+
+// A RULE worker's claim found its project taken up to the cap by others meanwhile: the
+// transaction must be rolled back (nothing ran yet) and the pass tried again.
+struct ProjectTaken : std::runtime_error {
+  ProjectTaken() : std::runtime_error("the project was taken by other RULE workers") {}
+};
+
 // Runs inside a transaction with SPI connected (pg::run_transaction). `round` numbers the
-// claims, so a test can see which nodes were dispatched together.
-PassResult run_pass(std::int64_t& round, const std::string& database);
+// claims, so a test can see which nodes were dispatched together; `slot` is the
+// database's (for the RULE workers' shared memory).
+PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming);
+
+// Records the attempts the scheduler stopped (rule_pool.hpp) as timed out. Those whose
+// run someone else holds locked wait for a later pass; returns the workers whose
+// attempt was recorded (to forget once committed).
+std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& stopped);
 
 // Records finished container attempts (in the caller's transaction), checking outputs
 // against their capability's output schema first. Attempts whose run is locked by another
@@ -35,8 +55,10 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
 // pass that succeeded, rounds are written directly again.
 void record_carefully(bool careful);
 
-// The crash-loop breaker, at start: the previous scheduler died while working on `node`
-// (crash_marker.hpp); counts it, and fails the node at the second time.
+// The crash-loop breaker, at start: the worker's previous process died while working on
+// `node` (crash_marker.hpp); counts it, and fails the node at the second time. In a
+// transaction of its own, committed before any work (if the node brings the process down
+// again, the count must already be there); then the marker is cleared.
 void note_crash(std::int64_t node);
 
 // Crash recovery, once at start: every RUNNING container node is collected (adopted)

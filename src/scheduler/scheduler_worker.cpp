@@ -4,6 +4,10 @@
 // wake it, then loop forever: handle interrupts and reloads, run one pass in one
 // transaction, sleep on the latch until woken, until a retry or expiry is due, or until
 // the poll interval passes.
+//
+// It runs container nodes and leaves RULE nodes to the RULE workers (rule_worker.cpp),
+// whose watchdog it is: an attempt past its deadline has its worker stopped, and is
+// recorded here as timed out once the process is gone (rule_pool.hpp).
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -23,19 +27,23 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 #include "pg/transaction.hpp"
 #include "scheduler/crash_marker.hpp"
 #include "scheduler/dispatch.hpp"
+#include "scheduler/rule_pool.hpp"
 #include "workers/worker_main.hpp"
 
 namespace {
 
 constexpr const char* kName = "pg_orchestration scheduler";
-// How soon results of a run locked by someone else are tried again.
+// How soon results of a run locked by someone else, or of a stopped RULE worker that has
+// not exited yet, are tried again.
 constexpr long kDeferredRetryMs = 100;
 
 using orch::workers::extension_installed;
+namespace rule_pool = orch::scheduler::rule_pool;
 
 // What the loop keeps between passes.
 struct SchedulerState final : orch::workers::WorkerRound {
   std::string database;
+  int slot = 0;  // the database's, in orchestration.database_name
   std::int64_t round = 0;
   std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
@@ -54,14 +62,13 @@ long SchedulerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
   std::vector<orch::executors::ContainerJob> launches;
   std::vector<orch::executors::FinishedJob> deferred;
+  std::vector<int> stopped_recorded;  // RULE workers whose stopped attempt was recorded
+  bool moved = false;  // nodes moved on: RULE nodes may have become runnable
   bool recovered_now = false;
+  bool rule_workers = rule_pool::enabled();
   try {
     if (state.crashed_on) {
-      // Committed on its own, before any work: if the node brings this scheduler down
-      // again, the count must already be there.
-      orch::pg::run_transaction("pg_orchestration: noting a crash", [&] {
-        if (extension_installed()) orch::scheduler::note_crash(state.crashed_on);
-      });
+      orch::scheduler::note_crash(state.crashed_on);
       state.crashed_on = 0;
     }
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
@@ -74,9 +81,13 @@ long SchedulerState::run_once() {
       }
       for (auto& done : state.executor->take_finished()) state.unrecorded.push_back(std::move(done));
       deferred = orch::scheduler::record_containers(state.unrecorded);
+      stopped_recorded = orch::scheduler::record_stopped(rule_pool::stopped_attempts(state.slot));
       for (std::int64_t node : orch::scheduler::cancelled_in_flight(state.executor->in_flight()))
         state.executor->cancel(node);
-      orch::scheduler::PassResult pass = orch::scheduler::run_pass(state.round, state.database);
+      orch::scheduler::PassResult pass = orch::scheduler::run_pass(
+          state.round, state.database, state.slot,
+          rule_workers ? orch::scheduler::Claiming::containers : orch::scheduler::Claiming::all);
+      moved = pass.nodes > 0 || !state.unrecorded.empty() || !stopped_recorded.empty();
       for (auto& job : pass.launches) launches.push_back(std::move(job));
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
@@ -91,6 +102,8 @@ long SchedulerState::run_once() {
     state.unrecorded = std::move(deferred);
     if (!state.unrecorded.empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
     if (recovered_now) state.recovered = true;
+    for (int index : stopped_recorded) rule_pool::forget_stopped(state.slot, index);
+    if (moved && rule_workers) orch::workers::wake_now(orch::workers::Worker::rule);
     orch::scheduler::record_carefully(false);
     for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {
@@ -101,6 +114,12 @@ long SchedulerState::run_once() {
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
   }
+  // The watchdog: RULE attempts past their deadline are stopped now, and the scheduler
+  // wakes for the next deadline, and soon while a stopped attempt waits to be recorded.
+  rule_pool::stop_overdue(state.slot);
+  long deadline_ms = rule_pool::ms_to_next_deadline(state.slot);
+  if (deadline_ms >= 0) sleep_ms = std::min(sleep_ms, deadline_ms);
+  if (!rule_pool::held_runs(state.slot).empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
   return sleep_ms;
 }
 
@@ -108,10 +127,12 @@ long SchedulerState::run_once() {
 
 void orch_scheduler_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::scheduler, kName,
-                            [](const std::string& database) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string& database, int slot, int) -> std::unique_ptr<orch::workers::WorkerRound> {
                               auto state = std::make_unique<SchedulerState>();
                               state->database = database;
-                              state->crashed_on = orch::scheduler::crash_marker::open(MyDatabaseId);
+                              state->slot = slot;
+                              state->crashed_on = orch::scheduler::crash_marker::open(
+                                  "scheduler-" + std::to_string(MyDatabaseId));
                               return state;
                             });
 }

@@ -15,17 +15,22 @@ extern "C" {
 #include <vector>
 
 #include "config/gucs.hpp"
-#include "core/common/array_literal.hpp"
 
 namespace orch::workers {
 namespace {
 
-constexpr int kWorkerKinds = 2;  // Worker::scheduler, Worker::relay
+constexpr int kWakeKinds = 2;  // what can be asked for at commit: Worker::scheduler, Worker::relay
+// A slot's processes: the scheduler, the relay, then the RULE workers.
+constexpr int kProcesses = 2 + config::kMaxRuleWorkers;
 
 struct Slot {
-  pg_atomic_uint32 database;                    // InvalidOid when no worker runs in this slot
-  pg_atomic_uint32 procno_plus1[kWorkerKinds];  // each worker's PGPROC number + 1; 0 when none
+  pg_atomic_uint32 database;                  // InvalidOid when no worker runs in this slot
+  pg_atomic_uint32 procno_plus1[kProcesses];  // each worker's PGPROC number + 1; 0 when none
 };
+
+int process_index(Worker worker, int index) {
+  return worker == Worker::rule ? 2 + index : static_cast<int>(worker);
+}
 
 constexpr int kReservationSlots = 64;
 
@@ -35,7 +40,7 @@ struct SharedState {
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
-bool wake_requested[kWorkerKinds] = {false, false};
+bool wake_requested[kWakeKinds] = {false, false};
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 bool callback_registered = false;
 shmem_request_hook_type previous_request_hook = nullptr;
@@ -62,14 +67,22 @@ void attach_shared_memory() {
   LWLockRelease(AddinShmemInitLock);
 }
 
-void wake_worker_of(Oid database, int kind) {
+void set_latch_of(Slot& slot, int process) {
+  uint32 procno_plus1 = pg_atomic_read_u32(&slot.procno_plus1[process]);
+  // The slot may be stale (the worker just exited and its PGPROC was reused): a
+  // spurious SetLatch is harmless, latches are always re-checked.
+  if (procno_plus1 > 0) SetLatch(&ProcGlobal->allProcs[procno_plus1 - 1].procLatch);
+}
+
+// Wakes exactly the workers of that kind.
+void wake_workers_of(Oid database, Worker worker) {
   if (!shared) return;
   for (auto& slot : shared->slots) {
     if (pg_atomic_read_u32(&slot.database) != database) continue;
-    uint32 procno_plus1 = pg_atomic_read_u32(&slot.procno_plus1[kind]);
-    // The slot may be stale (the worker just exited and its PGPROC was reused): a
-    // spurious SetLatch is harmless, latches are always re-checked.
-    if (procno_plus1 > 0) SetLatch(&ProcGlobal->allProcs[procno_plus1 - 1].procLatch);
+    if (worker != Worker::rule) set_latch_of(slot, static_cast<int>(worker));
+    else
+      for (int index = 0; index < config::kMaxRuleWorkers; ++index)
+        set_latch_of(slot, process_index(Worker::rule, index));
   }
 }
 
@@ -81,8 +94,11 @@ void release_reservations() {
 void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
     release_reservations();
-    for (int kind = 0; kind < kWorkerKinds; ++kind)
-      if (wake_requested[kind]) wake_worker_of(MyDatabaseId, kind);
+    if (wake_requested[static_cast<int>(Worker::scheduler)]) {
+      wake_workers_of(MyDatabaseId, Worker::scheduler);
+      wake_workers_of(MyDatabaseId, Worker::rule);  // runnable nodes are theirs too
+    }
+    if (wake_requested[static_cast<int>(Worker::relay)]) wake_workers_of(MyDatabaseId, Worker::relay);
     for (bool& requested : wake_requested) requested = false;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
     release_reservations();
@@ -99,9 +115,9 @@ void register_transaction_callback() {
 // The slot's database stays: the other worker of the same database may still be there,
 // and the next worker of this slot serves the same database (the GUC needs a restart).
 void leave_slot(int, Datum packed) {
-  int kind = DatumGetInt32(packed) / config::kMaxDatabases;
+  int process = DatumGetInt32(packed) / config::kMaxDatabases;
   Slot& slot = shared->slots[DatumGetInt32(packed) % config::kMaxDatabases];
-  pg_atomic_write_u32(&slot.procno_plus1[kind], 0);
+  pg_atomic_write_u32(&slot.procno_plus1[process], 0);
 }
 
 }  // namespace
@@ -113,19 +129,21 @@ void install_shared_memory_hooks() {
   shmem_startup_hook = attach_shared_memory;
 }
 
-void register_worker(Worker worker, int slot_index) {
+void register_worker(Worker worker, int slot_index, int index) {
   if (!shared) return;
-  int kind = static_cast<int>(worker);
+  int process = process_index(worker, index);
   Slot& slot = shared->slots[slot_index];
   pg_atomic_write_u32(&slot.database, MyDatabaseId);
-  pg_atomic_write_u32(&slot.procno_plus1[kind], static_cast<uint32>(MyProc->pgprocno) + 1);
-  on_shmem_exit(leave_slot, Int32GetDatum(kind * config::kMaxDatabases + slot_index));
+  pg_atomic_write_u32(&slot.procno_plus1[process], static_cast<uint32>(MyProc->pgprocno) + 1);
+  on_shmem_exit(leave_slot, Int32GetDatum(process * config::kMaxDatabases + slot_index));
 }
 
 void request_wake_at_commit(Worker worker) {
   register_transaction_callback();
-  wake_requested[static_cast<int>(worker)] = true;
+  wake_requested[static_cast<int>(worker == Worker::rule ? Worker::scheduler : worker)] = true;
 }
+
+void wake_now(Worker worker) { wake_workers_of(MyDatabaseId, worker); }
 
 void reserve_run_until_transaction_end(std::int64_t run_id) {
   if (!shared || run_id <= 0) return;
@@ -142,12 +160,12 @@ void reserve_run_until_transaction_end(std::int64_t run_id) {
   }
 }
 
-std::string reserved_runs_literal() {
-  ArrayLiteral literal;
+std::vector<std::int64_t> reserved_runs() {
+  std::vector<std::int64_t> runs;
   if (shared)
     for (auto& run : shared->reserved_runs)
-      if (uint64 id = pg_atomic_read_u64(&run); id != 0) literal.add(static_cast<std::int64_t>(id));
-  return literal.str();
+      if (uint64 id = pg_atomic_read_u64(&run); id != 0) runs.push_back(static_cast<std::int64_t>(id));
+  return runs;
 }
 
 }  // namespace orch::workers

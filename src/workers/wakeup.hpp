@@ -1,28 +1,38 @@
 // Waking the background workers at commit, without polling and without pointers in
 // shared memory.
 //
-// Each worker (the scheduler and the relay of a database) publishes its database and its
-// PGPROC number in a small shared memory array. A backend that creates work (a runnable
-// node, an outbox event) calls request_wake_at_commit(); when its transaction commits (and
-// only then), a transaction callback sets the latch of that worker of its database. On
-// rollback nothing happens: no work, no wake-up.
+// Each worker (the scheduler, its RULE workers and the relay of a database) publishes its
+// database and its PGPROC number in a small shared memory array. A backend that creates
+// work (a runnable node, an outbox event) calls request_wake_at_commit(); when its
+// transaction commits (and only then), a transaction callback sets the latches of the
+// workers of its database that take that work. On rollback nothing happens: no work, no
+// wake-up.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace orch::workers {
 
-enum class Worker { scheduler = 0, relay = 1 };
+// Runnable nodes are taken by the scheduler (containers) and the RULE workers (RULE
+// nodes): waking Worker::scheduler wakes them all. Worker::rule names the RULE workers.
+enum class Worker { scheduler = 0, relay = 1, rule = 2 };
 
 // From _PG_init while preloading: asks for the shared memory and installs its hooks.
 void install_shared_memory_hooks();
 
-// The worker announces itself in its slot (and leaves it when it exits).
-void register_worker(Worker worker, int slot);
+// The worker announces itself in its slot (and leaves it when it exits); `index` numbers
+// the RULE workers of a database.
+void register_worker(Worker worker, int slot, int index);
 
 // Called by the SQL API (orchestration.wake_scheduler(), orchestration.wake_relay()).
 void request_wake_at_commit(Worker worker);
+
+// Wakes the workers of that kind (only) of this database at once: a worker whose commit
+// made work runnable for the others (a RULE result that unblocks a container node, and
+// back).
+void wake_now(Worker worker);
 
 // A backend about to wait for a run's row lock (cancel_run, retry_run, approve, reject)
 // announces the run here until its transaction ends. The scheduler does not claim nodes
@@ -31,7 +41,7 @@ void request_wake_at_commit(Worker worker);
 // every slot taken, or without shared memory, it does nothing.
 void reserve_run_until_transaction_end(std::int64_t run_id);
 
-// The runs announced right now, as a Postgres array literal ("{4,17}").
-std::string reserved_runs_literal();
+// The runs announced right now.
+std::vector<std::int64_t> reserved_runs();
 
 }  // namespace orch::workers

@@ -21,13 +21,13 @@ extern "C" {
 namespace orch::workers {
 namespace {
 
-void loop(WorkerRound& round, int slot, Worker worker, const char* name, const std::string& database) {
+void loop(WorkerRound& round, int slot, int index, Worker worker, const char* name, const std::string& database) {
   MemoryContext loop_context = pg::guard([] {
     return AllocSetContextCreate(TopMemoryContext, "pg_orchestration worker round", ALLOCSET_DEFAULT_SIZES);
   });
   pg::guard([&] {
     pgstat_report_appname(name);
-    register_worker(worker, slot);
+    register_worker(worker, slot, index);
     ereport(LOG, (errmsg("%s started in database \"%s\"", name, database.c_str())));
   });
 
@@ -58,8 +58,11 @@ void loop(WorkerRound& round, int slot, Worker worker, const char* name, const s
 
 }  // namespace
 
-void run_worker(Datum slot_datum, Worker worker, const char* name, MakeRound make_round) {
-  int slot = DatumGetInt32(slot_datum);
+Datum worker_arg(int slot, int index) { return Int32GetDatum(index * config::kMaxDatabases + slot); }
+
+void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round) {
+  int slot = DatumGetInt32(arg) % config::kMaxDatabases;
+  int index = DatumGetInt32(arg) / config::kMaxDatabases;
   pqsignal(SIGTERM, die);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
@@ -73,8 +76,8 @@ void run_worker(Datum slot_datum, Worker worker, const char* name, MakeRound mak
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
   try {
-    std::unique_ptr<WorkerRound> round = make_round(database);
-    loop(*round, slot, worker, name, database);
+    std::unique_ptr<WorkerRound> round = make_round(database, slot, index);
+    loop(*round, slot, index, worker, name, database);
   } catch (const std::exception& e) {
     pg::log_worker_error(name, e);
   }

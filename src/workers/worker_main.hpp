@@ -25,13 +25,18 @@ class WorkerRound {
   virtual void reloaded() {}
 };
 
-using MakeRound = std::unique_ptr<WorkerRound> (*)(const std::string& database);
+// `slot` is the database's place in orchestration.database_name, `index` the number of a
+// RULE worker of that database (0 for the others).
+using MakeRound = std::unique_ptr<WorkerRound> (*)(const std::string& database, int slot, int index);
 
-// Runs the worker of `slot` (a bgw_main_arg) until it is told to stop. Exits at once when
+// A bgw_main_arg: the database's slot and the worker's index.
+Datum worker_arg(int slot, int index);
+
+// Runs the worker of `arg` (worker_arg) until it is told to stop. Exits at once when
 // orchestration.database_name has no database for the slot; after an error outside a
 // round, logs it and exits non-zero, so the postmaster starts it again after
 // bgw_restart_time.
-[[noreturn]] void run_worker(Datum slot, Worker worker, const char* name, MakeRound make_round);
+[[noreturn]] void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round);
 
 // Whether CREATE EXTENSION pg_orchestration has run in this database (in a transaction).
 bool extension_installed();

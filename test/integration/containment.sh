@@ -283,24 +283,77 @@ else
   echo "# no Docker engine: container poison pills not tried"
 fi
 
-# --- 2b. A node that brought the scheduler down twice is failed --------------------------------
+# --- 3. One tenant's slow code does not stall the others --------------------------------------
+# PL/pgSQL can catch the statement timeout: a function that does runs on after it. Its
+# RULE worker is stopped by the scheduler and the attempt recorded as timed out, whatever
+# the function does; nothing it wrote is kept.
+rule_workers() { q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()"; }
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE TABLE mallory.marks (at timestamptz);
+CREATE FUNCTION mallory.stubborn(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO mallory.marks VALUES (clock_timestamp());
+  LOOP
+    BEGIN
+      PERFORM pg_sleep(0.1);
+    EXCEPTION WHEN query_canceled THEN
+      INSERT INTO mallory.marks VALUES (clock_timestamp());  -- and on
+    END;
+  END LOOP;
+END $$;
+SELECT orchestration.register_agent(2, '{"name": "stubborn", "type": "RULE", "function": "mallory.stubborn", "limits": {"timeout_seconds": 1}, "capabilities": [{"name": "go"}]}');
+SELECT orchestration.register_agent(2, '{"name": "stubborn3", "type": "RULE", "function": "mallory.stubborn", "limits": {"timeout_seconds": 3}, "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "stubborn", "nodes": [{"id": "s", "agent": "stubborn", "action": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "hang", "nodes": [{"id": "h", "agent": "stubborn3", "action": "go"}]}');
+SQL
+workers_before=$(rule_workers)
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'stubborn')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'")" "FAILED" \
+   "a RULE function that catches query_canceled does not outlive its timeout"
+is "$(q "SELECT status || ': ' || error FROM orchestration.agent_runs WHERE workflow_run_id = $run")" \
+   "FAILED: timed out after 1 s and went on; the RULE worker running it was stopped" \
+   "its one attempt is recorded as timed out, saying what happened"
+is "$(q "SELECT count(*) FROM mallory.marks")" "0" "nothing it wrote was kept (its transaction was rolled back)"
+is "$(q "SELECT extract(epoch FROM finished_at - started_at) < 10 FROM orchestration.agent_runs WHERE workflow_run_id = $run")" "t" \
+   "it was stopped within seconds of its timeout"
+ok "$(wait_for 30 "SELECT count(*) = $(echo "$workers_before" | tr ',' '\n' | wc -l) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()"; echo $?)" \
+   "the stopped worker is replaced"
+[ "$(rule_workers)" != "$workers_before" ]; ok $? "by a new process ($workers_before -> $(rule_workers))"
+
+# Four hung attempts of one project hold one RULE worker at most: another project's runs go
+# on meanwhile, and each hung attempt is stopped in its turn.
+hung=()
+for i in 1 2 3 4; do hung+=("$(as mallory "SELECT orchestration.start_workflow(2, 'hang')")"); done
+wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
+other=$(as alice "SELECT orchestration.start_workflow(1, 'hello')")
+is "$(q "SELECT orchestration.wait_for_run($other, '60 s')->>'status'")" "SUCCESS" "another project's run finishes while four RULE attempts hang"
+hung_list=$(IFS=,; echo "${hung[*]}")
+is "$(q "SELECT count(*) >= 3 FROM orchestration.workflow_runs WHERE id IN ($hung_list) AND finished_at IS NULL")" "t" \
+   "while at least three of the four were still waiting or hanging"
+ok "$(wait_for 90 "SELECT count(*) = 4 FROM orchestration.workflow_runs WHERE id IN ($hung_list) AND status = 'FAILED'"; echo $?)" \
+   "all four are stopped and recorded as failed"
+is "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE workflow_run_id IN ($hung_list) AND error LIKE 'timed out after 3 s and went on%'")" "4" \
+   "each with one attempt, timed out"
+is "$(project1_runs)" "SUCCESS" "and RULE nodes run as before"
+
+# --- 2b. A node that brought its worker down twice is failed ---------------------------------
 q "CREATE FUNCTION public.slow(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(60); SELECT '{}'::jsonb \$\$"
 as alice "SELECT orchestration.register_agent(1, '{\"name\": \"slow\", \"type\": \"RULE\", \"function\": \"public.slow\", \"limits\": {\"timeout_seconds\": 300}, \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null 2>&1 ||
   q "SELECT orchestration.register_agent(1, '{\"name\": \"slow\", \"type\": \"RULE\", \"function\": \"public.slow\", \"limits\": {\"timeout_seconds\": 300}, \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
 q "SELECT orchestration.create_workflow(1, '{\"name\": \"poison\", \"nodes\": [{\"id\": \"p\", \"agent\": \"slow\", \"action\": \"go\"}]}')" >/dev/null
 run=$(q "SELECT orchestration.start_workflow(1, 'poison')")
 for crash in 1 2; do
-  wait_for 60 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database() AND wait_event = 'PgSleep'"
-  ok $? "crash $crash: the scheduler is inside the node's function"
-  kill -9 "$(scheduler_pid)"
+  wait_for 60 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'"
+  ok $? "crash $crash: a RULE worker is inside the node's function"
+  kill -9 "$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'")"
   sleep 2
   wait_for 60 "SELECT true" >/dev/null
 done
 wait_for 60 "SELECT status = 'FAILED' FROM orchestration.workflow_run_nodes WHERE run_id = $run"
 ok $? "after the second crash the node is failed instead of run a third time"
 is "$(q "SELECT error FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
-   "the scheduler process died 2 times while working on this node (attempt 1); it is failed so that it cannot bring the scheduler down again. The server log has the cause" \
+   "the worker process running this node died 2 times while working on it (attempt 1); it is failed so that it cannot bring the worker down again. The server log has the cause" \
    "its error says so"
-is "$(project1_runs)" "SUCCESS" "and the scheduler runs other work again"
+is "$(project1_runs)" "SUCCESS" "and the workers run other work again"
 
 done_testing

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# An idle scheduler sleeps on its latch: it uses no CPU between polls, and still starts a
-# new run at once (woken at commit), long before its poll interval would.
+# An idle scheduler, and its idle RULE workers, sleep on their latches: they use no CPU
+# between polls, and still start a new run at once (woken at commit), long before their
+# poll interval would.
 source "$(dirname "$0")/lib.bash"
 reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
 
@@ -8,14 +9,18 @@ q "ALTER SYSTEM SET orchestration.poll_interval_ms = '600s'"
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 pid=$(scheduler_pid)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+rule_pids=$(q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()")
+cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$total"; }
 
 is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE pid = $pid")" "Extension/Extension" \
    "the idle scheduler waits on its latch"
-before=$(cpu_ticks)
+is "$(q "SELECT count(*) > 0 AND bool_and(wait_event = 'Extension') FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()")" "t" \
+   "so do the idle RULE workers ($rule_pids)"
+before=$(cpu_ticks "$pid"); rule_before=$(cpu_ticks $rule_pids)
 sleep 3
-after=$(cpu_ticks)
+after=$(cpu_ticks "$pid"); rule_after=$(cpu_ticks $rule_pids)
 is "$((after - before))" "0" "it used no CPU in 3 idle seconds (utime+stime ticks)"
+is "$((rule_after - rule_before))" "0" "nor did the RULE workers"
 
 q "CREATE FUNCTION public.ping(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{\"pong\": true}'::jsonb \$\$"
 q "SELECT orchestration.register_agent(1, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null

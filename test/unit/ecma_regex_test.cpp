@@ -78,6 +78,26 @@ TEST(EcmaRegex, UnsupportedFeaturesAreRefusedAtCompileNamingPatternPathAndFeatur
   }
 }
 
+TEST(EcmaRegex, PatternsWithLargeProgramsAreRefusedAtCompile) {
+  // A search costs up to ~18 ns per byte per instruction of the RE2 program, and is charged
+  // for it; programs above kMaxPatternProgramSize are refused when compiled, naming the size.
+  for (const char* pattern : {"a.{999}c", "\\s{999}", "\\p{L}{5}"}) {
+    auto [message, hint] = refusal(pattern);
+    EXPECT_NE(message.find(" RE2 instructions, above the limit of 5000 (a counted repetition multiplies what it "
+                           "repeats: prefer + or * with minLength/maxLength), which is not supported"),
+              std::string::npos)
+        << pattern << ": " << message;
+    EXPECT_NE(message.find("uses a compiled program of "), std::string::npos) << message;
+  }
+  EXPECT_THROW(orch::schema::compile_ecma_pattern("a.{999}c"), orch::schema::PatternError);
+  // Large but admitted: each ECMA "." is about 20 UTF-8 instructions, \p{L} about 800.
+  for (const char* pattern : {"^.{1,200}$", "^[\\p{L}\\s]*$", "a{1000}b"}) {
+    auto regex = orch::schema::compile_ecma_pattern(pattern);
+    EXPECT_LE(orch::schema::pattern_program_size(*regex), orch::schema::kMaxPatternProgramSize) << pattern;
+    EXPECT_GT(orch::schema::pattern_program_size(*regex), 12) << pattern;
+  }
+}
+
 TEST(EcmaRegex, InvalidPatternsAreRefusedAsSuch) {
   auto message = [](const std::string& pattern) { return refusal(pattern).first; };
   EXPECT_EQ(message("([a-z]"), R"(invalid JSON Schema at /properties/code/pattern: "([a-z]" is not a valid regular expression: missing ): ([a-z])");

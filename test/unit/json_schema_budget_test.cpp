@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "core/common/user_error.hpp"
@@ -147,6 +148,44 @@ TEST(JsonSchemaBudget, KeywordsThatReadMoreThanOneValueAreCharged) {
     EXPECT_TRUE(starts_with(error_of([&] { schema->is_valid(c.instance); }).first, kTooExpensive)) << c.leaf;
     EXPECT_LE(Schema::compile(c.leaf)->validate(c.instance).size(), 1u) << c.leaf;  // once is fine
   }
+}
+
+TEST(JsonSchemaBudget, PatternSearchesAreChargedForTheirWorstCase) {
+  // One RE2 search cannot be interrupted, and when RE2's DFA runs out of states a byte
+  // costs up to ~18 ns per instruction of the pattern's program: "a{1000}b" (1005
+  // instructions) on 1 MB of "a" took 10 s, an array of random a/b strings against
+  // a[ab]{999}c 9 s. Each search is charged for that before it runs, so these stop at the
+  // budget (in milliseconds) instead of running.
+  auto [message, sqlstate] = error_of([] {
+    Schema::compile(json::parse(R"({"type": "string", "pattern": "a{1000}b"})"))->validate(std::string(1000000, 'a'));
+  });
+  EXPECT_TRUE(starts_with(message, kTooExpensive)) << message;
+  EXPECT_EQ(sqlstate, "54000");
+  std::mt19937 random(7);
+  json strings = json::array();
+  for (int i = 0; i < 1000; ++i) {
+    std::string text(1000, 'a');
+    for (char& c : text) c = random() % 2 ? 'a' : 'b';
+    strings.push_back(text);
+  }
+  for (const char* pattern : {"a[ab]{30}c", "a[ab]{200}c", "a[ab]{999}c"}) {
+    auto schema = Schema::compile(json{{"items", {{"not", {{"pattern", pattern}}}}}});
+    EXPECT_TRUE(starts_with(error_of([&] { schema->is_valid(strings); }).first, kTooExpensive)) << pattern;
+  }
+  // Short strings are still matched with such patterns.
+  auto thousand = Schema::compile(json::parse(R"({"pattern": "a{1000}b"})"));
+  EXPECT_TRUE(thousand->is_valid(std::string(1000, 'a') + "b"));
+  EXPECT_FALSE(thousand->is_valid(std::string(999, 'a') + "b"));
+  // A small program (at most 12 instructions) has too few DFA states to run out of them,
+  // and is charged by the byte as before: a 1 MB string of base64 is fine.
+  auto base64 = Schema::compile(json::parse(R"({"pattern": "^[A-Za-z0-9+/]*={0,2}$"})"));
+  EXPECT_TRUE(base64->is_valid(std::string(1000000, 'Q') + "=="));
+  EXPECT_FALSE(base64->is_valid(std::string(1000000, 'Q') + "!"));
+  // A larger program on typical short strings (identifiers) is fine too.
+  auto names = Schema::compile(json::parse(R"({"items": {"pattern": "^[a-zA-Z_][a-zA-Z0-9_]{0,63}$"}})"));
+  json identifiers = json::array();
+  for (int i = 0; i < 1000; ++i) identifiers.push_back("identifier_" + std::to_string(i));
+  EXPECT_TRUE(names->is_valid(identifiers));
 }
 
 TEST(JsonSchemaBudget, LargeRealDocumentsStillValidate) {

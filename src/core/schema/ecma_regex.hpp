@@ -46,6 +46,15 @@ class PatternError : public std::runtime_error {
   bool unsupported_;
 };
 
+// The largest RE2 program (instructions, forward or reverse) a pattern may compile to.
+// One search costs up to ~18 ns per byte per instruction when RE2's DFA runs out of states
+// (measured: a[ab]{999}c on random a/b text, 9 us a byte), and json_schema.cpp charges its
+// work budget for that; a pattern above this limit could only ever match short strings
+// within the budget, so it is refused when compiled, where the message can say why. 5000
+// admits ^.{1,200}$ (4401: each ECMA "." is ~20 UTF-8 instructions) and \p{L} classes
+// (~800-1200), and refuses a.{999}c (20985) and \s{999} (18986).
+inline constexpr int kMaxPatternProgramSize = 5000;
+
 // The RE2 syntax for ECMA-262 `pattern`. Throws PatternError.
 std::string ecma_to_re2(std::string_view pattern);
 
@@ -53,7 +62,12 @@ std::string ecma_to_re2(std::string_view pattern);
 // PatternError. The result is safe to share between threads.
 std::shared_ptr<const re2::RE2> compile_ecma_pattern(std::string_view pattern);
 
-// Whether `pattern` finds a match anywhere in `text`. Linear in text.size().
+// The size of `pattern`'s program in instructions (the larger of RE2's forward and reverse
+// programs, at least 1): the factor of text.size() in a search's worst case.
+int pattern_program_size(const re2::RE2& pattern);
+
+// Whether `pattern` finds a match anywhere in `text`. Linear in text.size(), times up to
+// pattern_program_size(pattern) when RE2's DFA gives up.
 bool pattern_search(const re2::RE2& pattern, std::string_view text);
 
 }  // namespace orch::schema

@@ -27,10 +27,8 @@ enum TypeBit : unsigned {
 struct Pattern {
   std::string source;
   std::shared_ptr<const re2::RE2> regex;  // shared: Node is copied into optional/vector
-  // RE2's program size, in instructions. A search is linear in the text, but when RE2's
-  // DFA gives up (its states do not fit its memory) the NFA it falls back to costs up to
-  // about 10 ns per byte per instruction (measured: "a{1000}b" on 1 MB of "a", 10 s),
-  // so a search is charged by text bytes x program size.
+  // RE2's program size, in instructions (pattern_program_size(); at most
+  // kMaxPatternProgramSize): a search's cost per byte in the worst case (see search()).
   std::uint64_t program_size = 0;
 };
 
@@ -169,6 +167,10 @@ std::size_t code_points(const std::string& text) {
   return n;
 }
 
+// A pattern program this small cannot have more DFA states than RE2's DFA cache holds (see
+// search()).
+constexpr std::uint64_t kDfaSafeProgramSize = 12;
+
 // Bytes of text read, in evaluations (see kBytesPerEvaluation).
 std::uint64_t text_cost(std::size_t bytes) { return bytes / kBytesPerEvaluation; }
 
@@ -290,7 +292,7 @@ class Compiler {
     const std::string& source = value.get_ref<const std::string&>();
     try {
       auto regex = compile_ecma_pattern(source);
-      auto size = static_cast<std::uint64_t>(std::max(regex->ProgramSize(), 1));
+      auto size = static_cast<std::uint64_t>(pattern_program_size(*regex));
       return Pattern{source, std::move(regex), size};
     } catch (const PatternError& e) {
       if (e.unsupported())
@@ -821,16 +823,27 @@ class Validator {
       fail([&] { return show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)); });
   }
 
-  // A pattern search, charged before it runs: 4 for the call (RE2's setup costs about as
-  // much as 4 check()s) plus bytes x RE2 program size / 1024, and for the small patterns
-  // most schemas use (up to 64 instructions) 16 bytes per evaluation: RE2's DFA reads
-  // 1-2 ns a byte, whatever the program size. When the DFA gives up, though, its NFA costs
-  // about 10 ns per byte per instruction; charging for that in full would refuse real
-  // documents, so a pattern that drives RE2 into its NFA can still take up to ~10 us per
-  // evaluation: the budget bounds how often a pattern runs, and only roughly how long RE2
-  // takes on one string.
+  // A pattern search, charged before it runs, for its worst case: one RE2 call cannot be
+  // interrupted, so what it may cost must fit in the budget before it starts. RE2's DFA
+  // reads 1-2 ns a byte while its states fit its cache; when they do not (a counted
+  // repetition in an unanchored pattern, as a[ab]{30}c, has 2^31 of them) it builds a
+  // state at every byte or falls back to its NFA, and a byte costs up to about
+  // 18 ns x (program size + 32): measured in Release, worst of strings of 100 B to 1 MB,
+  // 0.8 us a byte for a[ab]{14}c (20 instructions), 1.2 us for a[ab]{30}c (36), 3.7 us for
+  // a[ab]{200}c (206), 9.2 us for a[ab]{999}c and 7.6 us for a{1000}b (1005). Hence:
+  // 4 for the call plus (bytes + 1) x (program size + 32) / 16, so that an evaluation
+  // spent on a search is at most ~0.3 us, about ten check()s: 0.5 s for the budget of a
+  // 1 MB instance. A program of up to 12 instructions has at most 2^12 DFA states,
+  // which fit RE2's cache (at most ~1.3 MB of its 2.6 MB), so its DFA never gives up:
+  // such a search (^[a-z]+(-[a-z]+)*$, base64, dates) is charged 1 per 16 bytes, as
+  // before. The price: a pattern with a larger program (a UUID is 70 instructions, \p{L}
+  // 800) is charged as if RE2 had to give up, though it rarely does on real text, so
+  // large arrays of such strings may exhaust the budget; charging by measured time would
+  // not, but would make the outcome depend on the machine's load.
   bool search(const Pattern& pattern, const std::string& text) {
-    charge(4 + text.size() * std::max<std::uint64_t>(pattern.program_size, 64) / 1024);
+    std::uint64_t bytes = text.size();
+    charge(pattern.program_size <= kDfaSafeProgramSize ? 4 + bytes / 16
+                                                       : 4 + (bytes + 1) * (pattern.program_size + 32) / 16);
     return pattern_search(*pattern.regex, text);
   }
 

@@ -64,7 +64,8 @@ inline constexpr std::size_t kMaxValidationDepth = 2 * kMaxJsonDepth;
 // checking a "required", "dependentRequired" or "dependentSchemas" entry, comparing with
 // an "enum" or "const" candidate (per unit of its size), and per kBytesPerEvaluation bytes
 // for "minLength"/"maxLength" and property names; a "uniqueItems" item is 8, a pattern
-// search 4 + 1 per 16 bytes (more for large RE2 programs: see json_schema.cpp).
+// search 4 + 1 per 16 bytes for a program of up to 12 RE2 instructions, else
+// 4 + (bytes + 1) x (instructions + 32) / 16, its worst case (see json_schema.cpp).
 //
 // Why these numbers (measured in Release on the development machine, json_schema_budget_test
 // has the attacks): the base is spent in 10-25 ms, so a small instance cannot hold a

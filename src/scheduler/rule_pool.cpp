@@ -1,0 +1,286 @@
+#include "scheduler/rule_pool.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+}
+
+#include <algorithm>
+
+#include "config/gucs.hpp"
+#include "core/common/array_literal.hpp"
+#include "pg/boundary.hpp"
+
+namespace orch::scheduler::rule_pool {
+namespace {
+
+struct Attempt {
+  std::int64_t node = 0;  // 0: none
+  std::int64_t run = 0;
+  TimestampTz started_at = 0;
+  TimestampTz deadline = 0;
+  int timeout_seconds = 0;
+};
+
+struct WorkerSlot {
+  int pid;         // 0: no process
+  int project;     // the project whose nodes it holds in its transaction (0: none)
+  Attempt running;  // the attempt it runs now
+  int stopped_pid;  // the process the scheduler stopped (0: none), and its attempt
+  Attempt stopped;
+};
+
+// Every field of a database's workers is read and written under its spinlock, for a
+// few instructions at a time.
+struct DatabasePool {
+  slock_t mutex;
+  WorkerSlot workers[config::kMaxRuleWorkers];
+  pg_atomic_uint64 rounds;  // the last claim round's number, shared by the database's workers
+};
+
+struct SharedState {
+  DatabasePool databases[config::kMaxDatabases];
+};
+
+SharedState* shared = nullptr;  // null where the library was not preloaded
+shmem_request_hook_type previous_request_hook = nullptr;
+shmem_startup_hook_type previous_startup_hook = nullptr;
+int my_slot = -1;   // in a RULE worker: its database's slot and its index
+int my_index = -1;
+
+void request_shared_memory() {
+  if (previous_request_hook) previous_request_hook();
+  RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+}
+
+void attach_shared_memory() {
+  if (previous_startup_hook) previous_startup_hook();
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found = false;
+  shared = static_cast<SharedState*>(ShmemInitStruct("pg_orchestration RULE workers", sizeof(SharedState), &found));
+  if (!found) {
+    for (auto& database : shared->databases) {
+      for (auto& worker : database.workers) {
+        worker.pid = worker.project = worker.stopped_pid = 0;
+        worker.running = worker.stopped = Attempt{};
+      }
+      SpinLockInit(&database.mutex);
+      pg_atomic_init_u64(&database.rounds, 0);
+    }
+  }
+  LWLockRelease(AddinShmemInitLock);
+}
+
+// Runs fn(pool) under the database's spinlock: fn must be a few plain instructions (no
+// allocation, no Postgres call, nothing that throws).
+template <typename Fn>
+auto with_pool(int slot, Fn&& fn) {
+  DatabasePool& pool = shared->databases[slot];
+  SpinLockAcquire(&pool.mutex);
+  auto result = fn(pool);
+  SpinLockRelease(&pool.mutex);
+  return result;
+}
+
+// The most workers one project may hold.
+int project_cap() { return std::max(1, config::rule_workers - 1); }
+
+int holding(const DatabasePool& pool, int project, int except) {
+  int count = 0;
+  for (int i = 0; i < config::kMaxRuleWorkers; ++i)
+    if (i != except && pool.workers[i].pid != 0 && pool.workers[i].project == project) ++count;
+  return count;
+}
+
+void leave(int, Datum) {
+  with_pool(my_slot, [](DatabasePool& pool) {
+    WorkerSlot& me = pool.workers[my_index];
+    me.pid = 0;
+    me.project = 0;
+    me.running = Attempt{};
+    return 0;
+  });
+}
+
+}  // namespace
+
+void install_shared_memory_hooks() {
+  previous_request_hook = shmem_request_hook;
+  shmem_request_hook = request_shared_memory;
+  previous_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = attach_shared_memory;
+}
+
+void join(int slot, int index) {
+  if (!shared) return;
+  my_slot = slot;
+  my_index = index;
+  with_pool(slot, [&](DatabasePool& pool) {
+    WorkerSlot& me = pool.workers[index];
+    me.pid = MyProcPid;
+    me.project = 0;
+    me.running = Attempt{};
+    return 0;
+  });
+  pg::guard([] { on_shmem_exit(leave, 0); });
+}
+
+std::string projects_at_cap_literal() {
+  ArrayLiteral literal;
+  if (!shared || my_slot < 0) return literal.str();
+  int cap = project_cap();
+  int projects[config::kMaxRuleWorkers];
+  int count = with_pool(my_slot, [&](DatabasePool& pool) {
+    int n = 0;
+    for (int i = 0; i < config::kMaxRuleWorkers; ++i) {
+      int project = pool.workers[i].project;
+      if (i != my_index && pool.workers[i].pid != 0 && project != 0 && holding(pool, project, my_index) >= cap)
+        projects[n++] = project;
+    }
+    return n;
+  });
+  for (int i = 0; i < count; ++i) literal.add(static_cast<std::int64_t>(projects[i]));
+  return literal.str();
+}
+
+bool hold_project(int project) {
+  if (!shared || my_slot < 0) return true;
+  int cap = project_cap();
+  return with_pool(my_slot, [&](DatabasePool& pool) {
+    if (holding(pool, project, my_index) >= cap) return false;
+    pool.workers[my_index].project = project;
+    return true;
+  });
+}
+
+void release_project() {
+  if (!shared || my_slot < 0) return;
+  with_pool(my_slot, [](DatabasePool& pool) {
+    pool.workers[my_index].project = 0;
+    return 0;
+  });
+}
+
+void attempt_started(std::int64_t node, std::int64_t run, int timeout_seconds) {
+  if (!shared || my_slot < 0) return;
+  TimestampTz now = GetCurrentTimestamp();
+  Attempt attempt{node, run, now,
+                  TimestampTzPlusMilliseconds(now, static_cast<std::int64_t>(timeout_seconds) * 1000 + kGraceMs),
+                  timeout_seconds};
+  with_pool(my_slot, [&](DatabasePool& pool) {
+    pool.workers[my_index].running = attempt;
+    return 0;
+  });
+}
+
+bool attempt_ended() {
+  if (!shared || my_slot < 0) return true;
+  return with_pool(my_slot, [](DatabasePool& pool) {
+    WorkerSlot& me = pool.workers[my_index];
+    me.running = Attempt{};
+    return me.stopped_pid != MyProcPid;
+  });
+}
+
+void stop_overdue(int slot) {
+  if (!shared) return;
+  TimestampTz now = GetCurrentTimestamp();
+  for (int index = 0; index < config::kMaxRuleWorkers; ++index) {
+    Attempt overdue;
+    int pid = with_pool(slot, [&](DatabasePool& pool) {
+      WorkerSlot& worker = pool.workers[index];
+      // One stopped attempt per worker at a time: a second waits until the first is recorded.
+      if (worker.pid == 0 || worker.running.node == 0 || worker.running.deadline > now || worker.stopped_pid != 0)
+        return 0;
+      // Marked before the signal, under the lock attempt_ended() takes: either the
+      // attempt ended first (nothing to stop), or the worker learns it was stopped and
+      // does not commit.
+      worker.stopped_pid = worker.pid;
+      worker.stopped = worker.running;
+      overdue = worker.running;
+      return worker.pid;
+    });
+    if (pid == 0) continue;
+    kill(pid, SIGTERM);
+    pg::guard([&] {
+      ereport(LOG, (errmsg("pg_orchestration scheduler: stopped RULE worker %d (pid %d): node %lld ran past its "
+                           "timeout of %d s",
+                           index, pid, static_cast<long long>(overdue.node), overdue.timeout_seconds)));
+    });
+  }
+}
+
+std::vector<StoppedAttempt> stopped_attempts(int slot) {
+  std::vector<StoppedAttempt> gone;
+  if (!shared) return gone;
+  for (int index = 0; index < config::kMaxRuleWorkers; ++index) {
+    Attempt stopped;
+    bool exited = with_pool(slot, [&](DatabasePool& pool) {
+      WorkerSlot& worker = pool.workers[index];
+      stopped = worker.stopped;
+      // Its slot is cleared (or taken by the next process) only after its transaction
+      // was rolled back: the node is free.
+      return worker.stopped_pid != 0 && worker.pid != worker.stopped_pid;
+    });
+    if (!exited) continue;
+    const char* started = pg::guard([&] { return timestamptz_to_str(stopped.started_at); });
+    gone.push_back({index, stopped.node, stopped.run, started, stopped.timeout_seconds});
+  }
+  return gone;
+}
+
+void forget_stopped(int slot, int index) {
+  if (!shared) return;
+  with_pool(slot, [&](DatabasePool& pool) {
+    pool.workers[index].stopped_pid = 0;
+    pool.workers[index].stopped = Attempt{};
+    return 0;
+  });
+}
+
+std::vector<std::int64_t> held_runs(int slot) {
+  std::vector<std::int64_t> runs;
+  if (!shared || slot < 0) return runs;
+  std::int64_t held[config::kMaxRuleWorkers];
+  int count = with_pool(slot, [&](DatabasePool& pool) {
+    int n = 0;
+    for (const auto& worker : pool.workers)
+      if (worker.stopped_pid != 0) held[n++] = worker.stopped.run;
+    return n;
+  });
+  runs.assign(held, held + count);
+  return runs;
+}
+
+long ms_to_next_deadline(int slot) {
+  if (!shared) return -1;
+  TimestampTz next = with_pool(slot, [](DatabasePool& pool) {
+    TimestampTz earliest = 0;
+    for (const auto& worker : pool.workers)
+      if (worker.pid != 0 && worker.running.node != 0 && worker.stopped_pid == 0 &&
+          (earliest == 0 || worker.running.deadline < earliest))
+        earliest = worker.running.deadline;
+    return earliest;
+  });
+  if (next == 0) return -1;
+  long ms = static_cast<long>((next - GetCurrentTimestamp()) / 1000);
+  return std::max(0L, ms + 1);
+}
+
+std::int64_t next_round(int slot, std::int64_t& local) {
+  if (!shared || slot < 0) return ++local;
+  return static_cast<std::int64_t>(pg_atomic_add_fetch_u64(&shared->databases[slot].rounds, 1));
+}
+
+bool enabled() { return shared != nullptr && config::rule_workers > 0; }
+
+}  // namespace orch::scheduler::rule_pool

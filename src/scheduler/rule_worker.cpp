@@ -1,0 +1,92 @@
+// A RULE worker: orchestration.rule_workers of them per database run RULE nodes, so that
+// a function that ignores its timeout costs one process, which the scheduler can stop,
+// and not the scheduler itself (rule_pool.hpp).
+//
+// Its loop is the scheduler's, smaller: note a crash a previous process left, then one
+// pass per transaction that claims RULE nodes of one project and runs them (dispatch.cpp),
+// sleep until woken by a commit that made nodes runnable, until a retry is due, or until
+// the poll interval passes.
+#include "pg/boundary.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+
+PGDLLEXPORT void orch_rule_worker_main(Datum arg);
+}
+
+#include <algorithm>
+#include <memory>
+#include <random>
+
+#include "config/gucs.hpp"
+#include "pg/spi.hpp"
+#include "pg/transaction.hpp"
+#include "scheduler/crash_marker.hpp"
+#include "scheduler/dispatch.hpp"
+#include "scheduler/rule_pool.hpp"
+#include "workers/worker_main.hpp"
+
+namespace {
+
+constexpr const char* kName = "pg_orchestration rule worker";
+
+using orch::workers::extension_installed;
+namespace rule_pool = orch::scheduler::rule_pool;
+
+struct RuleWorkerState final : orch::workers::WorkerRound {
+  std::string database;
+  int slot = 0;
+  std::int64_t round = 0;        // unused while the shared round counter exists
+  std::int64_t crashed_on = 0;   // the node a crashed process of this worker was working on
+  std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
+
+  long run_once() override;
+};
+
+long RuleWorkerState::run_once() {
+  long sleep_ms = orch::config::poll_interval_ms;
+  bool moved = false;
+  try {
+    if (crashed_on) {
+      orch::scheduler::note_crash(crashed_on);
+      crashed_on = 0;
+    }
+    orch::pg::run_transaction("pg_orchestration: running RULE nodes", [&] {
+      if (!extension_installed()) return;
+      orch::scheduler::PassResult pass =
+          orch::scheduler::run_pass(round, database, slot, orch::scheduler::Claiming::rule_nodes);
+      moved = pass.nodes > 0;
+      if (pass.budget_spent) sleep_ms = 0;
+      else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
+    });
+    orch::scheduler::record_carefully(false);
+  } catch (const orch::scheduler::ProjectTaken&) {
+    // Another worker took the project at the same moment: nothing ran, the claim is
+    // undone; try again after a few milliseconds, each worker after its own.
+    sleep_ms = 1 + static_cast<long>(jitter() % 10);
+  } catch (const std::exception& e) {
+    orch::scheduler::record_carefully(true);
+    orch::pg::log_worker_error(kName, e);
+    orch::pg::spi_forget_plans();
+  }
+  rule_pool::release_project();
+  // Its results may have made container nodes runnable: those are the scheduler's.
+  if (moved) orch::workers::wake_now(orch::workers::Worker::scheduler);
+  return sleep_ms;
+}
+
+}  // namespace
+
+void orch_rule_worker_main(Datum arg) {
+  orch::workers::run_worker(
+      arg, orch::workers::Worker::rule, kName,
+      [](const std::string& database, int slot, int index) -> std::unique_ptr<orch::workers::WorkerRound> {
+        auto state = std::make_unique<RuleWorkerState>();
+        state->database = database;
+        state->slot = slot;
+        state->crashed_on = orch::scheduler::crash_marker::open("rule-" + std::to_string(MyDatabaseId) + "-" +
+                                                                std::to_string(index));
+        rule_pool::join(slot, index);
+        return state;
+      });
+}

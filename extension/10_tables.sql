@@ -242,7 +242,8 @@ CREATE TABLE orchestration.workflow_approvals (
   expires_at       timestamptz,
   responded_at     timestamptz,
   responded_by     name,
-  notes            text
+  notes            text,
+  agent_pin        text
 );
 CREATE INDEX ON orchestration.workflow_approvals (workflow_run_id, status);
 CREATE INDEX workflow_approvals_expiry ON orchestration.workflow_approvals (expires_at)
@@ -251,6 +252,8 @@ CREATE UNIQUE INDEX workflow_approvals_one_pending ON orchestration.workflow_app
   WHERE status = 'PENDING';
 COMMENT ON TABLE orchestration.workflow_approvals IS
   'Approval requests for nodes whose agent or definition requires one: who answered, when, and with what notes';
+COMMENT ON COLUMN orchestration.workflow_approvals.agent_pin IS
+  'What the approver was asked to let run (orchestration.agent_pin at the request): an APPROVED approval counts only while the agent and its function are unchanged';
 
 CREATE TABLE orchestration.events (
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

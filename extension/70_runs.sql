@@ -606,9 +606,13 @@ BEGIN
                                                    WHERE u.run_id = claimed.run_id AND u.node_key = ref
                                                      AND u.status = 'SUCCESS') AS upstream
                                       FROM unnest(claimed.refs) AS ref) refs), '{}')),
-           (claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED')
-             AND NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                             WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'),
+           -- An approval counts only for the agent and function it was given for: one
+           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
+           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
+                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
+                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
+                ELSE false END,
            -- The row version identifies the schemas, so the scheduler compiles them
            -- once and again only after update_agent changes them.
            c.id, c.xmin::text,
@@ -626,6 +630,22 @@ $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer) IS
   'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
+-- What an approval lets run: the agent as defined (its row, capabilities and schemas, as
+-- agent_json shows them, which includes updated_at) and, for a RULE agent, its function's
+-- definition (oid, owner, language, body, settings, SECURITY DEFINER). What that function
+-- calls is not pinned.
+CREATE FUNCTION orchestration.agent_pin(agent_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT md5(orchestration.agent_json(a)::text || coalesce(
+           (SELECT ROW(p.oid, p.proowner, p.prolang, p.prosecdef, p.proconfig, p.prosrc, p.probin)::text
+            FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure(a.rule_function)), ''))
+  FROM orchestration.agents a WHERE a.id = agent_id
+$$;
+COMMENT ON FUNCTION orchestration.agent_pin(bigint) IS
+  'Internal: a digest of what an approval lets run, the agent''s definition and, for a RULE agent, its function''s; an approved node runs only while it is unchanged, else it is asked about again';
+
 CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
                                                input jsonb)
 RETURNS void
@@ -636,22 +656,30 @@ DECLARE
   node orchestration.workflow_run_nodes;
   requested timestamptz := clock_timestamp();
   approval_id bigint;
+  previous_id bigint;
 BEGIN
   UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL', resolved_input = input
   WHERE n.id = node_id RETURNING * INTO node;
+  -- An earlier approval of this node that no longer counts: the agent changed since.
+  SELECT ap.id INTO previous_id FROM orchestration.workflow_approvals ap
+  WHERE ap.run_node_id = node_id AND ap.status = 'APPROVED' ORDER BY ap.id DESC LIMIT 1;
   INSERT INTO orchestration.workflow_approvals AS ap
-    (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at)
+    (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
   VALUES (node.project_id, node.run_id, node.id, node.node_key, requested,
           CASE WHEN approval_timeout_seconds > 0
-               THEN requested + make_interval(secs => approval_timeout_seconds) END)
+               THEN requested + make_interval(secs => approval_timeout_seconds) END,
+          orchestration.agent_pin(node.agent_id))
   RETURNING ap.id INTO approval_id;
   PERFORM orchestration.emit_event(node.project_id, 'approval', 'requested', node.run_id,
-            node.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING'));
+            node.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING')
+              || CASE WHEN previous_id IS NOT NULL THEN jsonb_build_object(
+                   'previous_approval_id', previous_id,
+                   'reason', 'the agent or its function changed after approval ' || previous_id) ELSE '{}' END);
   PERFORM orchestration.refresh_run(node.run_id);
 END
 $$;
 COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
-  'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never)';
+  'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never) and pins the agent as it is now (agent_pin); the event says when an earlier approval no longer counts because the agent changed';
 
 CREATE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
 RETURNS text

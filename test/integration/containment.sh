@@ -194,6 +194,37 @@ is "$(echo "$err" | head -1)" "ERROR:  secret name must not be NULL" "a NULL nam
 sleep 0.5
 grep -q -- "$value" "$DATA"/log/*.log 2>/dev/null; is "$?" "1" "the server log does not hold the value"
 
+# An approval lets run what the approver was asked about. The agent's function replaced, or
+# the agent updated, after the approval (here in the approval's own transaction, so that no
+# attempt can come between) is asked about again, and the changed code does not run on the
+# old approval.
+q "CREATE TABLE public.pin_marks (body text); GRANT INSERT, SELECT ON public.pin_marks TO PUBLIC"
+pinned_body() { echo "CREATE OR REPLACE FUNCTION public.pinned(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN INSERT INTO public.pin_marks VALUES ('$1'); RETURN '{\"body\": \"$1\"}'; END \$\$"; }
+q "$(pinned_body v1); GRANT EXECUTE ON FUNCTION public.pinned(jsonb) TO PUBLIC"
+as alice "SELECT orchestration.register_agent(1, '{\"name\": \"pinned\", \"type\": \"RULE\", \"function\": \"public.pinned\", \"risk_level\": \"APPROVAL_REQUIRED\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+as alice "SELECT orchestration.create_workflow(1, '{\"name\": \"pinned\", \"nodes\": [{\"id\": \"p\", \"agent\": \"pinned\", \"action\": \"go\"}]}')" >/dev/null
+pending_of() { q "SELECT approval_id FROM orchestration.pending_approvals WHERE run_id = $1"; }
+run=$(as alice "SELECT orchestration.start_workflow(1, 'pinned')")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.pending_approvals WHERE run_id = $run" >/dev/null
+first=$(pending_of "$run")
+q "BEGIN; SELECT orchestration.approve($first); $(pinned_body v2); COMMIT" >/dev/null
+ok "$(wait_for 30 "SELECT count(*) = 1 FROM orchestration.pending_approvals WHERE run_id = $run AND approval_id <> $first"; echo $?)" \
+   "a function replaced after its node was approved: the node is asked about again"
+is "$(q "SELECT count(*) FROM public.pin_marks")" "0" "and the replaced function did not run on the old approval"
+is "$(q "SELECT payload->'data'->>'reason' FROM orchestration.events WHERE run_id = $run AND type = 'orchestration.approval.requested' ORDER BY id DESC LIMIT 1")" \
+   "the agent or its function changed after approval $first" "the new request says why"
+second=$(pending_of "$run")
+as alice "SELECT orchestration.approve($second)" >/dev/null
+is "$(q "SELECT orchestration.wait_for_run($run, '30 s')->'nodes'->0->>'output'")" '{"body": "v2"}' "approved again, the node runs what was approved"
+run=$(as alice "SELECT orchestration.start_workflow(1, 'pinned')")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.pending_approvals WHERE run_id = $run" >/dev/null
+first=$(pending_of "$run")
+agent=$(q "SELECT id FROM orchestration.agents WHERE project_id = 1 AND name = 'pinned'")
+as alice "BEGIN; SELECT orchestration.approve($first); SELECT orchestration.update_agent($agent, '{\"name\": \"pinned\", \"type\": \"RULE\", \"function\": \"public.pinned\", \"risk_level\": \"APPROVAL_REQUIRED\", \"description\": \"changed\", \"capabilities\": [{\"name\": \"go\"}]}'); COMMIT" >/dev/null
+ok "$(wait_for 30 "SELECT count(*) = 1 FROM orchestration.pending_approvals WHERE run_id = $run AND approval_id <> $first"; echo $?)" \
+   "an agent updated after its node was approved: asked about again"
+is "$(q "SELECT count(*) FROM public.pin_marks")" "1" "and it did not run on the old approval"
+
 # Any login role can LISTEN: by default a notification says only that events were written.
 ( psql -X -U nobody -c "LISTEN orchestration_events" -c "SELECT pg_sleep(3)" > /tmp/orch_listen.$$ 2>&1 ) &
 listener=$!

@@ -69,7 +69,8 @@ constexpr const char* kRunningContainersSql =
     "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
     "       coalesce(n.resolved_input, '{}'), coalesce(n.started_at, clock_timestamp()), "
     "       coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256), "
-    "       coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action "
+    "       coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action, "
+    "       coalesce(a.secrets, '{}') "
     "FROM orchestration.workflow_run_nodes n "
     "JOIN orchestration.agents a ON a.id = n.agent_id "
     "JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action "
@@ -173,8 +174,8 @@ docker::Ceilings ceilings() {
 // so the batch is written directly: a subtransaction per round that writes would cost an
 // XID each, and past 64 of them in one transaction every snapshot overflows. Should a
 // write fail all the same, the pass is rolled back and the next one is careful: it writes
-// each batch in a subtransaction and, if that fails, each attempt alone, recording one
-// that still fails as a failure that says why its result was refused.
+// each batch in a subtransaction and, if that fails, finds the attempts whose results
+// cannot be stored and records them as failures that say why, with the rest of the batch.
 bool careful_recording = false;
 
 class Attempts {
@@ -205,18 +206,24 @@ class Attempts {
       return;
     }
     if (!pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); })) return;
-    for (auto it = batch.begin(); it != batch.end(); ++it) {
-      auto refused = pg::try_subtransaction([&] { write(it, it + 1, round); });
-      if (!refused) continue;
-      Attempt failed = *it;
-      failed.succeeded = false;
-      failed.output.clear();
-      failed.error = sanitize_text("its result could not be stored: " + refused->message);
-      auto also_refused = pg::try_subtransaction([&] { write(&failed, &failed + 1, round); });
-      if (also_refused)  // the node stays as it is; the next pass meets it again
-        pg::log_worker_error("pg_orchestration scheduler",
-                             UserError("node " + std::to_string(it->node_id) + ": " + also_refused->message));
+    // Which results cannot be stored: each is written alone, in claim order, inside a
+    // probe that is then undone, and one refused becomes a failure that says why. Then
+    // the batch is written as one, so that the others are recorded as they would have
+    // been (a success claimed after the refused node is still a success).
+    {
+      pg::Subtransaction probe;
+      for (auto& attempt : batch) {
+        auto refused = pg::try_subtransaction([&] { write(&attempt, &attempt + 1, round); });
+        if (!refused) continue;
+        attempt.succeeded = false;
+        attempt.output.clear();
+        attempt.error = sanitize_text("its result could not be stored: " + refused->message);
+      }
+      probe.rollback();
     }
+    if (auto refused = pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); }))
+      // The nodes stay as they are; a later pass meets them again.
+      pg::log_worker_error("pg_orchestration", UserError("results could not be stored: " + refused->message));
   }
 
  private:
@@ -522,6 +529,10 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
     job.capability_id = *row[11];
     job.contract_version = *row[12];
     job.capability = *row[13];
+    // Only to mask them in what the container printed: it already has them.
+    if (*row[14] != "{}")
+      for (const auto& secret : spi_run(kSecretsSql, {*row[1], *row[14]}).rows)
+        job.request.secrets[*secret[0]] = *secret[1];
     wanted.insert(*row[5]);
     jobs.push_back(std::move(job));
   }

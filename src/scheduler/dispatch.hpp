@@ -50,9 +50,9 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
 // `finished` keeps those recorded.
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished);
 
-// After a pass that failed, the next records each round in a subtransaction, and each
-// attempt alone if the round cannot be written (see Attempts in dispatch.cpp); after a
-// pass that succeeded, rounds are written directly again.
+// After a pass that failed, the next records each round in a subtransaction and, if the
+// round cannot be written, fails the attempts whose results cannot be stored (see
+// Attempts in dispatch.cpp); after a pass that succeeded, rounds are written directly.
 void record_carefully(bool careful);
 
 // The crash-loop breaker, at start: the worker's previous process died while working on

@@ -310,9 +310,37 @@ SQL
   is "$leaked" "0" "no stored log tail, output, error or event holds the secret the container printed"
   case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[leaky]}")" in *"API_TOKEN=***"*) masked=0 ;; *) masked=1 ;; esac
   is "$masked" "0" "the log tail shows where it was (API_TOKEN=***)"
+  # Also in the output of a container the scheduler adopts after a crash.
+  container_agent slowleak 'cat >/dev/null; env >&2; sleep 3; echo "{\"token\": \"$API_TOKEN\"}"' '["API_TOKEN"]'
+  slow=$(q "SELECT orchestration.start_workflow(2, 'slowleak')")
+  wait_for 30 "SELECT status = 'RUNNING' FROM orchestration.workflow_run_nodes WHERE run_id = $slow" >/dev/null
+  kill -9 "$(scheduler_pid)"
+  sleep 2
+  wait_for 60 "SELECT true" >/dev/null  # the server restarts after the crash
+  is "$(q "SELECT orchestration.wait_for_run($slow, '120 s')->'nodes'->0->'output'->>'token'")" "***" \
+     "a container adopted after a crash has its secrets masked in its output"
+  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = $slow")" in *"tok-$value"*) masked=1 ;; *"API_TOKEN=***"*) masked=0 ;; *) masked=2 ;; esac
+  is "$masked" "0" "and in its log tail"
 else
   echo "# no Docker engine: container poison pills not tried"
 fi
+
+# A result that passes every check and still cannot be written (a trigger of the test's
+# own on agent_runs refuses it, standing in for a poison not found yet) fails its own node
+# only: the pass that met it is rolled back, and the next records each attempt alone.
+q "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN IF NEW.output_json ? 'poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END \$\$"
+q "CREATE TRIGGER refuse_poison BEFORE INSERT ON orchestration.agent_runs FOR EACH ROW EXECUTE FUNCTION public.refuse_poison()"
+as alice "SELECT orchestration.create_workflow(1, '{\"name\": \"poisoned\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\", \"inputs\": {\"n\": 1}}, {\"id\": \"b\", \"agent\": \"echo\", \"action\": \"say\", \"inputs\": {\"poison\": true}}, {\"id\": \"c\", \"agent\": \"echo\", \"action\": \"say\", \"inputs\": {\"n\": 3}}]}')" >/dev/null
+workers_before=$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE backend_type LIKE 'pg_orchestration%' AND datname = current_database()")
+run=$(as alice "SELECT orchestration.start_workflow(1, 'poisoned')")
+q "SELECT orchestration.wait_for_run($run, '60 s')" >/dev/null
+is "$(q "SELECT string_agg(node_key || ' ' || status || coalesce(': ' || error, ''), ', ' ORDER BY node_key) FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
+   "a SUCCESS, b FAILED: its result could not be stored: refused by the test, c SUCCESS" \
+   "a result that cannot be written fails its own node, and the nodes claimed with it are recorded"
+is "$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE backend_type LIKE 'pg_orchestration%' AND datname = current_database()")" \
+   "$workers_before" "no worker restarted"
+q "DROP TRIGGER refuse_poison ON orchestration.agent_runs; DROP FUNCTION public.refuse_poison()"
 
 # --- 3. One tenant's slow code does not stall the others --------------------------------------
 # PL/pgSQL can catch the statement timeout: a function that does runs on after it. Its

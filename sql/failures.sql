@@ -108,3 +108,42 @@ SELECT count(*) AS attempts_after_cancel FROM orchestration.agent_runs r JOIN or
 WHERE r.workflow_run_id = :long_run AND n.node_key <> 'first';
 SELECT orchestration.cancel_run(:long_run);
 SELECT orchestration.cancel_run(424242);
+
+-- A node starts only while its run is live. Three container nodes are claimed in one
+-- round: the first is refused (its image is not allowed), which fails the run and skips
+-- the others; neither is started afterwards (no attempt, no started event) nor asks for
+-- an approval.
+SELECT count(orchestration.register_agent(51, spec::jsonb)) AS registered FROM (VALUES
+  ('{"name": "forbidden", "type": "SCRIPT", "image": "elsewhere/tool:1", "capabilities": [{"name": "run"}]}'),
+  ('{"name": "allowed", "type": "SCRIPT", "image": "orchestration/busybox:test", "capabilities": [{"name": "run"}]}'),
+  ('{"name": "guarded", "type": "SCRIPT", "image": "orchestration/busybox:test", "risk_level": "APPROVAL_REQUIRED", "capabilities": [{"name": "run"}]}')) s(spec);
+SELECT orchestration.create_workflow(51, '{"name": "doomed", "nodes": [
+  {"id": "a", "agent": "forbidden", "action": "run"},
+  {"id": "b", "agent": "allowed", "action": "run"},
+  {"id": "c", "agent": "guarded", "action": "run"}]}') > 0 AS created;
+SELECT orchestration.start_workflow(51, 'doomed') AS run_id \gset
+SELECT r->>'status' AS status, split_part(r->>'error', ' by ', 1) AS error
+FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
+SELECT node_key, status, skip_reason FROM orchestration.workflow_run_nodes WHERE run_id = :run_id ORDER BY node_key;
+SELECT (SELECT count(*) FROM orchestration.agent_runs WHERE workflow_run_id = :run_id) AS attempts,
+       (SELECT count(*) FROM orchestration.workflow_approvals WHERE workflow_run_id = :run_id) AS approvals;
+SELECT type, substring(subject FROM 'node/(.*)$') AS node FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
+
+-- A run keeps the nodes it started with. A node whose agent lost the capability it calls
+-- since (or was deleted) fails saying so, instead of waiting for ever.
+SELECT count(orchestration.register_agent(51, spec::jsonb)) AS registered FROM (VALUES
+  ('{"name": "gate", "type": "RULE", "function": "public.pass", "risk_level": "APPROVAL_REQUIRED", "capabilities": [{"name": "go"}]}'),
+  ('{"name": "shifty", "type": "RULE", "function": "public.pass", "capabilities": [{"name": "old"}, {"name": "new"}]}')) s(spec);
+SELECT orchestration.create_workflow(51, '{"name": "drift", "nodes": [
+  {"id": "gate", "agent": "gate", "action": "go"},
+  {"id": "use", "agent": "shifty", "action": "old", "depends_on": ["gate"]}]}') AS drift_id \gset
+SELECT orchestration.start_workflow(51, 'drift') AS run_id \gset
+SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
+-- While it waits, the workflow moves to the new capability and the agent drops the old one.
+SELECT orchestration.update_workflow(:drift_id, '{"name": "drift", "nodes": [
+  {"id": "gate", "agent": "gate", "action": "go"},
+  {"id": "use", "agent": "shifty", "action": "new", "depends_on": ["gate"]}]}') IS NOT NULL AS updated;
+SELECT orchestration.update_agent((SELECT id FROM orchestration.agents WHERE project_id = 51 AND name = 'shifty'),
+  '{"name": "shifty", "type": "RULE", "function": "public.pass", "capabilities": [{"name": "new"}]}') IS NOT NULL AS updated;
+SELECT orchestration.approve((SELECT approval_id FROM orchestration.pending_approvals WHERE run_id = :run_id)) IS NOT NULL AS approved;
+SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run_id, '30 seconds') r;

@@ -731,10 +731,12 @@ BEGIN
            -- What a container needs (image, command, limits, secrets); a RULE node needs none.
            CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
     FROM orchestration.workflow_run_nodes claimed
-    JOIN orchestration.agents a ON a.id = claimed.agent_id
+    -- A node whose agent was deleted, or lost the capability, since its run started is
+    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
+    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
     JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
     JOIN orchestration.workflows w ON w.id = r.workflow_id
-    JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
     WHERE claimed.id = ANY (claimed_ids)
     ORDER BY claimed.level, claimed.id;
 END
@@ -892,8 +894,13 @@ DECLARE
   approval_id bigint;
   previous_id bigint;
 BEGIN
+  -- Only a node still PENDING: an earlier node of the same claim round may have ended its
+  -- run (and skipped this one) meanwhile.
   UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL', resolved_input = input
-  WHERE n.id = node_id RETURNING * INTO node;
+  WHERE n.id = node_id AND n.status = 'PENDING' RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
   -- An earlier approval of this node that no longer counts: the agent changed since.
   SELECT ap.id INTO previous_id FROM orchestration.workflow_approvals ap
   WHERE ap.run_node_id = node_id AND ap.status = 'APPROVED' ORDER BY ap.id DESC LIMIT 1;
@@ -913,7 +920,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
-  'Internal (scheduler): puts a claimed node in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never) and pins the agent as it is now (agent_pin); the event says when an earlier approval no longer counts because the agent changed';
+  'Internal (scheduler): puts a claimed node still PENDING in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never) and pins the agent as it is now (agent_pin); the event says when an earlier approval no longer counts because the agent changed';
 
 CREATE FUNCTION orchestration.agent_pin(agent_id bigint) RETURNS text
 LANGUAGE sql STABLE
@@ -926,6 +933,83 @@ AS $$
 $$;
 COMMENT ON FUNCTION orchestration.agent_pin(bigint) IS
   'Internal: a digest of what an approval lets run, the agent''s definition and, for a RULE agent, its function''s; an approved node runs only while it is unchanged, else it is asked about again';
+
+CREATE OR REPLACE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  skipped orchestration.workflow_run_nodes;
+  run_status orchestration.run_status;
+BEGIN
+  -- Only a node that has not ended: one skipped by an earlier failure of its run (in the
+  -- same claim round, say) stays skipped.
+  UPDATE orchestration.workflow_run_nodes n
+     SET status = 'FAILED', error = fail_node.error, finished_at = clock_timestamp()
+   WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+  RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'failed', node.run_id, node.node_key,
+            jsonb_build_object('status', 'FAILED', 'error', error, 'attempt', node.attempt));
+  UPDATE orchestration.workflow_runs r
+     SET status = 'FAILED', finished_at = clock_timestamp(),
+         error = format('node "%s" failed: %s', node.node_key, fail_node.error)
+   WHERE r.id = node.run_id AND r.status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')
+  RETURNING r.status INTO run_status;
+  IF run_status IS NULL THEN
+    RETURN;  -- the run had already ended (a late result of a cancelled run)
+  END IF;
+  FOR skipped IN
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+     WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+    RETURNING *
+  LOOP
+    PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
+              skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
+   WHERE a.workflow_run_id = node.run_id AND a.status = 'PENDING';
+  PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
+            jsonb_build_object('status', 'FAILED', 'error',
+                               format('node "%s" failed: %s', node.node_key, fail_node.error)));
+END
+$$;
+COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
+  'Internal: fails a node that has not ended (PENDING, RUNNING, WAITING_APPROVAL; else does nothing) for good, fails its run and skips every node of the run that has not started';
+
+CREATE OR REPLACE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  span text;  -- the attempt's traceparent
+BEGIN
+  span := orchestration.child_traceparent(
+    (SELECT r.traceparent FROM orchestration.workflow_runs r
+     WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)));
+  UPDATE orchestration.workflow_run_nodes n SET
+    status = 'RUNNING', resolved_input = input, container_name = start_container_node.container_name,
+    attempt_traceparent = span,
+    started_at = coalesce(n.started_at, clock_timestamp()), next_attempt_at = NULL
+  WHERE n.id = node_id AND n.status = 'PENDING' RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN NULL;  -- an earlier node of the same claim round ended its run: nothing starts
+  END IF;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'started', node.run_id, node.node_key,
+            jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name,
+                               'traceparent', span));
+  RETURN span;
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
+  'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have; returns the attempt''s traceparent (a child span of the run''s trace, also in the node.started event), or NULL, starting nothing, when the node is no longer PENDING (an earlier node of its claim round ended the run). Committed before the container is created, so that after a crash the node says which container to look for';
 
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).

@@ -316,7 +316,9 @@ void prepare_container(const std::vector<Value>& node, const json& input,
   job.capability = capability;
   // The attempt is a span of its own in the run's trace; the container gets it as TRACEPARENT.
   pg::Rows started = round.write(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
-  job.request.traceparent = started.at(0, 0).value_or("");
+  // NULL: an outcome recorded before it in this round ended the run; nothing starts.
+  if (!started.at(0, 0)) return;
+  job.request.traceparent = *started.at(0, 0);
   round.launches.push_back(std::move(job));
 }
 
@@ -327,6 +329,16 @@ void prepare_container(const std::vector<Value>& node, const json& input,
 // scheduler's.
 void process_node(const std::vector<Value>& node, Round& round) {
   const std::string& id = *node[kNodeId];
+  // The run keeps the nodes it started with; their agent may have changed since.
+  if (!node[kAgentName]) {
+    round.write(kFailSql, {id, "its agent was deleted after the run started"});
+    return;
+  }
+  if (!node[kCapabilityId]) {
+    round.write(kFailSql, {id, "agent \"" + *node[kAgentName] + "\" has no capability \"" + *node[kAction] +
+                               "\" any more (it was removed after the run started)"});
+    return;
+  }
   json scope, condition, input;
   try {
     scope = parse(node[kScope]);

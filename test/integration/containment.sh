@@ -415,4 +415,6 @@ is "$(q "SELECT error FROM orchestration.workflow_run_nodes WHERE run_id = $run"
    "its error says so"
 is "$(project1_runs)" "SUCCESS" "and the workers run other work again"
 
+q "ALTER SYSTEM RESET orchestration.allowed_images" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
 done_testing

@@ -875,7 +875,10 @@ BEGIN
     WHERE d.run_id = n.run_id AND d.node_key = ANY (n.depends_on)
       AND NOT (d.status = 'SUCCESS' OR (d.status = 'SKIPPED' AND n.run_if_skipped)))
   WHERE n.run_id = retry_run.run_id AND n.status = 'PENDING';
-  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', finished_at = NULL, error = NULL
+  -- The retry is a span of its own, in the same trace: the first ending's span was sent
+  -- already, and a span id is sent once.
+  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', finished_at = NULL, error = NULL,
+    traceparent = orchestration.child_traceparent(r.traceparent)
   WHERE r.id = run_id;
   PERFORM orchestration.emit_event((target.run).project_id, 'run', 'retried', run_id, NULL,
             jsonb_build_object('status', 'RUNNING', 'retried_by', target.caller));
@@ -883,7 +886,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
-  'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. Requires orchestration_operator and the project';
+  'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. The retry is a new span of the run''s trace. Requires orchestration_operator and the project';
 
 CREATE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
 LANGUAGE sql STABLE

@@ -1011,6 +1011,42 @@ $$;
 COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
   'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have; returns the attempt''s traceparent (a child span of the run''s trace, also in the node.started event), or NULL, starting nothing, when the node is no longer PENDING (an earlier node of its claim round ended the run). Committed before the container is created, so that after a crash the node says which container to look for';
 
+CREATE OR REPLACE FUNCTION orchestration.retry_run(run_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.run_for_write(run_id, 'orchestration_operator');
+BEGIN
+  IF (target.run).status <> 'FAILED' THEN
+    RAISE EXCEPTION 'run % is %; only FAILED runs can be retried', run_id, (target.run).status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- Failed nodes, and the nodes skipped because the run failed, run again; nodes that
+  -- succeeded (or were skipped by their condition) stay as they are.
+  UPDATE orchestration.workflow_run_nodes n SET
+    status = 'PENDING', error = NULL, skip_reason = NULL, next_attempt_at = NULL,
+    finished_at = NULL, output = NULL
+  WHERE n.run_id = retry_run.run_id
+    AND (n.status = 'FAILED' OR (n.status = 'SKIPPED' AND n.skip_reason = 'run failed'));
+  UPDATE orchestration.workflow_run_nodes n SET pending_deps = (
+    SELECT count(*) FROM orchestration.workflow_run_nodes d
+    WHERE d.run_id = n.run_id AND d.node_key = ANY (n.depends_on)
+      AND NOT (d.status = 'SUCCESS' OR (d.status = 'SKIPPED' AND n.run_if_skipped)))
+  WHERE n.run_id = retry_run.run_id AND n.status = 'PENDING';
+  -- The retry is a span of its own, in the same trace: the first ending's span was sent
+  -- already, and a span id is sent once.
+  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', finished_at = NULL, error = NULL,
+    traceparent = orchestration.child_traceparent(r.traceparent)
+  WHERE r.id = run_id;
+  PERFORM orchestration.emit_event((target.run).project_id, 'run', 'retried', run_id, NULL,
+            jsonb_build_object('status', 'RUNNING', 'retried_by', target.caller));
+  PERFORM orchestration.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
+  'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. The retry is a new span of the run''s trace. Requires orchestration_operator and the project';
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;

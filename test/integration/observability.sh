@@ -161,6 +161,23 @@ is "$(grep "\"run\": \"$traced\"" "$out/runs.txt")" "{\"run\": \"$traced\", \"pa
    "the traced run's span is a child of the caller's span"
 is "$(grep "\"run\": \"$mixed\"" "$out/runs.txt")" "{\"run\": \"$mixed\", \"parent\": null, \"status\": 2}" \
    "the failed run's span is a root, with an error status"
+# A retried run ends a second time: that is a span of its own (same trace), no span id is
+# sent twice.
+q "SELECT orchestration.retry_run($mixed)" >/dev/null
+q "SELECT orchestration.wait_for_run($mixed, '60 seconds')" >/dev/null
+wait_for 30 "SELECT count(*) = 0 FROM orchestration.span_queue" >/dev/null
+is "$(/usr/bin/python3 - "$out/spans.jsonl" "$mixed" <<'PY'
+import json, sys
+ids = []
+for line in open(sys.argv[1]):
+    for rs in json.loads(line)["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for s in ss["spans"]:
+                if s["name"].startswith("run ") and {"key": "orchestration.run_id", "value": {"intValue": sys.argv[2]}} in s.get("attributes", []):
+                    ids.append(s["spanId"])
+print(len(ids), len(set(ids)))
+PY
+)" "2 2" "a retried run that ends again is a second span with an id of its own"
 # The receiver goes away: spans wait in span_queue, and go out once it is back.
 kill $receiver; wait $receiver 2>/dev/null
 down=$(q "SELECT orchestration.start_workflow(1, 'mixed')")

@@ -35,6 +35,8 @@ SELECT orchestration.register_agent(1, '["not", "an", "object"]');
 SELECT orchestration.register_agent(1, '{"name": "x", "type": "PYTHON", "image": "busybox", "capabilities": [{"name": "a"}]}');
 SELECT orchestration.register_agent(1, '{"name": "x", "type": "API", "image": "busybox", "risk_level": "HIGH", "capabilities": [{"name": "a"}]}');
 SELECT orchestration.register_agent(1, '{"name": "x", "type": "API", "imgae": "busybox", "image": "busybox", "capabilities": [{"name": "a"}]}');
+-- A typo where a required field belongs: the error names the required field, the hint the typo.
+SELECT orchestration.register_agent(1, '{"name": "x", "type": "API", "imgae": "busybox", "capabilities": [{"name": "a"}]}');
 -- Fields that do not apply to the agent's type.
 SELECT orchestration.register_agent(1, '{"name": "x", "type": "RULE", "function": "public.echo_rule", "image": "busybox", "capabilities": [{"name": "a"}]}');
 SELECT orchestration.register_agent(1, '{"name": "x", "type": "SCRIPT", "image": "busybox", "function": "public.echo_rule", "capabilities": [{"name": "a"}]}');

@@ -35,6 +35,16 @@ std::string error_of(const json& spec) {
   return "";
 }
 
+// Its hint.
+std::string hint_of(const json& spec) {
+  try {
+    normalize_agent_spec(spec);
+  } catch (const UserError& e) {
+    return e.hint();
+  }
+  return "";
+}
+
 }  // namespace
 
 TEST(AgentSpec, FillsDefaultsForContainerAgents) {
@@ -155,6 +165,30 @@ TEST(AgentSpec, UnknownFieldsAreTyposNotIgnored) {
   spec = script_agent();
   spec["capabilities"][0]["inputs"] = json::object();
   EXPECT_EQ(error_of(spec), "agent spec has an unknown field \"capabilities[0].inputs\"");
+}
+
+TEST(AgentSpec, MisspelledFieldsAreNamed) {
+  // "imgae" instead of "image": the missing field's error names the typo.
+  json spec = script_agent();
+  spec.erase("image");
+  spec["imgae"] = "busybox";
+  EXPECT_EQ(error_of(spec), "agent spec field \"image\" is required");
+  EXPECT_EQ(hint_of(spec), "Is \"imgae\" a misspelling of \"image\"?");
+  // A typo beside the right field: the unknown field's hint suggests the known one.
+  spec = script_agent();
+  spec["limits"] = {{"memroy_mb", 64}};
+  EXPECT_EQ(error_of(spec), "agent spec has an unknown field \"limits.memroy_mb\"");
+  EXPECT_EQ(hint_of(spec).rfind("Did you mean \"limits.memory_mb\"? Known fields of \"limits\": ", 0), 0u)
+      << hint_of(spec);
+  // A missing enum field beside its typo keeps the list of values.
+  spec = script_agent();
+  spec.erase("type");
+  spec["tpye"] = "SCRIPT";
+  EXPECT_EQ(hint_of(spec).rfind("Is \"tpye\" a misspelling of \"type\"? Use one of ", 0), 0u) << hint_of(spec);
+  // A name far from every known one gets no guess.
+  spec = script_agent();
+  spec["colour"] = "blue";
+  EXPECT_EQ(hint_of(spec).rfind("Known fields: ", 0), 0u) << hint_of(spec);
 }
 
 TEST(AgentSpec, NegativeAndAbsurdLimits) {

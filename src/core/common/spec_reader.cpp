@@ -1,6 +1,8 @@
 #include "core/common/spec_reader.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/common/user_error.hpp"
 
@@ -21,6 +23,28 @@ const char* json_type_name(const json& value) {
 }
 
 namespace {
+
+// Edits (insert, delete, replace, swap two neighbours) between two field names, up to
+// `limit` + 1: enough to tell a typo from another name.
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
+  if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i)
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return std::min(d[a.size()][b.size()], limit + 1);
+}
+
+// Whether `written` looks like a misspelling of `meant`: at most one edit for short names,
+// two from six characters on, and not the same name.
+bool misspelling_of(std::string_view written, std::string_view meant) {
+  std::size_t limit = meant.size() >= 6 ? 2 : 1;
+  return written != meant && edit_distance(written, meant, limit) <= limit;
+}
 
 // A short rendering of a bad value for messages: whole if short, else its type.
 std::string show(const json& value) {
@@ -73,9 +97,20 @@ std::optional<std::string> SpecReader::optional_string(std::string_view key,
   return text;
 }
 
+void SpecReader::missing(std::string_view key, std::string hint) const {
+  // "imgae" given where "image" is required: say so, rather than only that "image" is missing.
+  for (auto it = object_.begin(); it != object_.end(); ++it)
+    if (misspelling_of(it.key(), key)) {
+      hint = "Is \"" + path_ + it.key() + "\" a misspelling of \"" + path_ + std::string(key) + "\"?" +
+             (hint.empty() ? "" : " " + hint);
+      break;
+    }
+  throw UserError(field_name(key) + " is required", {}, hint);
+}
+
 std::string SpecReader::required_string(std::string_view key, std::size_t max_length) {
   auto text = optional_string(key, max_length);
-  if (!text) throw UserError(field_name(key) + " is required");
+  if (!text) missing(key);
   if (text->empty()) fail(key, "must not be empty");
   return *text;
 }
@@ -126,7 +161,7 @@ std::string SpecReader::enum_value(std::string_view key,
   const json* value = lookup(key);
   if (!value) {
     if (fallback) return *fallback;
-    throw UserError(field_name(key) + " is required", {}, "Use one of " + list + ".");
+    missing(key, "Use one of " + list + ".");
   }
   if (value->is_string()) {
     const auto& text = value->get_ref<const std::string&>();
@@ -170,11 +205,15 @@ void SpecReader::reject_unknown_fields(std::initializer_list<const char*> also_a
   for (const char* key : also_allowed) seen_.emplace(key);
   for (auto it = object_.begin(); it != object_.end(); ++it) {
     if (seen_.count(it.key())) continue;
-    std::string known;
-    for (const auto& name : seen_) known += std::string(known.empty() ? "" : ", ") + name;
+    std::string known, meant;
+    for (const auto& name : seen_) {
+      known += std::string(known.empty() ? "" : ", ") + name;
+      if (meant.empty() && misspelling_of(it.key(), name)) meant = name;
+    }
     throw UserError(what_ + " has an unknown field \"" + path_ + it.key() + "\"", {},
-                    "Known fields" + (path_.empty() ? std::string() : " of \"" +
-                    path_.substr(0, path_.size() - 1) + "\"") + ": " + known + ".");
+                    (meant.empty() ? "" : "Did you mean \"" + path_ + meant + "\"? ") + "Known fields" +
+                        (path_.empty() ? std::string() : " of \"" + path_.substr(0, path_.size() - 1) + "\"") +
+                        ": " + known + ".");
   }
 }
 

@@ -2,7 +2,8 @@
 // node) field by field, so that every error names the field by its full path
 // ("limits.memory_mb", "capabilities[1].name") and says what was expected and what was
 // given. Fields the reader was never asked about are reported by reject_unknown_fields(),
-// which catches typos such as "imgae" instead of ignoring them.
+// which catches typos such as "imgae" instead of ignoring them; a required field that is
+// missing beside such a typo is reported with the typo named.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +53,9 @@ class SpecReader {
   // "agent spec field \"limits.memory_mb\"": how messages name a field.
   std::string field_name(std::string_view key) const;
   [[noreturn]] void fail(std::string_view key, const std::string& problem) const;
+  // "... field \"image\" is required", with a hint naming a present field that looks like
+  // a misspelling of it ("imgae"), then `hint`.
+  [[noreturn]] void missing(std::string_view key, std::string hint = {}) const;
 
   const std::string& what() const { return what_; }
   const std::string& path() const { return path_; }

@@ -2,7 +2,8 @@
 # A throwaway PostgreSQL 15 cluster for the demo and the tests, with pg_orchestration in
 # shared_preload_libraries, listening on 127.0.0.1 and a socket in its own directory.
 #
-#   scripts/cluster.sh start     create it if needed, start it, wait until it answers
+#   scripts/cluster.sh start     create it if needed, start it, wait until it answers, and
+#                                create the databases of orchestration.database_name
 #   scripts/cluster.sh stop      stop it (fast shutdown)
 #   scripts/cluster.sh restart   stop, then start (after make install of a new .so)
 #   scripts/cluster.sh destroy   stop it and delete its files
@@ -58,9 +59,23 @@ start() {
   if [ "$(id -u)" -eq 0 ] && getent group docker >/dev/null && ! id -nG postgres | grep -qw docker; then
     usermod -aG docker postgres
   fi
-  if as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then return 0; fi
-  as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
-  echo "cluster.sh: PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"
+  if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+    echo "cluster.sh: PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"
+  fi
+  create_databases
+}
+
+# The databases the workers are configured for (orchestration.database_name) are created
+# when missing: a worker whose database does not exist logs FATAL every few seconds.
+create_databases() {
+  local sql=(as_postgres "$PGBIN/psql" -X -q -At -h "$SOCKDIR" -p "$PORT" -U postgres -d postgres)
+  local configured db
+  configured=$("${sql[@]}" -c "SHOW orchestration.database_name")
+  for db in ${configured//,/ }; do
+    [ "$("${sql[@]}" -v db="$db" <<<"SELECT count(*) FROM pg_database WHERE datname = :'db'")" = 1 ] ||
+      "${sql[@]}" -v db="$db" <<<'CREATE DATABASE :"db"'
+  done
 }
 
 stop() {

@@ -45,11 +45,8 @@ scripts/cluster.sh start || exit 1
 trap 'scripts/cluster.sh stop; scripts/dockerd.sh stop; scripts/nats.sh stop' EXIT
 eval "$(scripts/cluster.sh env)"
 
-# A database for each suite, each with a scheduler worker (orchestration.database_name
-# in scripts/cluster.sh lists them).
-for db in orchestration_regress orchestration_tap orchestration_test; do  # (the benchmark makes its own)
-  psql -q -X -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE $db" || exit 1
-done
+# A database for each suite, each with its workers: scripts/cluster.sh created those its
+# orchestration.database_name lists (the benchmark recreates its own).
 
 step "pg_regress (make installcheck)"
 psql -q -X -v ON_ERROR_STOP=1 -d orchestration_regress -c "CREATE EXTENSION pg_orchestration" || exit 1

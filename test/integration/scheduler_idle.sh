@@ -5,6 +5,11 @@
 source "$(dirname "$0")/lib.bash"
 reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
 
+# scripts/cluster.sh creates the databases the workers are configured for: none of them
+# fails to connect for want of its database.
+is "$(q "SELECT string_agg(trim(d), ', ') FROM unnest(string_to_array(current_setting('orchestration.database_name'), ',')) d
+         WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = trim(d))")" "" \
+   "every database in orchestration.database_name exists"
 q "ALTER SYSTEM SET orchestration.poll_interval_ms = '600s'"
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 1

@@ -89,6 +89,15 @@ DECLARE
   caller name := orchestration.authorize(project_id, 'orchestration_operator');
   target orchestration.workflows;
 BEGIN
+  -- NULL is a mistake of the caller's, not "nothing": say so rather than start with {}.
+  IF workflow IS NULL THEN
+    RAISE EXCEPTION 'workflow name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF context IS NULL THEN
+    RAISE EXCEPTION 'run context must be a JSON object, not NULL'
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass ''{}'' (or leave the argument out) for an empty context.';
+  END IF;
   SELECT * INTO target FROM orchestration.workflows w
   WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
   IF NOT FOUND THEN

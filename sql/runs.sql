@@ -55,6 +55,8 @@ FROM orchestration.wait_for_run(:new_run, '30 seconds') r;
 -- Bad calls.
 SELECT orchestration.start_workflow(21, 'no-such-workflow');
 SELECT orchestration.start_workflow(21, 'diamond', '[1, 2]');
+SELECT orchestration.start_workflow(21, 'diamond', NULL);
+SELECT orchestration.start_workflow(21, NULL);
 SELECT orchestration.start_workflow(-1, 'diamond');
 SELECT orchestration.wait_for_run(987654321);
 BEGIN;

@@ -1047,6 +1047,36 @@ $$;
 COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
   'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. The retry is a new span of the run''s trace. Requires orchestration_operator and the project';
 
+CREATE OR REPLACE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_operator');
+  target orchestration.workflows;
+BEGIN
+  -- NULL is a mistake of the caller's, not "nothing": say so rather than start with {}.
+  IF workflow IS NULL THEN
+    RAISE EXCEPTION 'workflow name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF context IS NULL THEN
+    RAISE EXCEPTION 'run context must be a JSON object, not NULL'
+      USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass ''{}'' (or leave the argument out) for an empty context.';
+  END IF;
+  SELECT * INTO target FROM orchestration.workflows w
+  WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow "%" does not exist in project %', workflow, project_id
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN orchestration.create_run(target, 'manual', context, caller);
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
+  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;

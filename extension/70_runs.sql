@@ -490,7 +490,8 @@ COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], 
 CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
                                           reserved_runs bigint[], node_kind text,
-                                          excluded_projects integer[], only_project integer)
+                                          excluded_projects integer[], only_project integer,
+                                          finished_nodes bigint[])
 RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
                agent_type orchestration.agent_type, rule_function text, runs_as name,
@@ -505,85 +506,98 @@ SET jit = off
 AS $$
 DECLARE
   running_total integer;
-  candidate_ids bigint[];
   claimed_ids bigint[];
   started_runs bigint[];
   started_projects integer[];
-  lock_project integer;
+  lock_project integer := only_project;
 BEGIN
   IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
     RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- The limits count containers: RULE nodes never stay RUNNING (a RULE worker runs them
-  -- inside its claim's transaction), so they are claimed whatever runs.
-  SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING';
-
-  -- The first runnable nodes of the kind asked for in dispatch order (the queue index,
-  -- read in order and cut short; the projects left out are passed over in the scan, so
-  -- that their nodes cannot hide everyone else's), then those the limits leave room for:
-  -- every RULE node, and the containers while fewer than max_running run in all and
-  -- max_running_per_project in their project.
-  WITH runnable AS (
-    SELECT q.id, q.project_id, q.level, q.container
-    FROM (SELECT n.id, n.project_id, n.level, coalesce(a.type <> 'RULE', true) AS container
+  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
+  -- itself, the rows nobody can lock now (FOR UPDATE SKIP LOCKED: a run another worker or
+  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
+  -- left out: however many such nodes there are, they cannot hide the ones behind them.
+  -- The run row is locked too: whoever changes a run locks its row first (cancel_run,
+  -- retry_run, approve, reject do), so no two transactions wait for each other in a circle.
+  -- An agent's type is read by its key (a subquery, not a join the generic plan could
+  -- turn into a scan of agents per node).
+  IF node_kind = 'rule' THEN
+    -- A RULE worker claims one project's nodes per transaction (the first project with a
+    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
+    -- nodes never stay RUNNING, so no limit counts them.
+    IF lock_project IS NULL THEN
+      SELECT n.project_id INTO lock_project
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.level, n.id
+      LIMIT 1
+      FOR UPDATE OF n, r SKIP LOCKED;
+      IF lock_project IS NULL THEN
+        RETURN;
+      END IF;
+    END IF;
+    SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level
           FROM orchestration.workflow_run_nodes n
-          LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+          JOIN orchestration.workflow_runs r ON r.id = n.run_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
             AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-            AND (node_kind = 'any' OR coalesce(a.type <> 'RULE', true) = (node_kind = 'container'))
-            AND NOT n.project_id = ANY (excluded_projects)
-            AND (only_project IS NULL OR n.project_id = only_project)
+            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
+            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
           ORDER BY n.level, n.id
-          LIMIT max_nodes * 4) q
-  ), ranked AS (
-    SELECT r.*,
-           count(*) FILTER (WHERE r.container) OVER (ORDER BY r.level, r.id) AS container_rank,
-           count(*) FILTER (WHERE r.container)
-             OVER (PARTITION BY r.project_id ORDER BY r.level, r.id) AS container_rank_in_project
-    FROM runnable r
-  ), busy AS (
-    SELECT n.project_id, count(*) AS running
-    FROM orchestration.workflow_run_nodes n WHERE n.status = 'RUNNING' GROUP BY n.project_id
-  )
-  SELECT array_agg(r.id ORDER BY r.level, r.id) INTO candidate_ids
-  FROM (SELECT r.id, r.level FROM ranked r LEFT JOIN busy b ON b.project_id = r.project_id
-        WHERE NOT r.container
-           OR ((max_running <= 0 OR r.container_rank <= max_running - running_total)
-               AND (max_running_per_project <= 0
-                    OR r.container_rank_in_project + coalesce(b.running, 0) <= max_running_per_project))
-        ORDER BY r.level, r.id LIMIT max_nodes) r;
-  IF candidate_ids IS NULL THEN
-    RETURN;
-  END IF;
-
-  -- A RULE worker claims one project's nodes per transaction (the first, in dispatch
-  -- order, that has a run nobody holds): a function that hangs holds back no other
-  -- project's nodes. The others claim every candidate they can lock at once.
-  FOR lock_project IN
-    SELECT NULL::integer WHERE node_kind <> 'rule' OR only_project IS NOT NULL
-    UNION ALL
-    SELECT c.project_id
-    FROM (SELECT n.project_id, min(u.position) AS first
-          FROM unnest(candidate_ids) WITH ORDINALITY AS u(id, position)
-          JOIN orchestration.workflow_run_nodes n ON n.id = u.id
-          WHERE node_kind = 'rule' AND only_project IS NULL
-          GROUP BY n.project_id) c
-  LOOP
-    SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level FROM orchestration.workflow_run_nodes n
-          JOIN orchestration.workflow_runs r ON r.id = n.run_id
-          WHERE n.id = ANY (candidate_ids) AND n.status = 'PENDING' AND n.pending_deps = 0
-            AND (lock_project IS NULL OR n.project_id = lock_project)
-            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
-            AND NOT r.id = ANY (reserved_runs)
-          ORDER BY n.level, n.id
-          -- The run row too: whoever changes a run locks its row first (cancel_run, retry_run,
-          -- approve, reject do), so no two transactions wait for each other in a circle. A run
-          -- someone else holds is skipped for now.
+          LIMIT max_nodes
           FOR UPDATE OF n, r SKIP LOCKED) l;
-    EXIT WHEN claimed_ids IS NOT NULL;
-  END LOOP;
+  ELSE
+    -- Containers count against the limits while they run; one that has finished and
+    -- waits for its result to be recorded (its run is locked by someone) does not.
+    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
+    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
+    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
+    -- node, and the containers while fewer than max_running_per_project run in their
+    -- project and, of those, fewer than max_running in all. The others locked stay
+    -- PENDING (and locked until this transaction ends).
+    WITH locked AS MATERIALIZED (
+      SELECT n.id, n.project_id, n.level,
+             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
+        AND NOT n.project_id = ANY (excluded_projects)
+        AND (only_project IS NULL OR n.project_id = only_project)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.level, n.id
+      LIMIT max_nodes * 4
+      FOR UPDATE OF n, r SKIP LOCKED
+    ), busy AS (
+      SELECT n.project_id, count(*) AS running
+      FROM orchestration.workflow_run_nodes n
+      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
+      GROUP BY n.project_id
+    ), in_project AS (
+      SELECT l.*, count(*) FILTER (WHERE l.container)
+                    OVER (PARTITION BY l.project_id ORDER BY l.level, l.id) AS rank_in_project
+      FROM locked l
+    ), allowed_in_project AS (
+      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
+      WHERE NOT p.container OR max_running_per_project <= 0
+         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+    ), ranked AS (
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.level, p.id) AS rank
+      FROM allowed_in_project p
+    )
+    SELECT array_agg(x.id ORDER BY x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level FROM ranked k
+          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
+          ORDER BY k.level, k.id LIMIT max_nodes) x;
+  END IF;
   IF claimed_ids IS NULL THEN
     RETURN;
   END IF;
@@ -643,8 +657,8 @@ BEGIN
     ORDER BY claimed.level, claimed.id;
 END
 $$;
-COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) (FOR UPDATE SKIP LOCKED) in level order within the concurrency limits, leaving out runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 -- What an approval lets run: the agent as defined (its row, capabilities and schemas, as
 -- agent_json shows them, which includes updated_at) and, for a RULE agent, its function's

@@ -48,6 +48,8 @@ void call_rule_function(void* arg) {
   // PostgreSQL's default, as in a new session, unless it sets its own.
   (void)set_config_option("search_path", "\"$user\", public", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
                           0, false);
+  // Nor the worker's lock timeout: the attempt's own timeout bounds its waits.
+  (void)set_config_option("lock_timeout", "0", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
   SetUserIdAndSecContext(call->role,
                          saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   attempt_role = call->role;

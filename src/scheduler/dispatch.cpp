@@ -26,6 +26,7 @@
 #include "workers/worker_main.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "access/xlog.h"
 #include "utils/timestamp.h"
 }
@@ -45,7 +46,8 @@ enum Column {
 };
 
 constexpr const char* kClaimSql =
-    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[], $5, $6::int[], $7::int)";
+    "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[], $5, $6::int[], $7::int, "
+    "$8::bigint[])";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
 constexpr const char* kApprovalSql =
@@ -61,8 +63,21 @@ constexpr const char* kSecretsSql =
     "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
 constexpr const char* kStartContainerSql =
     "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
-constexpr const char* kLockRunsSql =
-    "SELECT r.id FROM orchestration.workflow_runs r WHERE r.id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED";
+// The nodes whose results can be written now without waiting for anyone: their run's row
+// is locked here (whoever changes a run locks it first) and their agent's row can be
+// key-share locked (inserting the attempt checks its foreign key; update_agent holds the
+// row while it runs, maybe inside a tenant's open transaction or RULE function). The
+// others wait for a later pass; the scheduler never waits on a tenant's lock.
+constexpr const char* kWritableSql =
+    "SELECT n.id FROM orchestration.workflow_run_nodes n "
+    "WHERE n.id = ANY ($1::bigint[]) "
+    "  AND n.run_id = ANY (ARRAY(SELECT r.id FROM orchestration.workflow_runs r WHERE r.id IN "
+    "        (SELECT m.run_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY ($1::bigint[])) "
+    "      FOR UPDATE OF r SKIP LOCKED)) "
+    "  AND (NOT EXISTS (SELECT 1 FROM orchestration.agents a WHERE a.id = n.agent_id) "
+    "       OR n.agent_id = ANY (ARRAY(SELECT a.id FROM orchestration.agents a WHERE a.id IN "
+    "            (SELECT m.agent_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY ($1::bigint[])) "
+    "          FOR KEY SHARE OF a SKIP LOCKED)))";
 constexpr const char* kNoteCrashSql = "SELECT orchestration.note_crash($1::bigint)";
 constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
 constexpr const char* kRunningContainersSql =
@@ -398,7 +413,8 @@ void process_node(const std::vector<Value>& node, Round& round) {
 
 }  // namespace
 
-PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming) {
+PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming,
+                    const std::vector<std::int64_t>& finished) {
   PassResult result;
   auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
   if (claiming != Claiming::rule_nodes) spi_run(kExpireSql);
@@ -418,38 +434,62 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
         kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                     std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
                     kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
-                    project ? Value(std::to_string(*project)) : std::nullopt});
+                    project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)});
     if (claimed.size() == 0) break;
     if (choosing) {
       project = std::stoi(*claimed.rows[0][kProjectId]);
       if (!rule_pool::hold_project(*project)) throw ProjectTaken();
     }
     Round claim{rule_pool::next_round(slot, round), database, result.launches, {}};
+    int moved = 0;
+    bool set_apart = false;
     for (const auto& node : claimed.rows) {
+      // A RULE node tried before (it failed, maybe ran past its timeout and had its worker
+      // stopped, which rolls back the whole transaction) runs first in a transaction of
+      // its own: what was done before it in this one is committed first, not lost with it.
+      if (claiming != Claiming::containers && node[kAgentType] && *node[kAgentType] == "RULE" && *node[kAttempt] != "0" &&
+          result.nodes + moved > 0) {
+        set_apart = true;  // it and the rest stay PENDING, for the next transaction
+        break;
+      }
       crash_marker::working_on(std::stoll(*node[kNodeId]));
       process_node(node, claim);
       crash_marker::working_on(0);
+      ++moved;
     }
     claim.attempts.record(std::to_string(claim.number));
-    result.nodes += static_cast<int>(claimed.size());
+    result.nodes += moved;
+    if (set_apart) {
+      result.budget_spent = true;  // go on at once
+      break;
+    }
   }
   pg::Rows due = spi_run(kNextDueSql);
   if (due.size() == 1 && due.at(0, 0)) result.next_due_ms = std::max(0L, std::stol(*due.at(0, 0)));
   return result;
 }
 
+namespace {
+
+// Of these nodes, those whose results can be written now (kWritableSql).
+std::set<std::int64_t> writable_now(const std::vector<std::int64_t>& nodes) {
+  std::set<std::int64_t> writable;
+  for (const auto& row : spi_run(kWritableSql, {array_literal(nodes)}).rows) writable.insert(std::stoll(*row[0]));
+  return writable;
+}
+
+}  // namespace
+
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished) {
-  // A run whose row someone else holds (an API call in an open transaction) is not waited
-  // for: its results wait for a later pass, and the scheduler goes on with everyone else's.
+  // A result someone else's lock holds up (an API call in an open transaction) is not
+  // waited for: it waits for a later pass, and the scheduler goes on with everyone else's.
   std::vector<executors::FinishedJob> deferred;
   if (finished.empty()) return deferred;
-  std::vector<std::int64_t> runs;
-  for (const auto& done : finished) runs.push_back(done.job.request.id.run);
-  std::set<std::int64_t> locked;
-  for (const auto& row : spi_run(kLockRunsSql, {array_literal(runs)}).rows) locked.insert(std::stoll(*row[0]));
+  std::vector<std::int64_t> nodes;
+  for (const auto& done : finished) nodes.push_back(done.job.node_id);
+  std::set<std::int64_t> writable = writable_now(nodes);
   std::vector<executors::FinishedJob> now;
-  for (auto& done : finished)
-    (locked.count(done.job.request.id.run) ? now : deferred).push_back(std::move(done));
+  for (auto& done : finished) (writable.count(done.job.node_id) ? now : deferred).push_back(std::move(done));
   finished.swap(now);
 
   Attempts attempts;
@@ -493,13 +533,12 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
 std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& stopped) {
   std::vector<int> recorded;
   if (stopped.empty()) return recorded;
-  std::vector<std::int64_t> runs;
-  for (const auto& attempt : stopped) runs.push_back(attempt.run);
-  std::set<std::int64_t> locked;
-  for (const auto& row : spi_run(kLockRunsSql, {array_literal(runs)}).rows) locked.insert(std::stoll(*row[0]));
+  std::vector<std::int64_t> nodes;
+  for (const auto& attempt : stopped) nodes.push_back(attempt.node);
+  std::set<std::int64_t> writable = writable_now(nodes);
   Attempts attempts;
   for (const auto& attempt : stopped) {
-    if (!locked.count(attempt.run)) continue;
+    if (!writable.count(attempt.node)) continue;
     // Its input died with the worker's transaction: the attempt keeps JSON null.
     attempts.add({attempt.node, false, "null", "",
                   "timed out after " + std::to_string(attempt.timeout_seconds) +
@@ -513,11 +552,12 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
 
 void record_carefully(bool careful) { careful_recording = careful; }
 
-void note_crash(std::int64_t node) {
-  pg::run_transaction("pg_orchestration: noting a crash", [&] {
-    if (workers::extension_installed()) spi_run(kNoteCrashSql, {std::to_string(node)});
+void note_crashes_left() {
+  crash_marker::note_leftovers(pg::guard([] { return MyDatabaseId; }), [](std::int64_t node) {
+    pg::run_transaction("pg_orchestration: noting a crash", [&] {
+      if (workers::extension_installed()) spi_run(kNoteCrashSql, {std::to_string(node)});
+    });
   });
-  crash_marker::working_on(0);
 }
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {

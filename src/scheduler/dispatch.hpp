@@ -36,8 +36,11 @@ struct ProjectTaken : std::runtime_error {
 
 // Runs inside a transaction with SPI connected (pg::run_transaction). `round` numbers the
 // claims, so a test can see which nodes were dispatched together; `slot` is the
-// database's (for the RULE workers' shared memory).
-PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming);
+// database's (for the RULE workers' shared memory); `finished` are RUNNING container nodes
+// whose container has finished (their result waits for a later pass): they do not count
+// against the concurrency limits.
+PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming,
+                    const std::vector<std::int64_t>& finished = {});
 
 // Records the attempts the scheduler stopped (rule_pool.hpp) as timed out. Those whose
 // run someone else holds locked wait for a later pass; returns the workers whose
@@ -55,11 +58,12 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
 // Attempts in dispatch.cpp); after a pass that succeeded, rounds are written directly.
 void record_carefully(bool careful);
 
-// The crash-loop breaker, at start: the worker's previous process died while working on
-// `node` (crash_marker.hpp); counts it, and fails the node at the second time. In a
-// transaction of its own, committed before any work (if the node brings the process down
-// again, the count must already be there); then the marker is cleared.
-void note_crash(std::int64_t node);
+// The crash-loop breaker, at a worker's start and before its first claim: counts a crash
+// for every node a process that died left in a marker of this database
+// (crash_marker.hpp), failing a node at its second; each in a transaction of its own,
+// committed before any work (if the node brings a process down again, the count must
+// already be there). Throws if one cannot be noted now (try again before claiming).
+void note_crashes_left();
 
 // Crash recovery, once at start: every RUNNING container node is collected (adopted)
 // and every container of this database that no node is waiting for is removed.

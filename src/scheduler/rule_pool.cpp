@@ -49,6 +49,7 @@ struct DatabasePool {
 
 struct SharedState {
   DatabasePool databases[config::kMaxDatabases];
+  std::uint64_t generation;  // set when the shared memory is made: new after a crash restart
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
@@ -68,6 +69,7 @@ void attach_shared_memory() {
   bool found = false;
   shared = static_cast<SharedState*>(ShmemInitStruct("pg_orchestration RULE workers", sizeof(SharedState), &found));
   if (!found) {
+    shared->generation = static_cast<std::uint64_t>(GetCurrentTimestamp());
     for (auto& database : shared->databases) {
       for (auto& worker : database.workers) {
         worker.pid = worker.project = worker.stopped_pid = 0;
@@ -280,6 +282,8 @@ std::int64_t next_round(int slot, std::int64_t& local) {
   if (!shared || slot < 0) return ++local;
   return static_cast<std::int64_t>(pg_atomic_add_fetch_u64(&shared->databases[slot].rounds, 1));
 }
+
+std::uint64_t generation() { return shared ? shared->generation : 0; }
 
 bool enabled() { return shared != nullptr && config::rule_workers > 0; }
 

@@ -78,6 +78,9 @@ long ms_to_next_deadline(int slot);
 // database (agent_runs.scheduler_round), `local` where there is no shared memory.
 std::int64_t next_round(int slot, std::int64_t& local);
 
+// The shared memory's generation: different after every crash restart (crash_marker.hpp).
+std::uint64_t generation();
+
 // Whether RULE nodes are the RULE workers' (else the scheduler runs them itself:
 // orchestration.rule_workers = 0).
 bool enabled();

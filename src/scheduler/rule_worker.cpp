@@ -37,7 +37,7 @@ struct RuleWorkerState final : orch::workers::WorkerRound {
   std::string database;
   int slot = 0;
   std::int64_t round = 0;        // unused while the shared round counter exists
-  std::int64_t crashed_on = 0;   // the node a crashed process of this worker was working on
+  bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
 
   long run_once() override;
@@ -47,9 +47,9 @@ long RuleWorkerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
   bool moved = false;
   try {
-    if (crashed_on) {
-      orch::scheduler::note_crash(crashed_on);
-      crashed_on = 0;
+    if (!crashes_noted) {
+      orch::scheduler::note_crashes_left();
+      crashes_noted = true;
     }
     orch::pg::run_transaction("pg_orchestration: running RULE nodes", [&] {
       if (!extension_installed()) return;
@@ -84,8 +84,8 @@ void orch_rule_worker_main(Datum arg) {
         auto state = std::make_unique<RuleWorkerState>();
         state->database = database;
         state->slot = slot;
-        state->crashed_on = orch::scheduler::crash_marker::open("rule-" + std::to_string(MyDatabaseId) + "-" +
-                                                                std::to_string(index));
+        orch::scheduler::crash_marker::open("rule-" + std::to_string(MyDatabaseId) + "-" + std::to_string(index),
+                                            rule_pool::generation());
         rule_pool::join(slot, index);
         return state;
       });

@@ -48,7 +48,7 @@ struct SchedulerState final : orch::workers::WorkerRound {
   std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
   bool recovered = false;  // crash recovery of container nodes done
-  std::int64_t crashed_on = 0;  // the node a crashed scheduler was working on, until noted
+  bool crashes_noted = false;  // the crash-loop breaker's leftovers (note_crashes_left)
 
   long run_once() override;
   // Woken by a commit (the latch), a finished container (the executor's pipe), a due
@@ -66,10 +66,11 @@ long SchedulerState::run_once() {
   bool moved = false;  // nodes moved on: RULE nodes may have become runnable
   bool recovered_now = false;
   bool rule_workers = rule_pool::enabled();
+  rule_pool::stop_overdue(state.slot);  // and again after the pass, which may have taken long
   try {
-    if (state.crashed_on) {
-      orch::scheduler::note_crash(state.crashed_on);
-      state.crashed_on = 0;
+    if (!state.crashes_noted) {
+      orch::scheduler::note_crashes_left();
+      state.crashes_noted = true;
     }
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
       launches.clear();
@@ -84,9 +85,11 @@ long SchedulerState::run_once() {
       stopped_recorded = orch::scheduler::record_stopped(rule_pool::stopped_attempts(state.slot));
       for (std::int64_t node : orch::scheduler::cancelled_in_flight(state.executor->in_flight()))
         state.executor->cancel(node);
+      std::vector<std::int64_t> finished;  // deferred results: their containers are done
+      for (const auto& done : deferred) finished.push_back(done.job.node_id);
       orch::scheduler::PassResult pass = orch::scheduler::run_pass(
           state.round, state.database, state.slot,
-          rule_workers ? orch::scheduler::Claiming::containers : orch::scheduler::Claiming::all);
+          rule_workers ? orch::scheduler::Claiming::containers : orch::scheduler::Claiming::all, finished);
       moved = pass.nodes > 0 || !state.unrecorded.empty() || !stopped_recorded.empty();
       for (auto& job : pass.launches) launches.push_back(std::move(job));
       if (pass.budget_spent) sleep_ms = 0;
@@ -131,8 +134,8 @@ void orch_scheduler_main(Datum slot) {
                               auto state = std::make_unique<SchedulerState>();
                               state->database = database;
                               state->slot = slot;
-                              state->crashed_on = orch::scheduler::crash_marker::open(
-                                  "scheduler-" + std::to_string(MyDatabaseId));
+                              orch::scheduler::crash_marker::open("scheduler-" + std::to_string(MyDatabaseId),
+                                                                  rule_pool::generation());
                               return state;
                             });
 }

@@ -74,6 +74,11 @@ void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round
   // The worker connects as a superuser: none of its statements may resolve a function or
   // an operator through a schema someone else can write to ("$user", public).
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+  // The workers never wait on a lock for long (they pass over rows others hold); should a
+  // statement wait all the same, on a lock a tenant can hold for as long as it likes, the
+  // round fails after this and is tried again, instead of stopping the worker (and the
+  // scheduler's watchdog) for good. RULE functions get no lock timeout (rule_executor.cpp).
+  SetConfigOption("lock_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
 
   try {
     std::unique_ptr<WorkerRound> round = make_round(database, slot, index);

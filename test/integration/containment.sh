@@ -303,6 +303,26 @@ SQL
   sleep 3  # the container has finished; its result waits for the lock
   runs_past "$holder" "a run with a finished container is locked"
   is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the locked run's result is recorded once the lock is gone"
+  # The same when what someone holds is the container's agent: update_agent inside a
+  # savepoint of an open transaction keeps the agent's row locked, which recording an
+  # attempt of that agent needs. Another project's container run still goes through.
+  q "SELECT orchestration.register_agent(1, '{\"name\": \"quick\", \"type\": \"SCRIPT\", \"image\": \"orchestration/busybox:test\", \"command\": [\"sh\", \"-c\", \"cat >/dev/null; echo {}\"], \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+  q "SELECT orchestration.create_workflow(1, '{\"name\": \"quick\", \"nodes\": [{\"id\": \"q\", \"agent\": \"quick\", \"action\": \"go\"}]}')" >/dev/null
+  napper=$(q "SELECT id FROM orchestration.agents WHERE project_id = 2 AND name = 'napper'")
+  nap=$(q "SELECT orchestration.start_workflow(2, 'napper')")
+  wait_for 30 "SELECT status = 'RUNNING' FROM orchestration.workflow_run_nodes WHERE run_id = $nap" >/dev/null
+  ( echo "BEGIN; SAVEPOINT s; SELECT orchestration.update_agent($napper, orchestration.get_agent($napper)); RELEASE s; SELECT pg_sleep(10); ROLLBACK;" |
+      psql -X -q -U mallory >/dev/null 2>&1 ) &
+  holder=$!
+  sleep 3  # the napper's container has finished; its result waits for the agent's row
+  quick=$(as alice "SELECT orchestration.start_workflow(1, 'quick')")
+  is "$(q "SELECT orchestration.wait_for_run($quick, '60 s')->>'status'")" "SUCCESS" \
+     "another project's container run finishes while a transaction holds a finished container's agent"
+  wait "$holder"
+  holder_end=$(q "SELECT clock_timestamp()")
+  is "$(q "SELECT finished_at < '$holder_end' FROM orchestration.workflow_runs WHERE id = $quick")" "t" \
+     "and before that transaction ended: the scheduler did not wait for it"
+  is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the held agent's result is recorded afterwards"
   is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
   stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),
                                     (SELECT string_agg(payload::text, ' ') FROM orchestration.events))")
@@ -394,6 +414,36 @@ ok "$(wait_for 90 "SELECT count(*) = 4 FROM orchestration.workflow_runs WHERE id
 is "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE workflow_run_id IN ($hung_list) AND error LIKE 'timed out after 3 s and went on%'")" "4" \
    "each with one attempt, timed out"
 is "$(project1_runs)" "SUCCESS" "and RULE nodes run as before"
+
+# Nodes of a run someone holds (here mallory's own open transaction, which announced the
+# run with cancel_run) are passed over however many there are: 210 of them, more than one
+# claim takes, do not hide another project's node behind them.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION mallory.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+SELECT orchestration.register_agent(2, '{"name": "echo", "type": "RULE", "function": "mallory.echo", "capabilities": [{"name": "say"}]}');
+SELECT orchestration.create_workflow(2, jsonb_build_object('name', 'many', 'nodes',
+  (SELECT jsonb_agg(jsonb_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say')) FROM generate_series(1, 210) i)));
+SELECT orchestration.create_workflow(2, '{"name": "hang1", "nodes": [{"id": "h", "agent": "stubborn", "action": "go"}]}');
+SQL
+# While mallory's one RULE worker hangs, her 210 nodes wait (a project holds one worker of
+# two); she then holds their run in an open transaction, and the hang is stopped.
+hang=$(as mallory "SELECT orchestration.start_workflow(2, 'hang1')")
+wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
+many=$(as mallory "SELECT orchestration.start_workflow(2, 'many')")
+( echo "BEGIN; SELECT orchestration.cancel_run($many); SELECT pg_sleep(15); ROLLBACK;" | psql -X -q -U mallory >/dev/null 2>&1 ) &
+holder=$!
+wait_for 30 "SELECT status = 'FAILED' FROM orchestration.workflow_runs WHERE id = $hang" >/dev/null
+runs_past "$holder" "a transaction holds a run of 210 runnable nodes"
+is "$(q "SELECT orchestration.wait_for_run($many, '60 s')->>'status'")" "SUCCESS" "and those run once it has ended"
+
+# A node that ran past its timeout runs alone in its next transaction: the nodes claimed
+# with it are not lost with it again (they end SUCCESS, not skipped by its failure).
+as mallory "SELECT orchestration.create_workflow(2, '{\"name\": \"trio\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\"}, {\"id\": \"s\", \"agent\": \"stubborn\", \"action\": \"go\", \"retries\": 1, \"retry_backoff_seconds\": 0.1}, {\"id\": \"z\", \"agent\": \"echo\", \"action\": \"say\"}]}')" >/dev/null
+trio=$(as mallory "SELECT orchestration.start_workflow(2, 'trio')")
+q "SELECT orchestration.wait_for_run($trio, '90 s')" >/dev/null
+is "$(q "SELECT string_agg(node_key || ' ' || status || ' ' || attempt, ', ' ORDER BY node_key) FROM orchestration.workflow_run_nodes WHERE run_id = $trio")" \
+   "a SUCCESS 1, s FAILED 2, z SUCCESS 1" \
+   "the nodes claimed with an attempt that was stopped end as they would have (the stopped one after its retry)"
 
 # --- 2b. A node that brought its worker down twice is failed ---------------------------------
 q "CREATE FUNCTION public.slow(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(60); SELECT '{}'::jsonb \$\$"

@@ -7,7 +7,7 @@ SELECT plan(3);
 CREATE FUNCTION pg_temp.claim_buffers() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE plan json;
 BEGIN
-  EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM orchestration.claim_nodes(50, 0, 0, ''{}'', ''any'', ''{}'', NULL)' INTO plan;
+  EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM orchestration.claim_nodes(50, 0, 0, ''{}'', ''any'', ''{}'', NULL, ''{}'')' INTO plan;
   RETURN (plan->0->'Plan'->>'Shared Hit Blocks')::bigint + (plan->0->'Plan'->>'Shared Read Blocks')::bigint;
 END $$;
 CREATE FUNCTION pg_temp.due_buffers() RETURNS bigint LANGUAGE plpgsql AS $$

@@ -62,7 +62,7 @@ void _PG_init(void) {
   // every backend from this state.
   orch::config::define_gucs();
   if (!process_shared_preload_libraries_in_progress) return;
-  orch::workers::install_shared_memory_hooks();
-  orch::scheduler::rule_pool::install_shared_memory_hooks();
+  orch::workers::request_shared_memory();
+  orch::scheduler::rule_pool::request_shared_memory();
   register_workers();
 }

@@ -19,6 +19,7 @@ extern "C" {
 #include "config/gucs.hpp"
 #include "core/common/array_literal.hpp"
 #include "pg/boundary.hpp"
+#include "pg/shared_memory.hpp"
 
 namespace orch::scheduler::rule_pool {
 namespace {
@@ -53,33 +54,21 @@ struct SharedState {
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
-shmem_request_hook_type previous_request_hook = nullptr;
-shmem_startup_hook_type previous_startup_hook = nullptr;
 int my_slot = -1;   // in a RULE worker: its database's slot and its index
 int my_index = -1;
 
-void request_shared_memory() {
-  if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
-}
-
-void attach_shared_memory() {
-  if (previous_startup_hook) previous_startup_hook();
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found = false;
-  shared = static_cast<SharedState*>(ShmemInitStruct("pg_orchestration RULE workers", sizeof(SharedState), &found));
-  if (!found) {
-    shared->generation = static_cast<std::uint64_t>(GetCurrentTimestamp());
-    for (auto& database : shared->databases) {
-      for (auto& worker : database.workers) {
-        worker.pid = worker.project = worker.stopped_pid = 0;
-        worker.running = worker.stopped = Attempt{};
-      }
-      SpinLockInit(&database.mutex);
-      pg_atomic_init_u64(&database.rounds, 0);
+// Made once by the postmaster (pg/shared_memory.hpp), again after a crash restart.
+void init_shared_state(void* memory) {
+  auto* state = static_cast<SharedState*>(memory);
+  state->generation = static_cast<std::uint64_t>(GetCurrentTimestamp());
+  for (auto& database : state->databases) {
+    for (auto& worker : database.workers) {
+      worker.pid = worker.project = worker.stopped_pid = 0;
+      worker.running = worker.stopped = Attempt{};
     }
+    SpinLockInit(&database.mutex);
+    pg_atomic_init_u64(&database.rounds, 0);
   }
-  LWLockRelease(AddinShmemInitLock);
 }
 
 // Runs fn(pool) under the database's spinlock: fn must be a few plain instructions (no
@@ -115,11 +104,9 @@ void leave(int, Datum) {
 
 }  // namespace
 
-void install_shared_memory_hooks() {
-  previous_request_hook = shmem_request_hook;
-  shmem_request_hook = request_shared_memory;
-  previous_startup_hook = shmem_startup_hook;
-  shmem_startup_hook = attach_shared_memory;
+void request_shared_memory() {
+  pg::request_shared_struct("pg_orchestration RULE workers", sizeof(SharedState), init_shared_state,
+                            reinterpret_cast<void**>(&shared));
 }
 
 void join(int slot, int index) {

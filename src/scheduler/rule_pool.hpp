@@ -26,7 +26,7 @@ namespace orch::scheduler::rule_pool {
 constexpr long kGraceMs = 1000;
 
 // From _PG_init while preloading: asks for the shared memory.
-void install_shared_memory_hooks();
+void request_shared_memory();
 
 // --- In a RULE worker -------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ extern "C" {
 #include <vector>
 
 #include "config/gucs.hpp"
+#include "pg/shared_memory.hpp"
 
 namespace orch::workers {
 namespace {
@@ -43,28 +44,15 @@ SharedState* shared = nullptr;  // null where the library was not preloaded
 bool wake_requested[kWakeKinds] = {false, false};
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 bool callback_registered = false;
-shmem_request_hook_type previous_request_hook = nullptr;
-shmem_startup_hook_type previous_startup_hook = nullptr;
 
-void request_shared_memory() {
-  if (previous_request_hook) previous_request_hook();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
-}
-
-void attach_shared_memory() {
-  if (previous_startup_hook) previous_startup_hook();
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found = false;
-  shared = static_cast<SharedState*>(
-      ShmemInitStruct("pg_orchestration workers", sizeof(SharedState), &found));
-  if (!found) {
-    for (auto& slot : shared->slots) {
-      pg_atomic_init_u32(&slot.database, InvalidOid);
-      for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
-    }
-    for (auto& run : shared->reserved_runs) pg_atomic_init_u64(&run, 0);
+// Made once by the postmaster (pg/shared_memory.hpp).
+void init_shared_state(void* memory) {
+  auto* state = static_cast<SharedState*>(memory);
+  for (auto& slot : state->slots) {
+    pg_atomic_init_u32(&slot.database, InvalidOid);
+    for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
   }
-  LWLockRelease(AddinShmemInitLock);
+  for (auto& run : state->reserved_runs) pg_atomic_init_u64(&run, 0);
 }
 
 void set_latch_of(Slot& slot, int process) {
@@ -122,11 +110,9 @@ void leave_slot(int, Datum packed) {
 
 }  // namespace
 
-void install_shared_memory_hooks() {
-  previous_request_hook = shmem_request_hook;
-  shmem_request_hook = request_shared_memory;
-  previous_startup_hook = shmem_startup_hook;
-  shmem_startup_hook = attach_shared_memory;
+void request_shared_memory() {
+  pg::request_shared_struct("pg_orchestration workers", sizeof(SharedState), init_shared_state,
+                            reinterpret_cast<void**>(&shared));
 }
 
 void register_worker(Worker worker, int slot_index, int index) {

@@ -19,8 +19,8 @@ namespace orch::workers {
 // nodes): waking Worker::scheduler wakes them all. Worker::rule names the RULE workers.
 enum class Worker { scheduler = 0, relay = 1, rule = 2 };
 
-// From _PG_init while preloading: asks for the shared memory and installs its hooks.
-void install_shared_memory_hooks();
+// From _PG_init while preloading: asks for the shared memory.
+void request_shared_memory();
 
 // The worker announces itself in its slot (and leaves it when it exits); `index` numbers
 // the RULE workers of a database.

@@ -544,7 +544,7 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
                   "timed out after " + std::to_string(attempt.timeout_seconds) +
                       " s and went on; the RULE worker running it was stopped",
                   attempt.started_at, now_text()});
-    recorded.push_back(attempt.index);
+    recorded.push_back(attempt.entry);
   }
   attempts.record(std::nullopt);
   return recorded;

@@ -43,7 +43,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
                     const std::vector<std::int64_t>& finished = {});
 
 // Records the attempts the scheduler stopped (rule_pool.hpp) as timed out. Those whose
-// run someone else holds locked wait for a later pass; returns the workers whose
+// run or agent someone else holds locked wait for a later pass; returns the entries whose
 // attempt was recorded (to forget once committed).
 std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& stopped);
 

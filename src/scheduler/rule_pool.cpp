@@ -33,18 +33,28 @@ struct Attempt {
 };
 
 struct WorkerSlot {
-  int pid;         // 0: no process
-  int project;     // the project whose nodes it holds in its transaction (0: none)
+  int pid;          // 0: no process
+  int project;      // the project whose nodes it holds in its transaction (0: none)
   Attempt running;  // the attempt it runs now
-  int stopped_pid;  // the process the scheduler stopped (0: none), and its attempt
-  Attempt stopped;
+  int stop_sent;    // the pid the scheduler sent SIGTERM (so: once per process)
 };
+
+// An attempt the scheduler stopped, until it is recorded. Apart from the workers: the
+// record may wait (its run or agent held by someone) while the worker's next process
+// runs, and may need stopping, too.
+struct Stopped {
+  int pid;     // the process stopped; 0: a free entry
+  int worker;  // its slot
+  Attempt attempt;
+};
+constexpr int kMaxStopped = 64;
 
 // Every field of a database's workers is read and written under its spinlock, for a
 // few instructions at a time.
 struct DatabasePool {
   slock_t mutex;
   WorkerSlot workers[config::kMaxRuleWorkers];
+  Stopped stopped[kMaxStopped];
   pg_atomic_uint64 rounds;  // the last claim round's number, shared by the database's workers
 };
 
@@ -63,9 +73,10 @@ void init_shared_state(void* memory) {
   state->generation = static_cast<std::uint64_t>(GetCurrentTimestamp());
   for (auto& database : state->databases) {
     for (auto& worker : database.workers) {
-      worker.pid = worker.project = worker.stopped_pid = 0;
-      worker.running = worker.stopped = Attempt{};
+      worker.pid = worker.project = worker.stop_sent = 0;
+      worker.running = Attempt{};
     }
+    for (auto& stopped : database.stopped) stopped = Stopped{0, 0, Attempt{}};
     SpinLockInit(&database.mutex);
     pg_atomic_init_u64(&database.rounds, 0);
   }
@@ -118,6 +129,7 @@ void join(int slot, int index) {
     me.pid = MyProcPid;
     me.project = 0;
     me.running = Attempt{};
+    me.stop_sent = 0;
     return 0;
   });
   pg::guard([] { on_shmem_exit(leave, 0); });
@@ -176,7 +188,7 @@ bool attempt_ended() {
   return with_pool(my_slot, [](DatabasePool& pool) {
     WorkerSlot& me = pool.workers[my_index];
     me.running = Attempt{};
-    return me.stopped_pid != MyProcPid;
+    return me.stop_sent != MyProcPid;
   });
 }
 
@@ -185,19 +197,30 @@ void stop_overdue(int slot) {
   TimestampTz now = GetCurrentTimestamp();
   for (int index = 0; index < config::kMaxRuleWorkers; ++index) {
     Attempt overdue;
+    bool full = false;
     int pid = with_pool(slot, [&](DatabasePool& pool) {
       WorkerSlot& worker = pool.workers[index];
-      // One stopped attempt per worker at a time: a second waits until the first is recorded.
-      if (worker.pid == 0 || worker.running.node == 0 || worker.running.deadline > now || worker.stopped_pid != 0)
+      if (worker.pid == 0 || worker.running.node == 0 || worker.running.deadline > now || worker.stop_sent == worker.pid)
         return 0;
-      // Marked before the signal, under the lock attempt_ended() takes: either the
-      // attempt ended first (nothing to stop), or the worker learns it was stopped and
-      // does not commit.
-      worker.stopped_pid = worker.pid;
-      worker.stopped = worker.running;
-      overdue = worker.running;
-      return worker.pid;
+      for (auto& entry : pool.stopped) {
+        if (entry.pid != 0) continue;
+        // Marked before the signal, under the lock attempt_ended() takes: either the
+        // attempt ended first (nothing to stop), or the worker learns it was stopped and
+        // does not commit.
+        entry = Stopped{worker.pid, index, worker.running};
+        worker.stop_sent = worker.pid;
+        overdue = worker.running;
+        return worker.pid;
+      }
+      full = true;  // tried again once a stopped attempt is recorded
+      return 0;
     });
+    if (full)
+      pg::guard([&] {
+        ereport(WARNING, (errmsg("pg_orchestration scheduler: %d stopped RULE attempts wait to be recorded; RULE "
+                                 "worker %d is stopped once one is",
+                                 kMaxStopped, index)));
+      });
     if (pid == 0) continue;
     kill(pid, SIGTERM);
     pg::guard([&] {
@@ -211,27 +234,26 @@ void stop_overdue(int slot) {
 std::vector<StoppedAttempt> stopped_attempts(int slot) {
   std::vector<StoppedAttempt> gone;
   if (!shared) return gone;
-  for (int index = 0; index < config::kMaxRuleWorkers; ++index) {
+  for (int entry = 0; entry < kMaxStopped; ++entry) {
     Attempt stopped;
     bool exited = with_pool(slot, [&](DatabasePool& pool) {
-      WorkerSlot& worker = pool.workers[index];
-      stopped = worker.stopped;
-      // Its slot is cleared (or taken by the next process) only after its transaction
-      // was rolled back: the node is free.
-      return worker.stopped_pid != 0 && worker.pid != worker.stopped_pid;
+      const Stopped& s = pool.stopped[entry];
+      stopped = s.attempt;
+      // A worker's slot is cleared (or taken by its next process) only after its
+      // transaction was rolled back: the node is free.
+      return s.pid != 0 && pool.workers[s.worker].pid != s.pid;
     });
     if (!exited) continue;
     const char* started = pg::guard([&] { return timestamptz_to_str(stopped.started_at); });
-    gone.push_back({index, stopped.node, stopped.run, started, stopped.timeout_seconds});
+    gone.push_back({entry, stopped.node, stopped.run, started, stopped.timeout_seconds});
   }
   return gone;
 }
 
-void forget_stopped(int slot, int index) {
+void forget_stopped(int slot, int entry) {
   if (!shared) return;
   with_pool(slot, [&](DatabasePool& pool) {
-    pool.workers[index].stopped_pid = 0;
-    pool.workers[index].stopped = Attempt{};
+    pool.stopped[entry] = Stopped{0, 0, Attempt{}};
     return 0;
   });
 }
@@ -239,11 +261,11 @@ void forget_stopped(int slot, int index) {
 std::vector<std::int64_t> held_runs(int slot) {
   std::vector<std::int64_t> runs;
   if (!shared || slot < 0) return runs;
-  std::int64_t held[config::kMaxRuleWorkers];
+  std::int64_t held[kMaxStopped];
   int count = with_pool(slot, [&](DatabasePool& pool) {
     int n = 0;
-    for (const auto& worker : pool.workers)
-      if (worker.stopped_pid != 0) held[n++] = worker.stopped.run;
+    for (const auto& entry : pool.stopped)
+      if (entry.pid != 0) held[n++] = entry.attempt.run;
     return n;
   });
   runs.assign(held, held + count);
@@ -255,7 +277,7 @@ long ms_to_next_deadline(int slot) {
   TimestampTz next = with_pool(slot, [](DatabasePool& pool) {
     TimestampTz earliest = 0;
     for (const auto& worker : pool.workers)
-      if (worker.pid != 0 && worker.running.node != 0 && worker.stopped_pid == 0 &&
+      if (worker.pid != 0 && worker.running.node != 0 && worker.stop_sent != worker.pid &&
           (earliest == 0 || worker.running.deadline < earliest))
         earliest = worker.running.deadline;
     return earliest;

@@ -52,21 +52,20 @@ bool attempt_ended();
 
 // An attempt whose worker was stopped and is gone, to be recorded as timed out.
 struct StoppedAttempt {
-  int index;  // the worker
+  int entry;  // its place in shared memory (forget_stopped)
   std::int64_t node, run;
   std::string started_at;  // timestamptz text
   int timeout_seconds;
 };
 
-// Stops (SIGTERM) every worker of database `slot` whose attempt is past its deadline
-// (and has no stopped attempt waiting to be recorded).
+// Stops (SIGTERM) every worker of database `slot` whose attempt is past its deadline.
 void stop_overdue(int slot);
 
 // The stopped attempts whose process has exited (its transaction is rolled back).
 std::vector<StoppedAttempt> stopped_attempts(int slot);
 
 // After the transaction that recorded it committed.
-void forget_stopped(int slot, int index);
+void forget_stopped(int slot, int entry);
 
 // Runs of stopped attempts not recorded yet: no claim may take their nodes.
 std::vector<std::int64_t> held_runs(int slot);

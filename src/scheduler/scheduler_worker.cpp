@@ -62,7 +62,7 @@ long SchedulerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
   std::vector<orch::executors::ContainerJob> launches;
   std::vector<orch::executors::FinishedJob> deferred;
-  std::vector<int> stopped_recorded;  // RULE workers whose stopped attempt was recorded
+  std::vector<int> stopped_recorded;  // stopped attempts recorded (their entries)
   bool moved = false;  // nodes moved on: RULE nodes may have become runnable
   bool recovered_now = false;
   bool rule_workers = rule_pool::enabled();
@@ -105,7 +105,7 @@ long SchedulerState::run_once() {
     state.unrecorded = std::move(deferred);
     if (!state.unrecorded.empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
     if (recovered_now) state.recovered = true;
-    for (int index : stopped_recorded) rule_pool::forget_stopped(state.slot, index);
+    for (int entry : stopped_recorded) rule_pool::forget_stopped(state.slot, entry);
     if (moved && rule_workers) orch::workers::wake_now(orch::workers::Worker::rule);
     orch::scheduler::record_carefully(false);
     for (auto& job : launches) state.executor->launch(std::move(job));

@@ -436,6 +436,34 @@ wait_for 30 "SELECT status = 'FAILED' FROM orchestration.workflow_runs WHERE id 
 runs_past "$holder" "a transaction holds a run of 210 runnable nodes"
 is "$(q "SELECT orchestration.wait_for_run($many, '60 s')->>'status'")" "SUCCESS" "and those run once it has ended"
 
+# A stopped attempt whose record has to wait does not keep the watchdog from stopping the
+# next hang in that worker.
+q "CREATE FUNCTION public.buggy(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN LOOP BEGIN PERFORM pg_sleep(0.1); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END \$\$"
+q "GRANT EXECUTE ON FUNCTION public.buggy(jsonb) TO PUBLIC"
+as alice "SELECT orchestration.register_agent(1, '{\"name\": \"buggy\", \"type\": \"RULE\", \"function\": \"public.buggy\", \"limits\": {\"timeout_seconds\": 2}, \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+as alice "SELECT orchestration.create_workflow(1, '{\"name\": \"buggy\", \"nodes\": [{\"id\": \"b\", \"agent\": \"buggy\", \"action\": \"go\"}]}')" >/dev/null
+# Two of mallory's runs hang one after the other and are stopped, while her open
+# transaction holds their agent's row (update_agent inside a savepoint), so neither record
+# can be written: each RULE worker has a stopped attempt waiting. Alice's hang is stopped
+# all the same.
+stubborn=$(q "SELECT id FROM orchestration.agents WHERE project_id = 2 AND name = 'stubborn'")
+( echo "BEGIN; SAVEPOINT s; SELECT orchestration.update_agent($stubborn, orchestration.get_agent($stubborn)); RELEASE s; SELECT pg_sleep(30); ROLLBACK;" |
+    psql -X -q -U mallory >/dev/null 2>&1 ) &
+holder=$!
+sleep 1
+hang=$(as mallory "SELECT orchestration.start_workflow(2, 'hang1')")
+hang2=$(as mallory "SELECT orchestration.start_workflow(2, 'hang1')")
+sleep 8  # both are stopped by now; their records wait for her transaction
+buggy=$(as alice "SELECT orchestration.start_workflow(1, 'buggy')")
+is "$(q "SELECT orchestration.wait_for_run($buggy, '20 s')->>'status'")" "FAILED" \
+   "another project's hang is stopped while stopped attempts wait to be recorded"
+is "$(q "SELECT error FROM orchestration.agent_runs WHERE workflow_run_id = $buggy")" \
+   "timed out after 2 s and went on; the RULE worker running it was stopped" "and recorded as timed out"
+wait "$holder"
+is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 s')->>'status', ',') FROM unnest(ARRAY[$hang, $hang2]) id")" "FAILED,FAILED" \
+   "the held ones are recorded once the transaction is gone"
+
 # A node that ran past its timeout runs alone in its next transaction: the nodes claimed
 # with it are not lost with it again (they end SUCCESS, not skipped by its failure).
 as mallory "SELECT orchestration.create_workflow(2, '{\"name\": \"trio\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\"}, {\"id\": \"s\", \"agent\": \"stubborn\", \"action\": \"go\", \"retries\": 1, \"retry_backoff_seconds\": 0.1}, {\"id\": \"z\", \"agent\": \"echo\", \"action\": \"say\"}]}')" >/dev/null

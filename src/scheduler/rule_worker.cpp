@@ -2,8 +2,9 @@
 // a function that ignores its timeout costs one process, which the scheduler can stop,
 // and not the scheduler itself (rule_pool.hpp).
 //
-// Its loop is the scheduler's, smaller: note a crash a previous process left, then one
-// pass per transaction that claims RULE nodes of one project and runs them (dispatch.cpp),
+// Its loop is the scheduler's, smaller: count the crashes dead processes left (before its
+// first claim), then one pass per transaction that claims RULE nodes of one project and
+// runs them (dispatch.cpp),
 // sleep until woken by a commit that made nodes runnable, until a retry is due, or until
 // the poll interval passes.
 #include "pg/boundary.hpp"
@@ -36,7 +37,7 @@ namespace rule_pool = orch::scheduler::rule_pool;
 struct RuleWorkerState final : orch::workers::WorkerRound {
   std::string database;
   int slot = 0;
-  std::int64_t round = 0;        // unused while the shared round counter exists
+  std::int64_t round = 0;        // claim rounds' numbers where there is no shared counter
   bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
 

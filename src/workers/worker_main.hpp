@@ -1,8 +1,9 @@
-// The life of a background worker, shared by the scheduler and the NATS relay: signals,
-// connecting to the database of its slot, announcing itself for commit-time wake-ups, and
-// a loop that handles interrupts and reloads, runs one round in a memory context reset
-// after it, and sleeps on the latch (and on the round's own wake-up pipe) until woken or
-// until the round's sleep ends. What a round does is the worker's own (WorkerRound).
+// The life of a background worker, shared by the scheduler, the RULE workers and the NATS
+// relay: signals, connecting to the database of its slot, announcing itself for
+// commit-time wake-ups, and a loop that handles interrupts and reloads, runs one round in
+// a memory context reset after it, and sleeps on the latch (and on the round's own
+// wake-up pipe) until woken or until the round's sleep ends. What a round does is the
+// worker's own (WorkerRound).
 #pragma once
 
 #include <memory>

@@ -134,14 +134,23 @@ std::string now_text() {
   return pg::guard([] { return timestamptz_to_str(GetCurrentTimestamp()); });
 }
 
+// Of these nodes, those whose results can be written now (kWritableSql).
+std::set<std::int64_t> writable_now(const std::vector<std::int64_t>& nodes) {
+  std::set<std::int64_t> writable;
+  for (const auto& row : spi_run(kWritableSql, {array_literal(nodes)}).rows) writable.insert(std::stoll(*row[0]));
+  return writable;
+}
+
 // User data (contexts, inputs, outputs) is parsed with the nesting limit: a document
 // deeper than that fails its node instead of overflowing the scheduler's stack.
 json parse(const Value& value) { return value ? parse_json_limited(*value) : json(nullptr); }
 
 // An output that breaks the capability's output schema fails the attempt (and is
 // retried like any failure); the output is kept on the attempt for whoever debugs it.
+// `secrets` (a container's) are masked in the output kept, whether it passed or not,
+// after it was checked as printed.
 void check_output(executors::RuleOutcome& outcome, const schema::Schema* output_schema,
-                  const std::string& capability) {
+                  const std::string& capability, const std::vector<std::string>& secrets = {}) {
   json output;
   try {
     output = parse_json_limited(outcome.output);
@@ -152,12 +161,15 @@ void check_output(executors::RuleOutcome& outcome, const schema::Schema* output_
     outcome.output.clear();  // not even on the attempt's row: it cannot hold it
     return;
   }
-  if (!output_schema) return;
   std::vector<schema::Violation> violations;
   try {
-    violations = output_schema->validate(output, 5);
+    if (output_schema) violations = output_schema->validate(output, 5);
   } catch (const UserError& e) {
     violations.push_back({"", e.what()});
+  }
+  if (!secrets.empty()) {
+    mask_secrets(output, secrets);
+    outcome.output = output.dump();
   }
   if (violations.empty()) return;
   outcome.succeeded = false;
@@ -447,8 +459,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       // A RULE node tried before (it failed, maybe ran past its timeout and had its worker
       // stopped, which rolls back the whole transaction) runs first in a transaction of
       // its own: what was done before it in this one is committed first, not lost with it.
-      if (claiming != Claiming::containers && node[kAgentType] && *node[kAgentType] == "RULE" && *node[kAttempt] != "0" &&
-          result.nodes + moved > 0) {
+      bool tried_rule = node[kAgentType] && *node[kAgentType] == "RULE" && *node[kAttempt] != "0";
+      if (claiming != Claiming::containers && tried_rule && result.nodes + moved > 0) {
         set_apart = true;  // it and the rest stay PENDING, for the next transaction
         break;
       }
@@ -468,17 +480,6 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
   if (due.size() == 1 && due.at(0, 0)) result.next_due_ms = std::max(0L, std::stol(*due.at(0, 0)));
   return result;
 }
-
-namespace {
-
-// Of these nodes, those whose results can be written now (kWritableSql).
-std::set<std::int64_t> writable_now(const std::vector<std::int64_t>& nodes) {
-  std::set<std::int64_t> writable;
-  for (const auto& row : spi_run(kWritableSql, {array_literal(nodes)}).rows) writable.insert(std::stoll(*row[0]));
-  return writable;
-}
-
-}  // namespace
 
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished) {
   // A result someone else's lock holds up (an API call in an open transaction) is not
@@ -501,24 +502,19 @@ std::vector<executors::FinishedJob> record_containers(std::vector<executors::Fin
       continue;
     }
     crash_marker::working_on(job.node_id);
-    if (outcome.succeeded) {
-      const Contract& contract = contract_for(job.capability_id, job.contract_version);
-      executors::RuleOutcome checked{true, outcome.output, {}};
-      check_output(checked, contract.output.get(), job.capability);
-      outcome.succeeded = checked.succeeded;
-      outcome.output = checked.output;
-      outcome.error = checked.error;
-    }
     // A container that prints its environment must not put its secrets into stored logs,
     // errors, outputs or events: every secret value it was given is masked.
     std::vector<std::string> secret_values;
     for (const auto& [name, value] : job.request.secrets) secret_values.push_back(value);
+    if (outcome.succeeded) {
+      const Contract& contract = contract_for(job.capability_id, job.contract_version);
+      executors::RuleOutcome checked{true, outcome.output, {}};
+      check_output(checked, contract.output.get(), job.capability, secret_values);
+      outcome.succeeded = checked.succeeded;
+      outcome.output = checked.output;
+      outcome.error = checked.error;
+    }
     if (!secret_values.empty()) {
-      if (outcome.succeeded) {
-        json output = parse_json_limited(outcome.output);
-        mask_secrets(output, secret_values);
-        outcome.output = output.dump();
-      }
       outcome.error = mask_secrets(outcome.error, secret_values);
       outcome.log_tail = mask_secrets(outcome.log_tail, secret_values);
     }

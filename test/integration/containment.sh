@@ -253,10 +253,10 @@ if docker version >/dev/null 2>&1; then
   q "SELECT pg_reload_conf()" >/dev/null
   sleep 1
   before=$(scheduler_pid)
-  container_agent() {  # container_agent NAME SHELL-COMMAND [SECRETS-JSON]
+  container_agent() {  # container_agent NAME SHELL-COMMAND [SECRETS-JSON [OUTPUT-SCHEMA-JSON]]
     q "SELECT orchestration.register_agent(2, jsonb_build_object('name', '$1', 'type', 'SCRIPT', 'image', 'orchestration/busybox:test',
          'command', jsonb_build_array('sh', '-c', \$cmd\$$2\$cmd\$), 'secrets', '${3:-[]}'::jsonb,
-         'capabilities', jsonb_build_array(jsonb_build_object('name', 'go'))))" >/dev/null
+         'capabilities', jsonb_build_array(jsonb_build_object('name', 'go', 'output_schema', '${4:-true}'::jsonb))))" >/dev/null
     q "SELECT orchestration.create_workflow(2, '{\"name\": \"$1\", \"nodes\": [{\"id\": \"c\", \"agent\": \"$1\", \"action\": \"go\"}]}')" >/dev/null
   }
   # The scheduler connects as a superuser: an operator in a schema a tenant can write to
@@ -275,10 +275,13 @@ SQL
   container_agent noisy 'cat >/dev/null; printf "bad\000bytes \377\376 here\n" >&2; echo "{\"ok\": true}"'
   q "SELECT orchestration.set_secret(2, 'API_TOKEN', 'tok-$value')" >/dev/null
   container_agent leaky 'cat >/dev/null; env >&2; echo "{\"token\": \"$API_TOKEN\"}"' '["API_TOKEN"]'
+  # The same output, refused by its output schema: the output kept on the failed attempt
+  # (for whoever debugs it) is masked too.
+  container_agent badleak 'cat >/dev/null; echo "{\"token\": \"$API_TOKEN\"}"' '["API_TOKEN"]' '{"required": ["missing"]}'
   declare -A runs
-  for w in nul deep noisy leaky; do runs[$w]=$(q "SELECT orchestration.start_workflow(2, '$w')"); done
+  for w in nul deep noisy leaky badleak; do runs[$w]=$(q "SELECT orchestration.start_workflow(2, '$w')"); done
   other=$(project1_runs)
-  for w in nul deep noisy leaky; do q "SELECT orchestration.wait_for_run(${runs[$w]}, '120 s')" >/dev/null; done
+  for w in nul deep noisy leaky badleak; do q "SELECT orchestration.wait_for_run(${runs[$w]}, '120 s')" >/dev/null; done
   node() { q "SELECT $2 FROM orchestration.workflow_run_nodes WHERE run_id = ${runs[$1]}"; }
   is "$(node nul status)|$(node nul error)" \
      'FAILED|its output cannot be stored: string at /a contains the character U+0000, which PostgreSQL'"'"'s jsonb cannot store' \
@@ -324,6 +327,8 @@ SQL
      "and before that transaction ended: the scheduler did not wait for it"
   is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the held agent's result is recorded afterwards"
   is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
+  is "$(q "SELECT status || ' ' || (output_json->>'token') FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[badleak]}")" "FAILED ***" \
+     "and in an output its schema refused, kept on the failed attempt"
   stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),
                                     (SELECT string_agg(payload::text, ' ') FROM orchestration.events))")
   case "$stored" in *"tok-$value"*) leaked=1 ;; *) leaked=0 ;; esac

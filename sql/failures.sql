@@ -147,3 +147,14 @@ SELECT orchestration.update_agent((SELECT id FROM orchestration.agents WHERE pro
   '{"name": "shifty", "type": "RULE", "function": "public.pass", "capabilities": [{"name": "new"}]}') IS NOT NULL AS updated;
 SELECT orchestration.approve((SELECT approval_id FROM orchestration.pending_approvals WHERE run_id = :run_id)) IS NOT NULL AS approved;
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
+
+-- Numbers jsonb holds but a double cannot (1e400) in an output or a run's context fail
+-- their node with the reason, instead of failing the worker's pass again and again.
+CREATE FUNCTION public.huge(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"n": 1e400}'::jsonb $$;
+SELECT orchestration.register_agent(51, '{"name": "huge", "type": "RULE", "function": "public.huge", "capabilities": [{"name": "go"}]}') > 0 AS registered;
+SELECT orchestration.create_workflow(51, '{"name": "huge", "nodes": [{"id": "h", "agent": "huge", "action": "go"}]}') > 0 AS created;
+SELECT orchestration.create_workflow(51, '{"name": "reads-huge", "nodes": [{"id": "p", "agent": "pass", "action": "go", "inputs": {"v": "{{ context.big }}"}}]}') > 0 AS created;
+SELECT orchestration.start_workflow(51, 'huge') AS huge_run \gset
+SELECT orchestration.start_workflow(51, 'reads-huge', '{"big": 1e400}') AS context_run \gset
+SELECT r->>'status' AS status, left(r->'nodes'->0->>'error', 80) AS error
+FROM unnest(ARRAY[:huge_run, :context_run]) id, orchestration.wait_for_run(id, '30 seconds') r;

@@ -6,7 +6,6 @@ extern "C" {
 }
 
 #include "core/common/json_limits.hpp"
-#include "core/common/user_error.hpp"
 
 namespace orch::pg {
 
@@ -15,17 +14,9 @@ nlohmann::json arg_json(FunctionCallInfo fcinfo, int argno) {
     Jsonb* jsonb = PG_GETARG_JSONB_P(argno);
     return JsonbToCString(nullptr, &jsonb->root, VARSIZE(jsonb));
   });
-  try {
-    // jsonb nests as deep as the server's stack allows; the core's recursion does not.
-    return parse_json_limited(chars);
-  } catch (const nlohmann::json::out_of_range&) {
-    // jsonb numbers have no range limit; a double does (1e400 is valid jsonb).
-    throw UserError("a JSON number is too large", {},
-                    "Numbers must fit a double precision value (at most about 1.8e308).",
-                    sqlstate::program_limit_exceeded);
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(std::string("JSON value cannot be processed: ") + e.what());
-  }
+  // jsonb nests as deep as the server's stack allows, and its numbers have no range
+  // limit; the core's recursion and doubles do: parse_json_limited says which.
+  return parse_json_limited(chars);
 }
 
 std::string arg_text(FunctionCallInfo fcinfo, int argno) {

@@ -184,6 +184,21 @@ TEST(JsonLimits, ParseErrorsAreUserErrorsWithNlohmannsMessage) {
             "invalid JSON: parse error at line 1, column 5: s");
 }
 
+// A number no double can hold is valid JSON (jsonb stores it as numeric) but nlohmann
+// refuses it with out_of_range: an error of the text's, not an exception that escapes
+// (found by the fuzz target: it aborted the process).
+TEST(JsonLimits, NumbersBeyondADoubleAreUserErrors) {
+  for (const char* text : {"1e400", "{\"a\": [-1e400]}", "277777777777E7777777"}) {
+    try {
+      orch::parse_json_limited(text);
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const UserError& e) {
+      EXPECT_EQ(std::string(e.what()), "a JSON number is too large");
+      EXPECT_STREQ(e.sqlstate(), orch::sqlstate::program_limit_exceeded);
+    }
+  }
+}
+
 TEST(JsonLimits, FindTooDeepNamesThePlace) {
   EXPECT_FALSE(orch::find_too_deep(deep(kMaxJsonDepth), kMaxJsonDepth));
   EXPECT_EQ(orch::find_too_deep(deep(kMaxJsonDepth + 1), kMaxJsonDepth), zeros(kMaxJsonDepth));

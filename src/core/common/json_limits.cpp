@@ -133,7 +133,11 @@ json parse_json_limited(std::string_view text, std::size_t max_depth) {
   }
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::out_of_range&) {
+    // jsonb numbers have no range limit; a double does (1e400 is valid jsonb).
+    throw UserError("a JSON number is too large", {}, "Numbers must fit a double precision value (at most about 1.8e308).",
+                    sqlstate::program_limit_exceeded);
+  } catch (const json::exception& e) {
     // "[json.exception.parse_error.101] parse error at line 1, ...": the bracketed
     // identifier means nothing to a user.
     std::string message = e.what();

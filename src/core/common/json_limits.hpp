@@ -33,9 +33,11 @@ inline constexpr std::size_t kMaxJsonDepth = 512;
 // Parses JSON text from a user or a container. A byte scan (no recursion, no allocation)
 // first refuses text nested deeper than max_depth:
 //   "JSON nested deeper than 512 levels (at byte 1234)"   (SQLSTATE 54000)
-// then nlohmann parses it; its parse errors become
+// then nlohmann parses it; its parse errors, and numbers beyond a double's range (which
+// jsonb accepts: 1e400), become
 //   "invalid JSON: parse error at line 1, column 5: ..."   (SQLSTATE 22P02)
-// Both are UserError.
+//   "a JSON number is too large"                           (SQLSTATE 54000)
+// All are UserError.
 nlohmann::json parse_json_limited(std::string_view text, std::size_t max_depth = kMaxJsonDepth);
 
 // The JSON Pointer ("/a/0/b", "" for the root) of the first array or object, in document

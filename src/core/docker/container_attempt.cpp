@@ -52,7 +52,7 @@ void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool
     try {
       outcome.output = parse_json_limited(stdout_text).dump();
       outcome.succeeded = true;
-    } catch (const std::exception& e) {  // UserError, or a number out of a double's range
+    } catch (const std::exception& e) {  // a UserError (syntax, depth, a number beyond a double)
       std::string start = stdout_text.substr(0, 80);
       outcome.error = "its output is not a JSON document we can take: " + std::string(e.what()) +
                       " (stdout began: \"" + start + "\")" + note;

@@ -519,8 +519,12 @@ BEGIN
   -- itself, the rows nobody can lock now (FOR UPDATE SKIP LOCKED: a run another worker or
   -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
   -- left out: however many such nodes there are, they cannot hide the ones behind them.
-  -- The run row is locked too: whoever changes a run locks its row first (cancel_run,
-  -- retry_run, approve, reject do), so no two transactions wait for each other in a circle.
+  -- The run row is locked too, and before the node (OF r, n): whoever changes a run locks
+  -- its row first (cancel_run, retry_run, approve, reject do), so no two transactions wait
+  -- for each other in a circle; and a scan that passes over a run someone holds takes none
+  -- of its nodes on the way (locked in the other order, every node of a held run the scan
+  -- looked at stayed locked until its transaction ended, out of reach of the worker
+  -- holding the run).
   -- An agent's type is read by its key (a subquery, not a join the generic plan could
   -- turn into a scan of agents per node).
   IF node_kind = 'rule' THEN
@@ -537,7 +541,7 @@ BEGIN
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
       ORDER BY n.level, n.id
       LIMIT 1
-      FOR UPDATE OF n, r SKIP LOCKED;
+      FOR UPDATE OF r, n SKIP LOCKED;
       IF lock_project IS NULL THEN
         RETURN;
       END IF;
@@ -552,7 +556,7 @@ BEGIN
             AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
           ORDER BY n.level, n.id
           LIMIT max_nodes
-          FOR UPDATE OF n, r SKIP LOCKED) l;
+          FOR UPDATE OF r, n SKIP LOCKED) l;
   ELSE
     -- Containers count against the limits while they run; one that has finished and
     -- waits for its result to be recorded (its run is locked by someone) does not.
@@ -575,7 +579,7 @@ BEGIN
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
       ORDER BY n.level, n.id
       LIMIT max_nodes * 4
-      FOR UPDATE OF n, r SKIP LOCKED
+      FOR UPDATE OF r, n SKIP LOCKED
     ), busy AS (
       SELECT n.project_id, count(*) AS running
       FROM orchestration.workflow_run_nodes n

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Claims between workers. A RULE worker that finds a run held by another worker passes
+# over it, and must leave every node of that run to the worker holding it: the run's
+# nodes are then claimed together, in one round (what sql/rounds.sql shows a user), not
+# split between rounds because a worker that passed over the run still held them.
+#
+# The claims are made by hand in a database no worker serves (it is not in
+# orchestration.database_name), so nothing but these sessions claims anything.
+source "$(dirname "$0")/lib.bash"
+db=orchestration_claims
+PGDATABASE=postgres q "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+PGDATABASE=postgres q "CREATE DATABASE $db" >/dev/null
+export PGDATABASE=$db
+is "$(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type LIKE 'pg_orchestration%'")" "0" \
+   "no worker serves $db"
+q "CREATE EXTENSION pg_orchestration"
+q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT input \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"echo\", \"type\": \"RULE\", \"function\": \"public.echo\", \"capabilities\": [{\"name\": \"say\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, jsonb_build_object('name', 'twenty', 'nodes',
+     (SELECT jsonb_agg(jsonb_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say')) FROM generate_series(1, 20) i)))" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'twenty')")
+
+# claim KIND MAX_NODES [ONLY_PROJECT]: claim_nodes as the workers call it (no limits).
+claim() { echo "SELECT count(*) FROM orchestration.claim_nodes($2, 0, 0, '{}', '$1', '{}', ${3:-NULL}, '{}')"; }
+out=$(mktemp -d)
+# The holder: a RULE worker's first claim chooses the project and locks its first node
+# (and the run); a second claim of that project, 2 s later, takes the rest.
+psql -X -q -At -c "BEGIN" -c "$(claim rule 1)" -c "SELECT pg_sleep(2)" -c "$(claim rule 100 1)" -c "COMMIT" \
+  >"$out/holder" 2>&1 &
+holder=$!
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
+  echo "# the holder did not get to its sleep"
+# Meanwhile the other RULE worker, and a scheduler running every kind of node
+# (rule_workers = 0), each pass over the held run and stay in their transaction.
+psql -X -q -At -c "BEGIN" -c "$(claim rule 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/rule" 2>&1 &
+other=$!
+psql -X -q -At -c "BEGIN" -c "$(claim any 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/any" 2>&1 &
+any=$!
+wait "$holder" "$other" "$any"
+is "$(cat "$out/rule")" "0" "another RULE worker claims nothing of the held run"
+is "$(cat "$out/any")" "0" "nor does a scheduler claiming every kind of node"
+# (Its second claim returns the first node again: nothing recorded it in between.)
+is "$(grep -v '^$' "$out/holder" | tr '\n' ' ')" "1 20 " \
+   "the worker holding the run claims all its nodes while both others are still in their transactions"
+rm -rf "$out"
+
+# A run held by someone else (an API call, a tenant's open transaction) hides none of the
+# other runs' nodes: they are claimed in full, the held run's nodes are left alone.
+q "SELECT orchestration.cancel_run($run)" >/dev/null
+run2=$(q "SELECT orchestration.start_workflow(1, 'twenty')")
+run3=$(q "SELECT orchestration.start_workflow(1, 'twenty')")
+psql -X -q -At -c "BEGIN" -c "SELECT 1 FROM orchestration.workflow_runs WHERE id = $run2 FOR UPDATE" \
+  -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
+held=$!
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(3)'" ||
+  echo "# the run was not held"
+claimed=$(mktemp)
+psql -X -q -At -c "BEGIN" -c "SELECT string_agg(DISTINCT run_id::text, ',') || ' ' || count(*) FROM orchestration.claim_nodes(100, 0, 0, '{}', 'any', '{}', NULL, '{}')" \
+  -c "SELECT pg_sleep(2)" -c "ROLLBACK" >"$claimed" 2>&1 &
+claimer=$!
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
+  echo "# the claim did not get to its sleep"
+is "$(q "SELECT count(*) FROM (SELECT 1 FROM orchestration.workflow_run_nodes WHERE run_id = $run2 FOR UPDATE SKIP LOCKED) n")" "20" \
+   "a claim that passed over a held run locked none of its nodes"
+wait "$claimer"
+is "$(cat "$claimed")" "$run3 20" "and it claimed the next run's 20 nodes"
+rm -f "$claimed"
+wait "$held"
+PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null
+done_testing

@@ -333,3 +333,49 @@ AS $$
 $$;
 COMMENT ON FUNCTION orchestration.list_agents(integer) IS
   'The agents of a project, ordered by name, with their capability names and what they run (image or function). Empty for a project the caller lacks';
+
+-- By name: a person knows an agent by its project and name. find_agent gives the id every
+-- id-taking function accepts; the forms below take the name directly. They run as the
+-- caller: an agent of a project the caller lacks does not exist for it, and the
+-- functions they call check the rest.
+CREATE FUNCTION orchestration.find_agent(project_id integer, name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  found_id bigint;
+BEGIN
+  IF project_id IS NULL OR name IS NULL THEN
+    RAISE EXCEPTION 'find_agent: project_id and name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT a.id INTO found_id FROM orchestration.agents a
+  WHERE a.project_id = find_agent.project_id AND a.name = find_agent.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'agent "%" does not exist in project %', name, project_id USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.find_agent(integer, text) IS
+  'The id of the agent with this name in this project (for any function that takes an agent id); an error if there is none, or the caller lacks the project';
+
+CREATE FUNCTION orchestration.get_agent(project_id integer, name text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.get_agent(orchestration.find_agent(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.get_agent(integer, text) IS
+  'get_agent by project and name';
+
+CREATE FUNCTION orchestration.update_agent(project_id integer, name text, spec jsonb) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.update_agent(orchestration.find_agent(project_id, name), spec) $$;
+COMMENT ON FUNCTION orchestration.update_agent(integer, text, jsonb) IS
+  'update_agent by project and name';
+
+CREATE FUNCTION orchestration.delete_agent(project_id integer, name text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.delete_agent(orchestration.find_agent(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.delete_agent(integer, text) IS
+  'delete_agent by project and name';

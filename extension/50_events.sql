@@ -74,3 +74,26 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.emit_event(integer, text, text, bigint, text, jsonb) IS
   'Internal: writes one event to the outbox, see emit_events; entity and event make its type orchestration.<entity>.<event>';
+
+-- What a LISTENer reads after a notification: the events after the last id it saw, those
+-- of its projects (row-level security), oldest first. Ids grow with time but may commit
+-- out of order, so a listener that must see every event re-reads a few ids back (see the
+-- README) or reads the NATS stream.
+CREATE FUNCTION orchestration.events_after(after_id bigint, max_rows integer DEFAULT 1000)
+RETURNS TABLE (id bigint, project_id integer, type text, subject text, run_id bigint, payload jsonb,
+               created_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF after_id IS NULL OR max_rows IS NULL OR max_rows < 0 THEN
+    RAISE EXCEPTION 'events_after: after_id must not be NULL and max_rows must be 0 or more'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Start from 0 to read every event kept.';
+  END IF;
+  RETURN QUERY
+    SELECT e.id, e.project_id, e.type, e.subject, e.run_id, e.payload, e.created_at
+    FROM orchestration.events e WHERE e.id > after_id ORDER BY e.id LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION orchestration.events_after(bigint, integer) IS
+  'The events after an id (oldest first, at most max_rows), of the projects the caller has: what a LISTEN orchestration_events client reads after each notification';

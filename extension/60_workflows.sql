@@ -220,3 +220,46 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.get_workflow(bigint) IS
   'The workflow and its nodes as JSON, in the shape create_workflow takes (plus id, version, each node''s level and timestamps). Workflows of projects the caller lacks do not exist for it';
+
+-- By name, as for agents (find_agent).
+CREATE FUNCTION orchestration.find_workflow(project_id integer, name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  found_id bigint;
+BEGIN
+  IF project_id IS NULL OR name IS NULL THEN
+    RAISE EXCEPTION 'find_workflow: project_id and name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT w.id INTO found_id FROM orchestration.workflows w
+  WHERE w.project_id = find_workflow.project_id AND w.name = find_workflow.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow "%" does not exist in project %', name, project_id USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.find_workflow(integer, text) IS
+  'The id of the workflow with this name in this project (for any function that takes a workflow id: workflow_graph, workflow_levels, ...); an error if there is none, or the caller lacks the project';
+
+CREATE FUNCTION orchestration.get_workflow(project_id integer, name text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.get_workflow(orchestration.find_workflow(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.get_workflow(integer, text) IS
+  'get_workflow by project and name';
+
+CREATE FUNCTION orchestration.update_workflow(project_id integer, name text, spec jsonb) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.update_workflow(orchestration.find_workflow(project_id, name), spec) $$;
+COMMENT ON FUNCTION orchestration.update_workflow(integer, text, jsonb) IS
+  'update_workflow by project and name';
+
+CREATE FUNCTION orchestration.archive_workflow(project_id integer, name text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.archive_workflow(orchestration.find_workflow(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.archive_workflow(integer, text) IS
+  'archive_workflow by project and name';

@@ -298,11 +298,14 @@ BEGIN
   IF run_status IS NULL THEN
     RETURN;  -- the run had already ended (a late result of a cancelled run)
   END IF;
+  -- Their events in level and key order, as every reader sees them.
   FOR skipped IN
-    UPDATE orchestration.workflow_run_nodes n
-       SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
-     WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
-    RETURNING *
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+       WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
   LOOP
     PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
               skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
@@ -860,10 +863,12 @@ BEGIN
    WHERE r.id = run_id;
   -- Running containers are stopped by the executor, which then records them CANCELLED.
   FOR cancelled IN
-    UPDATE orchestration.workflow_run_nodes n
-       SET status = 'CANCELLED', error = message, finished_at = clock_timestamp()
-     WHERE n.run_id = cancel_run.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
-    RETURNING *
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'CANCELLED', error = message, finished_at = clock_timestamp()
+       WHERE n.run_id = cancel_run.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
   LOOP
     PERFORM orchestration.emit_event(cancelled.project_id, 'node', 'cancelled', run_id,
               cancelled.node_key, jsonb_build_object('status', 'CANCELLED'));
@@ -939,43 +944,168 @@ $$;
 COMMENT ON FUNCTION orchestration.run_json(bigint) IS
   'A run''s summary as JSON: status, error, timings, and each node''s status, attempt, output, error and timings';
 
-CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout interval DEFAULT '60 seconds')
-RETURNS jsonb
+CREATE FUNCTION orchestration.sleep_until_change(max_seconds double precision) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_sleep_until_change';
+COMMENT ON FUNCTION orchestration.sleep_until_change(double precision) IS
+  'Internal (wait_for_runs): the first call of a transaction starts watching this database and returns at once; later calls sleep until a commit here changes a run or a node, max_seconds pass, or the query is cancelled';
+
+-- Waiting sleeps on the backend's latch, which every commit that writes events in this
+-- database sets (sleep_until_change): no polling, and the wait ends within a moment of the
+-- commit it waits for. It reads the runs as the caller (row-level security applies).
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout interval DEFAULT '60 seconds',
+                                            until text DEFAULT 'settled')
+RETURNS SETOF jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  deadline timestamptz := clock_timestamp() + timeout;
-  current_status orchestration.run_status;
-  run_xmin xid;
-  pause float8 := 0.002;
+  ended text[];
+  deadline timestamptz;
+  missing bigint;
+  waiting integer;
 BEGIN
-  SELECT r.status, r.xmin INTO current_status, run_xmin FROM orchestration.workflow_runs r WHERE r.id = run_id;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
+  IF run_ids IS NULL OR array_position(run_ids, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'run ids must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF timeout IS NULL OR until IS NULL THEN
+    RAISE EXCEPTION 'wait_for_run: % must not be NULL', CASE WHEN timeout IS NULL THEN 'timeout' ELSE 'until' END
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF timeout < interval '0' THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must not be negative (%)', timeout USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  ended := CASE until WHEN 'settled' THEN ARRAY['SUCCESS', 'FAILED', 'CANCELLED', 'WAITING_APPROVAL']
+                      WHEN 'finished' THEN ARRAY['SUCCESS', 'FAILED', 'CANCELLED'] END;
+  IF ended IS NULL THEN
+    RAISE EXCEPTION 'wait_for_run: until must be settled or finished, not "%"', until
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'settled: until the run has ended or waits for an approval; finished: until it has ended.';
+  END IF;
+  SELECT u.id INTO missing FROM unnest(run_ids) u(id)
+  WHERE NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = u.id) LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', missing USING ERRCODE = 'undefined_object';
   END IF;
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     RAISE EXCEPTION 'wait_for_run needs READ COMMITTED; in % isolation it would never see the run change',
                     upper(current_setting('transaction_isolation'))
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF run_xmin::text = pg_current_xact_id_if_assigned()::text THEN
-    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', run_id
+  SELECT r.id INTO missing FROM orchestration.workflow_runs r
+  WHERE r.id = ANY (run_ids) AND r.xmin::text = pg_current_xact_id_if_assigned()::text LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', missing
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Commit first, then call wait_for_run in a new transaction.';
   END IF;
+  deadline := clock_timestamp() + timeout;
+  -- Watch before looking: a change committed after this is sure to end a sleep below.
+  PERFORM orchestration.sleep_until_change(0);
   LOOP
-    SELECT r.status INTO current_status FROM orchestration.workflow_runs r WHERE r.id = run_id;
-    IF current_status IN ('SUCCESS', 'FAILED', 'CANCELLED', 'WAITING_APPROVAL') THEN
-      RETURN orchestration.run_json(run_id);
-    END IF;
-    IF clock_timestamp() >= deadline THEN
-      RETURN orchestration.run_json(run_id) || '{"timed_out": true}';
-    END IF;
-    PERFORM pg_sleep(least(pause, extract(epoch FROM deadline - clock_timestamp())));
-    pause := least(pause * 2, 0.05);
+    SELECT count(*) INTO waiting FROM orchestration.workflow_runs r
+    WHERE r.id = ANY (run_ids) AND NOT r.status::text = ANY (ended);
+    EXIT WHEN waiting = 0 OR clock_timestamp() >= deadline;
+    PERFORM orchestration.sleep_until_change(extract(epoch FROM deadline - clock_timestamp())::float8);
   END LOOP;
+  RETURN QUERY
+    SELECT CASE WHEN s.summary->>'status' = ANY (ended) THEN s.summary ELSE s.summary || '{"timed_out": true}' END
+    FROM (SELECT orchestration.run_json(u.id) AS summary, u.position
+          FROM unnest(run_ids) WITH ORDINALITY u(id, position)) s
+    ORDER BY s.position;
 END
 $$;
-COMMENT ON FUNCTION orchestration.wait_for_run(bigint, interval) IS
-  'Blocks until the run is SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL, or the timeout passes, and returns its summary (as run_json; "timed_out": true when the timeout passed). Needs READ COMMITTED and a committed run';
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], interval, text) IS
+  'Blocks until every run is settled (SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL; until => ''finished'': SUCCESS, FAILED or CANCELLED) or the timeout passes, then returns each run''s summary (run_json) in the order given, with "timed_out": true on those still going. Woken by the commit that changes a run, not by polling. Needs READ COMMITTED and committed runs';
+
+-- The timeout as a number of seconds, as a driver sends a number: wait_for_runs(ids, 30).
+-- A text form, below, keeps wait_for_runs(ids, '30 seconds') unambiguous (PostgreSQL
+-- prefers the text candidate for a quoted literal), and reads either spelling.
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout_seconds double precision,
+                                            until text DEFAULT 'settled')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF timeout_seconds IS NULL OR timeout_seconds = 'NaN' OR timeout_seconds < 0 OR timeout_seconds = 'Infinity' THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must be a number of seconds of 0 or more, not %', coalesce(timeout_seconds::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, make_interval(secs => timeout_seconds), until);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], double precision, text) IS
+  'wait_for_runs with the timeout in seconds (a number)';
+
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout text, until text DEFAULT 'settled')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  wait_time interval;
+BEGIN
+  IF timeout ~ '^\s*[0-9]+(\.[0-9]*)?\s*$' THEN
+    RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, timeout::float8, until);
+    RETURN;
+  END IF;
+  BEGIN
+    wait_time := timeout::interval;
+  EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must be an interval or a number of seconds, not "%"', timeout
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'For example 30, ''30 seconds'' or ''2 min''.';
+  END;
+  RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, wait_time, until);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], text, text) IS
+  'wait_for_runs with the timeout written as text: an interval (''30 seconds'', ''2 min'') or a number of seconds (''30'')';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout interval DEFAULT '60 seconds',
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, interval, text) IS
+  'Blocks until the run is settled (SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL; until => ''finished'': one of the first three) or the timeout passes, and returns its summary (as run_json; "timed_out": true when the timeout passed). Woken by the commit that changes the run, not by polling. Needs READ COMMITTED and a committed run';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout_seconds double precision,
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout_seconds, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, double precision, text) IS
+  'wait_for_run with the timeout in seconds (a number)';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout text,
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, text, text) IS
+  'wait_for_run with the timeout written as text: an interval (''30 seconds'', ''2 min'') or a number of seconds (''30'')';

@@ -134,3 +134,54 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.expire_approvals() IS
   'Internal (scheduler): rejects PENDING approvals past their expires_at (orchestration.approval_timeout after the request) and fails their nodes';
+
+-- Answering by run and node, as an approver knows them ("approve build 7's deploy").
+-- The approval is looked up as the caller (row-level security) and answered by approve
+-- and reject, which check who may answer.
+CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node_status text;
+  approval_id bigint;
+BEGIN
+  IF run_id IS NULL OR node IS NULL THEN
+    RAISE EXCEPTION 'run_id and node must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = run_id) THEN
+    RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
+  END IF;
+  SELECT n.status::text INTO node_status FROM orchestration.workflow_run_nodes n
+  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = node;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % has no node "%"', run_id, node USING ERRCODE = 'undefined_object',
+      HINT = (SELECT 'Its nodes: ' || string_agg(n.node_key, ', ' ORDER BY n.level, n.node_key) || '.'
+              FROM orchestration.workflow_run_nodes n WHERE n.run_id = pending_approval_of.run_id);
+  END IF;
+  SELECT a.id INTO approval_id FROM orchestration.workflow_approvals a
+  WHERE a.workflow_run_id = run_id AND a.node_key = node AND a.status = 'PENDING'
+  ORDER BY a.id DESC LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node, run_id, node_status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN approval_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.pending_approval_of(bigint, text) IS
+  'The id of the approval a node of a run is waiting for; an error saying why when there is none';
+
+CREATE FUNCTION orchestration.approve_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node), notes) $$;
+COMMENT ON FUNCTION orchestration.approve_node(bigint, text, text) IS
+  'approve by run and node: approves the approval that node is waiting for';
+
+CREATE FUNCTION orchestration.reject_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node), notes) $$;
+COMMENT ON FUNCTION orchestration.reject_node(bigint, text, text) IS
+  'reject by run and node: rejects the approval that node is waiting for';

@@ -52,5 +52,40 @@ WHERE ap.status = 'PENDING';
 COMMENT ON VIEW orchestration.pending_approvals IS
   'Approvals waiting for an answer, with the input the node will run with. Answer with orchestration.approve(approval_id) or orchestration.reject(approval_id)';
 
+-- Runs as a person looks for them: newest first, filtered by what they know. Row-level
+-- security leaves out the projects the caller lacks.
+CREATE FUNCTION orchestration.list_runs(project_id integer DEFAULT NULL, status text DEFAULT NULL,
+                                        workflow text DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                        max_rows integer DEFAULT 100)
+RETURNS SETOF orchestration.run_summary
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF status IS NOT NULL AND NOT status = ANY (enum_range(NULL::orchestration.run_status)::text[]) THEN
+    RAISE EXCEPTION 'list_runs: no run status "%"', status
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A run is one of ' || array_to_string(enum_range(NULL::orchestration.run_status)::text[], ', ') || '.';
+  END IF;
+  IF max_rows IS NULL OR max_rows < 0 THEN
+    RAISE EXCEPTION 'list_runs: max_rows must be 0 or more' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The page of runs first, then their summaries: the view counts nodes of these runs only.
+  RETURN QUERY
+    SELECT s.*
+    FROM (SELECT r.id FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+          WHERE (list_runs.project_id IS NULL OR r.project_id = list_runs.project_id)
+            AND (list_runs.status IS NULL OR r.status::text = list_runs.status)
+            AND (list_runs.workflow IS NULL OR w.name = list_runs.workflow)
+            AND (list_runs.since IS NULL OR r.created_at >= list_runs.since)
+          ORDER BY r.id DESC
+          LIMIT max_rows) page,
+         LATERAL (SELECT * FROM orchestration.run_summary v WHERE v.run_id = page.id) s
+    ORDER BY s.run_id DESC;
+END
+$$;
+COMMENT ON FUNCTION orchestration.list_runs(integer, text, text, timestamptz, integer) IS
+  'Runs newest first, as run_summary rows, filtered by project, status, workflow name and creation time (each NULL: any), at most max_rows (100). Only the projects the caller has';
+
 GRANT SELECT ON orchestration.run_summary, orchestration.node_runs, orchestration.pending_approvals
   TO orchestration_admin, orchestration_operator, orchestration_approver;

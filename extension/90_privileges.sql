@@ -17,12 +17,25 @@ GRANT EXECUTE ON FUNCTION
   orchestration.in_rule_attempt(),
   orchestration.agent_json(orchestration.agents),
   orchestration.get_agent(bigint),
+  orchestration.find_agent(integer, text),
+  orchestration.get_agent(integer, text),
   orchestration.list_agents(integer),
   orchestration.workflow_levels(bigint),
   orchestration.workflow_json(bigint),
   orchestration.get_workflow(bigint),
+  orchestration.find_workflow(integer, text),
+  orchestration.get_workflow(integer, text),
+  orchestration.list_runs(integer, text, text, timestamptz, integer),
+  orchestration.events_after(bigint, integer),
+  orchestration.pending_approval_of(bigint, text),
   orchestration.run_json(bigint),
-  orchestration.wait_for_run(bigint, interval),
+  orchestration.wait_for_run(bigint, interval, text),
+  orchestration.wait_for_run(bigint, double precision, text),
+  orchestration.wait_for_run(bigint, text, text),
+  orchestration.wait_for_runs(bigint[], interval, text),
+  orchestration.wait_for_runs(bigint[], double precision, text),
+  orchestration.wait_for_runs(bigint[], text, text),
+  orchestration.sleep_until_change(double precision),
   orchestration.render_graph(text, jsonb, text),
   orchestration.workflow_graph(bigint, text),
   orchestration.run_graph(bigint, text),
@@ -40,7 +53,9 @@ TO orchestration_operator;
 -- Answering approvals.
 GRANT EXECUTE ON FUNCTION
   orchestration.approve(bigint, text),
-  orchestration.reject(bigint, text)
+  orchestration.reject(bigint, text),
+  orchestration.approve_node(bigint, text, text),
+  orchestration.reject_node(bigint, text, text)
 TO orchestration_approver;
 
 -- Defining: admins.
@@ -49,11 +64,15 @@ GRANT EXECUTE ON FUNCTION
   orchestration.revoke_project(name, integer),
   orchestration.register_agent(integer, jsonb),
   orchestration.update_agent(bigint, jsonb),
+  orchestration.update_agent(integer, text, jsonb),
   orchestration.delete_agent(bigint),
+  orchestration.delete_agent(integer, text),
   orchestration.set_secret(integer, text, text),
   orchestration.delete_secret(integer, text),
   orchestration.list_secrets(integer),
   orchestration.create_workflow(integer, jsonb),
   orchestration.update_workflow(bigint, jsonb),
-  orchestration.archive_workflow(bigint)
+  orchestration.update_workflow(integer, text, jsonb),
+  orchestration.archive_workflow(bigint),
+  orchestration.archive_workflow(integer, text)
 TO orchestration_admin;

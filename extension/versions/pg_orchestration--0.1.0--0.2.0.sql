@@ -980,11 +980,14 @@ BEGIN
   IF run_status IS NULL THEN
     RETURN;  -- the run had already ended (a late result of a cancelled run)
   END IF;
+  -- Their events in level and key order, as every reader sees them.
   FOR skipped IN
-    UPDATE orchestration.workflow_run_nodes n
-       SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
-     WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
-    RETURNING *
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+       WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
   LOOP
     PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
               skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
@@ -1095,6 +1098,413 @@ $$;
 COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
   'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
 
+-- wait_for_run gains until, a timeout in seconds, and a form for several runs.
+DROP FUNCTION orchestration.wait_for_run(bigint, interval);
+CREATE FUNCTION orchestration.sleep_until_change(max_seconds double precision) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_sleep_until_change';
+COMMENT ON FUNCTION orchestration.sleep_until_change(double precision) IS
+  'Internal (wait_for_runs): the first call of a transaction starts watching this database and returns at once; later calls sleep until a commit here changes a run or a node, max_seconds pass, or the query is cancelled';
+
+-- Waiting sleeps on the backend's latch, which every commit that writes events in this
+-- database sets (sleep_until_change): no polling, and the wait ends within a moment of the
+-- commit it waits for. It reads the runs as the caller (row-level security applies).
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout interval DEFAULT '60 seconds',
+                                            until text DEFAULT 'settled')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  ended text[];
+  deadline timestamptz;
+  missing bigint;
+  waiting integer;
+BEGIN
+  IF run_ids IS NULL OR array_position(run_ids, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'run ids must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF timeout IS NULL OR until IS NULL THEN
+    RAISE EXCEPTION 'wait_for_run: % must not be NULL', CASE WHEN timeout IS NULL THEN 'timeout' ELSE 'until' END
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF timeout < interval '0' THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must not be negative (%)', timeout USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  ended := CASE until WHEN 'settled' THEN ARRAY['SUCCESS', 'FAILED', 'CANCELLED', 'WAITING_APPROVAL']
+                      WHEN 'finished' THEN ARRAY['SUCCESS', 'FAILED', 'CANCELLED'] END;
+  IF ended IS NULL THEN
+    RAISE EXCEPTION 'wait_for_run: until must be settled or finished, not "%"', until
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'settled: until the run has ended or waits for an approval; finished: until it has ended.';
+  END IF;
+  SELECT u.id INTO missing FROM unnest(run_ids) u(id)
+  WHERE NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = u.id) LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'run % does not exist', missing USING ERRCODE = 'undefined_object';
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'wait_for_run needs READ COMMITTED; in % isolation it would never see the run change',
+                    upper(current_setting('transaction_isolation'))
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT r.id INTO missing FROM orchestration.workflow_runs r
+  WHERE r.id = ANY (run_ids) AND r.xmin::text = pg_current_xact_id_if_assigned()::text LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', missing
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Commit first, then call wait_for_run in a new transaction.';
+  END IF;
+  deadline := clock_timestamp() + timeout;
+  -- Watch before looking: a change committed after this is sure to end a sleep below.
+  PERFORM orchestration.sleep_until_change(0);
+  LOOP
+    SELECT count(*) INTO waiting FROM orchestration.workflow_runs r
+    WHERE r.id = ANY (run_ids) AND NOT r.status::text = ANY (ended);
+    EXIT WHEN waiting = 0 OR clock_timestamp() >= deadline;
+    PERFORM orchestration.sleep_until_change(extract(epoch FROM deadline - clock_timestamp())::float8);
+  END LOOP;
+  RETURN QUERY
+    SELECT CASE WHEN s.summary->>'status' = ANY (ended) THEN s.summary ELSE s.summary || '{"timed_out": true}' END
+    FROM (SELECT orchestration.run_json(u.id) AS summary, u.position
+          FROM unnest(run_ids) WITH ORDINALITY u(id, position)) s
+    ORDER BY s.position;
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], interval, text) IS
+  'Blocks until every run is settled (SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL; until => ''finished'': SUCCESS, FAILED or CANCELLED) or the timeout passes, then returns each run''s summary (run_json) in the order given, with "timed_out": true on those still going. Woken by the commit that changes a run, not by polling. Needs READ COMMITTED and committed runs';
+
+-- The timeout as a number of seconds, as a driver sends a number: wait_for_runs(ids, 30).
+-- A text form, below, keeps wait_for_runs(ids, '30 seconds') unambiguous (PostgreSQL
+-- prefers the text candidate for a quoted literal), and reads either spelling.
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout_seconds double precision,
+                                            until text DEFAULT 'settled')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF timeout_seconds IS NULL OR timeout_seconds = 'NaN' OR timeout_seconds < 0 OR timeout_seconds = 'Infinity' THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must be a number of seconds of 0 or more, not %', coalesce(timeout_seconds::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, make_interval(secs => timeout_seconds), until);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], double precision, text) IS
+  'wait_for_runs with the timeout in seconds (a number)';
+
+CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout text, until text DEFAULT 'settled')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  wait_time interval;
+BEGIN
+  IF timeout ~ '^\s*[0-9]+(\.[0-9]*)?\s*$' THEN
+    RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, timeout::float8, until);
+    RETURN;
+  END IF;
+  BEGIN
+    wait_time := timeout::interval;
+  EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+    RAISE EXCEPTION 'wait_for_run: timeout must be an interval or a number of seconds, not "%"', timeout
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'For example 30, ''30 seconds'' or ''2 min''.';
+  END;
+  RETURN QUERY SELECT * FROM orchestration.wait_for_runs(run_ids, wait_time, until);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_runs(bigint[], text, text) IS
+  'wait_for_runs with the timeout written as text: an interval (''30 seconds'', ''2 min'') or a number of seconds (''30'')';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout interval DEFAULT '60 seconds',
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, interval, text) IS
+  'Blocks until the run is settled (SUCCESS, FAILED, CANCELLED or WAITING_APPROVAL; until => ''finished'': one of the first three) or the timeout passes, and returns its summary (as run_json; "timed_out": true when the timeout passed). Woken by the commit that changes the run, not by polling. Needs READ COMMITTED and a committed run';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout_seconds double precision,
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout_seconds, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, double precision, text) IS
+  'wait_for_run with the timeout in seconds (a number)';
+
+CREATE FUNCTION orchestration.wait_for_run(run_id bigint, timeout text,
+                                           until text DEFAULT 'settled')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'run_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  RETURN (SELECT w FROM orchestration.wait_for_runs(ARRAY[run_id], timeout, until) w);
+END
+$$;
+COMMENT ON FUNCTION orchestration.wait_for_run(bigint, text, text) IS
+  'wait_for_run with the timeout written as text: an interval (''30 seconds'', ''2 min'') or a number of seconds (''30'')';
+
+-- By name: a person knows an agent by its project and name. find_agent gives the id every
+-- id-taking function accepts; the forms below take the name directly. They run as the
+-- caller: an agent of a project the caller lacks does not exist for it, and the
+-- functions they call check the rest.
+CREATE FUNCTION orchestration.find_agent(project_id integer, name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  found_id bigint;
+BEGIN
+  IF project_id IS NULL OR name IS NULL THEN
+    RAISE EXCEPTION 'find_agent: project_id and name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT a.id INTO found_id FROM orchestration.agents a
+  WHERE a.project_id = find_agent.project_id AND a.name = find_agent.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'agent "%" does not exist in project %', name, project_id USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.find_agent(integer, text) IS
+  'The id of the agent with this name in this project (for any function that takes an agent id); an error if there is none, or the caller lacks the project';
+
+CREATE FUNCTION orchestration.get_agent(project_id integer, name text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.get_agent(orchestration.find_agent(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.get_agent(integer, text) IS
+  'get_agent by project and name';
+
+CREATE FUNCTION orchestration.update_agent(project_id integer, name text, spec jsonb) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.update_agent(orchestration.find_agent(project_id, name), spec) $$;
+COMMENT ON FUNCTION orchestration.update_agent(integer, text, jsonb) IS
+  'update_agent by project and name';
+
+CREATE FUNCTION orchestration.delete_agent(project_id integer, name text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.delete_agent(orchestration.find_agent(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.delete_agent(integer, text) IS
+  'delete_agent by project and name';
+
+-- By name, as for agents (find_agent).
+CREATE FUNCTION orchestration.find_workflow(project_id integer, name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  found_id bigint;
+BEGIN
+  IF project_id IS NULL OR name IS NULL THEN
+    RAISE EXCEPTION 'find_workflow: project_id and name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  SELECT w.id INTO found_id FROM orchestration.workflows w
+  WHERE w.project_id = find_workflow.project_id AND w.name = find_workflow.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow "%" does not exist in project %', name, project_id USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.find_workflow(integer, text) IS
+  'The id of the workflow with this name in this project (for any function that takes a workflow id: workflow_graph, workflow_levels, ...); an error if there is none, or the caller lacks the project';
+
+CREATE FUNCTION orchestration.get_workflow(project_id integer, name text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.get_workflow(orchestration.find_workflow(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.get_workflow(integer, text) IS
+  'get_workflow by project and name';
+
+CREATE FUNCTION orchestration.update_workflow(project_id integer, name text, spec jsonb) RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.update_workflow(orchestration.find_workflow(project_id, name), spec) $$;
+COMMENT ON FUNCTION orchestration.update_workflow(integer, text, jsonb) IS
+  'update_workflow by project and name';
+
+CREATE FUNCTION orchestration.archive_workflow(project_id integer, name text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.archive_workflow(orchestration.find_workflow(project_id, name)) $$;
+COMMENT ON FUNCTION orchestration.archive_workflow(integer, text) IS
+  'archive_workflow by project and name';
+
+-- Runs as a person looks for them: newest first, filtered by what they know. Row-level
+-- security leaves out the projects the caller lacks.
+CREATE FUNCTION orchestration.list_runs(project_id integer DEFAULT NULL, status text DEFAULT NULL,
+                                        workflow text DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                        max_rows integer DEFAULT 100)
+RETURNS SETOF orchestration.run_summary
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF status IS NOT NULL AND NOT status = ANY (enum_range(NULL::orchestration.run_status)::text[]) THEN
+    RAISE EXCEPTION 'list_runs: no run status "%"', status
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A run is one of ' || array_to_string(enum_range(NULL::orchestration.run_status)::text[], ', ') || '.';
+  END IF;
+  IF max_rows IS NULL OR max_rows < 0 THEN
+    RAISE EXCEPTION 'list_runs: max_rows must be 0 or more' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The page of runs first, then their summaries: the view counts nodes of these runs only.
+  RETURN QUERY
+    SELECT s.*
+    FROM (SELECT r.id FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+          WHERE (list_runs.project_id IS NULL OR r.project_id = list_runs.project_id)
+            AND (list_runs.status IS NULL OR r.status::text = list_runs.status)
+            AND (list_runs.workflow IS NULL OR w.name = list_runs.workflow)
+            AND (list_runs.since IS NULL OR r.created_at >= list_runs.since)
+          ORDER BY r.id DESC
+          LIMIT max_rows) page,
+         LATERAL (SELECT * FROM orchestration.run_summary v WHERE v.run_id = page.id) s
+    ORDER BY s.run_id DESC;
+END
+$$;
+COMMENT ON FUNCTION orchestration.list_runs(integer, text, text, timestamptz, integer) IS
+  'Runs newest first, as run_summary rows, filtered by project, status, workflow name and creation time (each NULL: any), at most max_rows (100). Only the projects the caller has';
+
+-- Answering by run and node, as an approver knows them ("approve build 7's deploy").
+-- The approval is looked up as the caller (row-level security) and answered by approve
+-- and reject, which check who may answer.
+CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node_status text;
+  approval_id bigint;
+BEGIN
+  IF run_id IS NULL OR node IS NULL THEN
+    RAISE EXCEPTION 'run_id and node must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = run_id) THEN
+    RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
+  END IF;
+  SELECT n.status::text INTO node_status FROM orchestration.workflow_run_nodes n
+  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = node;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'run % has no node "%"', run_id, node USING ERRCODE = 'undefined_object',
+      HINT = (SELECT 'Its nodes: ' || string_agg(n.node_key, ', ' ORDER BY n.level, n.node_key) || '.'
+              FROM orchestration.workflow_run_nodes n WHERE n.run_id = pending_approval_of.run_id);
+  END IF;
+  SELECT a.id INTO approval_id FROM orchestration.workflow_approvals a
+  WHERE a.workflow_run_id = run_id AND a.node_key = node AND a.status = 'PENDING'
+  ORDER BY a.id DESC LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node, run_id, node_status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN approval_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.pending_approval_of(bigint, text) IS
+  'The id of the approval a node of a run is waiting for; an error saying why when there is none';
+
+CREATE FUNCTION orchestration.approve_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node), notes) $$;
+COMMENT ON FUNCTION orchestration.approve_node(bigint, text, text) IS
+  'approve by run and node: approves the approval that node is waiting for';
+
+CREATE FUNCTION orchestration.reject_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node), notes) $$;
+COMMENT ON FUNCTION orchestration.reject_node(bigint, text, text) IS
+  'reject by run and node: rejects the approval that node is waiting for';
+
+-- What a LISTENer reads after a notification: the events after the last id it saw, those
+-- of its projects (row-level security), oldest first. Ids grow with time but may commit
+-- out of order, so a listener that must see every event re-reads a few ids back (see the
+-- README) or reads the NATS stream.
+CREATE FUNCTION orchestration.events_after(after_id bigint, max_rows integer DEFAULT 1000)
+RETURNS TABLE (id bigint, project_id integer, type text, subject text, run_id bigint, payload jsonb,
+               created_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF after_id IS NULL OR max_rows IS NULL OR max_rows < 0 THEN
+    RAISE EXCEPTION 'events_after: after_id must not be NULL and max_rows must be 0 or more'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Start from 0 to read every event kept.';
+  END IF;
+  RETURN QUERY
+    SELECT e.id, e.project_id, e.type, e.subject, e.run_id, e.payload, e.created_at
+    FROM orchestration.events e WHERE e.id > after_id ORDER BY e.id LIMIT max_rows;
+END
+$$;
+COMMENT ON FUNCTION orchestration.events_after(bigint, integer) IS
+  'The events after an id (oldest first, at most max_rows), of the projects the caller has: what a LISTEN orchestration_events client reads after each notification';
+
+CREATE OR REPLACE FUNCTION orchestration.cancel_run(run_id bigint, reason text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.run_for_write(run_id, 'orchestration_operator');
+  message text;
+  cancelled orchestration.workflow_run_nodes;
+BEGIN
+  IF (target.run).status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN
+    RAISE EXCEPTION 'run % has already finished (%)', run_id, (target.run).status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  message := 'cancelled by ' || target.caller || coalesce(': ' || reason, '');
+  UPDATE orchestration.workflow_runs r
+     SET status = 'CANCELLED', finished_at = clock_timestamp(), error = message
+   WHERE r.id = run_id;
+  -- Running containers are stopped by the executor, which then records them CANCELLED.
+  FOR cancelled IN
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'CANCELLED', error = message, finished_at = clock_timestamp()
+       WHERE n.run_id = cancel_run.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
+  LOOP
+    PERFORM orchestration.emit_event(cancelled.project_id, 'node', 'cancelled', run_id,
+              cancelled.node_key, jsonb_build_object('status', 'CANCELLED'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run ' || message
+   WHERE a.workflow_run_id = run_id AND a.status = 'PENDING';
+  PERFORM orchestration.emit_event((target.run).project_id, 'run', 'cancelled', run_id, NULL,
+            jsonb_build_object('status', 'CANCELLED', 'error', message));
+  PERFORM orchestration.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION orchestration.cancel_run(bigint, text) IS
+  'Cancels a live run: no node starts any more, running containers are stopped, waiting approvals are closed, and the run ends CANCELLED with the reason. Requires orchestration_operator and the project';
+
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
@@ -1105,3 +1515,29 @@ REVOKE ALL ON FUNCTION orchestration.agent_pin(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orchestration.calling_login(), orchestration.in_rule_attempt()
   TO orchestration_admin, orchestration_operator, orchestration_approver;
+REVOKE ALL ON FUNCTION orchestration.sleep_until_change(double precision),
+  orchestration.wait_for_runs(bigint[], interval, text), orchestration.wait_for_run(bigint, interval, text),
+  orchestration.wait_for_runs(bigint[], double precision, text), orchestration.wait_for_runs(bigint[], text, text),
+  orchestration.wait_for_run(bigint, double precision, text), orchestration.wait_for_run(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.sleep_until_change(double precision),
+  orchestration.wait_for_runs(bigint[], interval, text), orchestration.wait_for_run(bigint, interval, text),
+  orchestration.wait_for_runs(bigint[], double precision, text), orchestration.wait_for_runs(bigint[], text, text),
+  orchestration.wait_for_run(bigint, double precision, text), orchestration.wait_for_run(bigint, text, text)
+  TO orchestration_admin, orchestration_operator, orchestration_approver;
+REVOKE ALL ON FUNCTION orchestration.find_agent(integer, text), orchestration.get_agent(integer, text),
+  orchestration.find_workflow(integer, text), orchestration.get_workflow(integer, text),
+  orchestration.list_runs(integer, text, text, timestamptz, integer), orchestration.events_after(bigint, integer),
+  orchestration.pending_approval_of(bigint, text), orchestration.approve_node(bigint, text, text),
+  orchestration.reject_node(bigint, text, text), orchestration.update_agent(integer, text, jsonb),
+  orchestration.delete_agent(integer, text), orchestration.update_workflow(integer, text, jsonb),
+  orchestration.archive_workflow(integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.find_agent(integer, text), orchestration.get_agent(integer, text),
+  orchestration.find_workflow(integer, text), orchestration.get_workflow(integer, text),
+  orchestration.list_runs(integer, text, text, timestamptz, integer), orchestration.events_after(bigint, integer),
+  orchestration.pending_approval_of(bigint, text)
+  TO orchestration_admin, orchestration_operator, orchestration_approver;
+GRANT EXECUTE ON FUNCTION orchestration.approve_node(bigint, text, text), orchestration.reject_node(bigint, text, text)
+  TO orchestration_approver;
+GRANT EXECUTE ON FUNCTION orchestration.update_agent(integer, text, jsonb), orchestration.delete_agent(integer, text),
+  orchestration.update_workflow(integer, text, jsonb), orchestration.archive_workflow(integer, text)
+  TO orchestration_admin;

@@ -4,6 +4,14 @@
 #include "pg/jsonb.hpp"
 #include "workers/wakeup.hpp"
 
+extern "C" {
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+}
+
+#include <algorithm>
+
 // normalize_workflow_spec(spec jsonb) returns jsonb
 ORCH_SQL_FUNCTION(orch_normalize_workflow_spec) {
   nlohmann::json spec = orch::pg::arg_json(fcinfo, 0);
@@ -28,5 +36,27 @@ ORCH_SQL_FUNCTION(orch_reserve_run) {
 // (a new outbox event, a changed NATS trigger)
 ORCH_SQL_FUNCTION(orch_wake_relay) {
   orch::pg::guard([] { orch::workers::request_wake_at_commit(orch::workers::Worker::relay); });
+  return (Datum)0;
+}
+
+// sleep_until_change(max_seconds double precision) returns void: wait_for_run's sleep.
+// The first call of a transaction starts watching this database (workers/wakeup.hpp) and
+// returns at once, so the caller looks at its runs once more before sleeping; later calls
+// sleep until a commit here writes events, the time is up, or the backend is interrupted
+// (a cancel, statement_timeout). Where it cannot watch (every slot taken) it sleeps 50 ms
+// at most, and the caller's loop polls.
+ORCH_SQL_FUNCTION(orch_sleep_until_change) {
+  double max_seconds = orch::pg::guard([&] { return PG_GETARG_FLOAT8(0); });
+  orch::workers::Watch watch = orch::pg::guard([] { return orch::workers::watch_until_transaction_end(); });
+  if (watch.started_now) return (Datum)0;
+  long timeout_ms = 0;
+  if (max_seconds > 0) timeout_ms = max_seconds >= 86400.0 ? 86400L * 1000 : static_cast<long>(max_seconds * 1000.0 + 0.5);
+  if (!watch.watching) timeout_ms = std::min(timeout_ms, 50L);
+  orch::pg::guard([&] {
+    if (timeout_ms > 0)
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout_ms, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  });
   return (Datum)0;
 }

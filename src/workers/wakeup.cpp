@@ -34,15 +34,19 @@ int process_index(Worker worker, int index) {
 }
 
 constexpr int kReservationSlots = 64;
+// Backends in wait_for_run at once that are woken at commit; more wait in short sleeps.
+constexpr int kWaiterSlots = 128;
 
 struct SharedState {
   Slot slots[config::kMaxDatabases];
   pg_atomic_uint64 reserved_runs[kReservationSlots];  // 0: free
+  pg_atomic_uint64 waiters[kWaiterSlots];             // database << 32 | PGPROC number + 1; 0: free
 };
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
 bool wake_requested[kWakeKinds] = {false, false};
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
+int my_waiter_slot = -1;           // the slot this backend watches from until its transaction ends
 bool callback_registered = false;
 
 // Made once by the postmaster (pg/shared_memory.hpp).
@@ -53,6 +57,21 @@ void init_shared_state(void* memory) {
     for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
   }
   for (auto& run : state->reserved_runs) pg_atomic_init_u64(&run, 0);
+  for (auto& waiter : state->waiters) pg_atomic_init_u64(&waiter, 0);
+}
+
+uint64 waiter_of(Oid database, int pgprocno) {
+  return (static_cast<uint64>(database) << 32) | (static_cast<uint64>(pgprocno) + 1);
+}
+
+// Like set_latch_of: a slot left by a backend that just ended costs a spurious SetLatch.
+void wake_waiters_of(Oid database) {
+  if (!shared) return;
+  for (auto& waiter : shared->waiters) {
+    uint64 value = pg_atomic_read_u64(&waiter);
+    if (value == 0 || static_cast<Oid>(value >> 32) != database) continue;
+    SetLatch(&ProcGlobal->allProcs[static_cast<uint32>(value & 0xffffffffu) - 1].procLatch);
+  }
 }
 
 void set_latch_of(Slot& slot, int process) {
@@ -74,22 +93,27 @@ void wake_workers_of(Oid database, Worker worker) {
   }
 }
 
-void release_reservations() {
+void release_transaction_slots() {
   for (int slot : my_reservations) pg_atomic_write_u64(&shared->reserved_runs[slot], 0);
   my_reservations.clear();
+  if (my_waiter_slot >= 0) pg_atomic_write_u64(&shared->waiters[my_waiter_slot], 0);
+  my_waiter_slot = -1;
 }
 
 void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
-    release_reservations();
+    release_transaction_slots();
     if (wake_requested[static_cast<int>(Worker::scheduler)]) {
       wake_workers_of(MyDatabaseId, Worker::scheduler);
       wake_workers_of(MyDatabaseId, Worker::rule);  // runnable nodes are theirs too
     }
-    if (wake_requested[static_cast<int>(Worker::relay)]) wake_workers_of(MyDatabaseId, Worker::relay);
+    if (wake_requested[static_cast<int>(Worker::relay)]) {
+      wake_workers_of(MyDatabaseId, Worker::relay);
+      wake_waiters_of(MyDatabaseId);  // events were written: a run or a node changed
+    }
     for (bool& requested : wake_requested) requested = false;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
-    release_reservations();
+    release_transaction_slots();
     for (bool& requested : wake_requested) requested = false;
   }
 }
@@ -144,6 +168,20 @@ void reserve_run_until_transaction_end(std::int64_t run_id) {
       return;
     }
   }
+}
+
+Watch watch_until_transaction_end() {
+  if (my_waiter_slot >= 0) return {false, true};
+  if (!shared) return {false, false};
+  register_transaction_callback();
+  for (int slot = 0; slot < kWaiterSlots; ++slot) {
+    uint64 expected = 0;
+    if (pg_atomic_compare_exchange_u64(&shared->waiters[slot], &expected, waiter_of(MyDatabaseId, MyProc->pgprocno))) {
+      my_waiter_slot = slot;
+      return {true, true};
+    }
+  }
+  return {false, false};
 }
 
 std::vector<std::int64_t> reserved_runs() {

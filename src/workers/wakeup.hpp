@@ -44,4 +44,16 @@ void reserve_run_until_transaction_end(std::int64_t run_id);
 // The runs announced right now.
 std::vector<std::int64_t> reserved_runs();
 
+// Waiting for runs to change (wait_for_run): a backend watches its database until its
+// transaction ends, and every commit there that wrote events (a run or node changed: the
+// same commits that wake the relay) sets its latch. Returns false when it was already
+// watching, true when it starts watching now, so the caller looks at the runs again
+// before it sleeps (a change committed before the watch began woke nobody). With every
+// slot taken (kWaiterSlots), or without shared memory, it cannot watch: `watching` tells.
+struct Watch {
+  bool started_now = false;
+  bool watching = false;
+};
+Watch watch_until_transaction_end();
+
 }  // namespace orch::workers

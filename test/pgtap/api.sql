@@ -1,7 +1,7 @@
 -- The SQL API exists with the documented signatures, and every table, view and function
 -- explains itself in \d+ and \df+.
 BEGIN;
-SELECT plan(40);
+SELECT plan(49);
 
 SELECT has_extension('pg_orchestration');
 SELECT function_returns('orchestration', 'register_agent', ARRAY['integer', 'jsonb'], 'bigint');
@@ -24,7 +24,16 @@ SELECT function_returns('orchestration', 'start_workflow', ARRAY['integer', 'tex
 SELECT function_returns('orchestration', 'start_workflow_trigger', ARRAY[]::text[], 'trigger');
 SELECT function_returns('orchestration', 'cancel_run', ARRAY['bigint', 'text'], 'void');
 SELECT function_returns('orchestration', 'retry_run', ARRAY['bigint'], 'void');
-SELECT function_returns('orchestration', 'wait_for_run', ARRAY['bigint', 'interval'], 'jsonb');
+SELECT function_returns('orchestration', 'wait_for_run', ARRAY['bigint', 'interval', 'text'], 'jsonb');
+SELECT function_returns('orchestration', 'wait_for_run', ARRAY['bigint', 'double precision', 'text'], 'jsonb');
+SELECT function_returns('orchestration', 'wait_for_run', ARRAY['bigint', 'text', 'text'], 'jsonb');
+SELECT function_returns('orchestration', 'wait_for_runs', ARRAY['bigint[]', 'interval', 'text'], 'setof jsonb');
+SELECT function_returns('orchestration', 'list_runs', ARRAY['integer', 'text', 'text', 'timestamp with time zone', 'integer'], 'setof orchestration.run_summary');
+SELECT function_returns('orchestration', 'events_after', ARRAY['bigint', 'integer'], 'setof record');
+SELECT function_returns('orchestration', 'approve_node', ARRAY['bigint', 'text', 'text'], 'void');
+SELECT function_returns('orchestration', 'reject_node', ARRAY['bigint', 'text', 'text'], 'void');
+SELECT function_returns('orchestration', 'find_agent', ARRAY['integer', 'text'], 'bigint');
+SELECT function_returns('orchestration', 'find_workflow', ARRAY['integer', 'text'], 'bigint');
 SELECT function_returns('orchestration', 'approve', ARRAY['bigint', 'text'], 'void');
 SELECT function_returns('orchestration', 'reject', ARRAY['bigint', 'text'], 'void');
 SELECT has_view('orchestration', 'run_summary', 'view run_summary');
@@ -35,8 +44,9 @@ SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'orchestration
           'every view applies row-level security as the caller (security_invoker)');
 SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb)'::regprocedure)),
           'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb', 'start_workflow''s context defaults to {}');
-SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, interval)'::regprocedure)),
-          'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval', 'wait_for_run waits 60 seconds by default');
+SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, interval, text)'::regprocedure)),
+          'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval, until text DEFAULT ''settled''::text',
+          'wait_for_run waits 60 seconds by default, until the run is settled');
 
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'orchestration'::regnamespace

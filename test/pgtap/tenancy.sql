@@ -1,7 +1,7 @@
 -- Row-level security and the API's own checks: a role bound to project 1 can neither
 -- read nor change anything of project 2, through tables, views or functions.
 BEGIN;
-SELECT plan(39);
+SELECT plan(47);
 
 CREATE ROLE tap_admin_p1 LOGIN;
 CREATE ROLE tap_admin_p2 LOGIN;
@@ -58,6 +58,20 @@ SELECT is((SELECT count(*) FROM orchestration.list_agents(1)), 1::bigint, 'list_
 SELECT throws_ok(format('SELECT orchestration.get_agent(%s)', (SELECT id FROM p2_agent)),
                  '42704', format('agent %s does not exist', (SELECT id FROM p2_agent)),
                  'get_agent of a project 2 agent says it does not exist');
+-- The by-name forms, the run list, the event reader and the approval by node, as the
+-- project 1 admin: project 2 is not there.
+SELECT throws_ok($$SELECT orchestration.get_agent(2, 'p2-agent')$$, '42704', 'agent "p2-agent" does not exist in project 2',
+                 'get_agent by name of a project 2 agent says it does not exist');
+SELECT throws_ok($$SELECT orchestration.delete_agent(2, 'p2-agent')$$, '42704', NULL, 'delete_agent by name in project 2 is refused');
+SELECT throws_ok($$SELECT orchestration.archive_workflow(2, 'p2-run')$$, '42704', 'workflow "p2-run" does not exist in project 2',
+                 'archive_workflow by name in project 2 is refused');
+SELECT is((SELECT count(*) FROM orchestration.list_runs()), 0::bigint, 'list_runs() shows no run of project 2');
+SELECT is((SELECT count(*) FROM orchestration.list_runs(2)), 0::bigint, 'nor does list_runs(2)');
+SELECT is((SELECT count(*) FROM orchestration.events_after(0) WHERE project_id = 2), 0::bigint, 'events_after shows no event of project 2');
+SELECT throws_ok(format($$SELECT orchestration.approve_node(%s, 'a')$$, (SELECT id FROM p2_run)),
+                 '42501', NULL, 'approve_node on a run of project 2 is refused');
+SELECT throws_ok(format($$SELECT orchestration.wait_for_runs(ARRAY[%s], 0)$$, (SELECT id FROM p2_run)),
+                 '42704', format('run %s does not exist', (SELECT id FROM p2_run)), 'wait_for_runs does not see a run of project 2');
 SELECT is((SELECT array_agg(project_id) FROM orchestration.project_grants), ARRAY[1], 'project_grants: a role sees its own grants only');
 SELECT is((SELECT array_agg(p) FROM orchestration.visible_projects() p), ARRAY[1], 'visible_projects() is project 1');
 

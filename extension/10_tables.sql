@@ -29,11 +29,14 @@ CREATE TABLE orchestration.agents (
   CONSTRAINT agents_rule_has_function CHECK ((type = 'RULE') = (rule_function IS NOT NULL)),
   CONSTRAINT agents_container_has_image CHECK (type = 'RULE' OR image IS NOT NULL),
   runs_as          name,
-  CONSTRAINT agents_rule_runs_as CHECK ((type = 'RULE') = (runs_as IS NOT NULL))
+  CONSTRAINT agents_rule_runs_as CHECK ((type = 'RULE') = (runs_as IS NOT NULL)),
+  spec_digest      text
 );
 CREATE INDEX ON orchestration.agents (project_id, type);
 COMMENT ON TABLE orchestration.agents IS
   'The agent registry: what each agent is and how it runs (container image and sandbox limits, or a SQL function for RULE agents). Write with register_agent/update_agent/delete_agent';
+COMMENT ON COLUMN orchestration.agents.spec_digest IS
+  'md5 of the normalized spec last stored (register_agent, update_agent); put_agent changes nothing when it is the same';
 COMMENT ON COLUMN orchestration.agents.secrets IS
   'Names of project secrets injected as environment variables into the container; the values stay in orchestration.secrets';
 COMMENT ON COLUMN orchestration.agents.rule_function IS
@@ -68,13 +71,16 @@ CREATE TABLE orchestration.workflows (
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now(),
   UNIQUE (project_id, name),
-  updated_by   name NOT NULL DEFAULT current_user
+  updated_by   name NOT NULL DEFAULT current_user,
+  spec_digest  text
 );
 CREATE INDEX ON orchestration.workflows (project_id, status);
 COMMENT ON TABLE orchestration.workflows IS
   'Workflow definitions: a DAG of nodes (workflow_nodes) and how runs are triggered (manual, table, nats)';
 COMMENT ON COLUMN orchestration.workflows.updated_by IS
   'The role that last created or changed the workflow: it vouches for its trigger, so runs a NATS message starts count as started by it (also for four-eyes approvals)';
+COMMENT ON COLUMN orchestration.workflows.spec_digest IS
+  'md5 of the normalized spec last stored (create_workflow, update_workflow); put_workflow changes nothing when it is the same. NULL after archive_workflow';
 COMMENT ON COLUMN orchestration.workflows.version IS
   'Incremented by every update; a run records the version it started with';
 

@@ -71,6 +71,13 @@ AS 'MODULE_PATHNAME', 'orch_in_rule_attempt';
 COMMENT ON FUNCTION orchestration.in_rule_attempt() IS
   'Whether the call comes from a RULE agent''s function, run by the scheduler; approvals refuse answers from agents';
 
+CREATE FUNCTION orchestration.rule_call() RETURNS jsonb
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt.
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'orch_rule_call';
+COMMENT ON FUNCTION orchestration.rule_call() IS
+  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
+
 CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
                                         object text DEFAULT NULL)
 RETURNS name

@@ -161,7 +161,8 @@ BEGIN
       -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
       -- more privileged, one: whoever points the agent at a function vouches for it.
       runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
-      updated_at = now()
+      updated_at = now(),
+      spec_digest = md5(spec::text)
     WHERE a.id = stored_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'agent "%" already exists in project %', spec->>'name', project_id
@@ -379,3 +380,33 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT orchestration.delete_agent(orchestration.find_agent(project_id, name)) $$;
 COMMENT ON FUNCTION orchestration.delete_agent(integer, text) IS
   'delete_agent by project and name';
+
+-- For deploy scripts: the agent as the spec says, whether or not it exists. The same
+-- spec again changes nothing (not even updated_at) and returns the same id.
+CREATE FUNCTION orchestration.put_agent(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  existing orchestration.agents;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'agent spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_agent_spec(spec);
+  SELECT * INTO existing FROM orchestration.agents a
+  WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name' FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN orchestration.register_agent(project_id, spec);
+  END IF;
+  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+    RETURN existing.id;
+  END IF;
+  PERFORM orchestration.update_agent(existing.id, spec);
+  RETURN existing.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.put_agent(integer, jsonb) IS
+  'Registers the agent, or updates the one of that name to the spec; the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';

@@ -77,6 +77,7 @@ BEGIN
   JOIN orchestration.agents a
     ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
   ORDER BY e.ordinal;
+  UPDATE orchestration.workflows w SET spec_digest = md5(spec::text) WHERE w.id = store_workflow_nodes.workflow_id;
 END
 $$;
 COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS
@@ -174,7 +175,8 @@ AS $$
 DECLARE
   target record := orchestration.workflow_for_write(workflow_id);
 BEGIN
-  UPDATE orchestration.workflows w SET status = 'ARCHIVED', updated_at = now()
+  -- No longer the spec last put: putting it again brings the workflow back.
+  UPDATE orchestration.workflows w SET status = 'ARCHIVED', updated_at = now(), spec_digest = NULL
   WHERE w.id = archive_workflow.workflow_id;
 END
 $$;
@@ -263,3 +265,33 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT orchestration.archive_workflow(orchestration.find_workflow(project_id, name)) $$;
 COMMENT ON FUNCTION orchestration.archive_workflow(integer, text) IS
   'archive_workflow by project and name';
+
+-- For deploy scripts, as put_agent: a changed spec is a new version of the workflow
+-- (runs already started keep theirs); the same spec again changes nothing.
+CREATE FUNCTION orchestration.put_workflow(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  existing orchestration.workflows;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
+  SELECT * INTO existing FROM orchestration.workflows w
+  WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name' FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN orchestration.create_workflow(project_id, spec);
+  END IF;
+  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+    RETURN existing.id;
+  END IF;
+  PERFORM orchestration.update_workflow(existing.id, spec);
+  RETURN existing.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.put_workflow(integer, jsonb) IS
+  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';

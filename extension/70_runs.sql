@@ -31,6 +31,23 @@ $$;
 COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
   'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not a valid traceparent): a run''s span in its caller''s trace, a node attempt''s in its run''s';
 
+-- The runs started in the current transaction (by start_workflow, a table trigger or a
+-- NATS message the relay turned into runs), kept by the backend: a writer finds the run its
+-- INSERT started. A rolled-back savepoint drops its runs; the list ends with the transaction.
+CREATE FUNCTION orchestration.note_started_run(run_id bigint) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_note_started_run';
+COMMENT ON FUNCTION orchestration.note_started_run(bigint) IS
+  'Internal (create_run): remembers a run started in this transaction, for started_runs()';
+
+-- Ids only: a run a trigger started in a project the writer lacks (the table's owner has
+-- it) stays invisible to the writer; its id says no more than that the trigger fired.
+CREATE FUNCTION orchestration.started_runs() RETURNS bigint[]
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_started_runs';
+COMMENT ON FUNCTION orchestration.started_runs() IS
+  'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
+
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.
 CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
@@ -74,6 +91,7 @@ BEGIN
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
   PERFORM orchestration.wake_scheduler();
+  PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
 $$;
@@ -119,10 +137,11 @@ CREATE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'orch_start_workflow_trigger';
 COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
-$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}. The table's owner needs orchestration_operator and the project$$;
+$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}; with more arguments, each '<key>=<column>' (or '<column>', its own key), the context is those columns of the row instead (the new row; the old one for DELETE). started_runs() gives the run's id. The table's owner needs orchestration_operator and the project$$;
 
 CREATE FUNCTION orchestration.start_run_from_trigger(table_oid oid, project_arg text, workflow text,
-                                                     operation text, new_row jsonb, old_row jsonb)
+                                                     operation text, new_row jsonb, old_row jsonb,
+                                                     mapping text[])
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -133,6 +152,11 @@ DECLARE
   table_name text;
   quoted_name text;
   target orchestration.workflows;
+  context jsonb;
+  row_json jsonb := coalesce(new_row, old_row);
+  item text;
+  context_key text;
+  column_name text;
 BEGIN
   BEGIN
     project := project_arg::integer;
@@ -154,14 +178,32 @@ BEGIN
                     table_name, workflow, project
       USING ERRCODE = 'undefined_object';
   END IF;
-  RETURN orchestration.create_run(
-    target, 'table:' || quoted_name,
-    jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row),
-    orchestration.calling_role());
+  IF cardinality(mapping) = 0 THEN
+    context := jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row);
+  ELSE
+    -- The columns the trigger names, under the keys it gives them.
+    context := '{}';
+    FOREACH item IN ARRAY mapping LOOP
+      context_key := CASE WHEN position('=' IN item) > 0 THEN trim(split_part(item, '=', 1)) ELSE trim(item) END;
+      column_name := CASE WHEN position('=' IN item) > 0 THEN trim(substr(item, position('=' IN item) + 1)) ELSE trim(item) END;
+      IF context_key = '' OR column_name = '' THEN
+        RAISE EXCEPTION 'start_workflow_trigger on %: "%" is not <key>=<column> or <column>', table_name, item
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      IF NOT row_json ? column_name THEN
+        RAISE EXCEPTION 'start_workflow_trigger on %: the table has no column "%"', table_name, column_name
+          USING ERRCODE = 'undefined_column',
+                HINT = 'Its columns: ' || (SELECT string_agg(a.attname, ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                                            WHERE a.attrelid = table_oid AND a.attnum > 0 AND NOT a.attisdropped) || '.';
+      END IF;
+      context := context || jsonb_build_object(context_key, row_json->column_name);
+    END LOOP;
+  END IF;
+  RETURN orchestration.create_run(target, 'table:' || quoted_name, context, orchestration.calling_role());
 END
 $$;
-COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) IS
-  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, creates the run); called only by that trigger, through fmgr';
+COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[]) IS
+  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, builds the context, creates the run); called only by that trigger, through fmgr';
 
 -- ---------------------------------------------------------------------------------------
 -- Node state transitions.

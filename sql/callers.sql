@@ -74,3 +74,69 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT orchestration.wait_for_run(:third_run, 1);
 ROLLBACK;
 SELECT orchestration.cancel_run(:third_run);
+
+-- Idempotent definitions: the same spec again changes nothing and returns the same id; a
+-- changed one updates (a workflow gets a new version, its runs keep theirs).
+SELECT orchestration.put_agent(121, '{"name": "echo", "type": "RULE", "function": "public.callers_echo", "description": "says it back", "capabilities": [{"name": "say"}]}') = :echo_id AS same_id;
+SELECT updated_at AS echo_updated FROM orchestration.agents WHERE id = :echo_id \gset
+SELECT orchestration.put_agent(121, '{"name": "echo", "type": "RULE", "function": "public.callers_echo", "description": "says it back", "capabilities": [{"name": "say"}]}') = :echo_id AS same_id_again,
+       (SELECT updated_at FROM orchestration.agents WHERE id = :echo_id) = :'echo_updated' AS unchanged;
+SELECT orchestration.put_agent(121, '{"name": "echo", "type": "RULE", "function": "public.callers_echo", "description": "changed", "capabilities": [{"name": "say"}]}') = :echo_id AS same_id_changed;
+SELECT description, updated_at > :'echo_updated' AS updated FROM orchestration.agents WHERE id = :echo_id;
+SELECT orchestration.put_agent(121, '{"name": "fresh", "type": "RULE", "function": "public.callers_echo", "capabilities": [{"name": "say"}]}') > :echo_id AS registered;
+SELECT orchestration.put_workflow(121, '{"name": "solo", "nodes": [{"id": "a", "agent": "echo", "action": "say"}]}') AS solo_id \gset
+SELECT orchestration.put_workflow(121, '{"name": "solo", "nodes": [{"id": "a", "agent": "echo", "action": "say"}]}') = :solo_id AS same_id;
+SELECT orchestration.get_workflow(:solo_id)->'version' AS version;
+SELECT orchestration.start_workflow(121, 'solo') AS solo_run \gset
+SELECT orchestration.put_workflow(121, '{"name": "solo", "nodes": [{"id": "a", "agent": "echo", "action": "say"}, {"id": "b", "agent": "echo", "action": "say"}]}') = :solo_id AS same_id_changed;
+SELECT orchestration.get_workflow(:solo_id)->'version' AS version;
+SELECT workflow_version, (SELECT count(*) FROM orchestration.workflow_run_nodes WHERE run_id = :solo_run) AS nodes
+FROM orchestration.workflow_runs WHERE id = :solo_run;
+SELECT orchestration.archive_workflow(121, 'solo');
+SELECT orchestration.put_workflow(121, '{"name": "solo", "nodes": [{"id": "a", "agent": "echo", "action": "say"}, {"id": "b", "agent": "echo", "action": "say"}]}') = :solo_id AS same_id;
+SELECT orchestration.get_workflow(:solo_id)->>'status' AS status_after_put, orchestration.get_workflow(:solo_id)->'version' AS version;
+SELECT orchestration.put_workflow(121, NULL);
+SELECT orchestration.put_agent(121, '{"name": "echo", "type": "RULE"}');
+
+-- A RULE function learns what it was called for: one function, two capabilities.
+CREATE FUNCTION public.callers_tools(input jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT CASE orchestration.rule_call()->>'capability'
+           WHEN 'upper' THEN jsonb_build_object('text', upper(input->>'text'))
+           WHEN 'length' THEN jsonb_build_object('length', length(input->>'text')) END
+         || jsonb_build_object('call', orchestration.rule_call() - 'run_id') $$;
+SELECT orchestration.put_agent(121, '{"name": "tools", "type": "RULE", "function": "public.callers_tools", "capabilities": [{"name": "upper"}, {"name": "length"}]}') > 0 AS registered;
+SELECT orchestration.put_workflow(121, $${"name": "text", "nodes": [
+  {"id": "shout", "agent": "tools", "action": "upper", "inputs": {"text": "{{ context.text }}"}},
+  {"id": "count", "agent": "tools", "action": "length", "inputs": {"text": "{{ context.text }}"}}]}$$) > 0 AS created;
+SELECT orchestration.start_workflow(121, 'text', '{"text": "hello"}') AS text_run \gset
+SELECT orchestration.wait_for_run(:text_run, 30)->>'status' AS status;
+SELECT node_key, output FROM orchestration.workflow_run_nodes WHERE run_id = :text_run ORDER BY node_key;
+SELECT orchestration.rule_call() IS NULL AS null_outside_an_attempt;
+
+-- Trigger starts: chosen columns as the context, and the run id found in the same
+-- transaction (a rolled-back savepoint takes its run with it).
+CREATE TABLE public.callers_orders (id int PRIMARY KEY, customer text, total numeric);
+CREATE TRIGGER callers_start AFTER INSERT OR DELETE ON public.callers_orders FOR EACH ROW
+  EXECUTE FUNCTION orchestration.start_workflow_trigger('121', 'solo', 'order_id=id', 'customer');
+BEGIN;
+SELECT orchestration.started_runs() AS none_yet;
+INSERT INTO public.callers_orders VALUES (7, 'acme', 10);
+SAVEPOINT s;
+INSERT INTO public.callers_orders VALUES (8, 'undone', 1);
+ROLLBACK TO SAVEPOINT s;
+SAVEPOINT t;
+INSERT INTO public.callers_orders VALUES (9, 'kept', 2);
+RELEASE SAVEPOINT t;
+SELECT cardinality(orchestration.started_runs()) AS started,
+       (SELECT array_agg(context ORDER BY id) FROM orchestration.workflow_runs WHERE id = ANY (orchestration.started_runs())) AS contexts;
+DELETE FROM public.callers_orders WHERE id = 7;
+SELECT (SELECT context FROM orchestration.workflow_runs WHERE id = (orchestration.started_runs())[3]) AS delete_context;
+COMMIT;
+SELECT orchestration.started_runs() AS none_after_commit;
+CREATE TRIGGER callers_bad AFTER UPDATE ON public.callers_orders FOR EACH ROW
+  EXECUTE FUNCTION orchestration.start_workflow_trigger('121', 'solo', 'who=customer_name');
+UPDATE public.callers_orders SET total = 3 WHERE id = 9;
+DROP TRIGGER callers_bad ON public.callers_orders;
+CREATE TRIGGER callers_bad AFTER UPDATE ON public.callers_orders FOR EACH ROW
+  EXECUTE FUNCTION orchestration.start_workflow_trigger('121', 'solo', '=id');
+UPDATE public.callers_orders SET total = 3 WHERE id = 9;

@@ -42,6 +42,14 @@ ALTER TABLE orchestration.workflows ALTER COLUMN updated_by SET NOT NULL;
 COMMENT ON COLUMN orchestration.workflows.updated_by IS
   'The role that last created or changed the workflow: it vouches for its trigger, so runs a NATS message starts count as started by it (also for four-eyes approvals)';
 
+-- put_agent and put_workflow: the digest of the spec last stored.
+ALTER TABLE orchestration.agents ADD COLUMN spec_digest text;
+COMMENT ON COLUMN orchestration.agents.spec_digest IS
+  'md5 of the normalized spec last stored (register_agent, update_agent); put_agent changes nothing when it is the same';
+ALTER TABLE orchestration.workflows ADD COLUMN spec_digest text;
+COMMENT ON COLUMN orchestration.workflows.spec_digest IS
+  'md5 of the normalized spec last stored (create_workflow, update_workflow); put_workflow changes nothing when it is the same. NULL after archive_workflow';
+
 -- An approval pins the agent it was given for. Approvals given before the upgrade pin
 -- nothing: a node approved then but not yet run is asked about again.
 ALTER TABLE orchestration.workflow_approvals ADD COLUMN agent_pin text;
@@ -201,7 +209,8 @@ BEGIN
       -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
       -- more privileged, one: whoever points the agent at a function vouches for it.
       runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
-      updated_at = now()
+      updated_at = now(),
+      spec_digest = md5(spec::text)
     WHERE a.id = stored_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'agent "%" already exists in project %', spec->>'name', project_id
@@ -429,6 +438,7 @@ BEGIN
   JOIN orchestration.agents a
     ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
   ORDER BY e.ordinal;
+  UPDATE orchestration.workflows w SET spec_digest = md5(spec::text) WHERE w.id = store_workflow_nodes.workflow_id;
 END
 $$;
 
@@ -496,6 +506,23 @@ BEGIN
 END
 $$;
 
+-- The runs started in the current transaction (by start_workflow, a table trigger or a
+-- NATS message the relay turned into runs), kept by the backend: a writer finds the run its
+-- INSERT started. A rolled-back savepoint drops its runs; the list ends with the transaction.
+CREATE FUNCTION orchestration.note_started_run(run_id bigint) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_note_started_run';
+COMMENT ON FUNCTION orchestration.note_started_run(bigint) IS
+  'Internal (create_run): remembers a run started in this transaction, for started_runs()';
+
+-- Ids only: a run a trigger started in a project the writer lacks (the table's owner has
+-- it) stays invisible to the writer; its id says no more than that the trigger fired.
+CREATE FUNCTION orchestration.started_runs() RETURNS bigint[]
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_started_runs';
+COMMENT ON FUNCTION orchestration.started_runs() IS
+  'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
+
 CREATE OR REPLACE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
                                          context jsonb, started_by name)
 RETURNS bigint
@@ -537,6 +564,7 @@ BEGIN
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
   PERFORM orchestration.wake_scheduler();
+  PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
 $$;
@@ -544,9 +572,12 @@ $$;
 CREATE OR REPLACE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'orch_start_workflow_trigger';
+COMMENT ON FUNCTION orchestration.start_workflow_trigger() IS
+$$Trigger function: CREATE TRIGGER ... AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION orchestration.start_workflow_trigger('<project_id>', '<workflow>') starts a run for every row change, in the same transaction, with context {table, operation, new, old}; with more arguments, each '<key>=<column>' (or '<column>', its own key), the context is those columns of the row instead (the new row; the old one for DELETE). started_runs() gives the run's id. The table's owner needs orchestration_operator and the project$$;
 
 CREATE FUNCTION orchestration.start_run_from_trigger(table_oid oid, project_arg text, workflow text,
-                                                     operation text, new_row jsonb, old_row jsonb)
+                                                     operation text, new_row jsonb, old_row jsonb,
+                                                     mapping text[])
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -557,6 +588,11 @@ DECLARE
   table_name text;
   quoted_name text;
   target orchestration.workflows;
+  context jsonb;
+  row_json jsonb := coalesce(new_row, old_row);
+  item text;
+  context_key text;
+  column_name text;
 BEGIN
   BEGIN
     project := project_arg::integer;
@@ -578,10 +614,28 @@ BEGIN
                     table_name, workflow, project
       USING ERRCODE = 'undefined_object';
   END IF;
-  RETURN orchestration.create_run(
-    target, 'table:' || quoted_name,
-    jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row),
-    orchestration.calling_role());
+  IF cardinality(mapping) = 0 THEN
+    context := jsonb_build_object('table', table_name, 'operation', operation, 'new', new_row, 'old', old_row);
+  ELSE
+    -- The columns the trigger names, under the keys it gives them.
+    context := '{}';
+    FOREACH item IN ARRAY mapping LOOP
+      context_key := CASE WHEN position('=' IN item) > 0 THEN trim(split_part(item, '=', 1)) ELSE trim(item) END;
+      column_name := CASE WHEN position('=' IN item) > 0 THEN trim(substr(item, position('=' IN item) + 1)) ELSE trim(item) END;
+      IF context_key = '' OR column_name = '' THEN
+        RAISE EXCEPTION 'start_workflow_trigger on %: "%" is not <key>=<column> or <column>', table_name, item
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      IF NOT row_json ? column_name THEN
+        RAISE EXCEPTION 'start_workflow_trigger on %: the table has no column "%"', table_name, column_name
+          USING ERRCODE = 'undefined_column',
+                HINT = 'Its columns: ' || (SELECT string_agg(a.attname, ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                                            WHERE a.attrelid = table_oid AND a.attnum > 0 AND NOT a.attisdropped) || '.';
+      END IF;
+      context := context || jsonb_build_object(context_key, row_json->column_name);
+    END LOOP;
+  END IF;
+  RETURN orchestration.create_run(target, 'table:' || quoted_name, context, orchestration.calling_role());
 END
 $$;
 
@@ -888,8 +942,8 @@ COMMENT ON FUNCTION orchestration.update_agent(bigint, jsonb) IS
 COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
   'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
 
-COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) IS
-  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, creates the run); called only by that trigger, through fmgr';
+COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[]) IS
+  'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, builds the context, creates the run); called only by that trigger, through fmgr';
 
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
   'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
@@ -1505,11 +1559,91 @@ COMMENT ON FUNCTION orchestration.cancel_run(bigint, text) IS
   'Cancels a live run: no node starts any more, running containers are stopped, waiting approvals are closed, and the run ends CANCELLED with the reason. Requires orchestration_operator and the project';
 
 
+CREATE FUNCTION orchestration.rule_call() RETURNS jsonb
+-- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt.
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'orch_rule_call';
+COMMENT ON FUNCTION orchestration.rule_call() IS
+  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
+
+-- For deploy scripts: the agent as the spec says, whether or not it exists. The same
+-- spec again changes nothing (not even updated_at) and returns the same id.
+CREATE FUNCTION orchestration.put_agent(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  existing orchestration.agents;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'agent spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_agent_spec(spec);
+  SELECT * INTO existing FROM orchestration.agents a
+  WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name' FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN orchestration.register_agent(project_id, spec);
+  END IF;
+  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+    RETURN existing.id;
+  END IF;
+  PERFORM orchestration.update_agent(existing.id, spec);
+  RETURN existing.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.put_agent(integer, jsonb) IS
+  'Registers the agent, or updates the one of that name to the spec; the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+
+-- For deploy scripts, as put_agent: a changed spec is a new version of the workflow
+-- (runs already started keep theirs); the same spec again changes nothing.
+CREATE FUNCTION orchestration.put_workflow(project_id integer, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  normalized jsonb;
+  existing orchestration.workflows;
+BEGIN
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  normalized := orchestration.normalize_workflow_spec(spec);
+  SELECT * INTO existing FROM orchestration.workflows w
+  WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name' FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN orchestration.create_workflow(project_id, spec);
+  END IF;
+  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+    RETURN existing.id;
+  END IF;
+  PERFORM orchestration.update_workflow(existing.id, spec);
+  RETURN existing.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.put_workflow(integer, jsonb) IS
+  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+
+CREATE OR REPLACE FUNCTION orchestration.archive_workflow(workflow_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  target record := orchestration.workflow_for_write(workflow_id);
+BEGIN
+  -- No longer the spec last put: putting it again brings the workflow back.
+  UPDATE orchestration.workflows w SET status = 'ARCHIVED', updated_at = now(), spec_digest = NULL
+  WHERE w.id = archive_workflow.workflow_id;
+END
+$$;
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.in_rule_attempt() FROM PUBLIC;
-REVOKE ALL ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.note_crash(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.agent_pin(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) FROM PUBLIC;
@@ -1541,3 +1675,9 @@ GRANT EXECUTE ON FUNCTION orchestration.approve_node(bigint, text, text), orches
 GRANT EXECUTE ON FUNCTION orchestration.update_agent(integer, text, jsonb), orchestration.delete_agent(integer, text),
   orchestration.update_workflow(integer, text, jsonb), orchestration.archive_workflow(integer, text)
   TO orchestration_admin;
+REVOKE ALL ON FUNCTION orchestration.rule_call() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.rule_call() TO orchestration_admin, orchestration_operator, orchestration_approver;
+REVOKE ALL ON FUNCTION orchestration.note_started_run(bigint), orchestration.started_runs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.started_runs() TO orchestration_admin, orchestration_operator, orchestration_approver;
+REVOKE ALL ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.put_workflow(integer, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.put_workflow(integer, jsonb) TO orchestration_admin;

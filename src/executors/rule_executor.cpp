@@ -23,6 +23,7 @@ namespace {
 // Set only around the function call, in this process; reset after every attempt, also
 // when the call raised (run_rule resets it after the subtransaction).
 Oid attempt_role = InvalidOid;
+const char* attempt_call = nullptr;  // rule_attempt_call(); set and reset with attempt_role
 
 // Everything the subtransaction needs and produces, as plain data: run_subtransaction's
 // body may not hold C++ objects.
@@ -30,6 +31,7 @@ struct Call {
   Oid function;
   Oid role;
   const char* input;
+  const char* description;  // rule_call()'s answer
   int timeout_ms;
   bool returned_null;
   char* output;  // palloc'd jsonb text
@@ -53,6 +55,7 @@ void call_rule_function(void* arg) {
   SetUserIdAndSecContext(call->role,
                          saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   attempt_role = call->role;
+  attempt_call = call->description;
   if (call->timeout_ms > 0) enable_timeout_after(STATEMENT_TIMEOUT, call->timeout_ms);
 
   Datum input = DirectFunctionCall1(jsonb_in, CStringGetDatum(call->input));
@@ -77,7 +80,7 @@ void call_rule_function(void* arg) {
 }  // namespace
 
 RuleOutcome run_rule(const std::string& function, const std::string& role,
-                     const std::string& input, int timeout_seconds) {
+                     const std::string& input, int timeout_seconds, const std::string& description) {
   RuleOutcome outcome;
   Oid function_oid = pg::guard([&] {
     return DatumGetObjectId(
@@ -121,9 +124,10 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
     return outcome;
   }
 
-  Call call{function_oid, role_oid, input.c_str(), timeout_seconds * 1000, false, nullptr};
+  Call call{function_oid, role_oid, input.c_str(), description.c_str(), timeout_seconds * 1000, false, nullptr};
   auto error = pg::run_subtransaction(call_rule_function, &call);
   attempt_role = InvalidOid;
+  attempt_call = nullptr;
   // Whatever happened, the timer must not fire later, in the scheduler's own work, and no
   // session-level advisory lock the function took may outlive its attempt.
   pg::guard([] {
@@ -148,5 +152,7 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
 }
 
 unsigned int rule_attempt_role() { return attempt_role; }
+
+const char* rule_attempt_call() { return attempt_call; }
 
 }  // namespace orch::executors

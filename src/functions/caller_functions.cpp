@@ -8,6 +8,7 @@
 extern "C" {
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 }
 
 namespace {
@@ -41,3 +42,12 @@ ORCH_SQL_FUNCTION(orch_calling_login) {
 
 // in_rule_attempt() returns boolean: whether a RULE agent's function is the caller.
 ORCH_SQL_FUNCTION(orch_in_rule_attempt) { return BoolGetDatum(orch::executors::rule_attempt_role() != InvalidOid); }
+
+// rule_call() returns jsonb: inside a RULE attempt, what it was called for
+// ({"capability", "agent", "run_id", "node", "attempt"}); NULL elsewhere. One function
+// can serve several capabilities of its agent this way.
+ORCH_SQL_FUNCTION(orch_rule_call) {
+  const char* call = orch::executors::rule_attempt_call();
+  if (!call) PG_RETURN_NULL();
+  return orch::pg::guard([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(call)); });
+}

@@ -12,6 +12,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "nodes/primnodes.h"
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
@@ -26,7 +27,7 @@ namespace {
 
 constexpr const char* kHint =
     "CREATE TRIGGER ... AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION "
-    "orchestration.start_workflow_trigger('<project_id>', '<workflow>');";
+    "orchestration.start_workflow_trigger('<project_id>', '<workflow>' [, '<key>=<column>' | '<column>' ...]);";
 
 // The row as jsonb, computed as the writer (the current user), through to_jsonb(record).
 Datum row_jsonb(HeapTuple tuple, TupleDesc descriptor) {
@@ -53,8 +54,8 @@ Datum row_jsonb(HeapTuple tuple, TupleDesc descriptor) {
 ORCH_SQL_FUNCTION(orch_start_workflow_trigger) {
   bool as_trigger = CALLED_AS_TRIGGER(fcinfo);
   TriggerData* trigger = as_trigger ? reinterpret_cast<TriggerData*>(fcinfo->context) : nullptr;
-  if (!trigger || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) || trigger->tg_trigger->tgnargs != 2)
-    throw orch::UserError("orchestration.start_workflow_trigger must be a FOR EACH ROW trigger with two arguments",
+  if (!trigger || !TRIGGER_FIRED_FOR_ROW(trigger->tg_event) || trigger->tg_trigger->tgnargs < 2)
+    throw orch::UserError("orchestration.start_workflow_trigger must be a FOR EACH ROW trigger with at least two arguments",
                           "", kHint);
   TriggerEvent event = trigger->tg_event;
   const char* operation = TRIGGER_FIRED_BY_INSERT(event)   ? "INSERT"
@@ -76,18 +77,24 @@ ORCH_SQL_FUNCTION(orch_start_workflow_trigger) {
 
     Oid start = DatumGetObjectId(DirectFunctionCall1(
         to_regprocedure,
-        CStringGetTextDatum("orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb)")));
+        CStringGetTextDatum("orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[])")));
     if (start == InvalidOid) elog(ERROR, "orchestration.start_run_from_trigger is missing; reinstall the extension");
     FmgrInfo flinfo;
     fmgr_info(start, &flinfo);
-    LOCAL_FCINFO(call, 6);
-    InitFunctionCallInfoData(*call, &flinfo, 6, InvalidOid, nullptr, nullptr);
+    // The arguments after the workflow choose the context's keys (start_run_from_trigger).
+    int mapped = trigger->tg_trigger->tgnargs - 2;
+    Datum* columns = static_cast<Datum*>(palloc(sizeof(Datum) * (mapped > 0 ? mapped : 1)));
+    for (int i = 0; i < mapped; ++i) columns[i] = CStringGetTextDatum(trigger->tg_trigger->tgargs[i + 2]);
+    ArrayType* mapping = construct_array(columns, mapped, TEXTOID, -1, false, TYPALIGN_INT);
+    LOCAL_FCINFO(call, 7);
+    InitFunctionCallInfoData(*call, &flinfo, 7, InvalidOid, nullptr, nullptr);
     call->args[0] = {ObjectIdGetDatum(RelationGetRelid(relation)), false};
     call->args[1] = {CStringGetTextDatum(trigger->tg_trigger->tgargs[0]), false};
     call->args[2] = {CStringGetTextDatum(trigger->tg_trigger->tgargs[1]), false};
     call->args[3] = {CStringGetTextDatum(operation), false};
     call->args[4] = {new_json, new_row == nullptr};
     call->args[5] = {old_json, old_row == nullptr};
+    call->args[6] = {PointerGetDatum(mapping), false};
     FunctionCallInvoke(call);
     return PointerGetDatum(new_row ? new_row : old_row);  // what a BEFORE trigger must return
   });

@@ -411,8 +411,12 @@ void process_node(const std::vector<Value>& node, Round& round) {
   std::string started = now_text();
   int timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
   rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
+  // What rule_call() tells the function: the capability it was called for, and where.
+  nlohmann::json call = {{"capability", *node[kAction]},       {"agent", *node[kAgentName]},
+                         {"run_id", std::stoll(*node[kRunId])}, {"node", *node[kNodeKey]},
+                         {"attempt", std::stoi(*node[kAttempt]) + 1}};
   executors::RuleOutcome outcome =
-      executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds);
+      executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds, call.dump());
   // Stopped by the scheduler, which records the attempt as timed out: this transaction
   // must not record it too (the SIGTERM ends the process soon).
   if (!rule_pool::attempt_ended())

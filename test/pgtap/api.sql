@@ -1,7 +1,7 @@
 -- The SQL API exists with the documented signatures, and every table, view and function
 -- explains itself in \d+ and \df+.
 BEGIN;
-SELECT plan(49);
+SELECT plan(53);
 
 SELECT has_extension('pg_orchestration');
 SELECT function_returns('orchestration', 'register_agent', ARRAY['integer', 'jsonb'], 'bigint');
@@ -34,6 +34,10 @@ SELECT function_returns('orchestration', 'approve_node', ARRAY['bigint', 'text',
 SELECT function_returns('orchestration', 'reject_node', ARRAY['bigint', 'text', 'text'], 'void');
 SELECT function_returns('orchestration', 'find_agent', ARRAY['integer', 'text'], 'bigint');
 SELECT function_returns('orchestration', 'find_workflow', ARRAY['integer', 'text'], 'bigint');
+SELECT function_returns('orchestration', 'put_agent', ARRAY['integer', 'jsonb'], 'bigint');
+SELECT function_returns('orchestration', 'put_workflow', ARRAY['integer', 'jsonb'], 'bigint');
+SELECT function_returns('orchestration', 'started_runs', ARRAY[]::text[], 'bigint[]');
+SELECT function_returns('orchestration', 'rule_call', ARRAY[]::text[], 'jsonb');
 SELECT function_returns('orchestration', 'approve', ARRAY['bigint', 'text'], 'void');
 SELECT function_returns('orchestration', 'reject', ARRAY['bigint', 'text'], 'void');
 SELECT has_view('orchestration', 'run_summary', 'view run_summary');

@@ -112,7 +112,9 @@ void on_transaction_end(XactEvent event, void*) {
       wake_waiters_of(MyDatabaseId);  // events were written: a run or a node changed
     }
     for (bool& requested : wake_requested) requested = false;
-  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
+    // A prepared transaction commits later, perhaps in another backend: its work is found
+    // by the next poll.
     release_transaction_slots();
     for (bool& requested : wake_requested) requested = false;
   }

@@ -55,7 +55,7 @@ SELECT orchestration.start_workflow(1, 'leak-check', $${"repo": "payments-api",
 SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 
 \echo '== The run waits for a human'
-SELECT approval_id, workflow, node, agent, started_by FROM orchestration.pending_approvals;
+SELECT approval_id, workflow, node_key, agent, started_by FROM orchestration.pending_approvals;
 RESET ROLE;
 SET ROLE demo_reviewer;
 SELECT orchestration.approve(approval_id, 'real leak, tell them') FROM orchestration.pending_approvals WHERE run_id = :run_id;
@@ -65,7 +65,7 @@ SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 
 \echo '== What happened'
 SELECT run_id, workflow, status, nodes, succeeded, skipped, percent_done FROM orchestration.run_summary WHERE run_id = :run_id;
-SELECT node, agent, status, attempt, exit_code, log_tail, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level;
+SELECT node_key, agent, status, attempt, exit_code, log_tail, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level;
 SELECT output->>'message' AS message FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND node_key = 'notify';
 SELECT type, subject FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
 

@@ -213,7 +213,7 @@ CREATE TABLE orchestration.agent_runs (
   project_id       integer NOT NULL,
   agent_id         bigint REFERENCES orchestration.agents ON DELETE SET NULL,
   agent_name       text NOT NULL,
-  workflow_run_id  bigint REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_id           bigint REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
   run_node_id      bigint REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
   attempt          integer NOT NULL,
   input_json       jsonb NOT NULL,
@@ -227,20 +227,23 @@ CREATE TABLE orchestration.agent_runs (
   scheduler_round  bigint,
   started_at       timestamptz NOT NULL DEFAULT now(),
   finished_at      timestamptz,
-  duration_ms      integer
+  duration_ms      integer,
+  node_key         text
 );
 CREATE INDEX ON orchestration.agent_runs (agent_id, status);
-CREATE INDEX ON orchestration.agent_runs (workflow_run_id);
+CREATE INDEX ON orchestration.agent_runs (run_id);
 CREATE INDEX ON orchestration.agent_runs (run_node_id);
 COMMENT ON TABLE orchestration.agent_runs IS
   'History of every attempt of every agent: input, output, status, error, exit code, log tail and timings';
+COMMENT ON COLUMN orchestration.agent_runs.node_key IS
+  'The node of the run this attempt was of (its key in the workflow)';
 COMMENT ON COLUMN orchestration.agent_runs.traceparent IS
   'The attempt''s W3C traceparent: a span of its own in its run''s trace (a container got it as TRACEPARENT)';
 
 CREATE TABLE orchestration.workflow_approvals (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id       integer NOT NULL,
-  workflow_run_id  bigint NOT NULL REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_id           bigint NOT NULL REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
   run_node_id      bigint NOT NULL REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
   node_key         text NOT NULL,
   status           orchestration.approval_status NOT NULL DEFAULT 'PENDING',
@@ -251,7 +254,7 @@ CREATE TABLE orchestration.workflow_approvals (
   notes            text,
   agent_pin        text
 );
-CREATE INDEX ON orchestration.workflow_approvals (workflow_run_id, status);
+CREATE INDEX ON orchestration.workflow_approvals (run_id, status);
 CREATE INDEX workflow_approvals_expiry ON orchestration.workflow_approvals (expires_at)
   WHERE status = 'PENDING';
 CREATE UNIQUE INDEX workflow_approvals_one_pending ON orchestration.workflow_approvals (run_node_id)

@@ -34,7 +34,7 @@ BEGIN
              'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
                                         'traceparent', r.traceparent)
                      || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
-                             ELSE jsonb_build_object('node', u.node_key) END
+                             ELSE jsonb_build_object('node_key', u.node_key) END
                      || coalesce(u.data, '{}'))
     FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY

@@ -354,7 +354,7 @@ BEGIN
   END LOOP;
   UPDATE orchestration.workflow_approvals a
      SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
-   WHERE a.workflow_run_id = node.run_id AND a.status = 'PENDING';
+   WHERE a.run_id = node.run_id AND a.status = 'PENDING';
   PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
             jsonb_build_object('status', 'FAILED', 'error',
                                format('node "%s" failed: %s', node.node_key, fail_node.error)));
@@ -448,10 +448,10 @@ BEGIN
     JOIN orchestration.workflow_runs r ON r.id = n.run_id
   ), kept AS (
     INSERT INTO orchestration.agent_runs
-      (project_id, agent_id, agent_name, workflow_run_id, run_node_id, attempt, input_json,
+      (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
        output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
        started_at, finished_at, duration_ms, traceparent)
-    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.number, t.input, t.output,
+    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
            CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
            t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
            t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
@@ -748,7 +748,7 @@ BEGIN
   SELECT ap.id INTO previous_id FROM orchestration.workflow_approvals ap
   WHERE ap.run_node_id = node_id AND ap.status = 'APPROVED' ORDER BY ap.id DESC LIMIT 1;
   INSERT INTO orchestration.workflow_approvals AS ap
-    (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
+    (project_id, run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
   VALUES (node.project_id, node.run_id, node.id, node.node_key, requested,
           CASE WHEN approval_timeout_seconds > 0
                THEN requested + make_interval(secs => approval_timeout_seconds) END,
@@ -917,7 +917,7 @@ BEGIN
   END LOOP;
   UPDATE orchestration.workflow_approvals a
      SET status = 'REJECTED', responded_at = now(), notes = 'run ' || message
-   WHERE a.workflow_run_id = run_id AND a.status = 'PENDING';
+   WHERE a.run_id = cancel_run.run_id AND a.status = 'PENDING';
   PERFORM orchestration.emit_event((target.run).project_id, 'run', 'cancelled', run_id, NULL,
             jsonb_build_object('status', 'CANCELLED', 'error', message));
   PERFORM orchestration.wake_scheduler();
@@ -967,14 +967,14 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT jsonb_build_object(
-           'id', r.id, 'project_id', r.project_id, 'workflow', w.name,
+           'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
            'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
            'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
            'nodes', coalesce((
              SELECT jsonb_agg(jsonb_build_object(
-                      'id', n.node_key, 'status', n.status, 'attempt', n.attempt,
+                      'node_key', n.node_key, 'status', n.status, 'attempt', n.attempt,
                       'output', n.output, 'error', n.error, 'skip_reason', n.skip_reason,
                       'started_at', n.started_at, 'finished_at', n.finished_at,
                       'duration_ms', (extract(epoch FROM n.finished_at - n.started_at) * 1000)::bigint)

@@ -28,8 +28,8 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Approvals are answered by people, with approve() or reject() in their own sessions.';
   END IF;
-  PERFORM orchestration.reserve_run(approval.workflow_run_id);
-  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+  PERFORM orchestration.reserve_run(approval.run_id);
+  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.run_id FOR UPDATE;
   SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
   IF approval.status <> 'PENDING' THEN
     RAISE EXCEPTION 'approval % was already answered: %', approval_id,
@@ -44,7 +44,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'The scheduler rejects expired approvals and fails their nodes; retry the run with orchestration.retry_run() to ask again.';
   END IF;
-  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id;
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.run_id;
   -- Four eyes compare people, not roles: the login that started the run may not answer
   -- it under any role it can switch to (SET ROLE to a group it belongs to included).
   IF coalesce(current_setting('orchestration.approval_four_eyes', true), 'off') IN ('on', 'true', '1')
@@ -59,7 +59,7 @@ BEGIN
    WHERE a.id = approval_id
   RETURNING * INTO approval;
   PERFORM orchestration.emit_event(approval.project_id, 'approval', lower(answer::text),
-            approval.workflow_run_id, approval.node_key,
+            approval.run_id, approval.node_key,
             jsonb_build_object('approval_id', approval_id, 'status', answer,
                                'responded_by', caller, 'notes', notes));
   RETURN approval;
@@ -77,7 +77,7 @@ DECLARE
 BEGIN
   UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING'
    WHERE n.id = approval.run_node_id AND n.status = 'WAITING_APPROVAL';
-  PERFORM orchestration.refresh_run(approval.workflow_run_id);
+  PERFORM orchestration.refresh_run(approval.run_id);
   PERFORM orchestration.wake_scheduler();
 END
 $$;
@@ -114,7 +114,7 @@ BEGIN
   LOOP
     -- The run's row first (see the lock order in 70_runs.sql); a run someone else is
     -- changing right now is left for the next pass.
-    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = due.workflow_run_id
+    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = due.run_id
       FOR UPDATE SKIP LOCKED;
     CONTINUE WHEN NOT FOUND;
     UPDATE orchestration.workflow_approvals a
@@ -124,7 +124,7 @@ BEGIN
     RETURNING * INTO expired;
     CONTINUE WHEN NOT FOUND;
     PERFORM orchestration.emit_event(expired.project_id, 'approval', 'expired',
-              expired.workflow_run_id, expired.node_key,
+              expired.run_id, expired.node_key,
               jsonb_build_object('approval_id', expired.id, 'status', 'REJECTED', 'notes', expired.notes));
     PERFORM orchestration.fail_node(expired.run_node_id, 'approval ' || expired.id || ' ' || expired.notes);
     n := n + 1;
@@ -138,7 +138,7 @@ COMMENT ON FUNCTION orchestration.expire_approvals() IS
 -- Answering by run and node, as an approver knows them ("approve build 7's deploy").
 -- The approval is looked up as the caller (row-level security) and answered by approve
 -- and reject, which check who may answer.
-CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node text) RETURNS bigint
+CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node_key text) RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -146,24 +146,24 @@ DECLARE
   node_status text;
   approval_id bigint;
 BEGIN
-  IF run_id IS NULL OR node IS NULL THEN
-    RAISE EXCEPTION 'run_id and node must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  IF run_id IS NULL OR node_key IS NULL THEN
+    RAISE EXCEPTION 'run_id and node_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = run_id) THEN
+  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = pending_approval_of.run_id) THEN
     RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
   END IF;
   SELECT n.status::text INTO node_status FROM orchestration.workflow_run_nodes n
-  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = node;
+  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = pending_approval_of.node_key;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'run % has no node "%"', run_id, node USING ERRCODE = 'undefined_object',
+    RAISE EXCEPTION 'run % has no node "%"', run_id, node_key USING ERRCODE = 'undefined_object',
       HINT = (SELECT 'Its nodes: ' || string_agg(n.node_key, ', ' ORDER BY n.level, n.node_key) || '.'
               FROM orchestration.workflow_run_nodes n WHERE n.run_id = pending_approval_of.run_id);
   END IF;
   SELECT a.id INTO approval_id FROM orchestration.workflow_approvals a
-  WHERE a.workflow_run_id = run_id AND a.node_key = node AND a.status = 'PENDING'
+  WHERE a.run_id = pending_approval_of.run_id AND a.node_key = pending_approval_of.node_key AND a.status = 'PENDING'
   ORDER BY a.id DESC LIMIT 1;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node, run_id, node_status
+    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node_key, run_id, node_status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   RETURN approval_id;
@@ -172,16 +172,16 @@ $$;
 COMMENT ON FUNCTION orchestration.pending_approval_of(bigint, text) IS
   'The id of the approval a node of a run is waiting for; an error saying why when there is none';
 
-CREATE FUNCTION orchestration.approve_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+CREATE FUNCTION orchestration.approve_node(run_id bigint, node_key text, notes text DEFAULT NULL) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node), notes) $$;
+AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node_key), notes) $$;
 COMMENT ON FUNCTION orchestration.approve_node(bigint, text, text) IS
   'approve by run and node: approves the approval that node is waiting for';
 
-CREATE FUNCTION orchestration.reject_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+CREATE FUNCTION orchestration.reject_node(run_id bigint, node_key text, notes text DEFAULT NULL) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node), notes) $$;
+AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node_key), notes) $$;
 COMMENT ON FUNCTION orchestration.reject_node(bigint, text, text) IS
   'reject by run and node: rejects the approval that node is waiting for';

@@ -24,7 +24,7 @@ COMMENT ON VIEW orchestration.run_summary IS
   'One row per run: workflow, status, how many nodes are in each status, percent done, timings and the error. Filter it: WHERE status = ''RUNNING'' or ORDER BY run_id DESC LIMIT 20';
 
 CREATE VIEW orchestration.node_runs WITH (security_invoker = true) AS
-SELECT n.run_id, n.project_id, w.name AS workflow, n.node_key AS node, a.name AS agent, n.action,
+SELECT n.run_id, n.project_id, w.name AS workflow, n.node_key, a.name AS agent, n.action,
        n.status, n.attempt, n.level, n.started_at, n.finished_at,
        n.finished_at - n.started_at AS duration, n.next_attempt_at,
        coalesce(n.error, n.skip_reason) AS error,
@@ -36,16 +36,16 @@ LEFT JOIN orchestration.agents a ON a.id = n.agent_id
 LEFT JOIN LATERAL (SELECT ar.exit_code, ar.log_tail FROM orchestration.agent_runs ar
                    WHERE ar.run_node_id = n.id ORDER BY ar.attempt DESC LIMIT 1) last ON true;
 COMMENT ON VIEW orchestration.node_runs IS
-  'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node';
+  'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node_key';
 
 CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
-SELECT ap.id AS approval_id, ap.project_id, ap.workflow_run_id AS run_id, w.name AS workflow,
-       ap.node_key AS node, a.name AS agent, n.action, r.started_by,
+SELECT ap.id AS approval_id, ap.project_id, ap.run_id AS run_id, w.name AS workflow,
+       ap.node_key, a.name AS agent, n.action, r.started_by,
        ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting,
        n.resolved_input AS input
 FROM orchestration.workflow_approvals ap
 JOIN orchestration.workflow_run_nodes n ON n.id = ap.run_node_id
-JOIN orchestration.workflow_runs r ON r.id = ap.workflow_run_id
+JOIN orchestration.workflow_runs r ON r.id = ap.run_id
 JOIN orchestration.workflows w ON w.id = r.workflow_id
 LEFT JOIN orchestration.agents a ON a.id = n.agent_id
 WHERE ap.status = 'PENDING';

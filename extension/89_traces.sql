@@ -53,13 +53,13 @@ BEGIN
     SELECT orchestration.otlp_span(
              a.traceparent, r.traceparent, a.agent_name || '.' || n.action, a.started_at, a.finished_at,
              a.status <> 'SUCCESS', a.error,
-             jsonb_build_object('orchestration.project_id', a.project_id, 'orchestration.run_id', a.workflow_run_id,
+             jsonb_build_object('orchestration.project_id', a.project_id, 'orchestration.run_id', a.run_id,
                                 'orchestration.node', n.node_key, 'orchestration.attempt', a.attempt,
                                 'orchestration.agent', a.agent_name, 'orchestration.action', n.action,
                                 'container.id', a.container_id, 'process.exit.code', a.exit_code))
     FROM attempts a
     JOIN orchestration.workflow_run_nodes n ON n.id = a.run_node_id
-    JOIN orchestration.workflow_runs r ON r.id = a.workflow_run_id
+    JOIN orchestration.workflow_runs r ON r.id = a.run_id
     WHERE a.traceparent IS NOT NULL
     ORDER BY a.id;
     PERFORM orchestration.wake_relay();

@@ -28,9 +28,9 @@ SELECT orchestration.start_workflow(41, 'release', '{"version": "1.4.0"}') AS ru
 RESET ROLE;
 SELECT r->>'status' AS status, r->'nodes'->0->>'status' AS build, r->'nodes'->1->>'status' AS publish
 FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
-SELECT approval_id AS approval_id, workflow, node, agent, started_by, expires_at > requested_at AS expires
+SELECT approval_id AS approval_id, workflow, node_key, agent, started_by, expires_at > requested_at AS expires
 FROM orchestration.pending_approvals WHERE run_id = :run_id \gset
-SELECT workflow, node, agent, started_by, input FROM orchestration.pending_approvals WHERE run_id = :run_id;
+SELECT workflow, node_key, agent, started_by, input FROM orchestration.pending_approvals WHERE run_id = :run_id;
 SELECT status, waiting FROM orchestration.run_summary WHERE run_id = :run_id;
 
 -- Only approvers answer, and only in their projects.
@@ -62,7 +62,7 @@ SET ROLE appr_approver;
 SELECT orchestration.reject(approval_id, 'not on a Friday') FROM orchestration.pending_approvals WHERE run_id = :run2;
 RESET ROLE;
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run2, '30 seconds') r;
-SELECT node, status, error FROM orchestration.node_runs WHERE run_id = :run2 ORDER BY level;
+SELECT node_key, status, error FROM orchestration.node_runs WHERE run_id = :run2 ORDER BY level;
 
 -- A node whose condition is false is skipped without asking anyone.
 SELECT orchestration.create_workflow(41, $${"name": "maybe-release", "nodes": [
@@ -70,7 +70,7 @@ SELECT orchestration.create_workflow(41, $${"name": "maybe-release", "nodes": [
   {"id": "publish", "agent": "publisher", "action": "publish", "depends_on": ["build"], "when": "{{ nodes.build.output.ship }}"}]}$$) > 0 AS created;
 SELECT orchestration.start_workflow(41, 'maybe-release', '{"ship": false}') AS run_skip \gset
 SELECT r->>'status' AS status, r->'nodes'->1->>'status' AS publish FROM orchestration.wait_for_run(:run_skip, '30 seconds') r;
-SELECT count(*) AS approvals_asked FROM orchestration.workflow_approvals WHERE workflow_run_id = :run_skip;
+SELECT count(*) AS approvals_asked FROM orchestration.workflow_approvals WHERE run_id = :run_skip;
 
 -- Four eyes: the person (the login) that started the run may not answer its approvals,
 -- neither as itself nor through a group role it switches to. SET SESSION AUTHORIZATION
@@ -92,7 +92,7 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION appr_approver;
 SELECT orchestration.approve(approval_id) FROM orchestration.pending_approvals WHERE run_id = :run3;
 RESET SESSION AUTHORIZATION;
-SELECT status, responded_by FROM orchestration.workflow_approvals WHERE workflow_run_id = :run3 AND node_key = 'publish';
+SELECT status, responded_by FROM orchestration.workflow_approvals WHERE run_id = :run3 AND node_key = 'publish';
 SELECT orchestration.cancel_run(:run3, 'enough');
 ALTER SYSTEM RESET orchestration.approval_four_eyes;
 
@@ -102,11 +102,11 @@ SELECT orchestration.start_workflow(41, 'release', '{"version": "1.6.5"}') AS ru
 SELECT orchestration.wait_for_run(:run35, '30 seconds')->>'status' AS status;
 BEGIN;
 UPDATE orchestration.workflow_approvals SET expires_at = clock_timestamp() - interval '1 second'
-WHERE workflow_run_id = :run35;
+WHERE run_id = :run35;
 DO $$
 BEGIN
   PERFORM orchestration.approve(a.id) FROM orchestration.workflow_approvals a
-  WHERE a.workflow_run_id = (SELECT max(id) FROM orchestration.workflow_runs WHERE project_id = 41);
+  WHERE a.run_id = (SELECT max(id) FROM orchestration.workflow_runs WHERE project_id = 41);
 EXCEPTION WHEN object_not_in_prerequisite_state THEN
   RAISE NOTICE '%', regexp_replace(SQLERRM, 'approval \d+ expired at [^;]*;', 'approval N expired at <time>;');
 END $$;
@@ -129,7 +129,7 @@ BEGIN
     PERFORM pg_sleep(0.1);
   END LOOP;
 END $$;
-SELECT a.status, a.responded_by, a.notes FROM orchestration.workflow_approvals a WHERE a.workflow_run_id = :run4;
+SELECT a.status, a.responded_by, a.notes FROM orchestration.workflow_approvals a WHERE a.run_id = :run4;
 SELECT r->>'status' AS status, regexp_replace(r->>'error', 'approval \d+', 'approval N') AS error
 FROM orchestration.wait_for_run(:run4, '1 second') r;
 ALTER SYSTEM RESET orchestration.approval_timeout;

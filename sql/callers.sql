@@ -39,12 +39,21 @@ SELECT * FROM orchestration.list_runs(121, 'DONE');
 SELECT orchestration.approve_node(:first_run, 'deploy', 'looks good');
 SELECT r->>'status' AS status, r->>'timed_out' AS timed_out
 FROM orchestration.wait_for_run(:first_run, 30, 'finished') r;
-SELECT status, responded_by, notes FROM orchestration.workflow_approvals WHERE workflow_run_id = :first_run;
+SELECT status, responded_by, notes FROM orchestration.workflow_approvals WHERE run_id = :first_run;
 SELECT orchestration.reject_node(:second_run, 'deploy', 'not today');
 SELECT orchestration.wait_for_run(:second_run, '30')->>'status' AS status;
 SELECT orchestration.approve_node(:first_run, 'deploy');
 SELECT orchestration.approve_node(:first_run, 'deplyo');
 SELECT orchestration.approve_node(99999999, 'deploy');
+
+-- The same names in results and events as in tables and views: run_id, node_key.
+SELECT r ? 'run_id' AND NOT r ? 'id' AS says_run_id,
+       r->'nodes'->0 ? 'node_key' AND NOT r->'nodes'->0 ? 'id' AS says_node_key
+FROM orchestration.wait_for_run(:first_run, 0) r;
+SELECT bool_and(payload->'data' ? 'node_key' AND payload->'data' ? 'run_id') AS events_say_node_key
+FROM orchestration.events WHERE run_id = :first_run AND subject LIKE '%/node/%';
+SELECT count(*) = count(node_key) AS every_attempt_has_its_node_key
+FROM orchestration.agent_runs WHERE run_id = :first_run;
 
 -- Events after an id: oldest first, a page at a time.
 SELECT min(id) - 1 AS before_first FROM orchestration.events WHERE run_id = :first_run \gset
@@ -63,7 +72,7 @@ FROM orchestration.wait_for_run(:third_run, 0.2, 'finished') r;
 SELECT orchestration.wait_for_run(:third_run, interval '0 s', 'finished')->>'timed_out' AS interval_form,
        orchestration.wait_for_run(:third_run, 0::smallint, 'finished')->>'timed_out' AS smallint_form,
        orchestration.wait_for_run(:third_run, '0 seconds', 'finished')->>'timed_out' AS text_form;
-SELECT r->>'id' = :'third_run' AS in_order, r->>'status' AS status
+SELECT r->>'run_id' = :'third_run' AS in_order, r->>'status' AS status
 FROM orchestration.wait_for_runs(ARRAY[:third_run, :first_run], 0) r;
 SELECT orchestration.wait_for_run(:third_run, 30, 'done');
 SELECT orchestration.wait_for_run(:third_run, -1);

@@ -46,12 +46,12 @@ SELECT r->>'status' AS status, r->'nodes'->0->'output' AS output FROM orchestrat
 -- Bad input: the node fails before the agent runs; no attempt is made.
 SELECT orchestration.start_workflow(71, 'classify', '{"text": "", "severity": "high"}') AS bad_input \gset
 SELECT r->>'status' AS status, r->'nodes'->0->>'error' AS error FROM orchestration.wait_for_run(:bad_input, '30 seconds') r;
-SELECT count(*) AS attempts FROM orchestration.agent_runs WHERE workflow_run_id = :bad_input;
+SELECT count(*) AS attempts FROM orchestration.agent_runs WHERE run_id = :bad_input;
 
 -- Bad output: the attempt fails and is retried; the bad output is kept on each attempt.
 SELECT orchestration.start_workflow(71, 'classify', '{"text": "x", "severity": "urgent"}') AS bad_output \gset
 SELECT r->>'status' AS status, r->'nodes'->0->>'error' AS error FROM orchestration.wait_for_run(:bad_output, '30 seconds') r;
-SELECT attempt, status, error, output_json FROM orchestration.agent_runs WHERE workflow_run_id = :bad_output ORDER BY attempt;
+SELECT attempt, status, error, output_json FROM orchestration.agent_runs WHERE run_id = :bad_output ORDER BY attempt;
 
 -- A changed contract applies to the next run (the scheduler's compiled copy is refreshed).
 SELECT orchestration.update_agent(:classifier_id, jsonb_set(orchestration.get_agent(:classifier_id),

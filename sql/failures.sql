@@ -31,11 +31,11 @@ SELECT orchestration.create_workflow(51, '{"name": "retry", "nodes": [
 SELECT orchestration.start_workflow(51, 'retry') AS run_id \gset
 SELECT r->>'status' AS status, r->'nodes'->0->>'attempt' AS attempts, r->'nodes'->0->'output' AS output
 FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
-SELECT attempt, status, error FROM orchestration.agent_runs WHERE workflow_run_id = :run_id ORDER BY attempt;
+SELECT attempt, status, error FROM orchestration.agent_runs WHERE run_id = :run_id ORDER BY attempt;
 -- The waits before attempts 2 and 3 were at least 0.2 s and 0.4 s.
 SELECT attempt, waited >= interval '0.2 s' * 2 ^ (attempt - 2) AS backed_off
 FROM (SELECT attempt, started_at - lag(finished_at) OVER (ORDER BY attempt) AS waited
-      FROM orchestration.agent_runs WHERE workflow_run_id = :run_id) a
+      FROM orchestration.agent_runs WHERE run_id = :run_id) a
 WHERE attempt > 1 ORDER BY attempt;
 SELECT type FROM orchestration.events WHERE run_id = :run_id AND type LIKE '%node%' ORDER BY id;
 
@@ -48,7 +48,7 @@ SELECT orchestration.create_workflow(51, '{"name": "give-up", "nodes": [
   {"id": "after", "agent": "pass", "action": "go", "depends_on": ["try"]}]}') > 0 AS created;
 SELECT orchestration.start_workflow(51, 'give-up') AS failed_run \gset
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:failed_run, '30 seconds') r;
-SELECT node, status, attempt, error FROM orchestration.node_runs WHERE run_id = :failed_run ORDER BY level, node;
+SELECT node_key, status, attempt, error FROM orchestration.node_runs WHERE run_id = :failed_run ORDER BY level, node_key;
 
 -- retry_run continues from the failed node; the node that succeeded does not run again.
 SELECT setval('public.flaky_calls', 100) > 0 AS fixed;
@@ -56,7 +56,7 @@ SELECT orchestration.retry_run(:failed_run);
 SELECT r->>'status' AS status FROM orchestration.wait_for_run(:failed_run, '30 seconds') r;
 SELECT n.node_key, count(*) AS attempts, string_agg(r.status::text, ',' ORDER BY r.attempt) AS statuses
 FROM orchestration.agent_runs r JOIN orchestration.workflow_run_nodes n ON n.id = r.run_node_id
-WHERE r.workflow_run_id = :failed_run GROUP BY n.node_key ORDER BY n.node_key;
+WHERE r.run_id = :failed_run GROUP BY n.node_key ORDER BY n.node_key;
 SELECT orchestration.retry_run(:failed_run);
 
 -- A timeout (the agent's limits.timeout_seconds, or the node's timeout_seconds) fails the attempt.
@@ -81,7 +81,7 @@ SELECT orchestration.start_workflow(51, 'unresolved', '{"user": {"id": 7}}') AS 
 SELECT r->>'workflow' AS workflow, r->>'status' AS status, r->'nodes'->0->>'error' AS error
 FROM unnest(ARRAY[:broken_run, :null_run, :unresolved_run]) id, orchestration.wait_for_run(id, '30 seconds') r;
 -- A reference that does not resolve fails the node before any attempt.
-SELECT count(*) AS attempts FROM orchestration.agent_runs WHERE workflow_run_id = :unresolved_run;
+SELECT count(*) AS attempts FROM orchestration.agent_runs WHERE run_id = :unresolved_run;
 
 -- "when": a false condition skips the node; a dependent is skipped too unless it sets
 -- run_if_skipped; the run still succeeds.
@@ -93,7 +93,7 @@ SELECT orchestration.create_workflow(51, $${"name": "conditional", "nodes": [
   {"id": "many", "agent": "pass", "action": "go", "depends_on": ["check"], "when": "{{ nodes.check.output.count }} > 2"}]}$$) > 0 AS created;
 SELECT orchestration.start_workflow(51, 'conditional', '{"notify": false, "count": 3}') AS cond_run \gset
 SELECT orchestration.wait_for_run(:cond_run, '30 seconds')->>'status' AS status;
-SELECT node, status, error AS reason FROM orchestration.node_runs WHERE run_id = :cond_run ORDER BY level, node;
+SELECT node_key, status, error AS reason FROM orchestration.node_runs WHERE run_id = :cond_run ORDER BY level, node_key;
 
 -- cancel_run: nothing else starts; the run ends CANCELLED.
 SELECT orchestration.create_workflow(51, '{"name": "long", "nodes": [
@@ -103,9 +103,9 @@ SELECT orchestration.create_workflow(51, '{"name": "long", "nodes": [
 SELECT orchestration.start_workflow(51, 'long') AS long_run \gset
 SELECT orchestration.cancel_run(:long_run, 'deploy window closed');
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:long_run, '30 seconds') r;
-SELECT node, status FROM orchestration.node_runs WHERE run_id = :long_run AND node <> 'first' ORDER BY node;
+SELECT node_key, status FROM orchestration.node_runs WHERE run_id = :long_run AND node_key <> 'first' ORDER BY node_key;
 SELECT count(*) AS attempts_after_cancel FROM orchestration.agent_runs r JOIN orchestration.workflow_run_nodes n ON n.id = r.run_node_id
-WHERE r.workflow_run_id = :long_run AND n.node_key <> 'first';
+WHERE r.run_id = :long_run AND n.node_key <> 'first';
 SELECT orchestration.cancel_run(:long_run);
 SELECT orchestration.cancel_run(424242);
 
@@ -125,8 +125,8 @@ SELECT orchestration.start_workflow(51, 'doomed') AS run_id \gset
 SELECT r->>'status' AS status, split_part(r->>'error', ' by ', 1) AS error
 FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
 SELECT node_key, status, skip_reason FROM orchestration.workflow_run_nodes WHERE run_id = :run_id ORDER BY node_key;
-SELECT (SELECT count(*) FROM orchestration.agent_runs WHERE workflow_run_id = :run_id) AS attempts,
-       (SELECT count(*) FROM orchestration.workflow_approvals WHERE workflow_run_id = :run_id) AS approvals;
+SELECT (SELECT count(*) FROM orchestration.agent_runs WHERE run_id = :run_id) AS attempts,
+       (SELECT count(*) FROM orchestration.workflow_approvals WHERE run_id = :run_id) AS approvals;
 SELECT type, substring(subject FROM 'node/(.*)$') AS node FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
 
 -- A run keeps the nodes it started with. A node whose agent lost the capability it calls

@@ -30,8 +30,8 @@ SELECT orchestration.start_workflow(95, 'mixed') AS run_id \gset
 SELECT r->>'status' AS status, r->>'error' AS error FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
 -- The five ran in one round; the failure did not undo the successes around it.
 SELECT count(DISTINCT scheduler_round) AS rounds, count(*) AS attempts
-FROM orchestration.agent_runs WHERE workflow_run_id = :run_id;
-SELECT node, status, attempt, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level, node;
+FROM orchestration.agent_runs WHERE run_id = :run_id;
+SELECT node_key, status, attempt, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level, node_key;
 SELECT node_key, skip_reason FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND status = 'SKIPPED';
 -- The output is the input, unchanged, in the node and in its attempt.
 SELECT n.output = n.resolved_input AS node_output_is_input,
@@ -54,7 +54,7 @@ SELECT orchestration.start_workflow(95, 'twenty') AS run_id \gset
 SELECT orchestration.wait_for_run(:run_id, '30 seconds')->>'status' AS status;
 SELECT current_setting('orchestration.max_concurrent_nodes') AS limit,
        count(DISTINCT scheduler_round) AS rounds, count(*) AS attempts
-FROM orchestration.agent_runs WHERE workflow_run_id = :run_id;
+FROM orchestration.agent_runs WHERE run_id = :run_id;
 
 -- record_attempts refuses arrays of different lengths and changes nothing.
 SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['{}'::jsonb, '{}'],

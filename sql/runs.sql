@@ -21,16 +21,16 @@ SELECT orchestration.create_workflow(21, $${"name": "diamond", "nodes": [
 SELECT orchestration.start_workflow(21, 'diamond', '{"start": 10}') AS run_id \gset
 SELECT r->>'status' AS status, r->>'workflow' AS workflow, r->'timed_out' AS timed_out
 FROM orchestration.wait_for_run(:run_id, '30 seconds') r;
-SELECT n->>'id' AS node, n->>'status' AS status, n->'output'->'v' AS v, n->'output'->'seen' AS input
+SELECT n->>'node_key' AS node, n->>'status' AS status, n->'output'->'v' AS v, n->'output'->'seen' AS input
 FROM jsonb_array_elements(orchestration.run_json(:run_id)->'nodes') n;
 -- b and c were dispatched in the same scheduling round, after a and before d.
 SELECT n.node_key, r.scheduler_round - min(r.scheduler_round) OVER () AS round
 FROM orchestration.agent_runs r JOIN orchestration.workflow_run_nodes n ON n.id = r.run_node_id
-WHERE r.workflow_run_id = :run_id ORDER BY round, n.node_key;
+WHERE r.run_id = :run_id ORDER BY round, n.node_key;
 -- The views an operator reads.
 SELECT workflow, status, nodes, succeeded, failed, pending, percent_done, finished_at IS NOT NULL AS finished
 FROM orchestration.run_summary WHERE run_id = :run_id;
-SELECT node, agent, action, status, attempt, level, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level, node;
+SELECT node_key, agent, action, status, attempt, level, error FROM orchestration.node_runs WHERE run_id = :run_id ORDER BY level, node_key;
 -- Every state change left an event, in order.
 SELECT type, substring(subject FROM 'node/(.*)$') AS node FROM orchestration.events WHERE run_id = :run_id ORDER BY id;
 
@@ -49,7 +49,7 @@ SELECT r->>'status' AS status, r->>'workflow_version' AS version, jsonb_array_le
        r->'nodes'->3->'output'->'v' AS d_output
 FROM orchestration.wait_for_run(:pinned_run, '30 seconds') r;
 SELECT orchestration.start_workflow(21, 'diamond', '{}') AS new_run \gset
-SELECT r->>'status' AS status, r->>'workflow_version' AS version, r->'nodes'->0->>'id' AS node
+SELECT r->>'status' AS status, r->>'workflow_version' AS version, r->'nodes'->0->>'node_key' AS node
 FROM orchestration.wait_for_run(:new_run, '30 seconds') r;
 
 -- Bad calls.
@@ -79,5 +79,5 @@ SELECT count(*) AS attempts, count(DISTINCT a.traceparent) AS spans,
        bool_and(substr(a.traceparent, 1, 36) = substr(r.traceparent, 1, 36)) AS in_run_trace,
        bool_and(a.traceparent <> r.traceparent) AS own_spans,
        count(*) FILTER (WHERE r.id = :traced_run AND a.traceparent LIKE '00-0af7651916cd43dd8448eb211c80319c-%') AS in_callers_trace
-FROM orchestration.agent_runs a JOIN orchestration.workflow_runs r ON r.id = a.workflow_run_id
+FROM orchestration.agent_runs a JOIN orchestration.workflow_runs r ON r.id = a.run_id
 WHERE r.project_id = 21;

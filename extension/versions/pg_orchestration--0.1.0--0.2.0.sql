@@ -42,6 +42,57 @@ ALTER TABLE orchestration.workflows ALTER COLUMN updated_by SET NOT NULL;
 COMMENT ON COLUMN orchestration.workflows.updated_by IS
   'The role that last created or changed the workflow: it vouches for its trigger, so runs a NATS message starts count as started by it (also for four-eyes approvals)';
 
+-- One name for one thing: a run is run_id in every table (agent_runs and
+-- workflow_approvals said workflow_run_id), with its index and foreign key as a fresh
+-- install has them; agent_runs gains its node's key; the views say node_key.
+ALTER TABLE orchestration.agent_runs RENAME COLUMN workflow_run_id TO run_id;
+-- An index keeps the column name it was made with: made again.
+DROP INDEX orchestration.agent_runs_workflow_run_id_idx;
+CREATE INDEX ON orchestration.agent_runs (run_id);
+ALTER TABLE orchestration.agent_runs RENAME CONSTRAINT agent_runs_workflow_run_id_fkey TO agent_runs_run_id_fkey;
+ALTER TABLE orchestration.agent_runs ADD COLUMN node_key text;
+UPDATE orchestration.agent_runs a SET node_key = n.node_key
+FROM orchestration.workflow_run_nodes n WHERE n.id = a.run_node_id;
+COMMENT ON COLUMN orchestration.agent_runs.node_key IS
+  'The node of the run this attempt was of (its key in the workflow)';
+ALTER TABLE orchestration.workflow_approvals RENAME COLUMN workflow_run_id TO run_id;
+DROP INDEX orchestration.workflow_approvals_workflow_run_id_status_idx;
+CREATE INDEX ON orchestration.workflow_approvals (run_id, status);
+ALTER TABLE orchestration.workflow_approvals RENAME CONSTRAINT workflow_approvals_workflow_run_id_fkey TO workflow_approvals_run_id_fkey;
+DROP VIEW orchestration.node_runs;
+DROP VIEW orchestration.pending_approvals;
+CREATE VIEW orchestration.node_runs WITH (security_invoker = true) AS
+SELECT n.run_id, n.project_id, w.name AS workflow, n.node_key, a.name AS agent, n.action,
+       n.status, n.attempt, n.level, n.started_at, n.finished_at,
+       n.finished_at - n.started_at AS duration, n.next_attempt_at,
+       coalesce(n.error, n.skip_reason) AS error,
+       last.exit_code, last.log_tail
+FROM orchestration.workflow_run_nodes n
+JOIN orchestration.workflow_runs r ON r.id = n.run_id
+JOIN orchestration.workflows w ON w.id = r.workflow_id
+LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+LEFT JOIN LATERAL (SELECT ar.exit_code, ar.log_tail FROM orchestration.agent_runs ar
+                   WHERE ar.run_node_id = n.id ORDER BY ar.attempt DESC LIMIT 1) last ON true;
+COMMENT ON VIEW orchestration.node_runs IS
+  'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node_key';
+
+CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
+SELECT ap.id AS approval_id, ap.project_id, ap.run_id AS run_id, w.name AS workflow,
+       ap.node_key, a.name AS agent, n.action, r.started_by,
+       ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting,
+       n.resolved_input AS input
+FROM orchestration.workflow_approvals ap
+JOIN orchestration.workflow_run_nodes n ON n.id = ap.run_node_id
+JOIN orchestration.workflow_runs r ON r.id = ap.run_id
+JOIN orchestration.workflows w ON w.id = r.workflow_id
+LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+WHERE ap.status = 'PENDING';
+COMMENT ON VIEW orchestration.pending_approvals IS
+  'Approvals waiting for an answer, with the input the node will run with. Answer with orchestration.approve(approval_id) or orchestration.reject(approval_id)';
+
+GRANT SELECT ON orchestration.node_runs, orchestration.pending_approvals
+  TO orchestration_admin, orchestration_operator, orchestration_approver;
+
 -- put_agent and put_workflow: the digest of the spec last stored.
 ALTER TABLE orchestration.agents ADD COLUMN spec_digest text;
 COMMENT ON COLUMN orchestration.agents.spec_digest IS
@@ -328,7 +379,7 @@ BEGIN
              'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
                                         'traceparent', r.traceparent)
                      || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
-                             ELSE jsonb_build_object('node', u.node_key) END
+                             ELSE jsonb_build_object('node_key', u.node_key) END
                      || coalesce(u.data, '{}'))
     FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
@@ -886,8 +937,8 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Approvals are answered by people, with approve() or reject() in their own sessions.';
   END IF;
-  PERFORM orchestration.reserve_run(approval.workflow_run_id);
-  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id FOR UPDATE;
+  PERFORM orchestration.reserve_run(approval.run_id);
+  PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = approval.run_id FOR UPDATE;
   SELECT * INTO approval FROM orchestration.workflow_approvals a WHERE a.id = approval_id FOR UPDATE;
   IF approval.status <> 'PENDING' THEN
     RAISE EXCEPTION 'approval % was already answered: %', approval_id,
@@ -902,7 +953,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'The scheduler rejects expired approvals and fails their nodes; retry the run with orchestration.retry_run() to ask again.';
   END IF;
-  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.workflow_run_id;
+  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = approval.run_id;
   -- Four eyes compare people, not roles: the login that started the run may not answer
   -- it under any role it can switch to (SET ROLE to a group it belongs to included).
   IF coalesce(current_setting('orchestration.approval_four_eyes', true), 'off') IN ('on', 'true', '1')
@@ -917,7 +968,7 @@ BEGIN
    WHERE a.id = approval_id
   RETURNING * INTO approval;
   PERFORM orchestration.emit_event(approval.project_id, 'approval', lower(answer::text),
-            approval.workflow_run_id, approval.node_key,
+            approval.run_id, approval.node_key,
             jsonb_build_object('approval_id', approval_id, 'status', answer,
                                'responded_by', caller, 'notes', notes));
   RETURN approval;
@@ -977,7 +1028,7 @@ BEGIN
   SELECT ap.id INTO previous_id FROM orchestration.workflow_approvals ap
   WHERE ap.run_node_id = node_id AND ap.status = 'APPROVED' ORDER BY ap.id DESC LIMIT 1;
   INSERT INTO orchestration.workflow_approvals AS ap
-    (project_id, workflow_run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
+    (project_id, run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
   VALUES (node.project_id, node.run_id, node.id, node.node_key, requested,
           CASE WHEN approval_timeout_seconds > 0
                THEN requested + make_interval(secs => approval_timeout_seconds) END,
@@ -1048,7 +1099,7 @@ BEGIN
   END LOOP;
   UPDATE orchestration.workflow_approvals a
      SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
-   WHERE a.workflow_run_id = node.run_id AND a.status = 'PENDING';
+   WHERE a.run_id = node.run_id AND a.status = 'PENDING';
   PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
             jsonb_build_object('status', 'FAILED', 'error',
                                format('node "%s" failed: %s', node.node_key, fail_node.error)));
@@ -1447,7 +1498,7 @@ COMMENT ON FUNCTION orchestration.list_runs(integer, text, text, timestamptz, in
 -- Answering by run and node, as an approver knows them ("approve build 7's deploy").
 -- The approval is looked up as the caller (row-level security) and answered by approve
 -- and reject, which check who may answer.
-CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node text) RETURNS bigint
+CREATE FUNCTION orchestration.pending_approval_of(run_id bigint, node_key text) RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1455,24 +1506,24 @@ DECLARE
   node_status text;
   approval_id bigint;
 BEGIN
-  IF run_id IS NULL OR node IS NULL THEN
-    RAISE EXCEPTION 'run_id and node must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  IF run_id IS NULL OR node_key IS NULL THEN
+    RAISE EXCEPTION 'run_id and node_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = run_id) THEN
+  IF NOT EXISTS (SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = pending_approval_of.run_id) THEN
     RAISE EXCEPTION 'run % does not exist', run_id USING ERRCODE = 'undefined_object';
   END IF;
   SELECT n.status::text INTO node_status FROM orchestration.workflow_run_nodes n
-  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = node;
+  WHERE n.run_id = pending_approval_of.run_id AND n.node_key = pending_approval_of.node_key;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'run % has no node "%"', run_id, node USING ERRCODE = 'undefined_object',
+    RAISE EXCEPTION 'run % has no node "%"', run_id, node_key USING ERRCODE = 'undefined_object',
       HINT = (SELECT 'Its nodes: ' || string_agg(n.node_key, ', ' ORDER BY n.level, n.node_key) || '.'
               FROM orchestration.workflow_run_nodes n WHERE n.run_id = pending_approval_of.run_id);
   END IF;
   SELECT a.id INTO approval_id FROM orchestration.workflow_approvals a
-  WHERE a.workflow_run_id = run_id AND a.node_key = node AND a.status = 'PENDING'
+  WHERE a.run_id = pending_approval_of.run_id AND a.node_key = pending_approval_of.node_key AND a.status = 'PENDING'
   ORDER BY a.id DESC LIMIT 1;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node, run_id, node_status
+    RAISE EXCEPTION 'node "%" of run % is not waiting for an approval (it is %)', node_key, run_id, node_status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   RETURN approval_id;
@@ -1481,17 +1532,17 @@ $$;
 COMMENT ON FUNCTION orchestration.pending_approval_of(bigint, text) IS
   'The id of the approval a node of a run is waiting for; an error saying why when there is none';
 
-CREATE FUNCTION orchestration.approve_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+CREATE FUNCTION orchestration.approve_node(run_id bigint, node_key text, notes text DEFAULT NULL) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node), notes) $$;
+AS $$ SELECT orchestration.approve(orchestration.pending_approval_of(run_id, node_key), notes) $$;
 COMMENT ON FUNCTION orchestration.approve_node(bigint, text, text) IS
   'approve by run and node: approves the approval that node is waiting for';
 
-CREATE FUNCTION orchestration.reject_node(run_id bigint, node text, notes text DEFAULT NULL) RETURNS void
+CREATE FUNCTION orchestration.reject_node(run_id bigint, node_key text, notes text DEFAULT NULL) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node), notes) $$;
+AS $$ SELECT orchestration.reject(orchestration.pending_approval_of(run_id, node_key), notes) $$;
 COMMENT ON FUNCTION orchestration.reject_node(bigint, text, text) IS
   'reject by run and node: rejects the approval that node is waiting for';
 
@@ -1549,7 +1600,7 @@ BEGIN
   END LOOP;
   UPDATE orchestration.workflow_approvals a
      SET status = 'REJECTED', responded_at = now(), notes = 'run ' || message
-   WHERE a.workflow_run_id = run_id AND a.status = 'PENDING';
+   WHERE a.run_id = cancel_run.run_id AND a.status = 'PENDING';
   PERFORM orchestration.emit_event((target.run).project_id, 'run', 'cancelled', run_id, NULL,
             jsonb_build_object('status', 'CANCELLED', 'error', message));
   PERFORM orchestration.wake_scheduler();
@@ -1637,6 +1688,245 @@ BEGIN
   UPDATE orchestration.workflows w SET status = 'ARCHIVED', updated_at = now(), spec_digest = NULL
   WHERE w.id = archive_workflow.workflow_id;
 END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
+                                              outputs jsonb[], errors text[],
+                                              started_at timestamptz[], finished_at timestamptz[],
+                                              scheduler_round bigint,
+                                              exit_codes integer[] DEFAULT NULL,
+                                              log_tails text[] DEFAULT NULL,
+                                              container_ids text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Its statements take arrays: planned for their sizes each time, they would cost more
+-- to plan than to run. So each has one generic plan, made the first time, perhaps while
+-- the tables were small and had no statistics: it must not be a scan of a whole table
+-- (enable_seqscan), and each statement is written to be driven by its arrays through
+-- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
+-- which would also make it compile the plan (jit).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  event_projects integer[];
+  event_types text[];
+  event_runs bigint[];
+  event_nodes text[];
+  event_data jsonb[];
+  succeeded_ids bigint[];
+  succeeded_runs bigint[];
+  released bigint[];
+  failed_ids bigint[];
+  failed_errors text[];
+BEGIN
+  IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
+    RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The lock order: the runs' rows first. The scheduler's claim holds them already for
+  -- RULE nodes; a container's result arrives in a transaction of its own, while
+  -- cancel_run or approve may hold its run.
+  PERFORM 1 FROM orchestration.workflow_runs r
+  WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+  ORDER BY r.id FOR UPDATE OF r;
+
+  WITH attempt AS (
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.attempt + 1 AS number,
+           CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
+                WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
+                WHEN u.succeeded THEN 'succeeded'
+                WHEN n.attempt + 1 <= n.retries THEN 'retrying'
+                ELSE 'failed' END AS outcome,
+           -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
+           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
+           -- The attempt's span: the one its container got, or a new one in the run's trace.
+           coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
+                    orchestration.child_traceparent(r.traceparent)) AS traceparent
+    FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
+                exit_codes, log_tails, container_ids) WITH ORDINALITY
+         AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
+              log_tail, container_id, position)
+    JOIN orchestration.workflow_run_nodes n ON n.id = u.node_id
+    JOIN orchestration.workflow_runs r ON r.id = n.run_id
+  ), kept AS (
+    INSERT INTO orchestration.agent_runs
+      (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
+       output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+       started_at, finished_at, duration_ms, traceparent)
+    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+           CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
+           t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
+           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
+           t.traceparent
+    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    ORDER BY t.position
+  ), moved AS (
+    -- One update per node: its attempt count and, unless it fails for good (fail_node
+    -- below does that), its new state.
+    UPDATE orchestration.workflow_run_nodes n SET
+      attempt = t.number,
+      status = CASE t.outcome WHEN 'cancelled' THEN 'CANCELLED' WHEN 'succeeded' THEN 'SUCCESS'
+                              WHEN 'retrying' THEN 'PENDING' ELSE n.status END,
+      output = CASE WHEN t.outcome = 'succeeded' THEN t.output ELSE n.output END,
+      error = CASE t.outcome WHEN 'cancelled' THEN 'run cancelled' WHEN 'succeeded' THEN NULL
+                             WHEN 'retrying' THEN t.error ELSE n.error END,
+      resolved_input = CASE WHEN t.outcome IS NULL THEN n.resolved_input ELSE t.input END,
+      started_at = CASE WHEN t.outcome IN ('succeeded', 'retrying', 'failed')
+                        THEN coalesce(n.started_at, t.started_at) ELSE n.started_at END,
+      finished_at = CASE WHEN t.outcome IN ('cancelled', 'succeeded') THEN t.finished_at ELSE n.finished_at END,
+      next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
+                                       ELSE n.next_attempt_at END
+    FROM attempt t WHERE n.id = t.node_id
+  )
+  SELECT array_agg(t.project_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg('orchestration.node.' || t.outcome ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.run_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.node_key ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(CASE t.outcome
+                     WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+                     WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number,
+                                                              'output', t.output)
+                     ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                             'next_attempt_at', t.retry_at) END
+                   ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
+         array_agg(DISTINCT t.run_id ORDER BY t.run_id) FILTER (WHERE t.outcome = 'succeeded'),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
+    INTO event_projects, event_types, event_runs, event_nodes, event_data, succeeded_ids,
+         succeeded_runs, failed_ids, failed_errors
+  FROM attempt t;
+
+  IF event_projects IS NOT NULL THEN
+    PERFORM orchestration.emit_events(event_projects, event_types, event_runs, event_nodes, event_data);
+  END IF;
+  IF succeeded_ids IS NOT NULL THEN
+    -- Each finished dependency takes one off its dependents' counters. A dependent that
+    -- is no longer PENDING (skipped when its run failed while this node's container ran)
+    -- has a counter nobody reads (retry_run recounts). Each dependent is looked up by
+    -- (run_id, node_key) in a subquery of its own, so the plan is an index probe per
+    -- dependent whatever the statistics say about the table.
+    SELECT array_agg((SELECT d.id FROM orchestration.workflow_run_nodes d
+                      WHERE d.run_id = n.run_id AND d.node_key = dependent))
+      INTO released
+    FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
+    WHERE n.id = ANY (succeeded_ids);
+    IF released IS NOT NULL THEN
+      UPDATE orchestration.workflow_run_nodes d
+         SET pending_deps = d.pending_deps - (SELECT count(*) FROM unnest(released) r WHERE r = d.id)
+       WHERE d.id = ANY (released);
+    END IF;
+    FOR i IN 1 .. cardinality(succeeded_runs) LOOP
+      PERFORM orchestration.refresh_run(succeeded_runs[i]);
+    END LOOP;
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
+    PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.approve(approval_id bigint, notes text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  approval orchestration.workflow_approvals := orchestration.answer_approval(approval_id, 'APPROVED', notes);
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING'
+   WHERE n.id = approval.run_node_id AND n.status = 'WAITING_APPROVAL';
+  PERFORM orchestration.refresh_run(approval.run_id);
+  PERFORM orchestration.wake_scheduler();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.expire_approvals() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  due orchestration.workflow_approvals;
+  expired orchestration.workflow_approvals;
+  n integer := 0;
+BEGIN
+  FOR due IN
+    SELECT * FROM orchestration.workflow_approvals a
+    WHERE a.status = 'PENDING' AND a.expires_at <= clock_timestamp()
+    ORDER BY a.expires_at
+  LOOP
+    -- The run's row first (see the lock order in 70_runs.sql); a run someone else is
+    -- changing right now is left for the next pass.
+    PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = due.run_id
+      FOR UPDATE SKIP LOCKED;
+    CONTINUE WHEN NOT FOUND;
+    UPDATE orchestration.workflow_approvals a
+       SET status = 'REJECTED', responded_at = now(),
+           notes = format('expired: no answer within %s', a.expires_at - a.requested_at)
+     WHERE a.id = due.id AND a.status = 'PENDING'
+    RETURNING * INTO expired;
+    CONTINUE WHEN NOT FOUND;
+    PERFORM orchestration.emit_event(expired.project_id, 'approval', 'expired',
+              expired.run_id, expired.node_key,
+              jsonb_build_object('approval_id', expired.id, 'status', 'REJECTED', 'notes', expired.notes));
+    PERFORM orchestration.fail_node(expired.run_node_id, 'approval ' || expired.id || ' ' || expired.notes);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.queue_attempt_spans() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF orchestration.tracing_enabled() THEN
+    INSERT INTO orchestration.span_queue (span)
+    SELECT orchestration.otlp_span(
+             a.traceparent, r.traceparent, a.agent_name || '.' || n.action, a.started_at, a.finished_at,
+             a.status <> 'SUCCESS', a.error,
+             jsonb_build_object('orchestration.project_id', a.project_id, 'orchestration.run_id', a.run_id,
+                                'orchestration.node', n.node_key, 'orchestration.attempt', a.attempt,
+                                'orchestration.agent', a.agent_name, 'orchestration.action', n.action,
+                                'container.id', a.container_id, 'process.exit.code', a.exit_code))
+    FROM attempts a
+    JOIN orchestration.workflow_run_nodes n ON n.id = a.run_node_id
+    JOIN orchestration.workflow_runs r ON r.id = a.run_id
+    WHERE a.traceparent IS NOT NULL
+    ORDER BY a.id;
+    PERFORM orchestration.wake_relay();
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_build_object(
+           'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
+           'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
+           'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
+           'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
+           'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
+           'nodes', coalesce((
+             SELECT jsonb_agg(jsonb_build_object(
+                      'node_key', n.node_key, 'status', n.status, 'attempt', n.attempt,
+                      'output', n.output, 'error', n.error, 'skip_reason', n.skip_reason,
+                      'started_at', n.started_at, 'finished_at', n.finished_at,
+                      'duration_ms', (extract(epoch FROM n.finished_at - n.started_at) * 1000)::bigint)
+                    ORDER BY n.level, n.node_key)
+             FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
+  FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+  WHERE r.id = run_json.run_id
 $$;
 
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and

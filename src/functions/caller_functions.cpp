@@ -44,7 +44,7 @@ ORCH_SQL_FUNCTION(orch_calling_login) {
 ORCH_SQL_FUNCTION(orch_in_rule_attempt) { return BoolGetDatum(orch::executors::rule_attempt_role() != InvalidOid); }
 
 // rule_call() returns jsonb: inside a RULE attempt, what it was called for
-// ({"capability", "agent", "run_id", "node", "attempt"}); NULL elsewhere. One function
+// ({"capability", "agent", "run_id", "node_key", "attempt"}); NULL elsewhere. One function
 // can serve several capabilities of its agent this way.
 ORCH_SQL_FUNCTION(orch_rule_call) {
   const char* call = orch::executors::rule_attempt_call();

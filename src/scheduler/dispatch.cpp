@@ -413,7 +413,7 @@ void process_node(const std::vector<Value>& node, Round& round) {
   rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
   // What rule_call() tells the function: the capability it was called for, and where.
   nlohmann::json call = {{"capability", *node[kAction]},       {"agent", *node[kAgentName]},
-                         {"run_id", std::stoll(*node[kRunId])}, {"node", *node[kNodeKey]},
+                         {"run_id", std::stoll(*node[kRunId])}, {"node_key", *node[kNodeKey]},
                          {"attempt", std::stoi(*node[kAttempt]) + 1}};
   executors::RuleOutcome outcome =
       executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds, call.dump());

@@ -29,7 +29,7 @@ run=$(q "SELECT orchestration.start_workflow(1, 'chain', '{\"who\": \"world\"}')
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'")" "SUCCESS" "a chain of two container nodes succeeds"
 is "$(q "SELECT output::text FROM orchestration.workflow_run_nodes WHERE run_id = $run AND node_key = 'b'")" '{"from_a": "world"}' \
    "the second container got the first one's output through its template"
-is "$(q "SELECT string_agg(exit_code || ':' || log_tail, ',' ORDER BY id) FROM orchestration.agent_runs WHERE workflow_run_id = $run")" \
+is "$(q "SELECT string_agg(exit_code || ':' || log_tail, ',' ORDER BY id) FROM orchestration.agent_runs WHERE run_id = $run")" \
    "$(printf '0:echoed\n,0:echoed\n')" "exit codes and log tails are recorded"
 
 # 2. A disallowed image fails before any container is created.

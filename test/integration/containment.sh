@@ -156,8 +156,8 @@ SELECT orchestration.create_workflow(2, '{"name": "gated", "nodes": [{"id": "a",
 SQL
 q "GRANT orchestration_approver TO mallory" >/dev/null
 gated=$(as mallory "SELECT orchestration.start_workflow(2, 'gated')")
-wait_for 30 "SELECT count(*) = 1 FROM orchestration.workflow_approvals WHERE workflow_run_id = $gated"
-approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE workflow_run_id = $gated")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.workflow_approvals WHERE run_id = $gated"
+approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE run_id = $gated")
 run=$(as mallory "SELECT orchestration.start_workflow(2, 'bot', jsonb_build_object('approval_id', $approval))")
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
    "approval $approval cannot be answered by an agent (a RULE function runs as \"mallory\")" "a RULE function cannot answer an approval"
@@ -290,7 +290,7 @@ SQL
      'FAILED|its output is not a JSON document we can take: JSON nested deeper than 512 levels (at byte 513)' \
      "stdout nested 100,000 deep fails its node, saying why"
   is "$(node noisy status)" "SUCCESS" "NUL and invalid UTF-8 on stderr do not stop the result from being recorded"
-  is "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[noisy]}")" "$(printf 'bad\xef\xbf\xbdbytes \xef\xbf\xbd\xef\xbf\xbd here\n')" \
+  is "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE run_id = ${runs[noisy]}")" "$(printf 'bad\xef\xbf\xbdbytes \xef\xbf\xbd\xef\xbf\xbd here\n')" \
      "the stored log tail has them replaced by U+FFFD"
   is "$other" "SUCCESS" "another project's run finished meanwhile"
   is "$(scheduler_pid)" "$before" "the scheduler never restarted"
@@ -327,13 +327,13 @@ SQL
      "and before that transaction ended: the scheduler did not wait for it"
   is "$(q "SELECT orchestration.wait_for_run($nap, '30 s')->>'status'")" "SUCCESS" "the held agent's result is recorded afterwards"
   is "$(node leaky "output->>'token'")" "***" "a secret a container prints to stdout is masked in its output"
-  is "$(q "SELECT status || ' ' || (output_json->>'token') FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[badleak]}")" "FAILED ***" \
+  is "$(q "SELECT status || ' ' || (output_json->>'token') FROM orchestration.agent_runs WHERE run_id = ${runs[badleak]}")" "FAILED ***" \
      "and in an output its schema refused, kept on the failed attempt"
   stored=$(q "SELECT concat_ws(' ', (SELECT string_agg(coalesce(log_tail, '') || coalesce(output_json::text, '') || coalesce(error, ''), ' ') FROM orchestration.agent_runs),
                                     (SELECT string_agg(payload::text, ' ') FROM orchestration.events))")
   case "$stored" in *"tok-$value"*) leaked=1 ;; *) leaked=0 ;; esac
   is "$leaked" "0" "no stored log tail, output, error or event holds the secret the container printed"
-  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = ${runs[leaky]}")" in *"API_TOKEN=***"*) masked=0 ;; *) masked=1 ;; esac
+  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE run_id = ${runs[leaky]}")" in *"API_TOKEN=***"*) masked=0 ;; *) masked=1 ;; esac
   is "$masked" "0" "the log tail shows where it was (API_TOKEN=***)"
   # Also in the output of a container the scheduler adopts after a crash.
   container_agent slowleak 'cat >/dev/null; env >&2; sleep 3; echo "{\"token\": \"$API_TOKEN\"}"' '["API_TOKEN"]'
@@ -344,7 +344,7 @@ SQL
   wait_for 60 "SELECT true" >/dev/null  # the server restarts after the crash
   is "$(q "SELECT orchestration.wait_for_run($slow, '120 s')->'nodes'->0->'output'->>'token'")" "***" \
      "a container adopted after a crash has its secrets masked in its output"
-  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE workflow_run_id = $slow")" in *"tok-$value"*) masked=1 ;; *"API_TOKEN=***"*) masked=0 ;; *) masked=2 ;; esac
+  case "$(q "SELECT log_tail FROM orchestration.agent_runs WHERE run_id = $slow")" in *"tok-$value"*) masked=1 ;; *"API_TOKEN=***"*) masked=0 ;; *) masked=2 ;; esac
   is "$masked" "0" "and in its log tail"
 else
   echo "# no Docker engine: container poison pills not tried"
@@ -394,11 +394,11 @@ workers_before=$(rule_workers)
 run=$(as mallory "SELECT orchestration.start_workflow(2, 'stubborn')")
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'")" "FAILED" \
    "a RULE function that catches query_canceled does not outlive its timeout"
-is "$(q "SELECT status || ': ' || error FROM orchestration.agent_runs WHERE workflow_run_id = $run")" \
+is "$(q "SELECT status || ': ' || error FROM orchestration.agent_runs WHERE run_id = $run")" \
    "FAILED: timed out after 1 s and went on; the RULE worker running it was stopped" \
    "its one attempt is recorded as timed out, saying what happened"
 is "$(q "SELECT count(*) FROM mallory.marks")" "0" "nothing it wrote was kept (its transaction was rolled back)"
-is "$(q "SELECT extract(epoch FROM finished_at - started_at) < 10 FROM orchestration.agent_runs WHERE workflow_run_id = $run")" "t" \
+is "$(q "SELECT extract(epoch FROM finished_at - started_at) < 10 FROM orchestration.agent_runs WHERE run_id = $run")" "t" \
    "it was stopped within seconds of its timeout"
 ok "$(wait_for 30 "SELECT count(*) = $(echo "$workers_before" | tr ',' '\n' | wc -l) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()"; echo $?)" \
    "the stopped worker is replaced"
@@ -416,7 +416,7 @@ is "$(q "SELECT count(*) >= 3 FROM orchestration.workflow_runs WHERE id IN ($hun
    "while at least three of the four were still waiting or hanging"
 ok "$(wait_for 90 "SELECT count(*) = 4 FROM orchestration.workflow_runs WHERE id IN ($hung_list) AND status = 'FAILED'"; echo $?)" \
    "all four are stopped and recorded as failed"
-is "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE workflow_run_id IN ($hung_list) AND error LIKE 'timed out after 3 s and went on%'")" "4" \
+is "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE run_id IN ($hung_list) AND error LIKE 'timed out after 3 s and went on%'")" "4" \
    "each with one attempt, timed out"
 is "$(project1_runs)" "SUCCESS" "and RULE nodes run as before"
 
@@ -463,7 +463,7 @@ sleep 8  # both are stopped by now; their records wait for her transaction
 buggy=$(as alice "SELECT orchestration.start_workflow(1, 'buggy')")
 is "$(q "SELECT orchestration.wait_for_run($buggy, '20 s')->>'status'")" "FAILED" \
    "another project's hang is stopped while stopped attempts wait to be recorded"
-is "$(q "SELECT error FROM orchestration.agent_runs WHERE workflow_run_id = $buggy")" \
+is "$(q "SELECT error FROM orchestration.agent_runs WHERE run_id = $buggy")" \
    "timed out after 2 s and went on; the RULE worker running it was stopped" "and recorded as timed out"
 wait "$holder"
 is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 s')->>'status', ',') FROM unnest(ARRAY[$hang, $hang2]) id")" "FAILED,FAILED" \

@@ -44,14 +44,14 @@ for m in msgs:
     if e.get("source") != "/orchestration/orchestration_test/1": problems.append("source " + str(e.get("source")))
     entity_event = e["type"][len("orchestration."):]
     if m["subject"] != "orchestration.1." + entity_event: problems.append("subject " + m["subject"])
-    node = e["data"].get("node")
+    node = e["data"].get("node_key")
     if e.get("subject") != "run/%d" % run + ("/node/" + node if node else ""): problems.append("subject " + e.get("subject"))
     if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", e.get("time", "")): problems.append("time")
     if e.get("datacontenttype") != "application/json": problems.append("datacontenttype")
     # The run's span, in the caller's trace.
     if e["data"].get("traceparent") != run_span or not run_span.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-"):
         problems.append("traceparent")
-if [m["event"]["data"].get("node") for m in msgs[2:4]] != ["a", "b"]: problems.append("node order")
+if [m["event"]["data"].get("node_key") for m in msgs[2:4]] != ["a", "b"]: problems.append("node order")
 if len({m["msg_id"] for m in msgs}) != len(msgs): problems.append("a duplicate")
 print("; ".join(problems) or "ok")
 PY
@@ -154,7 +154,7 @@ if len(node) != 1: problems.append("%d node.succeeded events of the big run" % l
 else:
     e = node[0]
     if e["data"].get("truncated") is not True or e.get("dataref") != "orchestration.events/" + row: problems.append("not reduced: %s" % json.dumps(e)[:200])
-    if e["data"].get("node") != "a" or e["data"].get("status") != "SUCCESS" or "output" in e["data"]: problems.append("data %s" % e["data"])
+    if e["data"].get("node_key") != "a" or e["data"].get("status") != "SUCCESS" or "output" in e["data"]: problems.append("data %s" % e["data"])
 if len(later) != 5: problems.append("%d events of the run after it" % len(later))
 print("; ".join(problems) or "ok")' "$big_run" "$after_run" "$big_row")
 is "$check" "ok" "it is on NATS reduced (envelope, identifying data, truncated, dataref to its row), and the next run's 5 events follow"

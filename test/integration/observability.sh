@@ -32,7 +32,7 @@ ok "$(echo "$run_span" | grep -Eq '^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]
    "the run is a span of its own in the caller's trace ($run_span)"
 is "$(q "SELECT string_agg(DISTINCT payload->'data'->>'traceparent', ',') FROM orchestration.events WHERE run_id = $run AND type LIKE 'orchestration.run.%'")" "$run_span" \
    "the run's events carry the run's span"
-is "$(q "SELECT traceparent FROM orchestration.agent_runs WHERE workflow_run_id = $run")" "$seen" \
+is "$(q "SELECT traceparent FROM orchestration.agent_runs WHERE run_id = $run")" "$seen" \
    "the attempt's row keeps the span its container got"
 is "$(q "SELECT count(*) FROM orchestration.span_queue")" "0" "with otlp_endpoint empty no span is kept"
 
@@ -120,7 +120,7 @@ wait_for 30 "SELECT count(*) = 0 FROM orchestration.span_queue" >/dev/null
 spans_check() {  # spans_check RUN...: "ok" or what is wrong with the spans of those runs
   /usr/bin/python3 - "$out/spans.jsonl" "$(q "SELECT json_object_agg(id, json_build_object('span', traceparent, 'attempts',
       (SELECT json_agg(json_build_array(a.traceparent, a.agent_name, a.status, a.error) ORDER BY a.id)
-       FROM orchestration.agent_runs a WHERE a.workflow_run_id = r.id)))
+       FROM orchestration.agent_runs a WHERE a.run_id = r.id)))
     FROM orchestration.workflow_runs r WHERE id IN ($(echo "$@" | tr ' ' ','))")" "$PGDATABASE" <<'PY'
 import json, sys
 requests = [json.loads(line) for line in open(sys.argv[1])]

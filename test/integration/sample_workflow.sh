@@ -11,7 +11,7 @@ is "$(q "SELECT string_agg(f->>'rule', ',' ORDER BY f->>'rule') FROM orchestrati
    "aws-access-key,password-assignment" "the security-scanner container found the leaked key and the password"
 is "$(q "SELECT output->>'highest_severity' FROM orchestration.workflow_run_nodes WHERE run_id = 1 AND node_key = 'notify'")" "high" \
    "the notifier container formatted the message"
-is "$(q "SELECT responded_by FROM orchestration.workflow_approvals WHERE workflow_run_id = 1")" "demo_reviewer" "a reviewer approved the notification"
+is "$(q "SELECT responded_by FROM orchestration.workflow_approvals WHERE run_id = 1")" "demo_reviewer" "a reviewer approved the notification"
 is "$(q "SELECT string_agg(node_key || '=' || status, ',' ORDER BY level) FROM orchestration.workflow_run_nodes WHERE run_id = 2")" \
    "scan=SUCCESS,notify=SKIPPED" "clean text skips the notification"
 echo "$out" | grep -q "payments-api: 2 finding(s), highest severity high"

@@ -29,7 +29,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 before=$(ticks "$wpid"); sleep 2; after=$(ticks "$wpid")
 is "$((after - before))" "0" "and uses no CPU while nothing changes (utime+stime ticks over 2 s)"
 
-approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE workflow_run_id = $run AND status = 'PENDING'")
+approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE run_id = $run AND status = 'PENDING'")
 q "SELECT orchestration.approve($approval, 'go')" >/dev/null
 approved_at=$(date +%s%N)
 wait "$waiter"
@@ -54,7 +54,7 @@ for i in $(seq 1 60); do
 done
 wait_for 20 "SELECT count(*) >= 60 FROM pg_stat_activity WHERE query LIKE '%wait_for_run($run2, 30%' AND state = 'active'" ||
   echo "# not all waiters started"
-approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE workflow_run_id = $run2 AND status = 'PENDING'")
+approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE run_id = $run2 AND status = 'PENDING'")
 q "SELECT orchestration.approve($approval)" >/dev/null
 wait "${pids[@]}"
 is "$(cat "$out".* | sort | uniq -c | sed 's/^ *//')" "60 SUCCESS" "60 waiters at once all see the run finish"

@@ -1,7 +1,7 @@
 -- The SQL API exists with the documented signatures, and every table, view and function
 -- explains itself in \d+ and \df+.
 BEGIN;
-SELECT plan(53);
+SELECT plan(54);
 
 SELECT has_extension('pg_orchestration');
 SELECT function_returns('orchestration', 'register_agent', ARRAY['integer', 'jsonb'], 'bigint');
@@ -52,6 +52,12 @@ SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, 
           'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval, until text DEFAULT ''settled''::text',
           'wait_for_run waits 60 seconds by default, until the run is settled');
 
+-- One name for one thing: a run is run_id, a node node_key, in every table and view.
+SELECT is_empty($$SELECT table_name || '.' || column_name FROM information_schema.columns
+                  WHERE table_schema = 'orchestration'
+                    AND (column_name IN ('workflow_run_id', 'node', 'node_id', 'run', 'node_name')
+                         OR (column_name = 'id' AND table_name IN ('node_runs', 'pending_approvals', 'run_summary')))$$,
+                'no table or view names a run or a node otherwise than run_id and node_key');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                   WHERE p.pronamespace = 'orchestration'::regnamespace
                     AND obj_description(p.oid, 'pg_proc') IS NULL$$,

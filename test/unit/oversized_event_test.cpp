@@ -23,7 +23,7 @@ TEST(OversizedEvent, KeepsTheEnvelopeAndPointsToTheRow) {
                 {"time", "2026-12-02T04:00:00Z"},
                 {"datacontenttype", "application/json"},
                 {"data",
-                 {{"project_id", 2}, {"run_id", 7}, {"node", "a"}, {"status", "SUCCESS"}, {"attempt", 1},
+                 {{"project_id", 2}, {"run_id", 7}, {"node_key", "a"}, {"status", "SUCCESS"}, {"attempt", 1},
                   {"output", std::string(5 << 20, 'x')}}}};
   std::string payload = event.dump();
   json reduced = json::parse(reduced_event(payload, 42));
@@ -32,7 +32,7 @@ TEST(OversizedEvent, KeepsTheEnvelopeAndPointsToTheRow) {
   EXPECT_EQ(reduced["subject"], "run/7/node/a");
   EXPECT_EQ(reduced["dataref"], "orchestration.events/42");
   EXPECT_EQ(reduced["data"]["run_id"], 7);
-  EXPECT_EQ(reduced["data"]["node"], "a");
+  EXPECT_EQ(reduced["data"]["node_key"], "a");
   EXPECT_EQ(reduced["data"]["status"], "SUCCESS");
   EXPECT_EQ(reduced["data"]["truncated"], true);
   EXPECT_EQ(reduced["data"]["size_bytes"], payload.size());

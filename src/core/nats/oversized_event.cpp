@@ -34,7 +34,7 @@ std::string reduced_event(const std::string& payload, std::int64_t event_row) {
       auto it = original_data->find(key);
       if (it != original_data->end() && it->is_number()) data[key] = *it;
     }
-    for (const char* key : {"node", "status"}) keep_string(*original_data, data, key);
+    for (const char* key : {"node_key", "status"}) keep_string(*original_data, data, key);
   }
   data["truncated"] = true;
   data["size_bytes"] = payload.size();

@@ -20,7 +20,7 @@ bool fits(std::size_t size, std::int64_t max_payload);
 
 // The reduced form of the CloudEvents document `payload`, stored as outbox row
 // `event_row`: id, source, type, subject, time and specversion as they were; of data,
-// only project_id, run_id, node, status and attempt; then "truncated": true, the original
+// only project_id, run_id, node_key, status and attempt; then "truncated": true, the original
 // size, and "dataref": "orchestration.events/<event_row>" (the CloudEvents dataref
 // extension) saying where the whole event is. Small whatever the input (a payload that
 // does not parse still gives a valid document).

@@ -228,7 +228,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  SELECT * INTO agent FROM orchestration.agents a WHERE a.id = agent_id FOR UPDATE;
+  -- NO KEY UPDATE: serializes changes of the agent without holding up the foreign-key
+  -- checks (KEY SHARE) of runs and attempts that refer to it while the caller's
+  -- transaction stays open.
+  SELECT * INTO agent FROM orchestration.agents a WHERE a.id = agent_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'agent % does not exist', coalesce(agent_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
@@ -382,7 +385,11 @@ COMMENT ON FUNCTION orchestration.delete_agent(integer, text) IS
   'delete_agent by project and name';
 
 -- For deploy scripts: the agent as the spec says, whether or not it exists. The same
--- spec again changes nothing (not even updated_at) and returns the same id.
+-- spec again, put by the role the agent runs as, changes nothing (not even updated_at)
+-- and returns the same id. A RULE agent runs as whoever last set it, so a put by another
+-- role is a change: it vouches anew, and update_agent checks that role may run the
+-- function. The no-op path reads without a lock: an open transaction after it holds
+-- nothing the workers' foreign-key checks wait on.
 CREATE FUNCTION orchestration.put_agent(project_id integer, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -396,17 +403,27 @@ BEGIN
     RAISE EXCEPTION 'agent spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   normalized := orchestration.normalize_agent_spec(spec);
-  SELECT * INTO existing FROM orchestration.agents a
-  WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name' FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN orchestration.register_agent(project_id, spec);
-  END IF;
-  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+  FOR round IN 1..2 LOOP
+    SELECT * INTO existing FROM orchestration.agents a
+    WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name';
+    IF NOT FOUND THEN
+      IF round = 2 THEN
+        RETURN orchestration.register_agent(project_id, spec);
+      END IF;
+      BEGIN
+        RETURN orchestration.register_agent(project_id, spec);
+      EXCEPTION WHEN unique_violation THEN
+        CONTINUE;  -- a concurrent put registered it first: compare with theirs
+      END;
+    END IF;
+    IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text)
+       AND (existing.runs_as IS NULL OR existing.runs_as = caller) THEN
+      RETURN existing.id;
+    END IF;
+    PERFORM orchestration.update_agent(existing.id, spec);
     RETURN existing.id;
-  END IF;
-  PERFORM orchestration.update_agent(existing.id, spec);
-  RETURN existing.id;
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.put_agent(integer, jsonb) IS
-  'Registers the agent, or updates the one of that name to the spec; the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+  'Registers the agent, or updates the one of that name to the spec; the same spec again, by the role a RULE agent runs as, changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';

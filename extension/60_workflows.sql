@@ -118,7 +118,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  SELECT * INTO workflow FROM orchestration.workflows w WHERE w.id = workflow_id FOR UPDATE;
+  -- NO KEY UPDATE, as agent_for_write: runs' foreign-key checks do not wait on it.
+  SELECT * INTO workflow FROM orchestration.workflows w WHERE w.id = workflow_id FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'workflow % does not exist', coalesce(workflow_id::text, 'NULL')
       USING ERRCODE = 'undefined_object';
@@ -267,7 +268,8 @@ COMMENT ON FUNCTION orchestration.archive_workflow(integer, text) IS
   'archive_workflow by project and name';
 
 -- For deploy scripts, as put_agent: a changed spec is a new version of the workflow
--- (runs already started keep theirs); the same spec again changes nothing.
+-- (runs already started keep theirs); the same spec again, put by the role that last set
+-- it (updated_by, who vouches for its trigger), changes nothing.
 CREATE FUNCTION orchestration.put_workflow(project_id integer, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -281,17 +283,26 @@ BEGIN
     RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   normalized := orchestration.normalize_workflow_spec(spec);
-  SELECT * INTO existing FROM orchestration.workflows w
-  WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name' FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN orchestration.create_workflow(project_id, spec);
-  END IF;
-  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+  FOR round IN 1..2 LOOP
+    SELECT * INTO existing FROM orchestration.workflows w
+    WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name';
+    IF NOT FOUND THEN
+      IF round = 2 THEN
+        RETURN orchestration.create_workflow(project_id, spec);
+      END IF;
+      BEGIN
+        RETURN orchestration.create_workflow(project_id, spec);
+      EXCEPTION WHEN unique_violation THEN
+        CONTINUE;  -- a concurrent put created it first: compare with theirs
+      END;
+    END IF;
+    IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) AND existing.updated_by = caller THEN
+      RETURN existing.id;
+    END IF;
+    PERFORM orchestration.update_workflow(existing.id, spec);
     RETURN existing.id;
-  END IF;
-  PERFORM orchestration.update_workflow(existing.id, spec);
-  RETURN existing.id;
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.put_workflow(integer, jsonb) IS
-  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again, by the role that last set it, changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';

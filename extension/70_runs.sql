@@ -166,9 +166,11 @@ BEGIN
   END;
   -- The table's owner chose to attach this trigger, so the owner must be allowed to
   -- start runs in the project; whoever writes the row need not be.
-  SELECT c.relowner::regrole::name, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+  -- The owner's name as it is (regrole's text output would quote "CI-Deploy").
+  SELECT o.rolname, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
     INTO owner, table_name, quoted_name
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
   WHERE c.oid = table_oid;
   PERFORM orchestration.authorize(project, 'orchestration_operator', owner);
   SELECT * INTO target FROM orchestration.workflows w
@@ -992,6 +994,12 @@ AS 'MODULE_PATHNAME', 'orch_sleep_until_change';
 COMMENT ON FUNCTION orchestration.sleep_until_change(double precision) IS
   'Internal (wait_for_runs): the first call of a transaction starts watching this database and returns at once; later calls sleep until a commit here changes a run or a node, max_seconds pass, or the query is cancelled';
 
+CREATE FUNCTION orchestration.written_in_this_transaction(row_xmin xid) RETURNS boolean
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'orch_written_in_this_transaction';
+COMMENT ON FUNCTION orchestration.written_in_this_transaction(xid) IS
+  'Internal (wait_for_runs): whether a row version with this xmin was written by the current transaction or one of its subtransactions';
+
 -- Waiting sleeps on the backend's latch, which every commit that writes events in this
 -- database sets (sleep_until_change): no polling, and the wait ends within a moment of the
 -- commit it waits for. It reads the runs as the caller (row-level security applies).
@@ -1034,10 +1042,12 @@ BEGIN
                     upper(current_setting('transaction_isolation'))
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- Started, approved, cancelled... in this transaction (or one of its savepoints): the
+  -- workers see that only after COMMIT, and meanwhile this transaction holds the run.
   SELECT r.id INTO missing FROM orchestration.workflow_runs r
-  WHERE r.id = ANY (run_ids) AND r.xmin::text = pg_current_xact_id_if_assigned()::text LIMIT 1;
+  WHERE r.id = ANY (run_ids) AND orchestration.written_in_this_transaction(r.xmin) LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', missing
+    RAISE EXCEPTION 'run % was started or changed in this transaction; the scheduler sees that only after COMMIT', missing
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Commit first, then call wait_for_run in a new transaction.';
   END IF;

@@ -38,6 +38,7 @@ GRANT EXECUTE ON FUNCTION
   orchestration.wait_for_runs(bigint[], double precision, text),
   orchestration.wait_for_runs(bigint[], text, text),
   orchestration.sleep_until_change(double precision),
+  orchestration.written_in_this_transaction(xid),
   orchestration.render_graph(text, jsonb, text),
   orchestration.workflow_graph(bigint, text),
   orchestration.run_graph(bigint, text),

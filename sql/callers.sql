@@ -149,3 +149,62 @@ DROP TRIGGER callers_bad ON public.callers_orders;
 CREATE TRIGGER callers_bad AFTER UPDATE ON public.callers_orders FOR EACH ROW
   EXECUTE FUNCTION orchestration.start_workflow_trigger('121', 'solo', '=id');
 UPDATE public.callers_orders SET total = 3 WHERE id = 9;
+
+-- A put by another role vouches anew for a RULE agent's function: the same spec by an admin
+-- who may not execute the function is refused, not taken as "nothing to do" (the agent
+-- would go on running as the role that set it, perhaps one removed from the project).
+CREATE FUNCTION public.callers_private(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+REVOKE EXECUTE ON FUNCTION public.callers_private(jsonb) FROM PUBLIC;
+CREATE ROLE callers_other_admin;
+GRANT orchestration_admin TO callers_other_admin;
+SELECT orchestration.grant_project('callers_other_admin', 121);
+SELECT orchestration.put_agent(121, '{"name": "private", "type": "RULE", "function": "public.callers_private", "capabilities": [{"name": "say"}]}') > 0 AS registered;
+SET ROLE callers_other_admin;
+SELECT orchestration.put_agent(121, '{"name": "private", "type": "RULE", "function": "public.callers_private", "capabilities": [{"name": "say"}]}');
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION public.callers_private(jsonb) TO callers_other_admin;
+SET ROLE callers_other_admin;
+SELECT orchestration.put_agent(121, '{"name": "private", "type": "RULE", "function": "public.callers_private", "capabilities": [{"name": "say"}]}') > 0 AS put;
+RESET ROLE;
+SELECT runs_as FROM orchestration.agents WHERE project_id = 121 AND name = 'private';
+
+-- A table owned by a role whose name needs quoting starts runs too.
+CREATE ROLE "Callers-Owner";
+GRANT orchestration_operator TO "Callers-Owner";
+SELECT orchestration.grant_project('Callers-Owner', 121);
+CREATE TABLE public.callers_quoted (id int);
+CREATE TRIGGER callers_quoted_start AFTER INSERT ON public.callers_quoted FOR EACH ROW
+  EXECUTE FUNCTION orchestration.start_workflow_trigger('121', 'solo', 'id');
+ALTER TABLE public.callers_quoted OWNER TO "Callers-Owner";
+BEGIN;
+INSERT INTO public.callers_quoted VALUES (1);
+SELECT cardinality(orchestration.started_runs()) AS started;
+-- ... and the trigger finds its function whatever types the writer's search_path shows
+-- first (a temporary type named jsonb).
+CREATE TEMP TABLE jsonb (x int);
+INSERT INTO public.callers_quoted VALUES (2);
+SELECT cardinality(orchestration.started_runs()) AS started;
+ROLLBACK;
+
+-- wait_for_run refuses a run started in a savepoint of this transaction, or changed in it,
+-- instead of waiting out its timeout.
+BEGIN;
+SAVEPOINT s;
+SELECT orchestration.start_workflow(121, 'solo') AS savepoint_run \gset
+SELECT orchestration.wait_for_run(:savepoint_run, 5);
+ROLLBACK;
+SELECT orchestration.start_workflow(121, 'text', '{"text": "x"}') AS later_run \gset
+SELECT orchestration.wait_for_run(:later_run, 30)->>'status' AS status;
+SELECT orchestration.start_workflow(121, 'release', '{"v": "4"}') AS gated_run \gset
+SELECT orchestration.wait_for_run(:gated_run, 30)->>'status' AS status;
+BEGIN;
+SELECT orchestration.approve_node(:gated_run, 'deploy');
+SELECT orchestration.wait_for_run(:gated_run, 5, 'finished');
+ROLLBACK;
+SELECT orchestration.reject_node(:gated_run, 'deploy');
+
+-- Roles outlive the database: leave none behind.
+DROP TABLE public.callers_quoted;
+SELECT orchestration.revoke_project('callers_other_admin', 121), orchestration.revoke_project('Callers-Owner', 121);
+REVOKE EXECUTE ON FUNCTION public.callers_private(jsonb) FROM callers_other_admin;
+DROP ROLE callers_other_admin, "Callers-Owner";

@@ -653,9 +653,11 @@ BEGIN
   END;
   -- The table's owner chose to attach this trigger, so the owner must be allowed to
   -- start runs in the project; whoever writes the row need not be.
-  SELECT c.relowner::regrole::name, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+  -- The owner's name as it is (regrole's text output would quote "CI-Deploy").
+  SELECT o.rolname, n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
     INTO owner, table_name, quoted_name
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
   WHERE c.oid = table_oid;
   PERFORM orchestration.authorize(project, 'orchestration_operator', owner);
   SELECT * INTO target FROM orchestration.workflows w
@@ -1205,6 +1207,12 @@ COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
 
 -- wait_for_run gains until, a timeout in seconds, and a form for several runs.
 DROP FUNCTION orchestration.wait_for_run(bigint, interval);
+CREATE FUNCTION orchestration.written_in_this_transaction(row_xmin xid) RETURNS boolean
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'orch_written_in_this_transaction';
+COMMENT ON FUNCTION orchestration.written_in_this_transaction(xid) IS
+  'Internal (wait_for_runs): whether a row version with this xmin was written by the current transaction or one of its subtransactions';
+
 CREATE FUNCTION orchestration.sleep_until_change(max_seconds double precision) RETURNS void
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'orch_sleep_until_change';
@@ -1253,10 +1261,12 @@ BEGIN
                     upper(current_setting('transaction_isolation'))
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- Started, approved, cancelled... in this transaction (or one of its savepoints): the
+  -- workers see that only after COMMIT, and meanwhile this transaction holds the run.
   SELECT r.id INTO missing FROM orchestration.workflow_runs r
-  WHERE r.id = ANY (run_ids) AND r.xmin::text = pg_current_xact_id_if_assigned()::text LIMIT 1;
+  WHERE r.id = ANY (run_ids) AND orchestration.written_in_this_transaction(r.xmin) LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'run % was started in this transaction; the scheduler sees it only after COMMIT', missing
+    RAISE EXCEPTION 'run % was started or changed in this transaction; the scheduler sees that only after COMMIT', missing
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Commit first, then call wait_for_run in a new transaction.';
   END IF;
@@ -1618,7 +1628,11 @@ COMMENT ON FUNCTION orchestration.rule_call() IS
   'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
 
 -- For deploy scripts: the agent as the spec says, whether or not it exists. The same
--- spec again changes nothing (not even updated_at) and returns the same id.
+-- spec again, put by the role the agent runs as, changes nothing (not even updated_at)
+-- and returns the same id. A RULE agent runs as whoever last set it, so a put by another
+-- role is a change: it vouches anew, and update_agent checks that role may run the
+-- function. The no-op path reads without a lock: an open transaction after it holds
+-- nothing the workers' foreign-key checks wait on.
 CREATE FUNCTION orchestration.put_agent(project_id integer, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1632,23 +1646,34 @@ BEGIN
     RAISE EXCEPTION 'agent spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   normalized := orchestration.normalize_agent_spec(spec);
-  SELECT * INTO existing FROM orchestration.agents a
-  WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name' FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN orchestration.register_agent(project_id, spec);
-  END IF;
-  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+  FOR round IN 1..2 LOOP
+    SELECT * INTO existing FROM orchestration.agents a
+    WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name';
+    IF NOT FOUND THEN
+      IF round = 2 THEN
+        RETURN orchestration.register_agent(project_id, spec);
+      END IF;
+      BEGIN
+        RETURN orchestration.register_agent(project_id, spec);
+      EXCEPTION WHEN unique_violation THEN
+        CONTINUE;  -- a concurrent put registered it first: compare with theirs
+      END;
+    END IF;
+    IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text)
+       AND (existing.runs_as IS NULL OR existing.runs_as = caller) THEN
+      RETURN existing.id;
+    END IF;
+    PERFORM orchestration.update_agent(existing.id, spec);
     RETURN existing.id;
-  END IF;
-  PERFORM orchestration.update_agent(existing.id, spec);
-  RETURN existing.id;
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.put_agent(integer, jsonb) IS
-  'Registers the agent, or updates the one of that name to the spec; the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+  'Registers the agent, or updates the one of that name to the spec; the same spec again, by the role a RULE agent runs as, changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
 
 -- For deploy scripts, as put_agent: a changed spec is a new version of the workflow
--- (runs already started keep theirs); the same spec again changes nothing.
+-- (runs already started keep theirs); the same spec again, put by the role that last set
+-- it (updated_by, who vouches for its trigger), changes nothing.
 CREATE FUNCTION orchestration.put_workflow(project_id integer, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1662,20 +1687,29 @@ BEGIN
     RAISE EXCEPTION 'workflow spec must not be NULL' USING ERRCODE = 'null_value_not_allowed';
   END IF;
   normalized := orchestration.normalize_workflow_spec(spec);
-  SELECT * INTO existing FROM orchestration.workflows w
-  WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name' FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN orchestration.create_workflow(project_id, spec);
-  END IF;
-  IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) THEN
+  FOR round IN 1..2 LOOP
+    SELECT * INTO existing FROM orchestration.workflows w
+    WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name';
+    IF NOT FOUND THEN
+      IF round = 2 THEN
+        RETURN orchestration.create_workflow(project_id, spec);
+      END IF;
+      BEGIN
+        RETURN orchestration.create_workflow(project_id, spec);
+      EXCEPTION WHEN unique_violation THEN
+        CONTINUE;  -- a concurrent put created it first: compare with theirs
+      END;
+    END IF;
+    IF existing.spec_digest IS NOT DISTINCT FROM md5(normalized::text) AND existing.updated_by = caller THEN
+      RETURN existing.id;
+    END IF;
+    PERFORM orchestration.update_workflow(existing.id, spec);
     RETURN existing.id;
-  END IF;
-  PERFORM orchestration.update_workflow(existing.id, spec);
-  RETURN existing.id;
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION orchestration.put_workflow(integer, jsonb) IS
-  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
+  'Creates the workflow, or updates the one of that name to the spec as a new version (runs already started keep theirs); the same spec again, by the role that last set it, changes nothing. Returns its id either way (for deploy scripts). Requires orchestration_admin and the project';
 
 CREATE OR REPLACE FUNCTION orchestration.archive_workflow(workflow_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1929,6 +1963,39 @@ AS $$
   WHERE r.id = run_json.run_id
 $$;
 
+CREATE OR REPLACE FUNCTION orchestration.agent_for_write(agent_id bigint, OUT agent orchestration.agents, OUT caller name)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- NO KEY UPDATE: serializes changes of the agent without holding up the foreign-key
+  -- checks (KEY SHARE) of runs and attempts that refer to it while the caller's
+  -- transaction stays open.
+  SELECT * INTO agent FROM orchestration.agents a WHERE a.id = agent_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'agent % does not exist', coalesce(agent_id::text, 'NULL')
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  caller := orchestration.authorize(agent.project_id, 'orchestration_admin', object => 'agent ' || agent_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION orchestration.workflow_for_write(workflow_id bigint, OUT workflow orchestration.workflows, OUT caller name)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- NO KEY UPDATE, as agent_for_write: runs' foreign-key checks do not wait on it.
+  SELECT * INTO workflow FROM orchestration.workflows w WHERE w.id = workflow_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'workflow % does not exist', coalesce(workflow_id::text, 'NULL')
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  caller := orchestration.authorize(workflow.project_id, 'orchestration_admin',
+                                    object => 'workflow ' || workflow_id);
+END
+$$;
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
@@ -1971,3 +2038,5 @@ REVOKE ALL ON FUNCTION orchestration.note_started_run(bigint), orchestration.sta
 GRANT EXECUTE ON FUNCTION orchestration.started_runs() TO orchestration_admin, orchestration_operator, orchestration_approver;
 REVOKE ALL ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.put_workflow(integer, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.put_workflow(integer, jsonb) TO orchestration_admin;
+REVOKE ALL ON FUNCTION orchestration.written_in_this_transaction(xid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION orchestration.written_in_this_transaction(xid) TO orchestration_admin, orchestration_operator, orchestration_approver;

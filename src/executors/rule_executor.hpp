@@ -23,7 +23,7 @@ struct RuleOutcome {
 // reaches the scheduler's next statement; session advisory locks it took are released.
 // `role` must be allowed to execute the function.
 // `call` describes the attempt to the function, which reads it with orchestration.rule_call()
-// (JSON text: capability, agent, run_id, node, attempt).
+// (JSON text: capability, agent, run_id, node_key, attempt).
 RuleOutcome run_rule(const std::string& function, const std::string& role,
                      const std::string& input, int timeout_seconds, const std::string& call);
 

@@ -11,13 +11,14 @@ extern "C" {
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "nodes/primnodes.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
-#include "utils/regproc.h"
 #include "utils/rel.h"
 }
 
@@ -75,9 +76,11 @@ ORCH_SQL_FUNCTION(orch_start_workflow_trigger) {
     Datum new_json = new_row ? row_jsonb(new_row, descriptor) : (Datum)0;
     Datum old_json = old_row ? row_jsonb(old_row, descriptor) : (Datum)0;
 
-    Oid start = DatumGetObjectId(DirectFunctionCall1(
-        to_regprocedure,
-        CStringGetTextDatum("orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[])")));
+    // Looked up by schema and argument type OIDs: type names would be resolved through
+    // the writer's search_path, where a temporary type "jsonb" comes first.
+    Oid argument_types[] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTARRAYOID};
+    Oid start = LookupFuncName(list_make2(makeString(pstrdup("orchestration")), makeString(pstrdup("start_run_from_trigger"))),
+                               7, argument_types, true);
     if (start == InvalidOid) elog(ERROR, "orchestration.start_run_from_trigger is missing; reinstall the extension");
     FmgrInfo flinfo;
     fmgr_info(start, &flinfo);

@@ -122,3 +122,9 @@ ORCH_SQL_FUNCTION(orch_started_runs) {
     return PointerGetDatum(construct_array(ids.data(), static_cast<int>(ids.size()), INT8OID, 8, true, TYPALIGN_DOUBLE));
   });
 }
+
+// written_in_this_transaction(row_xmin xid) returns boolean: whether this transaction (or
+// one of its subtransactions) wrote the row version, as wait_for_runs asks of a run's row.
+ORCH_SQL_FUNCTION(orch_written_in_this_transaction) {
+  return orch::pg::guard([&] { return BoolGetDatum(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0)))); });
+}

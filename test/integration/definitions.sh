@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Definitions changed in a transaction that stays open hold up nobody's runs, and two
+# deploy scripts putting the same new agent at once both get its id.
+#
+# In a database no worker serves: starting a run is what is checked (its rows' foreign
+# keys to the agent and the workflow), not running it.
+source "$(dirname "$0")/lib.bash"
+db=orchestration_definitions
+PGDATABASE=postgres q "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+PGDATABASE=postgres q "CREATE DATABASE $db" >/dev/null
+export PGDATABASE=$db
+q "CREATE EXTENSION pg_orchestration"
+q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT input \$\$"
+agent='{"name": "echo", "type": "RULE", "function": "public.echo", "capabilities": [{"name": "say"}]}'
+changed='{"name": "echo", "type": "RULE", "function": "public.echo", "version": "2.0.0", "capabilities": [{"name": "say"}]}'
+flow='{"name": "flow", "nodes": [{"id": "a", "agent": "echo", "action": "say"}]}'
+q "SELECT orchestration.put_agent(1, '$agent')" >/dev/null
+q "SELECT orchestration.put_workflow(1, '$flow')" >/dev/null
+
+# hold SQL: run SQL in a transaction left open for 4 s, in the background.
+hold() {
+  psql -X -q -At -c "BEGIN" -c "$1" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null 2>&1 &
+  held=$!
+  wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(4)'" ||
+    echo "# the transaction did not get to its sleep"
+}
+# A start waits for no lock: a lock wait would fail it after 1 s.
+starts() { psql -X -q -At -c "SET lock_timeout = '1s'" -c "SELECT orchestration.start_workflow(1, 'flow') > 0" 2>&1; }
+
+for change in "put_agent(1, '$changed')" "update_agent(1, 'echo', '$agent')" "put_agent(1, '$agent')" \
+              "put_workflow(1, '$flow')" "update_workflow(1, 'flow', '$flow')"; do
+  hold "SELECT orchestration.$change"
+  is "$(starts)" "t" "a run starts while a transaction that called ${change%%(*} (${change:0:40}...) is open"
+  wait "$held"
+done
+
+# Two puts of a new agent at once: the second waits for the first, then finds its agent.
+new='{"name": "fresh", "type": "RULE", "function": "public.echo", "capabilities": [{"name": "say"}]}'
+out=$(mktemp)
+psql -X -q -At -c "BEGIN" -c "SELECT orchestration.put_agent(1, '$new')" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
+first=$!
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
+  echo "# the first put did not get to its sleep"
+psql -X -q -At -c "SELECT orchestration.put_agent(1, '$new')" >"$out.2" 2>&1
+wait "$first"
+is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent put of the same new agent returns the same id (not 'already exists')"
+rm -f "$out" "$out".*
+
+PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null
+done_testing

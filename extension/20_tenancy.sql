@@ -78,6 +78,31 @@ AS 'MODULE_PATHNAME', 'orch_rule_call';
 COMMENT ON FUNCTION orchestration.rule_call() IS
   'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
 
+-- Whether a role has a project: a grant to it or to a role it belongs to.
+CREATE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT 1 FROM orchestration.project_grants g
+                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'))
+$$;
+COMMENT ON FUNCTION orchestration.role_in_project(name, integer) IS
+  'Internal (authorize, may_run_as): whether the role, or a role it belongs to, has been granted the project';
+
+-- A RULE agent runs as the role that last set its function, which vouched for it then
+-- with orchestration_admin and the project. One that has lost either since vouches for
+-- nothing: it may still change the function, and must not see the project's inputs.
+CREATE FUNCTION orchestration.may_run_as(role name, project_id integer) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
+                                         AND orchestration.role_in_project(may_run_as.role, may_run_as.project_id))
+                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false)
+$$;
+COMMENT ON FUNCTION orchestration.may_run_as(name, integer) IS
+  'Internal (RULE workers, before every attempt): whether a RULE agent''s runs_as role is still a superuser, or an orchestration_admin with the project';
+
 CREATE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
                                         object text DEFAULT NULL)
 RETURNS name
@@ -99,9 +124,7 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = format('A superuser can run: GRANT %I TO %I;', required_role, caller);
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM orchestration.project_grants g
-                 WHERE g.project_id = authorize.project_id
-                   AND pg_has_role(caller, g.role, 'USAGE')) THEN
+  IF NOT orchestration.role_in_project(caller, project_id) THEN
     IF object IS NOT NULL THEN
       -- Acting on an existing object of a project the caller lacks: it must not learn
       -- that the object exists, just as row-level security hides it from its reads.

@@ -168,6 +168,15 @@ SELECT orchestration.put_agent(121, '{"name": "private", "type": "RULE", "functi
 RESET ROLE;
 SELECT runs_as FROM orchestration.agents WHERE project_id = 121 AND name = 'private';
 
+-- The agent now runs as callers_other_admin. Once that role loses the project, its
+-- function (which it may still change) is not run on the project's input any more.
+SELECT orchestration.put_workflow(121, '{"name": "private", "nodes": [{"id": "p", "agent": "private", "action": "say"}]}') > 0 AS created;
+SELECT orchestration.start_workflow(121, 'private') AS private_run \gset
+SELECT orchestration.wait_for_run(:private_run, 30)->>'status' AS while_granted;
+SELECT orchestration.revoke_project('callers_other_admin', 121);
+SELECT orchestration.start_workflow(121, 'private') AS private_run \gset
+SELECT r->>'status' AS after_revoke, r->'nodes'->0->>'error' AS error FROM orchestration.wait_for_run(:private_run, 30) r;
+
 -- A table owned by a role whose name needs quoting starts runs too.
 CREATE ROLE "Callers-Owner";
 GRANT orchestration_operator TO "Callers-Owner";
@@ -205,6 +214,6 @@ SELECT orchestration.reject_node(:gated_run, 'deploy');
 
 -- Roles outlive the database: leave none behind.
 DROP TABLE public.callers_quoted;
-SELECT orchestration.revoke_project('callers_other_admin', 121), orchestration.revoke_project('Callers-Owner', 121);
+SELECT orchestration.revoke_project('Callers-Owner', 121);
 REVOKE EXECUTE ON FUNCTION public.callers_private(jsonb) FROM callers_other_admin;
 DROP ROLE callers_other_admin, "Callers-Owner";

@@ -1996,6 +1996,67 @@ BEGIN
 END
 $$;
 
+-- Whether a role has a project: a grant to it or to a role it belongs to.
+CREATE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT 1 FROM orchestration.project_grants g
+                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'))
+$$;
+COMMENT ON FUNCTION orchestration.role_in_project(name, integer) IS
+  'Internal (authorize, may_run_as): whether the role, or a role it belongs to, has been granted the project';
+
+-- A RULE agent runs as the role that last set its function, which vouched for it then
+-- with orchestration_admin and the project. One that has lost either since vouches for
+-- nothing: it may still change the function, and must not see the project's inputs.
+CREATE FUNCTION orchestration.may_run_as(role name, project_id integer) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
+                                         AND orchestration.role_in_project(may_run_as.role, may_run_as.project_id))
+                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false)
+$$;
+COMMENT ON FUNCTION orchestration.may_run_as(name, integer) IS
+  'Internal (RULE workers, before every attempt): whether a RULE agent''s runs_as role is still a superuser, or an orchestration_admin with the project';
+
+CREATE OR REPLACE FUNCTION orchestration.authorize(project_id integer, required_role name, who name DEFAULT NULL,
+                                        object text DEFAULT NULL)
+RETURNS name
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := coalesce(who, orchestration.calling_role());
+BEGIN
+  IF project_id IS NULL OR project_id <= 0 THEN
+    RAISE EXCEPTION 'invalid project_id %', coalesce(project_id::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Project ids are positive integers.';
+  END IF;
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = caller) THEN
+    RETURN caller;
+  END IF;
+  IF NOT pg_has_role(caller, required_role, 'USAGE') THEN
+    RAISE EXCEPTION 'permission denied: role "%" is not a member of %', caller, required_role
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('A superuser can run: GRANT %I TO %I;', required_role, caller);
+  END IF;
+  IF NOT orchestration.role_in_project(caller, project_id) THEN
+    IF object IS NOT NULL THEN
+      -- Acting on an existing object of a project the caller lacks: it must not learn
+      -- that the object exists, just as row-level security hides it from its reads.
+      RAISE EXCEPTION '% does not exist', object USING ERRCODE = 'undefined_object';
+    END IF;
+    RAISE EXCEPTION 'permission denied for project %', project_id
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('An orchestration_admin of project %s can run: SELECT orchestration.grant_project(%L, %s);',
+                          project_id, caller, project_id);
+  END IF;
+  RETURN caller;
+END
+$$;
+
 -- Privileges of the functions added (90_privileges.sql revokes everything from PUBLIC and
 -- grants the API).
 REVOKE ALL ON FUNCTION orchestration.calling_login() FROM PUBLIC;
@@ -2040,3 +2101,4 @@ REVOKE ALL ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.pu
 GRANT EXECUTE ON FUNCTION orchestration.put_agent(integer, jsonb), orchestration.put_workflow(integer, jsonb) TO orchestration_admin;
 REVOKE ALL ON FUNCTION orchestration.written_in_this_transaction(xid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orchestration.written_in_this_transaction(xid) TO orchestration_admin, orchestration_operator, orchestration_approver;
+REVOKE ALL ON FUNCTION orchestration.role_in_project(name, integer), orchestration.may_run_as(name, integer) FROM PUBLIC;

@@ -50,6 +50,8 @@ constexpr const char* kClaimSql =
     "$8::bigint[])";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
+// A RULE agent's runs_as role still vouches for it (checked before every attempt).
+constexpr const char* kMayRunAsSql = "SELECT orchestration.may_run_as($1::name, $2::integer)";
 constexpr const char* kApprovalSql =
     "SELECT orchestration.request_approval($1::bigint, $2::int, $3::jsonb)";
 constexpr const char* kRecordSql =
@@ -409,18 +411,26 @@ void process_node(const std::vector<Value>& node, Round& round) {
     return;
   }
   std::string started = now_text();
-  int timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
-  rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
-  // What rule_call() tells the function: the capability it was called for, and where.
-  nlohmann::json call = {{"capability", *node[kAction]},       {"agent", *node[kAgentName]},
-                         {"run_id", std::stoll(*node[kRunId])}, {"node_key", *node[kNodeKey]},
-                         {"attempt", std::stoi(*node[kAttempt]) + 1}};
-  executors::RuleOutcome outcome =
-      executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds, call.dump());
-  // Stopped by the scheduler, which records the attempt as timed out: this transaction
-  // must not record it too (the SIGTERM ends the process soon).
-  if (!rule_pool::attempt_ended())
-    throw std::runtime_error("node " + id + " ran past its timeout; this worker was stopped");
+  executors::RuleOutcome outcome;
+  pg::Rows allowed = spi_run(kMayRunAsSql, {*node[kRunsAs], *node[kProjectId]});
+  if (allowed.size() != 1 || !allowed.at(0, 0) || *allowed.at(0, 0) != "t") {
+    outcome.error = "role \"" + *node[kRunsAs] + "\", which the agent runs as, no longer has project " +
+                    *node[kProjectId] +
+                    " as an orchestration_admin; its function was not run (an admin of the project sets the agent "
+                    "again: update_agent or put_agent)";
+  } else {
+    int timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
+    rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
+    // What rule_call() tells the function: the capability it was called for, and where.
+    nlohmann::json call = {{"capability", *node[kAction]},       {"agent", *node[kAgentName]},
+                           {"run_id", std::stoll(*node[kRunId])}, {"node_key", *node[kNodeKey]},
+                           {"attempt", std::stoi(*node[kAttempt]) + 1}};
+    outcome = executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds, call.dump());
+    // Stopped by the scheduler, which records the attempt as timed out: this transaction
+    // must not record it too (the SIGTERM ends the process soon).
+    if (!rule_pool::attempt_ended())
+      throw std::runtime_error("node " + id + " ran past its timeout; this worker was stopped");
+  }
   std::string finished = now_text();
   if (outcome.succeeded) check_output(outcome, contract.output.get(), capability);
   round.attempts.add({std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error, started,

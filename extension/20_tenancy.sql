@@ -76,7 +76,7 @@ CREATE FUNCTION orchestration.rule_call() RETURNS jsonb
 LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_rule_call';
 COMMENT ON FUNCTION orchestration.rule_call() IS
-  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
+  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node_key", "attempt"} (one function can serve several capabilities); NULL anywhere else';
 
 -- Whether a role has a project: a grant to it or to a role it belongs to.
 CREATE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean

@@ -407,12 +407,12 @@ BEGIN
     SELECT * INTO existing FROM orchestration.agents a
     WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name';
     IF NOT FOUND THEN
-      IF round = 2 THEN
-        RETURN orchestration.register_agent(project_id, spec);
-      END IF;
       BEGIN
         RETURN orchestration.register_agent(project_id, spec);
       EXCEPTION WHEN unique_violation THEN
+        IF round = 2 THEN
+          RAISE;
+        END IF;
         CONTINUE;  -- a concurrent put registered it first: compare with theirs
       END;
     END IF;

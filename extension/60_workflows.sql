@@ -287,12 +287,12 @@ BEGIN
     SELECT * INTO existing FROM orchestration.workflows w
     WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name';
     IF NOT FOUND THEN
-      IF round = 2 THEN
-        RETURN orchestration.create_workflow(project_id, spec);
-      END IF;
       BEGIN
         RETURN orchestration.create_workflow(project_id, spec);
       EXCEPTION WHEN unique_violation THEN
+        IF round = 2 THEN
+          RAISE;
+        END IF;
         CONTINUE;  -- a concurrent put created it first: compare with theirs
       END;
     END IF;

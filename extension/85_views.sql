@@ -39,7 +39,7 @@ COMMENT ON VIEW orchestration.node_runs IS
   'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node_key';
 
 CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
-SELECT ap.id AS approval_id, ap.project_id, ap.run_id AS run_id, w.name AS workflow,
+SELECT ap.id AS approval_id, ap.project_id, ap.run_id, w.name AS workflow,
        ap.node_key, a.name AS agent, n.action, r.started_by,
        ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting,
        n.resolved_input AS input

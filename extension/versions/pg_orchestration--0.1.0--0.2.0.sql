@@ -77,7 +77,7 @@ COMMENT ON VIEW orchestration.node_runs IS
   'One row per node per run: status, attempt, timings, the error (or why it was skipped), and the last attempt''s exit code and log tail. ORDER BY run_id, level, node_key';
 
 CREATE VIEW orchestration.pending_approvals WITH (security_invoker = true) AS
-SELECT ap.id AS approval_id, ap.project_id, ap.run_id AS run_id, w.name AS workflow,
+SELECT ap.id AS approval_id, ap.project_id, ap.run_id, w.name AS workflow,
        ap.node_key, a.name AS agent, n.action, r.started_by,
        ap.requested_at, ap.expires_at, now() - ap.requested_at AS waiting,
        n.resolved_input AS input
@@ -1625,7 +1625,7 @@ CREATE FUNCTION orchestration.rule_call() RETURNS jsonb
 LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'orch_rule_call';
 COMMENT ON FUNCTION orchestration.rule_call() IS
-  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node", "attempt"} (one function can serve several capabilities); NULL anywhere else';
+  'Inside a RULE agent''s function: what it was called for, {"capability", "agent", "run_id", "node_key", "attempt"} (one function can serve several capabilities); NULL anywhere else';
 
 -- For deploy scripts: the agent as the spec says, whether or not it exists. The same
 -- spec again, put by the role the agent runs as, changes nothing (not even updated_at)
@@ -1650,12 +1650,12 @@ BEGIN
     SELECT * INTO existing FROM orchestration.agents a
     WHERE a.project_id = put_agent.project_id AND a.name = normalized->>'name';
     IF NOT FOUND THEN
-      IF round = 2 THEN
-        RETURN orchestration.register_agent(project_id, spec);
-      END IF;
       BEGIN
         RETURN orchestration.register_agent(project_id, spec);
       EXCEPTION WHEN unique_violation THEN
+        IF round = 2 THEN
+          RAISE;
+        END IF;
         CONTINUE;  -- a concurrent put registered it first: compare with theirs
       END;
     END IF;
@@ -1691,12 +1691,12 @@ BEGIN
     SELECT * INTO existing FROM orchestration.workflows w
     WHERE w.project_id = put_workflow.project_id AND w.name = normalized->>'name';
     IF NOT FOUND THEN
-      IF round = 2 THEN
-        RETURN orchestration.create_workflow(project_id, spec);
-      END IF;
       BEGIN
         RETURN orchestration.create_workflow(project_id, spec);
       EXCEPTION WHEN unique_violation THEN
+        IF round = 2 THEN
+          RAISE;
+        END IF;
         CONTINUE;  -- a concurrent put created it first: compare with theirs
       END;
     END IF;

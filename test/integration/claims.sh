@@ -8,12 +8,9 @@
 # orchestration.database_name), so nothing but these sessions claims anything.
 source "$(dirname "$0")/lib.bash"
 db=orchestration_claims
-PGDATABASE=postgres q "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-PGDATABASE=postgres q "CREATE DATABASE $db" >/dev/null
-export PGDATABASE=$db
+database_without_workers "$db"
 is "$(q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type LIKE 'pg_orchestration%'")" "0" \
    "no worker serves $db"
-q "CREATE EXTENSION pg_orchestration"
 q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT input \$\$"
 q "SELECT orchestration.register_agent(1, '{\"name\": \"echo\", \"type\": \"RULE\", \"function\": \"public.echo\", \"capabilities\": [{\"name\": \"say\"}]}')" >/dev/null
 q "SELECT orchestration.create_workflow(1, jsonb_build_object('name', 'twenty', 'nodes',
@@ -28,8 +25,7 @@ out=$(mktemp -d)
 psql -X -q -At -c "BEGIN" -c "$(claim rule 1)" -c "SELECT pg_sleep(2)" -c "$(claim rule 100 1)" -c "COMMIT" \
   >"$out/holder" 2>&1 &
 holder=$!
-wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
-  echo "# the holder did not get to its sleep"
+wait_for_sleeper 2
 # Meanwhile the other RULE worker, and a scheduler running every kind of node
 # (rule_workers = 0), each pass over the held run and stay in their transaction.
 psql -X -q -At -c "BEGIN" -c "$(claim rule 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/rule" 2>&1 &
@@ -52,14 +48,12 @@ run3=$(q "SELECT orchestration.start_workflow(1, 'twenty')")
 psql -X -q -At -c "BEGIN" -c "SELECT 1 FROM orchestration.workflow_runs WHERE id = $run2 FOR UPDATE" \
   -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
 held=$!
-wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(3)'" ||
-  echo "# the run was not held"
+wait_for_sleeper 3
 claimed=$(mktemp)
 psql -X -q -At -c "BEGIN" -c "SELECT string_agg(DISTINCT run_id::text, ',') || ' ' || count(*) FROM orchestration.claim_nodes(100, 0, 0, '{}', 'any', '{}', NULL, '{}')" \
   -c "SELECT pg_sleep(2)" -c "ROLLBACK" >"$claimed" 2>&1 &
 claimer=$!
-wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
-  echo "# the claim did not get to its sleep"
+wait_for_sleeper 2
 is "$(q "SELECT count(*) FROM (SELECT 1 FROM orchestration.workflow_run_nodes WHERE run_id = $run2 FOR UPDATE SKIP LOCKED) n")" "20" \
    "a claim that passed over a held run locked none of its nodes"
 wait "$claimer"

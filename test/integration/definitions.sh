@@ -6,10 +6,7 @@
 # keys to the agent and the workflow), not running it.
 source "$(dirname "$0")/lib.bash"
 db=orchestration_definitions
-PGDATABASE=postgres q "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
-PGDATABASE=postgres q "CREATE DATABASE $db" >/dev/null
-export PGDATABASE=$db
-q "CREATE EXTENSION pg_orchestration"
+database_without_workers "$db"
 q "CREATE FUNCTION public.echo(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT input \$\$"
 agent='{"name": "echo", "type": "RULE", "function": "public.echo", "capabilities": [{"name": "say"}]}'
 changed='{"name": "echo", "type": "RULE", "function": "public.echo", "version": "2.0.0", "capabilities": [{"name": "say"}]}'
@@ -21,8 +18,7 @@ q "SELECT orchestration.put_workflow(1, '$flow')" >/dev/null
 hold() {
   psql -X -q -At -c "BEGIN" -c "$1" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null 2>&1 &
   held=$!
-  wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(4)'" ||
-    echo "# the transaction did not get to its sleep"
+  wait_for_sleeper 4
 }
 # A start waits for no lock: a lock wait would fail it after 1 s.
 starts() { psql -X -q -At -c "SET lock_timeout = '1s'" -c "SELECT orchestration.start_workflow(1, 'flow') > 0" 2>&1; }
@@ -39,8 +35,7 @@ new='{"name": "fresh", "type": "RULE", "function": "public.echo", "capabilities"
 out=$(mktemp)
 psql -X -q -At -c "BEGIN" -c "SELECT orchestration.put_agent(1, '$new')" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
 first=$!
-wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(2)'" ||
-  echo "# the first put did not get to its sleep"
+wait_for_sleeper 2
 psql -X -q -At -c "SELECT orchestration.put_agent(1, '$new')" >"$out.2" 2>&1
 wait "$first"
 is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent put of the same new agent returns the same id (not 'already exists')"

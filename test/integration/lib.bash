@@ -44,6 +44,26 @@ reset_database() {
   wait_for 30 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = current_database()"
 }
 
+# database_without_workers NAME: a fresh database with the extension that no worker serves
+# (it is not in orchestration.database_name), made the one q and psql use: there only the
+# test's own sessions claim, start or lock anything.
+database_without_workers() {
+  PGDATABASE=postgres q "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+  PGDATABASE=postgres q "CREATE DATABASE $1" >/dev/null
+  export PGDATABASE=$1
+  q "CREATE EXTENSION pg_orchestration"
+}
+
+# wait_for_sleeper SECONDS: until a session of this database runs "SELECT pg_sleep(SECONDS)",
+# the pause a test's background transaction holds its locks in.
+wait_for_sleeper() {
+  wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep($1)'" ||
+    echo "# no session got to pg_sleep($1)"
+}
+
+# cpu_ticks PID...: the processes' user + system CPU time so far, in clock ticks.
+cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$total"; }
+
 pg_ctl_as_postgres() { runuser -u postgres -- "$(pg_config --bindir)/pg_ctl" -D "$DATA" "$@"; }
 
 # NATS (scripts/nats.sh) and the test client built by CMake (test/integration/nats_probe.cpp).

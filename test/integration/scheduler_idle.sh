@@ -15,7 +15,6 @@ q "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 pid=$(scheduler_pid)
 rule_pids=$(q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database()")
-cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$total"; }
 
 is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE pid = $pid")" "Extension/Extension" \
    "the idle scheduler waits on its latch"

@@ -25,8 +25,7 @@ sleep 1
 is "$(q "SELECT wait_event_type || '/' || wait_event FROM pg_stat_activity WHERE application_name = 'waiter'")" "Extension/Extension" \
    "a wait for the end sleeps on its latch"
 wpid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'waiter'")
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-before=$(ticks "$wpid"); sleep 2; after=$(ticks "$wpid")
+before=$(cpu_ticks "$wpid"); sleep 2; after=$(cpu_ticks "$wpid")
 is "$((after - before))" "0" "and uses no CPU while nothing changes (utime+stime ticks over 2 s)"
 
 approval=$(q "SELECT id FROM orchestration.workflow_approvals WHERE run_id = $run AND status = 'PENDING'")

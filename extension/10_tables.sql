@@ -137,9 +137,13 @@ CREATE TABLE orchestration.workflow_runs (
   created_at        timestamptz NOT NULL DEFAULT now(),
   started_at        timestamptz,
   finished_at       timestamptz,
-  started_login     name NOT NULL DEFAULT session_user
+  started_login     name NOT NULL DEFAULT session_user,
+  idempotency_key   text
 );
 CREATE INDEX ON orchestration.workflow_runs (workflow_id, status);
+-- A start with a key the project has used returns that run instead of a second one.
+CREATE UNIQUE INDEX workflow_runs_idempotency_key ON orchestration.workflow_runs (project_id, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
 CREATE INDEX ON orchestration.workflow_runs (created_at);
 -- The scheduler looks only at live runs; this index stays small however much history
 -- the table holds.
@@ -151,6 +155,8 @@ COMMENT ON COLUMN orchestration.workflow_runs.started_by IS
   'The role that started the run (the SET ROLE role, else the login; for a table trigger, the role that wrote the row)';
 COMMENT ON COLUMN orchestration.workflow_runs.started_login IS
   'The person who started the run: the session''s login role (inside a RULE attempt, the agent''s role). With orchestration.approval_four_eyes, this login cannot answer the run''s approvals, whatever role it switches to';
+COMMENT ON COLUMN orchestration.workflow_runs.idempotency_key IS
+  'The caller''s key for this start (start_workflow''s idempotency_key), unique in the project while the run is kept: starting again with it returns this run';
 
 CREATE TABLE orchestration.workflow_run_nodes (
   id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

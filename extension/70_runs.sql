@@ -51,7 +51,8 @@ COMMENT ON FUNCTION orchestration.started_runs() IS
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.
 CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
-                                         context jsonb, started_by name)
+                                         context jsonb, started_by name,
+                                         idempotency_key text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -72,10 +73,10 @@ BEGIN
   END IF;
   INSERT INTO orchestration.workflow_runs AS r
     (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
-     started_login)
+     started_login, idempotency_key)
   VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
           orchestration.child_traceparent(context->>'traceparent'), started_by,
-          orchestration.calling_login())
+          orchestration.calling_login(), create_run.idempotency_key)
   RETURNING r.id INTO run_id;
   INSERT INTO orchestration.workflow_run_nodes
     (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
@@ -95,10 +96,11 @@ BEGIN
   RETURN run_id;
 END
 $$;
-COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name) IS
-  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes, in the caller''s transaction, and wakes the scheduler at commit';
+COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text) IS
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key), in the caller''s transaction, and wakes the scheduler at commit';
 
-CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}')
+CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}',
+                                             idempotency_key text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -106,6 +108,7 @@ AS $$
 DECLARE
   caller name := orchestration.authorize(project_id, 'orchestration_operator');
   target orchestration.workflows;
+  run_id bigint;
 BEGIN
   -- NULL is a mistake of the caller's, not "nothing": say so rather than start with {}.
   IF workflow IS NULL THEN
@@ -116,17 +119,69 @@ BEGIN
       USING ERRCODE = 'null_value_not_allowed',
             HINT = 'Pass ''{}'' (or leave the argument out) for an empty context.';
   END IF;
+  IF idempotency_key IS NOT NULL AND NOT length(idempotency_key) BETWEEN 1 AND 255 THEN
+    RAISE EXCEPTION 'an idempotency key must be 1 to 255 characters, not %', length(idempotency_key)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use an id of the request that starts the run, such as a UUID.';
+  END IF;
   SELECT * INTO target FROM orchestration.workflows w
   WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'workflow "%" does not exist in project %', workflow, project_id
       USING ERRCODE = 'undefined_object';
   END IF;
-  RETURN orchestration.create_run(target, 'manual', context, caller);
+  IF idempotency_key IS NULL THEN
+    RETURN orchestration.create_run(target, 'manual', context, caller);
+  END IF;
+  -- A key the project has used: that start again, so that run. A start with the key that
+  -- has not committed yet makes the insert below wait for it (the unique index), then
+  -- fail: the loop looks again, now seeing its run.
+  FOR attempt IN 1..2 LOOP
+    run_id := orchestration.run_of_idempotency_key(target, context, idempotency_key);
+    IF run_id IS NOT NULL THEN
+      RETURN run_id;
+    END IF;
+    BEGIN
+      RETURN orchestration.create_run(target, 'manual', context, caller, idempotency_key);
+    EXCEPTION WHEN unique_violation THEN
+      IF attempt = 2 THEN
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
 END
 $$;
-COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb) IS
-  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text) IS
+  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. With an idempotency_key the project has used before, returns that run instead (the same workflow and context, or an error), so a caller can retry a start safely. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+
+CREATE FUNCTION orchestration.run_of_idempotency_key(workflow orchestration.workflows, context jsonb, idempotency_key text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  earlier record;
+BEGIN
+  SELECT r.id, r.context, w.name AS workflow INTO earlier
+  FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+  WHERE r.project_id = workflow.project_id AND r.idempotency_key = run_of_idempotency_key.idempotency_key;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  -- The same key for another request is the caller's bug: a silent "here is your run"
+  -- would hand back a run of something else.
+  IF earlier.workflow <> workflow.name OR earlier.context <> context THEN
+    RAISE EXCEPTION 'idempotency key "%" was used for run % with another %', idempotency_key, earlier.id,
+                    CASE WHEN earlier.workflow <> workflow.name THEN format('workflow ("%s")', earlier.workflow)
+                         ELSE 'context' END
+      USING ERRCODE = 'unique_violation',
+            HINT = 'A key names one start request: use a new key for a new request.';
+  END IF;
+  RETURN earlier.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.run_of_idempotency_key(orchestration.workflows, jsonb, text) IS
+  'Internal (start_workflow): the run an idempotency key of the workflow''s project started, if the workflow and context match; an error if they do not; NULL for a new key';
 
 -- The table trigger is C and runs as whoever writes the row: turning the row into JSON
 -- may call functions of the table owner's choosing (a cast to json of a type of theirs),
@@ -972,6 +1027,7 @@ AS $$
            'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
+           'idempotency_key', r.idempotency_key,
            'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
            'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
            'nodes', coalesce((

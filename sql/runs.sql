@@ -81,3 +81,21 @@ SELECT count(*) AS attempts, count(DISTINCT a.traceparent) AS spans,
        count(*) FILTER (WHERE r.id = :traced_run AND a.traceparent LIKE '00-0af7651916cd43dd8448eb211c80319c-%') AS in_callers_trace
 FROM orchestration.agent_runs a JOIN orchestration.workflow_runs r ON r.id = a.run_id
 WHERE r.project_id = 21;
+
+-- An idempotency key: a caller that retries a start (after a timeout, say) gets the run
+-- its first try started, not a second one; another project's key is its own.
+SELECT orchestration.start_workflow(21, 'diamond', '{"start": 1}', 'order-7') AS keyed_run \gset
+SELECT orchestration.start_workflow(21, 'diamond', '{"start": 1}', 'order-7') = :keyed_run AS same_run,
+       orchestration.run_json(:keyed_run)->>'idempotency_key' AS key,
+       (SELECT count(*) FROM orchestration.workflow_runs WHERE idempotency_key = 'order-7') AS runs;
+SELECT orchestration.start_workflow(21, 'diamond', '{"start": 2}', 'order-7');
+SELECT orchestration.start_workflow(21, 'diamond', '{"start": 1}', repeat('k', 256));
+SELECT orchestration.register_agent(22, '{"name": "adder", "type": "RULE", "function": "public.runs_add", "capabilities": [{"name": "add"}]}') > 0 AS registered;
+SELECT orchestration.create_workflow(22, '{"name": "diamond", "nodes": [{"id": "a", "agent": "adder", "action": "add", "inputs": {"x": 1}}]}') > 0 AS created;
+SELECT orchestration.start_workflow(22, 'diamond', '{"start": 1}', 'order-7') <> :keyed_run AS own_run_in_project_22;
+-- A rolled-back start leaves its key unused.
+BEGIN;
+SELECT orchestration.start_workflow(21, 'diamond', '{}', 'order-8') > 0 AS started;
+ROLLBACK;
+SELECT count(*) AS runs_with_order_8 FROM orchestration.workflow_runs WHERE idempotency_key = 'order-8';
+SELECT orchestration.wait_for_run(:keyed_run, 30)->>'status' AS status;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Definitions changed in a transaction that stays open hold up nobody's runs, and two
-# deploy scripts putting the same new agent at once both get its id.
+# Definitions changed in a transaction that stays open hold up nobody's runs, two deploy
+# scripts putting the same new agent at once both get its id, and two starts with one
+# idempotency key at once get one run.
 #
 # In a database no worker serves: starting a run is what is checked (its rows' foreign
 # keys to the agent and the workflow), not running it.
@@ -39,6 +40,17 @@ wait_for_sleeper 2
 psql -X -q -At -c "SELECT orchestration.put_agent(1, '$new')" >"$out.2" 2>&1
 wait "$first"
 is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent put of the same new agent returns the same id (not 'already exists')"
+rm -f "$out" "$out".*
+
+# Two starts with one idempotency key at once (a caller retrying while its first try is
+# still in flight): the second waits for the first, then returns its run.
+psql -X -q -At -c "BEGIN" -c "SELECT orchestration.start_workflow(1, 'flow', '{}', 'retry-1')" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
+first=$!
+wait_for_sleeper 2
+psql -X -q -At -c "SELECT orchestration.start_workflow(1, 'flow', '{}', 'retry-1')" >"$out.2" 2>&1
+wait "$first"
+is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent start with the same idempotency key returns the first start's run"
+is "$(q "SELECT count(*) FROM orchestration.workflow_runs WHERE idempotency_key = 'retry-1'")" "1" "and there is one run with that key"
 rm -f "$out" "$out".*
 
 PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null

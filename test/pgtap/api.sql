@@ -46,8 +46,9 @@ SELECT has_view('orchestration', 'pending_approvals', 'view pending_approvals');
 SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'orchestration'::regnamespace AND c.relkind = 'v'
              AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)), 0::bigint,
           'every view applies row-level security as the caller (security_invoker)');
-SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb)'::regprocedure)),
-          'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb', 'start_workflow''s context defaults to {}');
+SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb, text)'::regprocedure)),
+          'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb, idempotency_key text DEFAULT NULL::text',
+          'start_workflow''s context defaults to {}, and its idempotency key to none');
 SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, interval, text)'::regprocedure)),
           'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval, until text DEFAULT ''settled''::text',
           'wait_for_run waits 60 seconds by default, until the run is settled');

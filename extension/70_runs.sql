@@ -169,8 +169,9 @@ BEGIN
     RETURN NULL;
   END IF;
   -- The same key for another request is the caller's bug: a silent "here is your run"
-  -- would hand back a run of something else.
-  IF earlier.workflow <> workflow.name OR earlier.context <> context THEN
+  -- would hand back a run of something else. A retry may come from another span of the
+  -- caller's trace: its traceparent is not part of the request.
+  IF earlier.workflow <> workflow.name OR earlier.context - 'traceparent' <> context - 'traceparent' THEN
     RAISE EXCEPTION 'idempotency key "%" was used for run % with another %', idempotency_key, earlier.id,
                     CASE WHEN earlier.workflow <> workflow.name THEN format('workflow ("%s")', earlier.workflow)
                          ELSE 'context' END

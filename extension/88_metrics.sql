@@ -43,9 +43,18 @@ FROM orchestration.events e WHERE e.published_at IS NULL
 UNION ALL
 SELECT 'orchestration_relay_lag_seconds', '{}',
        coalesce(extract(epoch FROM now() - min(e.created_at)), 0)::float8
-FROM orchestration.events e WHERE e.published_at IS NULL;
+FROM orchestration.events e WHERE e.published_at IS NULL
+UNION ALL
+-- A counter: each container attempt counts once, while it runs (its node holds the
+-- container) and then as its recorded attempt; it drops only when runs are deleted.
+SELECT 'orchestration_container_starts_total', jsonb_build_object('project', c.project_id::text), count(*)
+FROM (SELECT a.project_id FROM orchestration.agent_runs a WHERE a.container_id IS NOT NULL
+      UNION ALL
+      SELECT n.project_id FROM orchestration.workflow_run_nodes n
+      WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL) c
+GROUP BY c.project_id;
 COMMENT ON VIEW orchestration.metric_samples IS
-  'Every metric orchestration.metrics() exports, one row per sample (metric, labels, value): runs and nodes by project and status, node duration histogram, queue depth (runnable nodes), running containers, pending approvals, outbox backlog and relay lag (age of the oldest unpublished event)';
+  'Every metric orchestration.metrics() exports, one row per sample (metric, labels, value): runs and nodes by project and status, node duration histogram, queue depth (runnable nodes), running containers, pending approvals, outbox backlog, relay lag (age of the oldest unpublished event) and containers started per project';
 
 CREATE FUNCTION orchestration.metrics() RETURNS text
 LANGUAGE sql STABLE
@@ -59,7 +68,8 @@ AS $$
     ('orchestration_running_containers', 'gauge', 'Container nodes running.', 5),
     ('orchestration_pending_approvals', 'gauge', 'Approvals waiting for an answer.', 6),
     ('orchestration_outbox_backlog', 'gauge', 'Events not yet published to NATS.', 7),
-    ('orchestration_relay_lag_seconds', 'gauge', 'Age of the oldest event not yet published to NATS (0: none).', 8)),
+    ('orchestration_relay_lag_seconds', 'gauge', 'Age of the oldest event not yet published to NATS (0: none).', 8),
+    ('orchestration_container_starts_total', 'counter', 'Containers started for node attempts, by project.', 9)),
   lines AS (
     SELECT f.ord, 0 AS sub, '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.type AS line,
            NULL::text AS project, NULL::text AS metric, NULL::float8 AS le, NULL::text AS status
@@ -77,6 +87,6 @@ AS $$
   SELECT string_agg(line, E'\n' ORDER BY ord, sub, project, metric, le, status) || E'\n' FROM lines
 $$;
 COMMENT ON FUNCTION orchestration.metrics() IS
-  'The metrics of orchestration.metric_samples in the Prometheus text exposition format (version 0.0.4), for postgres_exporter''s custom queries or any scraper; sees the caller''s projects (a superuser or a role granted every project sees all)';
+  'The metrics of orchestration.metric_samples in the Prometheus text exposition format (version 0.0.4), what the metrics worker serves on orchestration.metrics_listen as GET /metrics; sees the caller''s projects (a superuser or a role granted every project sees all)';
 
 GRANT SELECT ON orchestration.metric_samples TO orchestration_admin, orchestration_operator, orchestration_approver;

@@ -22,6 +22,8 @@ packages=(
   clang libclang-rt-14-dev python3-yaml
   # observability tests: a Prometheus exposition parser, Graphviz to render run graphs
   python3-prometheus-client graphviz
+  # the Prometheus endpoint's test scrapes it with a real Prometheus server
+  prometheus
   # the README's "From Python" program (test/integration/readme_python.sh)
   python3-psycopg
 )

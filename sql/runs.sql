@@ -99,3 +99,5 @@ SELECT orchestration.start_workflow(21, 'diamond', '{}', 'order-8') > 0 AS start
 ROLLBACK;
 SELECT count(*) AS runs_with_order_8 FROM orchestration.workflow_runs WHERE idempotency_key = 'order-8';
 SELECT orchestration.wait_for_run(:keyed_run, 30)->>'status' AS status;
+-- A retry from another span of the caller's trace is the same request.
+SELECT orchestration.start_workflow(21, 'diamond', '{"start": 1, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}', 'order-7') = :keyed_run AS same_run_other_span;

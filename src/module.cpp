@@ -40,7 +40,8 @@ void register_worker(const char* kind, const char* function, const std::string& 
 }
 
 // Per database: the scheduler, the NATS relay (which idles while orchestration.nats_url
-// is empty) and orchestration.rule_workers RULE workers.
+// is empty), the metrics endpoint (idle while orchestration.metrics_listen is empty) and
+// orchestration.rule_workers RULE workers.
 void register_workers() {
   std::vector<std::string> databases = orch::config::scheduler_databases();
   for (std::size_t i = 0; i < databases.size(); ++i) {
@@ -49,6 +50,8 @@ void register_workers() {
     // not exist yet is retried at this pace.
     register_worker("scheduler", "orch_scheduler_main", databases[i], slot, 0, 5);
     register_worker("relay", "orch_relay_main", databases[i], slot, 0, 5);
+    // Idles while orchestration.metrics_listen is empty.
+    register_worker("metrics", "orch_metrics_main", databases[i], slot, 0, 5);
     // A RULE worker the scheduler stopped comes back after a second.
     for (int index = 0; index < orch::config::rule_workers; ++index)
       register_worker("rule worker", "orch_rule_worker_main", databases[i], slot, index, 1);

@@ -1,6 +1,10 @@
 #include "config/gucs.hpp"
 
 #include <climits>
+#include <cstdio>
+#include <stdexcept>
+
+#include "core/http/metrics_server.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -41,6 +45,26 @@ char* nats_queue_group = nullptr;
 int event_retention_seconds = 7 * 86400;
 int relay_batch_size = 256;
 char* otlp_endpoint = nullptr;
+char* metrics_listen = nullptr;
+
+namespace {
+
+// orchestration.metrics_listen must parse, or the setting is refused where it is made.
+bool check_metrics_listen(char** value, void**, GucSource) {
+  if (*value == nullptr || **value == '\0') return true;
+  char problem[256] = "";
+  try {
+    (void)http::parse_listen_address(*value);
+  } catch (const std::exception& e) {
+    snprintf(problem, sizeof problem, "%s", e.what());
+  }
+  // Outside the catch: GUC_check_errdetail may palloc, and so longjmp.
+  if (problem[0] == '\0') return true;
+  GUC_check_errdetail("%s", problem);
+  return false;
+}
+
+}  // namespace
 
 void define_gucs() {
   DefineCustomStringVariable(
@@ -170,6 +194,12 @@ void define_gucs() {
       "The traces URL of an OpenTelemetry collector, e.g. http://127.0.0.1:4318/v1/traces; empty: no spans are "
       "kept or sent. Readable by every role: put no credentials in it.",
       &otlp_endpoint, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "orchestration.metrics_listen", "Where the metrics worker serves GET /metrics for Prometheus.",
+      "host:port, [ipv6]:port, *:port (every interface) or a port alone (127.0.0.1); empty: not served. "
+      "The first database of orchestration.database_name is served on that port, the next on the port after it, "
+      "and so on. No authentication: the figures are per project but carry no names or data.",
+      &metrics_listen, "", PGC_SIGHUP, 0, check_metrics_listen, nullptr, nullptr);
   MarkGUCPrefixReserved("orchestration");
 }
 

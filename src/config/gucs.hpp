@@ -41,6 +41,8 @@ extern int event_retention_seconds;
 extern int relay_batch_size;
 // Traces.
 extern char* otlp_endpoint;
+// Prometheus: where the metrics worker serves GET /metrics ("" = nowhere).
+extern char* metrics_listen;
 
 inline constexpr int kMaxDatabases = 8;
 inline constexpr int kMaxRuleWorkers = 16;  // per database

@@ -142,7 +142,7 @@ void request_shared_memory() {
 }
 
 void register_worker(Worker worker, int slot_index, int index) {
-  if (!shared) return;
+  if (!shared || worker == Worker::metrics) return;
   int process = process_index(worker, index);
   Slot& slot = shared->slots[slot_index];
   pg_atomic_write_u32(&slot.database, MyDatabaseId);

@@ -17,7 +17,8 @@ namespace orch::workers {
 
 // Runnable nodes are taken by the scheduler (containers) and the RULE workers (RULE
 // nodes): waking Worker::scheduler wakes them all. Worker::rule names the RULE workers.
-enum class Worker { scheduler = 0, relay = 1, rule = 2 };
+// Worker::metrics (the Prometheus endpoint) is never woken by a commit and has no slot.
+enum class Worker { scheduler = 0, relay = 1, rule = 2, metrics = 3 };
 
 // From _PG_init while preloading: asks for the shared memory.
 void request_shared_memory();

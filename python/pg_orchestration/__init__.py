@@ -8,7 +8,7 @@ PostgreSQL extension, over psycopg 3. Every call is a call of the extension's SQ
 """
 from .aio import AsyncClient
 from .client import Client
-from .errors import (AlreadyExists, ApprovalRejected, InvalidInput, InvalidState, NotFound,
+from .errors import (Conflict, ApprovalRejected, InvalidInput, InvalidState, NotFound,
                      OrchestrationError, PermissionDenied, RunCancelled, RunFailed, WaitTimeout)
 from .types import (FINAL_STATUSES, Approval, Attempt, Event, MetricSample, NodeState, Run,
                     RunSummary)
@@ -17,7 +17,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Client", "AsyncClient",
-    "OrchestrationError", "InvalidInput", "NotFound", "PermissionDenied", "AlreadyExists",
+    "OrchestrationError", "InvalidInput", "NotFound", "PermissionDenied", "Conflict",
     "InvalidState", "RunFailed", "RunCancelled", "ApprovalRejected", "WaitTimeout",
     "Run", "NodeState", "RunSummary", "Attempt", "Approval", "Event", "MetricSample",
     "FINAL_STATUSES",

@@ -61,7 +61,7 @@ def run_from_json(doc: Mapping[str, Any]) -> Run:
         started_at=_time(doc.get("started_at")), finished_at=_time(doc.get("finished_at")),
         duration_ms=doc.get("duration_ms"),
         nodes=tuple(node_from_json(n) for n in doc.get("nodes") or ()),
-        timed_out=bool(doc.get("timed_out", False)))
+        timed_out=bool(doc.get("timed_out", False)), idempotency_key=doc.get("idempotency_key"))
 
 
 def _scalar(rows: list[Row]) -> Any:

@@ -176,10 +176,13 @@ class AsyncClient:
         """Starts a run of the workflow with context (a JSON object; templates read it as
         {{ context.<key> }}) and returns its id.
 
-        With idempotency_key, a second start with the same key in the same project returns
-        the first run's id instead of starting another. When the opentelemetry package is
-        importable and a span is current, its W3C traceparent goes into the context (unless
-        the context has one): the run becomes a child span of it.
+        With idempotency_key (1-255 characters), a start with a key the project has used
+        returns that run's id instead of starting another, if the workflow and context are
+        the same; else Conflict. When the opentelemetry package is importable and a span is
+        current, its W3C traceparent goes into the context (unless the context has one): the
+        run becomes a child span of it. The traceparent is part of the context the key
+        compares, so a retry under another span is a Conflict: put a traceparent in the
+        context yourself to retry across spans.
         """
         return await self._run(_calls.start(project_id, workflow, context, idempotency_key))
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .types import Approval, Run
 
 __all__ = [
-    "OrchestrationError", "InvalidInput", "NotFound", "PermissionDenied", "AlreadyExists",
+    "OrchestrationError", "InvalidInput", "NotFound", "PermissionDenied", "Conflict",
     "InvalidState", "RunFailed", "RunCancelled", "ApprovalRejected", "WaitTimeout",
     "from_psycopg",
 ]
@@ -55,8 +55,9 @@ class PermissionDenied(OrchestrationError):
     """The calling role lacks the orchestration role or the project (42501)."""
 
 
-class AlreadyExists(OrchestrationError):
-    """register_agent / create_workflow of a name the project already has (23505)."""
+class Conflict(OrchestrationError):
+    """A unique key is taken (23505): an idempotency key the project used for another
+    start (another workflow or context), or a name the project already has."""
 
 
 class InvalidState(OrchestrationError):
@@ -118,7 +119,7 @@ _BY_CODE: dict[str, type[OrchestrationError]] = {
     "42704": NotFound,           # undefined_object
     "42703": InvalidInput,       # undefined_column (a trigger naming a column the table lacks)
     "42883": InvalidInput,       # undefined_function (a RULE function that does not exist)
-    "23505": AlreadyExists,      # unique_violation
+    "23505": Conflict,      # unique_violation
     "55000": InvalidState,       # object_not_in_prerequisite_state
     "2BP01": InvalidState,       # dependent_objects_still_exist
     "54000": InvalidInput,       # program_limit_exceeded (a secret value too long)

@@ -33,7 +33,8 @@ class NodeState:
 @dataclass(frozen=True)
 class Run:
     """A run and its nodes (run_json / wait_for_run). timed_out: the wait that returned it
-    ended before the run got where it was waited for."""
+    ended before the run got where it was waited for; idempotency_key: the key it was
+    started with, if any."""
     run_id: int
     project_id: int
     workflow: str
@@ -49,6 +50,7 @@ class Run:
     duration_ms: Optional[int]
     nodes: tuple[NodeState, ...]
     timed_out: bool = False
+    idempotency_key: Optional[str] = None
 
     def node(self, node_key: str) -> NodeState:
         """The node of that key; KeyError naming the run's nodes if there is none."""

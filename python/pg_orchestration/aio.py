@@ -263,7 +263,8 @@ class AsyncClient:
                heartbeat: float = 30.0, reorder_window: float = 10.0,
                page_size: int = 500) -> AsyncIterator[Event]:
         """The events written from now on (or after after_id), oldest first, of one run or
-        project if given, as an async generator: each event once, none missed.
+        project if given: each event once, none missed. Awaiting it fixes where the stream
+        starts and returns an async generator: `async for event in await client.events()`.
 
         It opens two connections of its own (reconnect): one that LISTENs, one that reads
         events_after. It reads when notified, and every heartbeat seconds without a
@@ -275,9 +276,16 @@ class AsyncClient:
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        # The stream starts now, not at its first iteration: the id is read here.
+        start = after_id if after_id is not None else await self._run(_calls.last_event_id())
+        return self._stream(EventCursor(start, run_id=run_id, project_id=project_id,
+                                        reorder_window=reorder_window),
+                            idle_timeout, heartbeat, page_size)
+
+    async def _stream(self, cursor: EventCursor, idle_timeout: Optional[float], heartbeat: float,
+                      page_size: int) -> AsyncIterator[Event]:
         listener: Optional[Connection] = None
         reader: Optional[Connection] = None
-        cursor: Optional[EventCursor] = None
         idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         try:
             while True:
@@ -286,15 +294,9 @@ class AsyncClient:
                         listener, reader = await self._open(), await self._open()
                         await listener.set_autocommit(True)
                         await reader.set_autocommit(True)
-                        # LISTEN before the first read: an event committed after the read
+                        # LISTEN before the (next) read: an event committed after the read
                         # wakes the loop, one before it is in the read.
                         await listener.execute(_calls.LISTEN)
-                        if cursor is None:
-                            start = (after_id if after_id is not None
-                                     else await self._run(_calls.last_event_id(), reader))
-                            cursor = EventCursor(start, run_id=run_id, project_id=project_id,
-                                                 reorder_window=reorder_window)
-                    assert cursor is not None  # made with the first connections
                     position = cursor.read_from()
                     while True:
                         page = await self._run(_calls.events_after(position, page_size), reader)

@@ -259,8 +259,8 @@ class Client:
                after_id: Optional[int] = None, idle_timeout: Optional[float] = None,
                heartbeat: float = 30.0, reorder_window: float = 10.0,
                page_size: int = 500) -> Iterator[Event]:
-        """The events written from now on (or after after_id), oldest first, of one run or
-        project if given, as a generator: each event once, none missed.
+        """The events written from now on (from this call, or after after_id), oldest
+        first, of one run or project if given, as a generator: each event once, none missed.
 
         It opens two connections of its own (reconnect): one that LISTENs, one that reads
         events_after. It reads when notified, and every heartbeat seconds without a
@@ -272,9 +272,16 @@ class Client:
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        # The stream starts now, not at its first iteration: the id is read here.
+        start = after_id if after_id is not None else self._run(_calls.last_event_id())
+        return self._stream(EventCursor(start, run_id=run_id, project_id=project_id,
+                                        reorder_window=reorder_window),
+                            idle_timeout, heartbeat, page_size)
+
+    def _stream(self, cursor: EventCursor, idle_timeout: Optional[float], heartbeat: float,
+                page_size: int) -> Iterator[Event]:
         listener: Optional[Connection] = None
         reader: Optional[Connection] = None
-        cursor: Optional[EventCursor] = None
         idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         try:
             while True:
@@ -282,15 +289,9 @@ class Client:
                     if listener is None or reader is None:
                         listener, reader = self._open(), self._open()
                         listener.autocommit = reader.autocommit = True
-                        # LISTEN before the first read: an event committed after the read
+                        # LISTEN before the (next) read: an event committed after the read
                         # wakes the loop, one before it is in the read.
                         listener.execute(_calls.LISTEN)
-                        if cursor is None:
-                            start = (after_id if after_id is not None
-                                     else self._run(_calls.last_event_id(), reader))
-                            cursor = EventCursor(start, run_id=run_id, project_id=project_id,
-                                                 reorder_window=reorder_window)
-                    assert cursor is not None  # made with the first connections
                     position = cursor.read_from()
                     while True:
                         page = self._run(_calls.events_after(position, page_size), reader)

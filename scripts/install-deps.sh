@@ -22,8 +22,10 @@ packages=(
   clang libclang-rt-14-dev python3-yaml
   # observability tests: a Prometheus exposition parser, Graphviz to render run graphs
   python3-prometheus-client graphviz
-  # the README's "From Python" program (test/integration/readme_python.sh)
-  python3-psycopg
+  # the Python client (python/) and the README's "From Python" program
+  # (test/integration/python_client.sh, readme_python.sh): psycopg 3, a venv to install
+  # the package into offline, its tests and type check
+  python3-psycopg python3-venv python3-pytest python3-pytest-asyncio mypy
 )
 
 missing=()

@@ -24,8 +24,10 @@ packages=(
   python3-prometheus-client graphviz
   # the Prometheus endpoint's test scrapes it with a real Prometheus server
   prometheus
-  # the README's "From Python" program (test/integration/readme_python.sh)
-  python3-psycopg
+  # the Python client (python/) and the README's "From Python" program
+  # (test/integration/python_client.sh, readme_python.sh): psycopg 3, a venv to install
+  # the package into offline, its tests and type check
+  python3-psycopg python3-venv python3-pytest python3-pytest-asyncio mypy
 )
 
 missing=()

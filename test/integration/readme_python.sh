@@ -1,29 +1,58 @@
 #!/usr/bin/env bash
-# The README's "From Python" program, run as it is written there (psycopg 3, Debian's
-# python3-psycopg), against the test cluster: what it prints is what the README says.
+# The README's "From Python" programs, run as they are written there with the client package
+# (python/) installed the way the README says, against the test cluster: what they print is
+# what the README says.
 source "$(dirname "$0")/lib.bash"
 reset_database || { echo "Bail out! no scheduler connected to $PGDATABASE"; exit 1; }
 
-program=$(mktemp --suffix=.py)
-# The first ```python block after the "## From Python" heading.
-awk '/^## From Python/ {section = 1} section && /^```python$/ {inside = 1; next}
-     inside && /^```$/ {exit} inside {print}' "$ROOT/README.md" >"$program"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The README's install commands (the first ```sh block of the section), from a directory
+# holding python/ as the repository does.
+install=$(awk '/^## From Python/ {section = 1} section && /^```sh$/ {inside = 1; next}
+               inside && /^```$/ {exit} inside {print}' "$ROOT/README.md")
+out=$(cd "$work" && ln -s "$ROOT/python" python &&
+      PATH="/usr/bin:$PATH" PIP_DISABLE_PIP_VERSION_CHECK=1 bash -euc "$install" 2>&1)
+status=$?
+is "$status" "0" "the README's install commands work offline"
+[ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
+python=$work/.venv/bin/python
+
+# python_block N: the Nth ```python block after the "## From Python" heading.
+python_block() {
+  awk -v want="$1" '/^## From Python/ {section = 1} /^## / && !/^## From Python/ {section = 0}
+       section && /^```python$/ {n++; inside = (n == want); next}
+       inside && /^```$/ {inside = 0} inside {print}' "$ROOT/README.md"
+}
+program=$work/program.py
+python_block 1 >"$program"
 ok "$([ -s "$program" ]; echo $?)" "the README has a Python program ($(wc -l <"$program") lines)"
 
-out=$(timeout 60 /usr/bin/python3 "$program" 2>&1)
+out=$(cd "$work" && timeout 60 "$python" "$program" 2>&1)
 status=$?
 is "$status" "0" "it runs to the end"
 [ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
-is "$(echo "$out" | sed -n 1p)" "WAITING_APPROVAL" "wait_for_run(id, 30) returns when the run waits for the approval"
-is "$(echo "$out" | sed -n 2p)" "SUCCESS {'greeting': 'hello Ada'}" "approve_node, then wait_for_run(id, 30, 'finished') returns the output"
-is "$(echo "$out" | sed -n 3p)" '42704 workflow "no-such-workflow" does not exist in project 1' "an error carries its SQLSTATE and message"
-is "$(echo "$out" | sed -n '4,$p' | tr '\n' ' ')" \
+is "$(echo "$out" | sed -n 1p)" "True" "a second start with the same idempotency key returns the same run"
+is "$(echo "$out" | sed -n 2p)" "WAITING_APPROVAL" "client.wait(run_id, 30) returns when the run waits for the approval"
+is "$(echo "$out" | sed -n 3p)" "SUCCESS {'greeting': 'hello Ada'}" "approve_node, then wait(..., until='finished') returns the output"
+is "$(echo "$out" | sed -n 4p)" '42704 workflow "no-such-workflow" does not exist in project 1' "an error is an exception with its SQLSTATE and message"
+is "$(echo "$out" | sed -n '5,$p' | tr '\n' ' ')" \
    "orchestration.run.created orchestration.run.started orchestration.approval.requested orchestration.run.waiting_approval orchestration.approval.approved orchestration.run.resumed orchestration.node.succeeded orchestration.run.succeeded " \
-   "the listener reads the second run's events after each notification, and approves when asked"
+   "the event stream has the second run's events, in order, and the program approves when asked"
 # Running it again changes no definition (put_agent and put_workflow are idempotent).
 before=$(q "SELECT string_agg(updated_at::text, ',') FROM (SELECT updated_at FROM orchestration.agents UNION ALL SELECT updated_at FROM orchestration.workflows) t")
-timeout 60 /usr/bin/python3 "$program" >/dev/null 2>&1
+(cd "$work" && timeout 60 "$python" "$program" >/dev/null 2>&1)
+is "$?" "0" "the program runs again"
 is "$(q "SELECT string_agg(updated_at::text, ',') FROM (SELECT updated_at FROM orchestration.agents UNION ALL SELECT updated_at FROM orchestration.workflows) t")" "$before" \
    "a second run of the program changes no agent or workflow"
-rm -f "$program"
+
+async_program=$work/async_program.py
+python_block 2 >"$async_program"
+ok "$([ -s "$async_program" ]; echo $?)" "the README has an async program ($(wc -l <"$async_program") lines)"
+out=$(cd "$work" && timeout 60 "$python" "$async_program" 2>&1)
+status=$?
+is "$status" "0" "the async program runs to the end"
+[ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
+is "$out" "SUCCESS {'greeting': 'hello Lin'}" "AsyncClient: start, wait, approve_node, wait until finished"
 done_testing

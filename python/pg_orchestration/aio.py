@@ -180,9 +180,8 @@ class AsyncClient:
         returns that run's id instead of starting another, if the workflow and context are
         the same; else Conflict. When the opentelemetry package is importable and a span is
         current, its W3C traceparent goes into the context (unless the context has one): the
-        run becomes a child span of it. The traceparent is part of the context the key
-        compares, so a retry under another span is a Conflict: put a traceparent in the
-        context yourself to retry across spans.
+        run becomes a child span of it. The key compares the context without its
+        traceparent, so a retry under another span returns the same run.
         """
         return await self._run(_calls.start(project_id, workflow, context, idempotency_key))
 

@@ -241,6 +241,10 @@ def test_start_continues_the_current_opentelemetry_span(fake_opentelemetry: None
     mine = "00-11111111111111111111111111111111-2222222222222222-01"
     other = client.start(PROJECT, "chain", {"name": "Ada", "traceparent": mine})
     assert run_row(admin, other)[0]["traceparent"] == mine
+    # A retry of a keyed start under another span is the same request, not a Conflict.
+    keyed = client.start(PROJECT, "chain", {"name": "Ada"}, idempotency_key="retried-under-another-span")
+    assert client.start(PROJECT, "chain", {"name": "Ada", "traceparent": mine},
+                        idempotency_key="retried-under-another-span") == keyed
 
 
 def test_start_without_opentelemetry_sends_no_traceparent(no_opentelemetry: None, client: Client,

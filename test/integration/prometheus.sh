@@ -194,6 +194,20 @@ is "$(echo "$hostile" | grep '^slow cut off:')" "slow cut off: without an answer
 is "$(echo "$hostile" | grep '^flood:')" "flood: HTTP/1.1 503 Service Unavailable x24, held x16" \
    "of 40 idle connections 16 are held and 24 told 503 at once"
 is "$(echo "$hostile" | grep '^after flood:')" "after flood: HTTP/1.1 200 OK" "once they close, scrapes are answered again"
+
+# A scrape that cannot finish (a DDL lock on a table it reads) is cut off after 5 s: the
+# client gets a 500 that says nothing more, the server log says why.
+timeouts_logged() { grep -c 'pg_orchestration metrics: canceling statement due to statement timeout' "$DATA/log/postgresql.log"; }
+logged_before=$(timeouts_logged)
+psql -X -q -c "BEGIN" -c "LOCK TABLE orchestration.workflow_runs IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null 2>&1 &
+locker=$!
+wait_for_sleeper 8
+is "$(curl -s -w ' %{http_code}' "$url")" "The metrics could not be read; the server log says why.
+ 500" "a scrape blocked by a lock ends after its 5 s limit with a 500"
+is "$(timeouts_logged)" "$((logged_before + 1))" \
+   "and the server log says it hit its statement timeout"
+wait "$locker"
+is "$(curl -s -o /dev/null -w '%{http_code}' "$url")" "200" "the next scrape is answered"
 is "$(worker_pid)" "$pid" "the metrics worker is the same process throughout (it never crashed)"
 
 # --- off again -------------------------------------------------------------------------------

@@ -138,7 +138,8 @@ CREATE TABLE orchestration.workflow_runs (
   started_at        timestamptz,
   finished_at       timestamptz,
   started_login     name NOT NULL DEFAULT session_user,
-  idempotency_key   text
+  idempotency_key   text,
+  priority          integer NOT NULL DEFAULT 0
 );
 CREATE INDEX ON orchestration.workflow_runs (workflow_id, status);
 -- A start with a key the project has used returns that run instead of a second one.
@@ -155,6 +156,8 @@ COMMENT ON COLUMN orchestration.workflow_runs.started_by IS
   'The role that started the run (the SET ROLE role, else the login; for a table trigger, the role that wrote the row)';
 COMMENT ON COLUMN orchestration.workflow_runs.started_login IS
   'The person who started the run: the session''s login role (inside a RULE attempt, the agent''s role). With orchestration.approval_four_eyes, this login cannot answer the run''s approvals, whatever role it switches to';
+COMMENT ON COLUMN orchestration.workflow_runs.priority IS
+  'start_workflow''s priority: the nodes of runs with a higher one are claimed first (then by level and age); 0 by default';
 COMMENT ON COLUMN orchestration.workflow_runs.idempotency_key IS
   'The caller''s key for this start (start_workflow''s idempotency_key), unique in the project while the run is kept: starting again with it returns this run';
 
@@ -189,11 +192,12 @@ CREATE TABLE orchestration.workflow_run_nodes (
   started_at             timestamptz,
   finished_at            timestamptz,
   UNIQUE (run_id, node_key),
-  crashes                integer NOT NULL DEFAULT 0
+  crashes                integer NOT NULL DEFAULT 0,
+  priority               integer NOT NULL DEFAULT 0
 );
 -- The scheduler's queue: runnable nodes in dispatch order. Only nodes that can run now
 -- are in it, so finding work costs the same however many finished runs the table holds.
-CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (level, id)
+CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (priority DESC, level, id)
   WHERE status = 'PENDING' AND pending_deps = 0;
 -- A run's unfinished nodes; with pending_deps, "has this run something runnable" is one
 -- index probe however many nodes wait in the run.
@@ -211,6 +215,8 @@ COMMENT ON COLUMN orchestration.workflow_run_nodes.attempt_traceparent IS
   'The W3C traceparent of the running container''s attempt (its TRACEPARENT), kept so that its span keeps its id after a scheduler restart';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.crashes IS
   'How many times the worker process running this node (the scheduler or a RULE worker) died while working on it; at 2 the node is failed instead of being tried again (a crash-loop breaker)';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.priority IS
+  'Its run''s priority, copied here so that the queue index (workflow_run_nodes_runnable) orders by it';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
   'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
 

@@ -52,7 +52,7 @@ COMMENT ON FUNCTION orchestration.started_runs() IS
 -- start_workflow, the table trigger and the NATS relay.
 CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
                                          context jsonb, started_by name,
-                                         idempotency_key text DEFAULT NULL)
+                                         idempotency_key text DEFAULT NULL, priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -73,18 +73,19 @@ BEGIN
   END IF;
   INSERT INTO orchestration.workflow_runs AS r
     (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
-     started_login, idempotency_key)
+     started_login, idempotency_key, priority)
   VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
           orchestration.child_traceparent(context->>'traceparent'), started_by,
-          orchestration.calling_login(), create_run.idempotency_key)
+          orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
   RETURNING r.id INTO run_id;
   INSERT INTO orchestration.workflow_run_nodes
     (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
      retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
-     dependents, level, pending_deps)
+     dependents, level, pending_deps, priority)
   SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
          n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
-         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on)
+         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
+         create_run.priority
   FROM orchestration.workflow_nodes n
   WHERE n.workflow_id = workflow.id
   ORDER BY n.level, n.node_key;
@@ -96,11 +97,11 @@ BEGIN
   RETURN run_id;
 END
 $$;
-COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text) IS
-  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key), in the caller''s transaction, and wakes the scheduler at commit';
+COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text, integer) IS
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes the scheduler at commit';
 
 CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}',
-                                             idempotency_key text DEFAULT NULL)
+                                             idempotency_key text DEFAULT NULL, priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -124,6 +125,11 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use an id of the request that starts the run, such as a UUID.';
   END IF;
+  IF priority IS NULL OR NOT priority BETWEEN -1000 AND 1000 THEN
+    RAISE EXCEPTION 'priority must be between -1000 and 1000, not %', coalesce(priority::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Higher runs first; 0 is the default.';
+  END IF;
   SELECT * INTO target FROM orchestration.workflows w
   WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
   IF NOT FOUND THEN
@@ -131,7 +137,7 @@ BEGIN
       USING ERRCODE = 'undefined_object';
   END IF;
   IF idempotency_key IS NULL THEN
-    RETURN orchestration.create_run(target, 'manual', context, caller);
+    RETURN orchestration.create_run(target, 'manual', context, caller, NULL, priority);
   END IF;
   -- A key the project has used: that start again, so that run. A start with the key that
   -- has not committed yet makes the insert below wait for it (the unique index), then
@@ -142,7 +148,7 @@ BEGIN
       RETURN run_id;
     END IF;
     BEGIN
-      RETURN orchestration.create_run(target, 'manual', context, caller, idempotency_key);
+      RETURN orchestration.create_run(target, 'manual', context, caller, idempotency_key, priority);
     EXCEPTION WHEN unique_violation THEN
       IF attempt = 2 THEN
         RAISE;
@@ -151,8 +157,8 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text) IS
-  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. With an idempotency_key the project has used before, returns that run instead (the same workflow and context, or an error), so a caller can retry a start safely. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text, integer) IS
+  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. With an idempotency_key the project has used before, returns that run instead (the same workflow and context, or an error), so a caller can retry a start safely. The nodes of runs with a higher priority (-1000 to 1000, default 0) are claimed first. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
 
 CREATE FUNCTION orchestration.run_of_idempotency_key(workflow orchestration.workflows, context jsonb, idempotency_key text)
 RETURNS bigint
@@ -642,22 +648,22 @@ BEGIN
         AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
         AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.level, n.id
+      ORDER BY n.priority DESC, n.level, n.id
       LIMIT 1
       FOR UPDATE OF r, n SKIP LOCKED;
       IF lock_project IS NULL THEN
         RETURN;
       END IF;
     END IF;
-    SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level, n.priority
           FROM orchestration.workflow_run_nodes n
           JOIN orchestration.workflow_runs r ON r.id = n.run_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
             AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
             AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
             AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-          ORDER BY n.level, n.id
+          ORDER BY n.priority DESC, n.level, n.id
           LIMIT max_nodes
           FOR UPDATE OF r, n SKIP LOCKED) l;
   ELSE
@@ -670,7 +676,7 @@ BEGIN
     -- project and, of those, fewer than max_running in all. The others locked stay
     -- PENDING (and locked until this transaction ends).
     WITH locked AS MATERIALIZED (
-      SELECT n.id, n.project_id, n.level,
+      SELECT n.id, n.project_id, n.level, n.priority,
              (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
       FROM orchestration.workflow_run_nodes n
       JOIN orchestration.workflow_runs r ON r.id = n.run_id
@@ -680,7 +686,7 @@ BEGIN
         AND NOT n.project_id = ANY (excluded_projects)
         AND (only_project IS NULL OR n.project_id = only_project)
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.level, n.id
+      ORDER BY n.priority DESC, n.level, n.id
       LIMIT max_nodes * 4
       FOR UPDATE OF r, n SKIP LOCKED
     ), busy AS (
@@ -690,20 +696,20 @@ BEGIN
       GROUP BY n.project_id
     ), in_project AS (
       SELECT l.*, count(*) FILTER (WHERE l.container)
-                    OVER (PARTITION BY l.project_id ORDER BY l.level, l.id) AS rank_in_project
+                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
       FROM locked l
     ), allowed_in_project AS (
       SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
       WHERE NOT p.container OR max_running_per_project <= 0
          OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
     ), ranked AS (
-      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.level, p.id) AS rank
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
       FROM allowed_in_project p
     )
-    SELECT array_agg(x.id ORDER BY x.level, x.id) INTO claimed_ids
-    FROM (SELECT k.id, k.level FROM ranked k
+    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level, k.priority FROM ranked k
           WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
-          ORDER BY k.level, k.id LIMIT max_nodes) x;
+          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
   END IF;
   IF claimed_ids IS NULL THEN
     RETURN;
@@ -761,11 +767,11 @@ BEGIN
     JOIN orchestration.workflows w ON w.id = r.workflow_id
     LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
     WHERE claimed.id = ANY (claimed_ids)
-    ORDER BY claimed.level, claimed.id;
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 -- What an approval lets run: the agent as defined (its row, capabilities and schemas, as
 -- agent_json shows them, which includes updated_at) and, for a RULE agent, its function's
@@ -1028,7 +1034,7 @@ AS $$
            'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
-           'idempotency_key', r.idempotency_key,
+           'idempotency_key', r.idempotency_key, 'priority', r.priority,
            'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
            'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
            'nodes', coalesce((

@@ -47,7 +47,7 @@ TO orchestration_admin, orchestration_operator, orchestration_approver;
 
 -- Running: operators (and admins, who are operators too).
 GRANT EXECUTE ON FUNCTION
-  orchestration.start_workflow(integer, text, jsonb, text),
+  orchestration.start_workflow(integer, text, jsonb, text, integer),
   orchestration.start_workflow_trigger(),
   orchestration.cancel_run(bigint, text),
   orchestration.retry_run(bigint)

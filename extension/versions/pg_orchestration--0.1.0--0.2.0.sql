@@ -574,11 +574,11 @@ AS 'MODULE_PATHNAME', 'orch_started_runs';
 COMMENT ON FUNCTION orchestration.started_runs() IS
   'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
 
--- A new argument, idempotency_key (the Python client, issue 15).
+-- New arguments, idempotency_key and priority (the Python client, issue 15).
 DROP FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name);
-CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
+CREATE OR REPLACE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,
                                          context jsonb, started_by name,
-                                         idempotency_key text DEFAULT NULL)
+                                         idempotency_key text DEFAULT NULL, priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -599,18 +599,19 @@ BEGIN
   END IF;
   INSERT INTO orchestration.workflow_runs AS r
     (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
-     started_login, idempotency_key)
+     started_login, idempotency_key, priority)
   VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
           orchestration.child_traceparent(context->>'traceparent'), started_by,
-          orchestration.calling_login(), create_run.idempotency_key)
+          orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
   RETURNING r.id INTO run_id;
   INSERT INTO orchestration.workflow_run_nodes
     (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
      retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
-     dependents, level, pending_deps)
+     dependents, level, pending_deps, priority)
   SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
          n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
-         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on)
+         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
+         create_run.priority
   FROM orchestration.workflow_nodes n
   WHERE n.workflow_id = workflow.id
   ORDER BY n.level, n.node_key;
@@ -622,8 +623,8 @@ BEGIN
   RETURN run_id;
 END
 $$;
-COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text) IS
-  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key), in the caller''s transaction, and wakes the scheduler at commit';
+COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text, integer) IS
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes the scheduler at commit';
 
 CREATE OR REPLACE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
 LANGUAGE c
@@ -697,7 +698,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
                                           reserved_runs bigint[], node_kind text,
                                           excluded_projects integer[], only_project integer,
@@ -749,22 +750,22 @@ BEGIN
         AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
         AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.level, n.id
+      ORDER BY n.priority DESC, n.level, n.id
       LIMIT 1
       FOR UPDATE OF r, n SKIP LOCKED;
       IF lock_project IS NULL THEN
         RETURN;
       END IF;
     END IF;
-    SELECT array_agg(l.id ORDER BY l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level, n.priority
           FROM orchestration.workflow_run_nodes n
           JOIN orchestration.workflow_runs r ON r.id = n.run_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
             AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
             AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
             AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-          ORDER BY n.level, n.id
+          ORDER BY n.priority DESC, n.level, n.id
           LIMIT max_nodes
           FOR UPDATE OF r, n SKIP LOCKED) l;
   ELSE
@@ -777,7 +778,7 @@ BEGIN
     -- project and, of those, fewer than max_running in all. The others locked stay
     -- PENDING (and locked until this transaction ends).
     WITH locked AS MATERIALIZED (
-      SELECT n.id, n.project_id, n.level,
+      SELECT n.id, n.project_id, n.level, n.priority,
              (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
       FROM orchestration.workflow_run_nodes n
       JOIN orchestration.workflow_runs r ON r.id = n.run_id
@@ -787,7 +788,7 @@ BEGIN
         AND NOT n.project_id = ANY (excluded_projects)
         AND (only_project IS NULL OR n.project_id = only_project)
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.level, n.id
+      ORDER BY n.priority DESC, n.level, n.id
       LIMIT max_nodes * 4
       FOR UPDATE OF r, n SKIP LOCKED
     ), busy AS (
@@ -797,20 +798,20 @@ BEGIN
       GROUP BY n.project_id
     ), in_project AS (
       SELECT l.*, count(*) FILTER (WHERE l.container)
-                    OVER (PARTITION BY l.project_id ORDER BY l.level, l.id) AS rank_in_project
+                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
       FROM locked l
     ), allowed_in_project AS (
       SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
       WHERE NOT p.container OR max_running_per_project <= 0
          OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
     ), ranked AS (
-      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.level, p.id) AS rank
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
       FROM allowed_in_project p
     )
-    SELECT array_agg(x.id ORDER BY x.level, x.id) INTO claimed_ids
-    FROM (SELECT k.id, k.level FROM ranked k
+    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level, k.priority FROM ranked k
           WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
-          ORDER BY k.level, k.id LIMIT max_nodes) x;
+          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
   END IF;
   IF claimed_ids IS NULL THEN
     RETURN;
@@ -868,7 +869,7 @@ BEGIN
     JOIN orchestration.workflows w ON w.id = r.workflow_id
     LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
     WHERE claimed.id = ANY (claimed_ids)
-    ORDER BY claimed.level, claimed.id;
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
 END
 $$;
 
@@ -1004,7 +1005,7 @@ COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, 
   'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, builds the context, creates the run); called only by that trigger, through fmgr';
 
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
   'Internal (scheduler and RULE workers, at start): counts a crash of the worker''s previous process while it worked on a node; a node that brought its worker down twice is failed with a message that says so';
@@ -1180,10 +1181,10 @@ $$;
 COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
   'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. The retry is a new span of the run''s trace. Requires orchestration_operator and the project';
 
--- A new argument, idempotency_key (the Python client, issue 15).
+-- New arguments, idempotency_key and priority (the Python client, issue 15).
 DROP FUNCTION orchestration.start_workflow(integer, text, jsonb);
-CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}',
-                                             idempotency_key text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}',
+                                             idempotency_key text DEFAULT NULL, priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1207,6 +1208,11 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use an id of the request that starts the run, such as a UUID.';
   END IF;
+  IF priority IS NULL OR NOT priority BETWEEN -1000 AND 1000 THEN
+    RAISE EXCEPTION 'priority must be between -1000 and 1000, not %', coalesce(priority::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Higher runs first; 0 is the default.';
+  END IF;
   SELECT * INTO target FROM orchestration.workflows w
   WHERE w.project_id = start_workflow.project_id AND w.name = start_workflow.workflow;
   IF NOT FOUND THEN
@@ -1214,7 +1220,7 @@ BEGIN
       USING ERRCODE = 'undefined_object';
   END IF;
   IF idempotency_key IS NULL THEN
-    RETURN orchestration.create_run(target, 'manual', context, caller);
+    RETURN orchestration.create_run(target, 'manual', context, caller, NULL, priority);
   END IF;
   -- A key the project has used: that start again, so that run. A start with the key that
   -- has not committed yet makes the insert below wait for it (the unique index), then
@@ -1225,7 +1231,7 @@ BEGIN
       RETURN run_id;
     END IF;
     BEGIN
-      RETURN orchestration.create_run(target, 'manual', context, caller, idempotency_key);
+      RETURN orchestration.create_run(target, 'manual', context, caller, idempotency_key, priority);
     EXCEPTION WHEN unique_violation THEN
       IF attempt = 2 THEN
         RAISE;
@@ -1234,8 +1240,8 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text) IS
-  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. With an idempotency_key the project has used before, returns that run instead (the same workflow and context, or an error), so a caller can retry a start safely. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
+COMMENT ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text, integer) IS
+  'Starts a run of an ACTIVE workflow with a context (a JSON object templates read as {{ context.<key> }}; a "traceparent" in it continues that trace) and returns the run id. With an idempotency_key the project has used before, returns that run instead (the same workflow and context, or an error), so a caller can retry a start safely. The nodes of runs with a higher priority (-1000 to 1000, default 0) are claimed first. Runs in the caller''s transaction: a rollback leaves no run. Requires orchestration_operator and the project';
 
 -- wait_for_run gains until, a timeout in seconds, and a form for several runs.
 DROP FUNCTION orchestration.wait_for_run(bigint, interval);
@@ -1981,7 +1987,7 @@ AS $$
            'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
-           'idempotency_key', r.idempotency_key,
+           'idempotency_key', r.idempotency_key, 'priority', r.priority,
            'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
            'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
            'nodes', coalesce((
@@ -2138,8 +2144,17 @@ REVOKE ALL ON FUNCTION orchestration.written_in_this_transaction(xid) FROM PUBLI
 GRANT EXECUTE ON FUNCTION orchestration.written_in_this_transaction(xid) TO orchestration_admin, orchestration_operator, orchestration_approver;
 REVOKE ALL ON FUNCTION orchestration.role_in_project(name, integer), orchestration.may_run_as(name, integer) FROM PUBLIC;
 
--- Idempotent starts (the Python client, issue 15).
+-- Idempotent starts and priorities (the Python client, issue 15).
 ALTER TABLE orchestration.workflow_runs ADD COLUMN idempotency_key text;
+ALTER TABLE orchestration.workflow_runs ADD COLUMN priority integer NOT NULL DEFAULT 0;
+ALTER TABLE orchestration.workflow_run_nodes ADD COLUMN priority integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN orchestration.workflow_runs.priority IS
+  'start_workflow''s priority: the nodes of runs with a higher one are claimed first (then by level and age); 0 by default';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.priority IS
+  'Its run''s priority, copied here so that the queue index (workflow_run_nodes_runnable) orders by it';
+DROP INDEX orchestration.workflow_run_nodes_runnable;
+CREATE INDEX workflow_run_nodes_runnable ON orchestration.workflow_run_nodes (priority DESC, level, id)
+  WHERE status = 'PENDING' AND pending_deps = 0;
 -- A start with a key the project has used returns that run instead of a second one.
 CREATE UNIQUE INDEX workflow_runs_idempotency_key ON orchestration.workflow_runs (project_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
@@ -2175,10 +2190,10 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.run_of_idempotency_key(orchestration.workflows, jsonb, text) IS
   'Internal (start_workflow): the run an idempotency key of the workflow''s project started, if the workflow and context match; an error if they do not; NULL for a new key';
-REVOKE ALL ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text),
-  orchestration.create_run(orchestration.workflows, text, jsonb, name, text),
+REVOKE ALL ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text, integer),
+  orchestration.create_run(orchestration.workflows, text, jsonb, name, text, integer),
   orchestration.run_of_idempotency_key(orchestration.workflows, jsonb, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text) TO orchestration_operator;
+GRANT EXECUTE ON FUNCTION orchestration.start_workflow(integer, text, jsonb, text, integer) TO orchestration_operator;
 
 -- Metrics: containers started per project (the Prometheus endpoint's dashboard, issue 15).
 CREATE OR REPLACE VIEW orchestration.metric_samples WITH (security_invoker = true) AS

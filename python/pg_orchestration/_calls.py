@@ -61,7 +61,8 @@ def run_from_json(doc: Mapping[str, Any]) -> Run:
         started_at=_time(doc.get("started_at")), finished_at=_time(doc.get("finished_at")),
         duration_ms=doc.get("duration_ms"),
         nodes=tuple(node_from_json(n) for n in doc.get("nodes") or ()),
-        timed_out=bool(doc.get("timed_out", False)), idempotency_key=doc.get("idempotency_key"))
+        timed_out=bool(doc.get("timed_out", False)), idempotency_key=doc.get("idempotency_key"),
+        priority=int(doc.get("priority") or 0))
 
 
 def _scalar(rows: list[Row]) -> Any:
@@ -161,17 +162,16 @@ def get_workflow(project_id: int, name: str) -> Call[dict[str, Any]]:
 
 
 def start(project_id: int, workflow: str, context: Optional[Mapping[str, Any]],
-          idempotency_key: Optional[str]) -> Call[int]:
+          idempotency_key: Optional[str], priority: int) -> Call[int]:
     if context is not None and not isinstance(context, Mapping):
         raise InvalidInput(f"run context must be a mapping (a JSON object), not {type(context).__name__}")
-    doc = _trace.with_traceparent(dict(context or {}))
-    if idempotency_key is None:
-        return Call("SELECT orchestration.start_workflow(%s, %s::text, %s)",
-                    (project_id, workflow, Jsonb(doc)), _int)
-    if not isinstance(idempotency_key, str) or not idempotency_key:
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
         raise InvalidInput("idempotency_key must be a non-empty string")
-    return Call("SELECT orchestration.start_workflow(%s, %s::text, %s, idempotency_key => %s::text)",
-                (project_id, workflow, Jsonb(doc), idempotency_key), _int)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidInput(f"priority must be an integer, not {type(priority).__name__}")
+    doc = _trace.with_traceparent(dict(context or {}))
+    return Call("SELECT orchestration.start_workflow(%s, %s::text, %s, %s::text, %s::int)",
+                (project_id, workflow, Jsonb(doc), idempotency_key, priority), _int)
 
 
 def get_run(run_id: int) -> Call[Run]:

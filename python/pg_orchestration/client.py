@@ -169,18 +169,19 @@ class Client:
     # --- runs ---------------------------------------------------------------------------
 
     def start(self, project_id: int, workflow: str, context: Optional[Mapping[str, Any]] = None,
-              *, idempotency_key: Optional[str] = None) -> int:
+              *, idempotency_key: Optional[str] = None, priority: int = 0) -> int:
         """Starts a run of the workflow with context (a JSON object; templates read it as
         {{ context.<key> }}) and returns its id.
 
         With idempotency_key (1-255 characters), a start with a key the project has used
         returns that run's id instead of starting another, if the workflow and context are
-        the same; else Conflict. When the opentelemetry package is importable and a span is
+        the same; else Conflict. The nodes of runs with a higher priority (-1000 to 1000,
+        default 0) are claimed first. When the opentelemetry package is importable and a span is
         current, its W3C traceparent goes into the context (unless the context has one): the
         run becomes a child span of it. The key compares the context without its
         traceparent, so a retry under another span returns the same run.
         """
-        return self._run(_calls.start(project_id, workflow, context, idempotency_key))
+        return self._run(_calls.start(project_id, workflow, context, idempotency_key, priority))
 
     def get_run(self, run_id: int) -> Run:
         """The run and its nodes now; NotFound if it does not exist (for this role)."""

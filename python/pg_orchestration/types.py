@@ -34,7 +34,7 @@ class NodeState:
 class Run:
     """A run and its nodes (run_json / wait_for_run). timed_out: the wait that returned it
     ended before the run got where it was waited for; idempotency_key: the key it was
-    started with, if any."""
+    started with, if any; priority: its start's priority (higher is claimed first)."""
     run_id: int
     project_id: int
     workflow: str
@@ -51,6 +51,7 @@ class Run:
     nodes: tuple[NodeState, ...]
     timed_out: bool = False
     idempotency_key: Optional[str] = None
+    priority: int = 0
 
     def node(self, node_key: str) -> NodeState:
         """The node of that key; KeyError naming the run's nodes if there is none."""

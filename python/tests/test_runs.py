@@ -156,15 +156,7 @@ def test_metrics(client: Client) -> None:
     assert f'orchestration_runs{{project="{PROJECT}",status="SUCCESS"}} {ours[0].value:g}' in text
 
 
-def server_has_idempotency_keys(db: psycopg.Connection[Any]) -> bool:
-    row = db.execute("SELECT count(*) FROM pg_proc WHERE proname = 'start_workflow' "
-                     "AND 'idempotency_key' = ANY (proargnames)").fetchone()
-    return row is not None and row[0] > 0
-
-
 def test_start_with_an_idempotency_key_returns_the_same_run(client: Client, admin: psycopg.Connection[Any]) -> None:
-    if not server_has_idempotency_keys(admin):
-        pytest.skip("the installed extension has no start_workflow(..., idempotency_key)")
     key = f"order-{time.time_ns()}"
     first = client.start(PROJECT, "chain", {"name": "Ada"}, idempotency_key=key)
     assert client.start(PROJECT, "chain", {"name": "Ada"}, idempotency_key=key) == first
@@ -253,3 +245,13 @@ def test_start_without_opentelemetry_sends_no_traceparent(no_opentelemetry: None
     context, traceparent = run_row(admin, run_id)
     assert context == {"name": "Ada"}
     assert traceparent.split("-")[1] != f"{TRACE_ID:032x}"  # a trace of its own
+
+
+def test_start_with_a_priority(client: Client) -> None:
+    urgent = client.start(PROJECT, "chain", {"name": "Ada"}, priority=10)
+    assert client.get_run(urgent).priority == 10
+    assert client.get_run(client.start(PROJECT, "chain", {"name": "Ada"})).priority == 0
+    with pytest.raises(InvalidInput) as caught:
+        client.start(PROJECT, "chain", {"name": "Ada"}, priority=5000)
+    assert caught.value.sqlstate == "22023"
+    assert str(caught.value) == "priority must be between -1000 and 1000, not 5000"

@@ -60,5 +60,24 @@ wait "$claimer"
 is "$(cat "$claimed")" "$run3 20" "and it claimed the next run's 20 nodes"
 rm -f "$claimed"
 wait "$held"
+
+# Priority: the nodes of a run started with a higher priority are claimed before those of
+# runs started earlier, by every kind of claim; runs of one priority go by level and age.
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"one\", \"nodes\": [{\"id\": \"a\", \"agent\": \"echo\", \"action\": \"say\"}]}')" >/dev/null
+q "UPDATE orchestration.workflow_runs SET status = 'CANCELLED' WHERE status <> 'CANCELLED'" >/dev/null  # the earlier runs are out of the way
+first=$(q "SELECT orchestration.start_workflow(1, 'one')")
+low=$(q "SELECT orchestration.start_workflow(1, 'one', priority => -5)")
+second=$(q "SELECT orchestration.start_workflow(1, 'one')")
+urgent=$(q "SELECT orchestration.start_workflow(1, 'one', '{}', NULL, 10)")
+order="$urgent,$first,$second,$low"
+for kind in rule any; do
+  is "$(q "BEGIN; SELECT string_agg(run_id::text, ',') FROM orchestration.claim_nodes(10, 0, 0, '{}', '$kind', '{}', NULL, '{}'); ROLLBACK" | grep -v '^$' | head -1)" \
+     "$order" "a $kind claim takes the priority 10 run first, then priority 0 by age, then -5"
+done
+is "$(q "BEGIN; SELECT run_id FROM orchestration.claim_nodes(1, 0, 0, '{}', 'rule', '{}', NULL, '{}'); ROLLBACK" | grep -v '^$' | head -1)" \
+   "$urgent" "a claim of one node takes the urgent run's"
+is "$(q "SELECT orchestration.run_json($urgent)->>'priority'")" "10" "run_json shows the priority"
+is "$(q "SELECT orchestration.start_workflow(1, 'one', priority => 1001)" 2>&1 | head -1)" \
+   "ERROR:  priority must be between -1000 and 1000, not 1001" "a priority out of range is refused"
 PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null
 done_testing

@@ -20,7 +20,7 @@ SELECT function_returns('orchestration', 'update_workflow', ARRAY['bigint', 'jso
 SELECT function_returns('orchestration', 'archive_workflow', ARRAY['bigint'], 'void');
 SELECT function_returns('orchestration', 'get_workflow', ARRAY['bigint'], 'jsonb');
 SELECT function_returns('orchestration', 'workflow_levels', ARRAY['bigint'], 'setof record');
-SELECT function_returns('orchestration', 'start_workflow', ARRAY['integer', 'text', 'jsonb'], 'bigint');
+SELECT function_returns('orchestration', 'start_workflow', ARRAY['integer', 'text', 'jsonb', 'text', 'integer'], 'bigint');
 SELECT function_returns('orchestration', 'start_workflow_trigger', ARRAY[]::text[], 'trigger');
 SELECT function_returns('orchestration', 'cancel_run', ARRAY['bigint', 'text'], 'void');
 SELECT function_returns('orchestration', 'retry_run', ARRAY['bigint'], 'void');
@@ -46,9 +46,9 @@ SELECT has_view('orchestration', 'pending_approvals', 'view pending_approvals');
 SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'orchestration'::regnamespace AND c.relkind = 'v'
              AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)), 0::bigint,
           'every view applies row-level security as the caller (security_invoker)');
-SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb, text)'::regprocedure)),
-          'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb, idempotency_key text DEFAULT NULL::text',
-          'start_workflow''s context defaults to {}, and its idempotency key to none');
+SELECT is((SELECT pg_get_function_arguments('orchestration.start_workflow(integer, text, jsonb, text, integer)'::regprocedure)),
+          'project_id integer, workflow text, context jsonb DEFAULT ''{}''::jsonb, idempotency_key text DEFAULT NULL::text, priority integer DEFAULT 0',
+          'start_workflow''s context defaults to {}, its idempotency key to none, its priority to 0');
 SELECT is((SELECT pg_get_function_arguments('orchestration.wait_for_run(bigint, interval, text)'::regprocedure)),
           'run_id bigint, timeout interval DEFAULT ''00:01:00''::interval, until text DEFAULT ''settled''::text',
           'wait_for_run waits 60 seconds by default, until the run is settled');

@@ -62,13 +62,13 @@ TEST(RequestHead, TooLargeWithoutWaitingForTheEnd) {
 
 TEST(RequestHead, Malformed) {
   RequestHead head;
-  for (std::string bad : {std::string("GET /metrics\r\n\r\n"), std::string("GET  /metrics HTTP/1.1\r\n\r\n"),
+  for (const std::string& bad : {std::string("GET /metrics\r\n\r\n"), std::string("GET  /metrics HTTP/1.1\r\n\r\n"),
                           std::string("get /metrics HTTP/1.1\r\n\r\n"), std::string("GET metrics HTTP/1.1\r\n\r\n"),
                           std::string("GET /metrics HTTP/2.0\r\n\r\n"), std::string("GET /metrics HTTP/1.1 x\r\n\r\n"),
                           std::string("GET /metrics HTTP/1.1\r\nNoColon\r\n\r\n"),
                           std::string("GET /metrics HTTP/1.1\r\nA: b\r\n folded\r\n\r\n"),
                           std::string("GET /metrics HTTP/1.1\r\n: empty name\r\n\r\n"),
-                          std::string("GET /met\0rics HTTP/1.1\r\n\r\n", 27), std::string("\x16\x03\x01\x02\x00", 5)})
+                          std::string("GET /met\0rics HTTP/1.1\r\n\r\n", 26), std::string("\x16\x03\x01\x02\x00", 5)})
     EXPECT_EQ(parse_request_head(bad, 8192, head), HeadStatus::malformed) << bad;
   // A control byte is refused as it arrives, before the head is complete.
   EXPECT_EQ(parse_request_head(std::string("GET /\x01", 6), 8192, head), HeadStatus::malformed);
@@ -142,7 +142,7 @@ Response fixed_metrics() {
 // Polls the server (and reads for the clients) until `done` or `limit`.
 template <typename Done>
 bool pump(MetricsServer& server, Done done, std::chrono::milliseconds limit = 3000ms,
-          std::function<Response()> metrics = fixed_metrics) {
+          const std::function<Response()>& metrics = fixed_metrics) {
   Clock::time_point end = Clock::now() + limit;
   while (Clock::now() < end) {
     server.poll(metrics);

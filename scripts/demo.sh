@@ -32,9 +32,20 @@ for _ in $(seq 50); do
 done
 psql -X -d orchestration_demo -c "SELECT orchestration.nats_subject_of(project_id, type) AS nats_subject, published_at IS NOT NULL AS on_nats FROM orchestration.events ORDER BY id"
 
+# The same numbers as Prometheus scrapes them: the metrics worker serves GET /metrics
+# once orchestration.metrics_listen is set (the demo database is the first listed, so it
+# is on the port given).
+psql -X -q -d orchestration_demo -c "ALTER SYSTEM SET orchestration.metrics_listen = '127.0.0.1:9187'" \
+  -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:9187/metrics && break; sleep 0.2; done
+echo "curl http://127.0.0.1:9187/metrics (its run and node counts):"
+curl -s http://127.0.0.1:9187/metrics | grep -E '^orchestration_(runs|nodes|container_starts_total)\{'
+
 cat <<DONE
 
 The demo database is up. Look around with:
   eval "\$(scripts/cluster.sh env)"; psql -d orchestration_demo
+Prometheus can scrape http://127.0.0.1:9187/metrics; docker/grafana/pg_orchestration.json is
+a Grafana dashboard of those series. The Python client: README, "From Python".
 Stop the cluster with: scripts/cluster.sh stop (and what it started: scripts/dockerd.sh stop; scripts/nats.sh stop)
 DONE

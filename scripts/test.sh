@@ -8,7 +8,9 @@
 #   5. the integration suite (prove): test/integration/*.sh, which kill and restart real
 #      processes (the scheduler and relay workers, the whole server, nats-server), run
 #      containers on a real Docker engine (started here, with its test image built
-#      offline) and read events from a real nats-server with JetStream (started here)
+#      offline), read events from a real nats-server with JetStream (started here), run
+#      the Python client's pytest suite and mypy (python_client.sh) and scrape the metrics
+#      endpoint with a real Prometheus server (prometheus.sh)
 #   6. the JSON Schema fuzz target (libFuzzer, ASan/UBSan) for ORCH_FUZZ_SECONDS (60)
 #   7. the JSON Schema benchmark, which prints its figure (it asserts nothing), and the
 #      scheduler benchmarks in smoke mode (tiny sizes, so that they cannot rot)

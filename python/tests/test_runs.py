@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import psycopg
 import pytest
@@ -191,21 +191,19 @@ def fake_opentelemetry() -> Iterator[None]:
     trace = types.ModuleType("opentelemetry.trace")
     trace.get_current_span = lambda: span  # type: ignore[attr-defined]
     package.trace = trace  # type: ignore[attr-defined]
-    saved = {name: sys.modules.get(name) for name in ("opentelemetry", "opentelemetry.trace")}
-    sys.modules.update({"opentelemetry": package, "opentelemetry.trace": trace})
-    yield
-    for name, module in saved.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
+    yield from _opentelemetry_as(package, trace)
 
 
 @pytest.fixture
 def no_opentelemetry() -> Iterator[None]:
     """opentelemetry not importable (a None in sys.modules makes the import fail)."""
+    yield from _opentelemetry_as(None, None)
+
+
+def _opentelemetry_as(package: Optional[types.ModuleType], trace: Optional[types.ModuleType]) -> Iterator[None]:
+    """sys.modules' opentelemetry and opentelemetry.trace replaced while the test runs."""
     saved = {name: sys.modules.get(name) for name in ("opentelemetry", "opentelemetry.trace")}
-    sys.modules.update({"opentelemetry": None, "opentelemetry.trace": None})  # type: ignore[dict-item]
+    sys.modules.update({"opentelemetry": package, "opentelemetry.trace": trace})  # type: ignore[dict-item]
     yield
     for name, module in saved.items():
         if module is None:

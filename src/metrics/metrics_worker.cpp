@@ -12,6 +12,7 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
 
@@ -35,10 +36,23 @@ constexpr const char* kName = "pg_orchestration metrics";
 constexpr long kIdleMs = 60 * 1000;        // nothing to serve: the latch (a reload) wakes it
 constexpr long kRetryBindMs = 10 * 1000;   // the address was taken or refused: try again
 constexpr int kScrapeTimeoutMs = 5 * 1000;  // a scrape's transaction; Prometheus's own default is 10 s
+// Scrapes that arrive together (a burst, several Prometheus servers) share one reading of
+// the tables: its answer is reused for this long.
+constexpr auto kScrapeReuse = std::chrono::seconds(1);
 using Clock = std::chrono::steady_clock;
 
 void log_line(const std::string& line) {
   orch::pg::guard([&] { ereport(LOG, (errmsg("%s: %s", kName, line.c_str()))); });
+}
+
+// The timer must be off before the transaction ends, and a cancel it raised after the
+// statement's last interrupt check must not outlive the scrape: it would end the worker
+// at the loop's next CHECK_FOR_INTERRUPTS as "canceling statement due to user request".
+void stop_scrape_timer() {
+  orch::pg::guard([] {
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    QueryCancelPending = false;
+  });
 }
 
 // The metrics of this database as Prometheus reads them: orchestration.metrics() as a
@@ -61,14 +75,14 @@ orch::http::Response scrape() {
         return;
       }
       orch::pg::Rows rows = orch::pg::spi_run("SELECT orchestration.metrics()");
+      stop_scrape_timer();
       response.body = rows.size() == 1 && rows.at(0, 0) ? *rows.at(0, 0) : "";
     });
   } catch (const std::exception& e) {
-    orch::pg::guard([] { disable_timeout(STATEMENT_TIMEOUT, false); });
+    stop_scrape_timer();
     orch::pg::log_worker_error(kName, e);
     throw;  // the client gets a 500 that says only that it failed
   }
-  orch::pg::guard([] { disable_timeout(STATEMENT_TIMEOUT, false); });
   return response;
 }
 
@@ -77,6 +91,9 @@ struct MetricsState final : orch::workers::WorkerRound {
   std::string serving;  // the setting the server was made for ("" while none)
   std::unique_ptr<orch::http::MetricsServer> server;
   Clock::time_point next_bind_try = Clock::now();
+  orch::http::Response last_scrape;  // reused for kScrapeReuse after it was read
+  Clock::time_point last_scrape_at;
+  bool have_scrape = false;
 
   long run_once() override {
     std::string setting = orch::config::metrics_listen ? orch::config::metrics_listen : "";
@@ -92,7 +109,7 @@ struct MetricsState final : orch::workers::WorkerRound {
       bind();
     }
     if (!server) return serving.empty() ? kIdleMs : kRetryBindMs;
-    long next_deadline = server->poll(scrape);
+    long next_deadline = server->poll([this] { return scrape_or_reuse(); });
     return next_deadline < 0 ? kIdleMs : next_deadline;
   }
 
@@ -113,6 +130,14 @@ struct MetricsState final : orch::workers::WorkerRound {
   }
 
   int wake_fd() const override { return server ? server->wake_fd() : -1; }
+
+  orch::http::Response scrape_or_reuse() {
+    if (have_scrape && Clock::now() - last_scrape_at < kScrapeReuse) return last_scrape;
+    last_scrape = scrape();  // a failure is not kept: the next scrape tries again
+    last_scrape_at = Clock::now();
+    have_scrape = true;
+    return last_scrape;
+  }
 };
 
 }  // namespace

@@ -33,6 +33,10 @@ void loop(WorkerRound& round, int slot, int index, Worker worker, const char* na
 
   for (;;) {
     bool reloaded = pg::guard([] {
+      // A cancel (pg_cancel_backend, a statement timer that fired late) is for the
+      // statement it interrupted; between rounds there is none, so it must not end the
+      // worker here, as it would: an idle backend ignores one the same way.
+      QueryCancelPending = false;
       CHECK_FOR_INTERRUPTS();  // a pending SIGTERM ends the worker here
       if (!ConfigReloadPending) return false;
       ConfigReloadPending = false;

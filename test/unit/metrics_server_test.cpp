@@ -12,6 +12,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 using namespace orch::http;
 using namespace std::chrono_literals;
@@ -33,7 +34,8 @@ TEST(ListenAddress, Forms) {
 }
 
 TEST(ListenAddress, Refused) {
-  for (const char* bad : {"", ":9187", "host:", "host:0", "host:65536", "host:12ab", "::1:9187", "9187x", "h:-1"})
+  for (const char* bad : {"", ":9187", "host:", "host:0", "host:65536", "host:12ab", "::1:9187", "9187x", "h:-1",
+                          "[:80", "]:80", "a b:80", "[*]:80", "[]:80", "[::1:80", "h/x:80", "[g::1]:80"})
     EXPECT_THROW(parse_listen_address(bad), std::invalid_argument) << bad;
 }
 
@@ -45,6 +47,10 @@ TEST(RequestHead, Complete) {
   EXPECT_EQ(head.target, "/metrics");
   EXPECT_EQ(head.version, "HTTP/1.1");
   EXPECT_EQ(parse_request_head("GET /metrics HTTP/1.0\n\n", 8192, head), HeadStatus::complete);
+  // Mixed line endings end the head too.
+  EXPECT_EQ(parse_request_head("GET /metrics HTTP/1.1\nHost: x\n\r\n", 8192, head), HeadStatus::complete);
+  EXPECT_EQ(parse_request_head("GET /metrics HTTP/1.1\r\nHost: x\r\n\n", 8192, head), HeadStatus::complete);
+  EXPECT_EQ(head.target, "/metrics");
 }
 
 TEST(RequestHead, IncompleteUntilTheEmptyLine) {
@@ -199,9 +205,9 @@ TEST(MetricsServer, AFailingReadIsA500ThatSaysNothingOfTheError) {
   EXPECT_EQ(c.received.find("hunter2"), std::string::npos);
 }
 
-TEST(MetricsServer, ASlowSenderIsCutOffAtItsDeadlineAndHoldsNobodyUp) {
+TEST(MetricsServer, ASlowSenderIsCutOffAtItsHeadDeadlineAndHoldsNobodyUp) {
   Limits limits;
-  limits.deadline = 300ms;
+  limits.head_timeout = 300ms;
   MetricsServer server(any_port(), limits);
   Client slow(server.port());
   slow.send_text("GET /met");  // and nothing more
@@ -214,8 +220,9 @@ TEST(MetricsServer, ASlowSenderIsCutOffAtItsDeadlineAndHoldsNobodyUp) {
   Clock::time_point start = Clock::now();
   ASSERT_TRUE(pump(server, [&] { slow.read_available(); return slow.closed; }));
   EXPECT_LT(Clock::now() - start, 2000ms);
-  EXPECT_EQ(slow.received, "");
-  EXPECT_EQ(server.connections(), 0u);
+  EXPECT_EQ(slow.received.substr(0, 12), "HTTP/1.1 408");
+  quick.hang_up();
+  EXPECT_TRUE(pump(server, [&] { return server.connections() == 0; }));
 }
 
 TEST(MetricsServer, AReaderThatNeverReadsIsCutOffAndDoesNotBlockThePoll) {
@@ -243,25 +250,65 @@ TEST(MetricsServer, AReaderThatNeverReadsIsCutOffAndDoesNotBlockThePoll) {
   EXPECT_LT(longest_poll_ms, 250);  // never waited for the client
 }
 
-TEST(MetricsServer, ConnectionsBeyondTheLimitAreToldBusy) {
+TEST(MetricsServer, IdleConnectionsCannotKeepAScraperOut) {
   Limits limits;
   limits.max_connections = 2;
   MetricsServer server(any_port(), limits);
-  Client a(server.port()), b(server.port());
+  Client idle1(server.port());
+  ASSERT_TRUE(pump(server, [&] { return server.connections() == 1; }));
+  Client idle2(server.port());
   ASSERT_TRUE(pump(server, [&] { return server.connections() == 2; }));
+  // Full of connections that sent nothing: a scraper pushes out the oldest (408).
+  Client scraper(server.port());
+  scraper.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(pump(server, [&] { scraper.read_available(); return scraper.closed; }));
+  EXPECT_EQ(scraper.received.substr(0, 12), "HTTP/1.1 200");
+  ASSERT_TRUE(pump(server, [&] { idle1.read_available(); return idle1.closed; }));
+  EXPECT_EQ(idle1.received.substr(0, 12), "HTTP/1.1 408");
+  idle2.read_available();
+  EXPECT_FALSE(idle2.closed);
+}
+
+TEST(MetricsServer, WhenEveryConnectionIsBeingAnsweredANewOneIsToldBusy) {
+  Limits limits;
+  limits.max_connections = 2;
+  MetricsServer server(any_port(), limits);
+  auto huge = [] {
+    Response r;
+    r.body = std::string(32 << 20, 'x');  // more than the socket buffers hold: they stay in writing
+    return r;
+  };
+  Client a(server.port()), b(server.port());
+  a.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  b.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(pump(server, [&] { return server.connections() == 2; }, 3000ms, huge));
+  pump(server, [] { return false; }, 100ms, huge);  // both requests read, both answers under way
   Client c(server.port());
-  ASSERT_TRUE(pump(server, [&] { c.read_available(); return c.closed; }));
+  c.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(pump(server, [&] { c.read_available(); return c.closed; }, 3000ms, huge));
   EXPECT_EQ(c.received.substr(0, 12), "HTTP/1.1 503");
   EXPECT_EQ(server.connections(), 2u);
-  // Once one is answered, there is room again.
-  a.send_text("GET /metrics HTTP/1.1\r\n\r\n");
-  ASSERT_TRUE(pump(server, [&] { a.read_available(); return a.closed; }));
-  a.hang_up();
-  ASSERT_TRUE(pump(server, [&] { return server.connections() == 1; }));
-  Client d(server.port());
-  d.send_text("GET /metrics HTTP/1.1\r\n\r\n");
-  ASSERT_TRUE(pump(server, [&] { d.read_available(); return d.closed; }));
-  EXPECT_EQ(d.received.substr(0, 12), "HTTP/1.1 200");
+}
+
+TEST(MetricsServer, NoAnswerIsComputedForAClientPastItsDeadline) {
+  Limits limits;
+  limits.deadline = 200ms;
+  MetricsServer server(any_port(), limits);
+  int calls = 0;
+  auto slow_metrics = [&] {
+    ++calls;
+    std::this_thread::sleep_for(300ms);  // a scrape longer than the late client's deadline
+    return fixed_metrics();
+  };
+  Client first(server.port());
+  first.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  Client late(server.port());
+  late.send_text("GET /metrics HTTP/1.1\r\n\r\n");
+  ASSERT_TRUE(pump(server, [&] { first.read_available(); late.read_available(); return first.closed && late.closed; },
+                   3000ms, slow_metrics));
+  EXPECT_EQ(first.received.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_EQ(late.received, "");  // waited behind the first past its deadline: closed unanswered
+  EXPECT_EQ(calls, 1);
 }
 
 TEST(MetricsServer, AnAddressInUseIsAClearError) {

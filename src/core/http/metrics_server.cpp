@@ -34,6 +34,7 @@ const char* reason(int status) {
     case 200: return "OK";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 408: return "Request Timeout";
     case 405: return "Method Not Allowed";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -65,19 +66,30 @@ ListenAddress parse_listen_address(std::string_view text) {
   }
   std::string_view host = text.substr(0, colon);
   where.port = parse_port(text.substr(colon + 1), text);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    throw std::invalid_argument("\"" + std::string(text) + "\": write an IPv6 address in brackets, [::1]:9187");
-  }
   if (host.empty()) throw std::invalid_argument("\"" + std::string(text) + "\" has no host (use *:port for every interface)");
-  where.host = host == "*" ? "" : std::string(host);
+  if (host == "*") return where;  // every interface: host stays empty
+  auto all_of = [](std::string_view s, const char* allowed) {
+    return !s.empty() && s.find_first_not_of(allowed) == std::string_view::npos;
+  };
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']' || !all_of(host.substr(1, host.size() - 2), "0123456789abcdefABCDEF:."))
+      throw std::invalid_argument("\"" + std::string(host) + "\" is not an IPv6 address in brackets, such as [::1]");
+    where.host = std::string(host.substr(1, host.size() - 2));
+    return where;
+  }
+  if (host.find(':') != std::string_view::npos)
+    throw std::invalid_argument("\"" + std::string(text) + "\": write an IPv6 address in brackets, [::1]:9187");
+  if (!all_of(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"))
+    throw std::invalid_argument("\"" + std::string(host) + "\" is not a host name or an IPv4 address");
+  where.host = std::string(host);
   return where;
 }
 
 HeadStatus parse_request_head(std::string_view bytes, std::size_t max_bytes, RequestHead& head) {
-  std::size_t end = bytes.find("\r\n\r\n");
-  std::size_t bare_end = bytes.find("\n\n");  // tolerated, as most servers do
+  // The head ends at its first empty line: a line end followed by CRLF or by a bare LF
+  // (tolerated, as most servers do; mixed endings too).
+  std::size_t end = bytes.find("\n\r\n");
+  std::size_t bare_end = bytes.find("\n\n");
   if (bare_end != std::string_view::npos && (end == std::string_view::npos || bare_end < end)) end = bare_end;
   std::size_t head_size = end == std::string_view::npos ? bytes.size() : end;
   if (head_size > max_bytes) return HeadStatus::too_large;
@@ -212,18 +224,21 @@ long MetricsServer::poll(const std::function<Response()>& metrics) {
     else if (connections_.count(fd))
       on_ready(fd, metrics);
   }
-  // Whatever a connection is doing, it ends at its deadline.
+  // A request not complete at its head deadline gets a 408; whatever a connection is
+  // doing, it ends at its deadline.
   Clock::time_point now = Clock::now();
-  std::vector<int> expired;
+  std::vector<int> slow, expired;
   long next = -1;
   for (const auto& [fd, c] : connections_) {
-    if (c.deadline <= now) {
-      expired.push_back(fd);
+    Clock::time_point until = c.state == State::reading ? std::min(c.head_deadline, c.deadline) : c.deadline;
+    if (until <= now) {
+      (c.state == State::reading ? slow : expired).push_back(fd);
       continue;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count() + 1;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
     next = next < 0 ? left : std::min<long>(next, left);
   }
+  for (int fd : slow) turn_away(fd, 408);
   for (int fd : expired) close_connection(fd);
   return next;
 }
@@ -233,15 +248,31 @@ void MetricsServer::accept_all() {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN: none left; anything else: the client is gone, or no fds now
     if (static_cast<int>(connections_.size()) >= limits_.max_connections) {
-      // Busy: say so and hang up rather than leave it in the backlog, where it would wait
-      // behind the connections that made us busy.
-      std::string busy = serialize(plain(503, "Too many connections.\n"));
-      (void)send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      close(fd);
-      continue;
+      // Full. The oldest connection that has not sent its request yet makes room: idle
+      // connections, however many someone opens, cannot keep a scraper out.
+      int oldest = -1;
+      for (const auto& [open_fd, open] : connections_)
+        if (open.state == State::reading && (oldest < 0 || open.accepted < connections_.at(oldest).accepted))
+          oldest = open_fd;
+      if (oldest >= 0) {
+        turn_away(oldest, 408);
+      } else {
+        // Every one is being answered: say so and hang up rather than leave this one in
+        // the backlog, behind them.
+        std::string busy = serialize(plain(503, "Too many connections.\n"));
+        (void)send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(fd, SHUT_WR);
+        char discard[4096];  // what it sent already, so that the close does not reset the answer
+        while (recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+        }
+        close(fd);
+        continue;
+      }
     }
     Connection& c = connections_[fd];
-    c.deadline = Clock::now() + limits_.deadline;
+    c.accepted = Clock::now();
+    c.head_deadline = c.accepted + limits_.head_timeout;
+    c.deadline = c.accepted + limits_.deadline;
     watch(fd, EPOLLIN, true);
   }
 }
@@ -278,6 +309,10 @@ void MetricsServer::read_request(int fd, Connection& c, const std::function<Resp
       return;
     case HeadStatus::complete:
       break;
+  }
+  if (Clock::now() >= c.deadline) {
+    close_connection(fd);  // it waited its whole time behind others: nobody to answer
+    return;
   }
   Response response;
   try {
@@ -316,6 +351,14 @@ void MetricsServer::write_some(int fd, Connection& c) {
   c.out.clear();
   c.out.shrink_to_fit();
   watch(fd, EPOLLIN, false);
+}
+
+// Answers a connection that sent no complete request in time (or must make room) with
+// `status` and closes it; best effort, without waiting for the client.
+void MetricsServer::turn_away(int fd, int status) {
+  std::string answer = serialize(plain(status, status == 408 ? "The request did not arrive in time.\n" : "\n"));
+  (void)send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  close_connection(fd);
 }
 
 void MetricsServer::drain(int fd) {

@@ -7,12 +7,14 @@
 // of /metrics is produced by a callback on that same thread, so the owner can read it with
 // SPI.
 //
-// No client is trusted. A request head is at most Limits::max_request_bytes; a connection
-// lives at most Limits::deadline from its accept, whatever it does (a client that sends a
-// byte a second, or never reads the answer, is cut off then); at most
-// Limits::max_connections are served at once and those beyond are answered 503 and
-// closed at once; any bytes at all get at worst a 4xx. Postgres-free: unit-tested in
-// test/unit/metrics_server_test.cpp.
+// No client is trusted. A request head is at most Limits::max_request_bytes and must be
+// complete within Limits::head_timeout of the accept (a client that sends a byte a second
+// gets a 408 then); a connection lives at most Limits::deadline, whatever it does (one that
+// never reads the answer is cut off then); at most Limits::max_connections are open at
+// once, and a new one when all are taken pushes out the oldest that has not finished its
+// request yet (408), or, if every one is being answered, is told 503; any bytes at all get
+// at worst a 4xx. So idle connections cannot keep a scraper out. Postgres-free:
+// unit-tested in test/unit/metrics_server_test.cpp.
 #pragma once
 
 #include <chrono>
@@ -26,7 +28,8 @@ namespace orch::http {
 
 struct Limits {
   int max_connections = 16;
-  std::chrono::milliseconds deadline{5000};
+  std::chrono::milliseconds head_timeout{2000};
+  std::chrono::milliseconds deadline{10000};
   std::size_t max_request_bytes = 8192;
 };
 
@@ -36,8 +39,9 @@ struct ListenAddress {
   int port = 0;
 };
 
-// orchestration.metrics_listen's syntax: "host:port", "[ipv6]:port", "*:port" (every
-// interface) or "port" (127.0.0.1). Throws std::invalid_argument saying what is wrong.
+// orchestration.metrics_listen's syntax: "host:port" (a name or an IPv4 address),
+// "[ipv6]:port", "*:port" (every IPv4 interface) or "port" (127.0.0.1). Throws
+// std::invalid_argument saying what is wrong.
 ListenAddress parse_listen_address(std::string_view text);
 
 struct RequestHead {
@@ -48,8 +52,9 @@ struct RequestHead {
 
 enum class HeadStatus { incomplete, complete, malformed, too_large };
 
-// Reads a request head (request line and header lines up to the empty line) from the
-// start of `bytes`. Only HTTP/1.0 and HTTP/1.1; no NUL or other control bytes but TAB.
+// Reads a request head (request line and header lines up to the empty line; lines may end
+// in CRLF or LF) from the start of `bytes`. Only HTTP/1.0 and HTTP/1.1; no NUL or other
+// control bytes but TAB.
 HeadStatus parse_request_head(std::string_view bytes, std::size_t max_bytes, RequestHead& head);
 
 struct Response {
@@ -81,14 +86,17 @@ class MetricsServer {
   std::size_t connections() const { return connections_.size(); }
 
   // Accepts, reads, answers, writes and closes what is ready, without blocking; closes
-  // connections past their deadline. Returns milliseconds until the next deadline, or -1
-  // when no connection is open. `metrics` may throw: the client gets a 500.
+  // connections past their deadlines. Returns milliseconds until the next deadline, or -1
+  // when no connection is open. `metrics` is called only for a client still within its
+  // deadline; it may throw: the client gets a 500.
   long poll(const std::function<Response()>& metrics);
 
  private:
   enum class State { reading, writing, draining };
   struct Connection {
     State state = State::reading;
+    std::chrono::steady_clock::time_point accepted;
+    std::chrono::steady_clock::time_point head_deadline;
     std::chrono::steady_clock::time_point deadline;
     std::string in;
     std::string out;
@@ -101,6 +109,7 @@ class MetricsServer {
   void start_writing(int fd, Connection& c, std::string bytes);
   void write_some(int fd, Connection& c);
   void drain(int fd);
+  void turn_away(int fd, int status);
   void watch(int fd, unsigned events, bool add);
   void close_connection(int fd);
 

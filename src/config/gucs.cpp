@@ -196,7 +196,7 @@ void define_gucs() {
       &otlp_endpoint, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
       "orchestration.metrics_listen", "Where the metrics worker serves GET /metrics for Prometheus.",
-      "host:port, [ipv6]:port, *:port (every interface) or a port alone (127.0.0.1); empty: not served. "
+      "host:port, [ipv6]:port, *:port (every IPv4 interface) or a port alone (127.0.0.1); empty: not served. "
       "The first database of orchestration.database_name is served on that port, the next on the port after it, "
       "and so on. No authentication: the figures are per project but carry no names or data.",
       &metrics_listen, "", PGC_SIGHUP, 0, check_metrics_listen, nullptr, nullptr);

@@ -128,10 +128,13 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
   auto error = pg::run_subtransaction(call_rule_function, &call);
   attempt_role = InvalidOid;
   attempt_call = nullptr;
-  // Whatever happened, the timer must not fire later, in the scheduler's own work, and no
-  // session-level advisory lock the function took may outlive its attempt.
+  // Whatever happened, the timer must not fire later, in the scheduler's own work (nor a
+  // cancel it raised after the function's last interrupt check: it would fail the worker's
+  // next statement), and no session-level advisory lock the function took may outlive its
+  // attempt.
   pg::guard([] {
     disable_timeout(STATEMENT_TIMEOUT, false);
+    QueryCancelPending = false;
     LockReleaseSession(USER_LOCKMETHOD);
   });
   if (error) {

@@ -12,11 +12,12 @@ is not lost.
 from __future__ import annotations
 
 import time
-from typing import Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Generator, Iterable, Optional, Union
 
 from .types import Event
 
-__all__ = ["EventCursor"]
+__all__ = ["EventCursor", "Open", "Read", "Wait", "Ping", "ConnectionLost", "Step", "stream_plan"]
 
 
 class EventCursor:
@@ -71,3 +72,73 @@ class EventCursor:
     def _matches(self, event: Event) -> bool:
         return ((self._run_id is None or event.run_id == self._run_id)
                 and (self._project_id is None or event.project_id == self._project_id))
+
+
+# --- the stream's steps ----------------------------------------------------------------------
+# stream_plan is the event stream of Client.events and AsyncClient.events, written once: it
+# yields what to do next and the driver (sync or async) does it and sends the result back.
+# An Event it yields is the driver's to hand to its caller. When a connection drops, the
+# driver throws ConnectionLost into the plan, which opens new ones and reads again from
+# the cursor: nothing is missed between connections.
+
+@dataclass(frozen=True)
+class Open:
+    """(Re)open the listening and reading connections, and LISTEN before the next read: an
+    event committed after that read wakes the stream, one committed before is in it."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """events_after(position, page_size) on the reading connection; reply: list[Event]."""
+    position: int
+    page_size: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Sleep until a notification arrives or seconds pass; reply: whether one arrived."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Ping:
+    """A statement on the listening connection: a dead one raises instead of staying silent."""
+
+
+class ConnectionLost(Exception):
+    """Thrown into the plan by its driver when a connection of the stream dropped."""
+
+
+Step = Union[Open, Read, Wait, Ping, Event]
+
+
+def stream_plan(cursor: EventCursor, idle_timeout: Optional[float], heartbeat: float,
+                page_size: int) -> Generator[Step, Any, None]:
+    """Reads on each notification and every heartbeat seconds, page by page; ends after
+    idle_timeout seconds without a matching event (None: never)."""
+    idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+    connected = False
+    while True:
+        try:
+            if not connected:
+                yield Open()
+                connected = True
+            position = cursor.read_from()
+            while True:
+                page = yield Read(position, page_size)
+                for event in cursor.accept(page):
+                    if idle_timeout is not None:
+                        idle_deadline = time.monotonic() + idle_timeout
+                    yield event
+                if len(page) < page_size:
+                    break
+                position = page[-1].event_id
+            wait = heartbeat
+            if idle_deadline is not None:
+                wait = min(wait, idle_deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            if not (yield Wait(wait)):
+                yield Ping()  # no notification: make sure the listener still works, then read anyway
+        except ConnectionLost:
+            connected = False

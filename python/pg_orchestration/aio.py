@@ -7,7 +7,6 @@ _events.py): this file only does the I/O.
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Mapping, Optional, TypeVar
 
@@ -15,6 +14,7 @@ import psycopg
 
 from . import _calls
 from ._connect import backoff, conninfo_of, is_connection_lost
+from . import _events
 from ._events import EventCursor
 from ._wait import RETRY, wait_plan
 from .errors import from_psycopg
@@ -278,51 +278,49 @@ class AsyncClient:
             raise ValueError("page_size must be at least 1")
         # The stream starts now, not at its first iteration: the id is read here.
         start = after_id if after_id is not None else await self._run(_calls.last_event_id())
-        return self._stream(EventCursor(start, run_id=run_id, project_id=project_id,
-                                        reorder_window=reorder_window),
-                            idle_timeout, heartbeat, page_size)
+        cursor = EventCursor(start, run_id=run_id, project_id=project_id, reorder_window=reorder_window)
+        return self._stream(_events.stream_plan(cursor, idle_timeout, heartbeat, page_size))
 
-    async def _stream(self, cursor: EventCursor, idle_timeout: Optional[float], heartbeat: float,
-                      page_size: int) -> AsyncIterator[Event]:
+    async def _stream(self, plan: Generator[_events.Step, Any, None]) -> AsyncIterator[Event]:
+        """Drives stream_plan (_events.py) over two connections of the stream's own."""
         listener: Optional[Connection] = None
         reader: Optional[Connection] = None
-        idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         try:
+            step = next(plan)
             while True:
+                if isinstance(step, Event):
+                    yield step
+                    step = plan.send(None)
+                    continue
+                reply: Any = None
                 try:
-                    if listener is None or reader is None:
-                        listener, reader = await self._open(), await self._open()
+                    if isinstance(step, _events.Open):
+                        await _close(listener, reader)
+                        listener = reader = None
+                        listener = await self._open()  # one at a time: a failure leaves none unclosed
+                        reader = await self._open()
                         await listener.set_autocommit(True)
                         await reader.set_autocommit(True)
-                        # LISTEN before the (next) read: an event committed after the read
-                        # wakes the loop, one before it is in the read.
                         await listener.execute(_calls.LISTEN)
-                    position = cursor.read_from()
-                    while True:
-                        page = await self._run(_calls.events_after(position, page_size), reader)
-                        for event in cursor.accept(page):
-                            if idle_deadline is not None and idle_timeout is not None:
-                                idle_deadline = time.monotonic() + idle_timeout
-                            yield event
-                        if len(page) < page_size:
-                            break
-                        position = page[-1].event_id
-                    wait = heartbeat
-                    if idle_deadline is not None:
-                        wait = min(wait, idle_deadline - time.monotonic())
-                        if wait <= 0:
-                            return
-                    if not await _wait_for_notification(listener, wait):
-                        # No notification: make sure the listener still works (a dead
-                        # one raises here), then read anyway.
+                    elif listener is None or reader is None:
+                        raise RuntimeError("the event stream read before it was opened")
+                    elif isinstance(step, _events.Read):
+                        reply = await self._run(_calls.events_after(step.position, step.page_size), reader)
+                    elif isinstance(step, _events.Wait):
+                        reply = await _wait_for_notification(listener, step.seconds)
+                    else:
                         await listener.execute(_calls.PING)
                 except psycopg.OperationalError as error:
                     if listener is None or reader is None or not (
                             is_connection_lost(error, listener) or is_connection_lost(error, reader)):
                         raise
-                    await _close(listener, reader)
-                    listener = reader = None
+                    step = plan.throw(_events.ConnectionLost())
+                    continue
+                step = plan.send(reply)
+        except StopIteration:
+            return
         finally:
+            plan.close()
             await _close(listener, reader)
 
 

@@ -15,6 +15,7 @@ import psycopg
 
 from . import _calls
 from ._connect import backoff, conninfo_of, is_connection_lost
+from . import _events
 from ._events import EventCursor
 from ._wait import RETRY, wait_plan
 from .errors import from_psycopg
@@ -274,50 +275,48 @@ class Client:
             raise ValueError("page_size must be at least 1")
         # The stream starts now, not at its first iteration: the id is read here.
         start = after_id if after_id is not None else self._run(_calls.last_event_id())
-        return self._stream(EventCursor(start, run_id=run_id, project_id=project_id,
-                                        reorder_window=reorder_window),
-                            idle_timeout, heartbeat, page_size)
+        cursor = EventCursor(start, run_id=run_id, project_id=project_id, reorder_window=reorder_window)
+        return self._stream(_events.stream_plan(cursor, idle_timeout, heartbeat, page_size))
 
-    def _stream(self, cursor: EventCursor, idle_timeout: Optional[float], heartbeat: float,
-                page_size: int) -> Iterator[Event]:
+    def _stream(self, plan: Generator[_events.Step, Any, None]) -> Iterator[Event]:
+        """Drives stream_plan (_events.py) over two connections of the stream's own."""
         listener: Optional[Connection] = None
         reader: Optional[Connection] = None
-        idle_deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         try:
+            step = next(plan)
             while True:
+                if isinstance(step, Event):
+                    yield step
+                    step = plan.send(None)
+                    continue
+                reply: Any = None
                 try:
-                    if listener is None or reader is None:
-                        listener, reader = self._open(), self._open()
+                    if isinstance(step, _events.Open):
+                        _close(listener, reader)
+                        listener = reader = None
+                        listener = self._open()  # one at a time: a failure leaves none unclosed
+                        reader = self._open()
                         listener.autocommit = reader.autocommit = True
-                        # LISTEN before the (next) read: an event committed after the read
-                        # wakes the loop, one before it is in the read.
                         listener.execute(_calls.LISTEN)
-                    position = cursor.read_from()
-                    while True:
-                        page = self._run(_calls.events_after(position, page_size), reader)
-                        for event in cursor.accept(page):
-                            if idle_deadline is not None and idle_timeout is not None:
-                                idle_deadline = time.monotonic() + idle_timeout
-                            yield event
-                        if len(page) < page_size:
-                            break
-                        position = page[-1].event_id
-                    wait = heartbeat
-                    if idle_deadline is not None:
-                        wait = min(wait, idle_deadline - time.monotonic())
-                        if wait <= 0:
-                            return
-                    if not _wait_for_notification(listener, wait):
-                        # No notification: make sure the listener still works (a dead
-                        # one raises here), then read anyway.
+                    elif listener is None or reader is None:
+                        raise RuntimeError("the event stream read before it was opened")
+                    elif isinstance(step, _events.Read):
+                        reply = self._run(_calls.events_after(step.position, step.page_size), reader)
+                    elif isinstance(step, _events.Wait):
+                        reply = _wait_for_notification(listener, step.seconds)
+                    else:
                         listener.execute(_calls.PING)
                 except psycopg.OperationalError as error:
                     if listener is None or reader is None or not (
                             is_connection_lost(error, listener) or is_connection_lost(error, reader)):
                         raise
-                    _close(listener, reader)
-                    listener = reader = None
+                    step = plan.throw(_events.ConnectionLost())
+                    continue
+                step = plan.send(reply)
+        except StopIteration:
+            return
         finally:
+            plan.close()
             _close(listener, reader)
 
 

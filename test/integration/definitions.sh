@@ -31,27 +31,30 @@ for change in "put_agent(1, '$changed')" "update_agent(1, 'echo', '$agent')" "pu
   wait "$held"
 done
 
+# twice_at_once SQL DESCRIPTION: SQL in a transaction held open for 2 s, and SQL again
+# meanwhile (it waits for the first): both must return the same.
+twice_at_once() {
+  local out
+  out=$(mktemp)
+  psql -X -q -At -c "BEGIN" -c "$1" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
+  local first=$!
+  wait_for_sleeper 2
+  psql -X -q -At -c "$1" >"$out.2" 2>&1
+  wait "$first"
+  is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "$2"
+  rm -f "$out" "$out".*
+}
+
 # Two puts of a new agent at once: the second waits for the first, then finds its agent.
 new='{"name": "fresh", "type": "RULE", "function": "public.echo", "capabilities": [{"name": "say"}]}'
-out=$(mktemp)
-psql -X -q -At -c "BEGIN" -c "SELECT orchestration.put_agent(1, '$new')" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
-first=$!
-wait_for_sleeper 2
-psql -X -q -At -c "SELECT orchestration.put_agent(1, '$new')" >"$out.2" 2>&1
-wait "$first"
-is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent put of the same new agent returns the same id (not 'already exists')"
-rm -f "$out" "$out".*
+twice_at_once "SELECT orchestration.put_agent(1, '$new')" \
+  "a concurrent put of the same new agent returns the same id (not 'already exists')"
 
 # Two starts with one idempotency key at once (a caller retrying while its first try is
 # still in flight): the second waits for the first, then returns its run.
-psql -X -q -At -c "BEGIN" -c "SELECT orchestration.start_workflow(1, 'flow', '{}', 'retry-1')" -c "SELECT pg_sleep(2)" -c "COMMIT" >"$out.1" 2>&1 &
-first=$!
-wait_for_sleeper 2
-psql -X -q -At -c "SELECT orchestration.start_workflow(1, 'flow', '{}', 'retry-1')" >"$out.2" 2>&1
-wait "$first"
-is "$(grep -v '^$' "$out.2")" "$(grep -v '^$' "$out.1")" "a concurrent start with the same idempotency key returns the first start's run"
+twice_at_once "SELECT orchestration.start_workflow(1, 'flow', '{}', 'retry-1')" \
+  "a concurrent start with the same idempotency key returns the first start's run"
 is "$(q "SELECT count(*) FROM orchestration.workflow_runs WHERE idempotency_key = 'retry-1'")" "1" "and there is one run with that key"
-rm -f "$out" "$out".*
 
 PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null
 done_testing

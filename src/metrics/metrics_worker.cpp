@@ -68,6 +68,7 @@ orch::http::Response scrape() {
         enable_timeout_after(STATEMENT_TIMEOUT, kScrapeTimeoutMs);
       });
       if (!orch::workers::extension_installed()) {
+        stop_scrape_timer();
         orch::pg::spi_forget_plans();
         response.status = 503;
         response.content_type = "text/plain; charset=utf-8";

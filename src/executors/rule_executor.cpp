@@ -132,11 +132,8 @@ RuleOutcome run_rule(const std::string& function, const std::string& role,
   // cancel it raised after the function's last interrupt check: it would fail the worker's
   // next statement), and no session-level advisory lock the function took may outlive its
   // attempt.
-  pg::guard([] {
-    disable_timeout(STATEMENT_TIMEOUT, false);
-    QueryCancelPending = false;
-    LockReleaseSession(USER_LOCKMETHOD);
-  });
+  pg::stop_statement_timer();
+  pg::guard([] { LockReleaseSession(USER_LOCKMETHOD); });
   if (error) {
     outcome.error = error->sqlstate == "57014"
                         ? "timed out after " + std::to_string(timeout_seconds) + " s (" +

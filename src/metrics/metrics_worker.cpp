@@ -12,7 +12,6 @@
 #include "pg/boundary.hpp"
 
 extern "C" {
-#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
 
@@ -21,6 +20,7 @@ PGDLLEXPORT void orch_metrics_main(Datum slot);
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -45,16 +45,6 @@ void log_line(const std::string& line) {
   orch::pg::guard([&] { ereport(LOG, (errmsg("%s: %s", kName, line.c_str()))); });
 }
 
-// The timer must be off before the transaction ends, and a cancel it raised after the
-// statement's last interrupt check must not outlive the scrape: it would end the worker
-// at the loop's next CHECK_FOR_INTERRUPTS as "canceling statement due to user request".
-void stop_scrape_timer() {
-  orch::pg::guard([] {
-    disable_timeout(STATEMENT_TIMEOUT, false);
-    QueryCancelPending = false;
-  });
-}
-
 // The metrics of this database as Prometheus reads them: orchestration.metrics() as a
 // superuser (every project), read-only, within kScrapeTimeoutMs.
 orch::http::Response scrape() {
@@ -65,22 +55,22 @@ orch::http::Response scrape() {
       orch::pg::guard([] {
         (void)set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
                                 false);
-        enable_timeout_after(STATEMENT_TIMEOUT, kScrapeTimeoutMs);
       });
       if (!orch::workers::extension_installed()) {
-        stop_scrape_timer();
         orch::pg::spi_forget_plans();
         response.status = 503;
         response.content_type = "text/plain; charset=utf-8";
         response.body = "pg_orchestration is not installed in this database.\n";
         return;
       }
+      // The timer runs around the statement only and is off before the transaction ends.
+      orch::pg::guard([] { enable_timeout_after(STATEMENT_TIMEOUT, kScrapeTimeoutMs); });
       orch::pg::Rows rows = orch::pg::spi_run("SELECT orchestration.metrics()");
-      stop_scrape_timer();
+      orch::pg::stop_statement_timer();
       response.body = rows.size() == 1 && rows.at(0, 0) ? *rows.at(0, 0) : "";
     });
   } catch (const std::exception& e) {
-    stop_scrape_timer();
+    orch::pg::stop_statement_timer();
     orch::pg::log_worker_error(kName, e);
     throw;  // the client gets a 500 that says only that it failed
   }
@@ -93,8 +83,7 @@ struct MetricsState final : orch::workers::WorkerRound {
   std::unique_ptr<orch::http::MetricsServer> server;
   Clock::time_point next_bind_try = Clock::now();
   orch::http::Response last_scrape;  // reused for kScrapeReuse after it was read
-  Clock::time_point last_scrape_at;
-  bool have_scrape = false;
+  std::optional<Clock::time_point> last_scrape_at;  // none until a scrape succeeded
 
   long run_once() override {
     std::string setting = orch::config::metrics_listen ? orch::config::metrics_listen : "";
@@ -133,10 +122,9 @@ struct MetricsState final : orch::workers::WorkerRound {
   int wake_fd() const override { return server ? server->wake_fd() : -1; }
 
   orch::http::Response scrape_or_reuse() {
-    if (have_scrape && Clock::now() - last_scrape_at < kScrapeReuse) return last_scrape;
+    if (last_scrape_at && Clock::now() - *last_scrape_at < kScrapeReuse) return last_scrape;
     last_scrape = scrape();  // a failure is not kept: the next scrape tries again
     last_scrape_at = Clock::now();
-    have_scrape = true;
     return last_scrape;
   }
 };

@@ -3,10 +3,12 @@
 extern "C" {
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 }
 
 namespace orch::pg {
@@ -61,6 +63,13 @@ void Subtransaction::rollback() {
   guard([] { RollbackAndReleaseCurrentSubTransaction(); });
   MemoryContextSwitchTo(context_);
   CurrentResourceOwner = owner_;
+}
+
+void stop_statement_timer() {
+  guard([] {
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    QueryCancelPending = false;
+  });
 }
 
 void log_worker_error(const char* worker, const std::exception& error) {

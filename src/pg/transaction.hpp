@@ -79,6 +79,11 @@ inline std::optional<SubtransactionError> run_subtransaction(void (*fn)(void* ar
   return try_subtransaction([&] { guard([&] { fn(arg); }); });
 }
 
+// A worker's statement timer (STATEMENT_TIMEOUT, armed around a RULE attempt or a
+// metrics scrape) is stopped, and a cancel it raised after the statement's last interrupt
+// check is dropped: left pending, it would fail the worker's next statement.
+void stop_statement_timer();
+
 // Logs an exception caught in a worker (at LOG, with the worker's name).
 void log_worker_error(const char* worker, const std::exception& error);
 

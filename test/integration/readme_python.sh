@@ -25,14 +25,20 @@ python_block() {
        section && /^```python$/ {n++; inside = (n == want); next}
        inside && /^```$/ {inside = 0} inside {print}' "$ROOT/README.md"
 }
-program=$work/program.py
-python_block 1 >"$program"
-ok "$([ -s "$program" ]; echo $?)" "the README has a Python program ($(wc -l <"$program") lines)"
+# run_block N NAME: writes the Nth block to $work/NAME.py and runs it, as written, in $work;
+# its output in $out.
+run_block() {
+  python_block "$1" >"$work/$2.py"
+  ok "$([ -s "$work/$2.py" ]; echo $?)" "the README has the $2 ($(wc -l <"$work/$2.py") lines)"
+  out=$(cd "$work" && timeout 60 "$python" "$work/$2.py" 2>&1)
+  local status=$?
+  is "$status" "0" "the $2 runs to the end"
+  [ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
+}
+# The definitions' last changes, to see that running the program again changes none.
+stamps() { q "SELECT string_agg(updated_at::text, ',') FROM (SELECT updated_at FROM orchestration.agents UNION ALL SELECT updated_at FROM orchestration.workflows) t"; }
 
-out=$(cd "$work" && timeout 60 "$python" "$program" 2>&1)
-status=$?
-is "$status" "0" "it runs to the end"
-[ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
+run_block 1 program
 is "$(echo "$out" | sed -n 1p)" "True" "a second start with the same idempotency key returns the same run"
 is "$(echo "$out" | sed -n 2p)" "WAITING_APPROVAL" "client.wait(run_id, 30) returns when the run waits for the approval"
 is "$(echo "$out" | sed -n 3p)" "SUCCESS {'greeting': 'hello Ada'}" "approve_node, then wait(..., until='finished') returns the output"
@@ -41,18 +47,11 @@ is "$(echo "$out" | sed -n '5,$p' | tr '\n' ' ')" \
    "orchestration.run.created orchestration.run.started orchestration.approval.requested orchestration.run.waiting_approval orchestration.approval.approved orchestration.run.resumed orchestration.node.succeeded orchestration.run.succeeded " \
    "the event stream has the second run's events, in order, and the program approves when asked"
 # Running it again changes no definition (put_agent and put_workflow are idempotent).
-before=$(q "SELECT string_agg(updated_at::text, ',') FROM (SELECT updated_at FROM orchestration.agents UNION ALL SELECT updated_at FROM orchestration.workflows) t")
-(cd "$work" && timeout 60 "$python" "$program" >/dev/null 2>&1)
+before=$(stamps)
+(cd "$work" && timeout 60 "$python" "$work/program.py" >/dev/null 2>&1)
 is "$?" "0" "the program runs again"
-is "$(q "SELECT string_agg(updated_at::text, ',') FROM (SELECT updated_at FROM orchestration.agents UNION ALL SELECT updated_at FROM orchestration.workflows) t")" "$before" \
-   "a second run of the program changes no agent or workflow"
+is "$(stamps)" "$before" "a second run of the program changes no agent or workflow"
 
-async_program=$work/async_program.py
-python_block 2 >"$async_program"
-ok "$([ -s "$async_program" ]; echo $?)" "the README has an async program ($(wc -l <"$async_program") lines)"
-out=$(cd "$work" && timeout 60 "$python" "$async_program" 2>&1)
-status=$?
-is "$status" "0" "the async program runs to the end"
-[ "$status" -eq 0 ] || echo "$out" | sed 's/^/# /'
+run_block 2 async_program
 is "$out" "SUCCESS {'greeting': 'hello Lin'}" "AsyncClient: start, wait, approve_node, wait until finished"
 done_testing

@@ -73,6 +73,9 @@ NATS_PROBE=$ROOT/build/nats_probe
 relay_pid() {
   q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration relay' AND datname = current_database()" 2>/dev/null
 }
+metrics_pid() {
+  q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration metrics' AND datname = current_database()" 2>/dev/null
+}
 
 # stream_events FILTER: the JSON lines nats_probe reads from the ORCHESTRATION stream on FILTER
 # that this database published ({"seq", "msg_id", "subject", "event"}).

@@ -24,7 +24,6 @@ base=55490
 slot=$(q "SELECT array_position(string_to_array(replace(current_setting('orchestration.database_name'), ' ', ''), ','), current_database()) - 1")
 port=$((base + slot))
 url="http://127.0.0.1:$port/metrics"
-worker_pid() { pgrep -f "pg_orchestration metrics $PGDATABASE\$" | head -1; }
 
 is "$(curl -s -o /dev/null -w '%{http_code}' "$url")" "000" "nothing listens while orchestration.metrics_listen is empty"
 is "$(q "ALTER SYSTEM SET orchestration.metrics_listen = '127.0.0.1:'" 2>&1 | sed -n 2p)" \
@@ -35,7 +34,7 @@ q "SELECT pg_reload_conf()" >/dev/null
 for _ in $(seq 50); do curl -sf -o /dev/null "$url" && break; sleep 0.2; done
 is "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$url")" "200 text/plain; version=0.0.4; charset=utf-8" \
    "after a reload, GET /metrics on port $port (base + this database's place, $slot) answers 200 in the exposition format"
-pid=$(worker_pid)
+pid=$(metrics_pid)
 
 # Something to count: a run of a container node and a RULE node.
 q "CREATE FUNCTION public.ping(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
@@ -231,7 +230,7 @@ is "$(timeouts_logged)" "$((logged_before + 1))" \
    "and the server log says it hit its statement timeout"
 wait "$locker"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$url")" "200" "the next scrape is answered"
-is "$(worker_pid)" "$pid" "the metrics worker is the same process throughout (it never crashed)"
+is "$(metrics_pid)" "$pid" "the metrics worker is the same process throughout (it never crashed)"
 
 # A cancel that reaches a worker between rounds (pg_cancel_backend, or a scrape's timer
 # that fired after its statement) is ignored, as an idle backend ignores one: it used to
@@ -240,7 +239,7 @@ scheduler=$(scheduler_pid); relay=$(relay_pid)
 q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND backend_type IN
      ('pg_orchestration metrics', 'pg_orchestration scheduler', 'pg_orchestration relay')" >/dev/null
 sleep 1
-is "$(worker_pid) $(scheduler_pid) $(relay_pid)" "$pid $scheduler $relay" "a cancel ends none of the metrics worker, the scheduler and the relay"
+is "$(metrics_pid) $(scheduler_pid) $(relay_pid)" "$pid $scheduler $relay" "a cancel ends none of the metrics worker, the scheduler and the relay"
 is "$(curl -s -o /dev/null -w '%{http_code}' "$url")" "200" "and scrapes are answered"
 
 # --- off again -------------------------------------------------------------------------------

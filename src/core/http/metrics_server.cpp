@@ -52,6 +52,19 @@ Response plain(int status, std::string body) {
 
 std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// A short answer for a client the server will not wait for, then the close: half-closed
+// first, and what the client sent already read, so that the close does not reset the
+// connection before the answer arrives.
+void answer_and_hang_up(int fd, const Response& response) {
+  std::string bytes = serialize(response);
+  (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  shutdown(fd, SHUT_WR);
+  char discard[4096];
+  while (recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+  }
+  close(fd);
+}
+
 }  // namespace
 
 ListenAddress parse_listen_address(std::string_view text) {
@@ -238,7 +251,7 @@ long MetricsServer::poll(const std::function<Response()>& metrics) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
     next = next < 0 ? left : std::min<long>(next, left);
   }
-  for (int fd : slow) turn_away(fd, 408);
+  for (int fd : slow) turn_away(fd);
   for (int fd : expired) close_connection(fd);
   return next;
 }
@@ -255,17 +268,11 @@ void MetricsServer::accept_all() {
         if (open.state == State::reading && (oldest < 0 || open.accepted < connections_.at(oldest).accepted))
           oldest = open_fd;
       if (oldest >= 0) {
-        turn_away(oldest, 408);
+        turn_away(oldest);
       } else {
         // Every one is being answered: say so and hang up rather than leave this one in
         // the backlog, behind them.
-        std::string busy = serialize(plain(503, "Too many connections.\n"));
-        (void)send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        shutdown(fd, SHUT_WR);
-        char discard[4096];  // what it sent already, so that the close does not reset the answer
-        while (recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
-        }
-        close(fd);
+        answer_and_hang_up(fd, plain(503, "Too many connections.\n"));
         continue;
       }
     }
@@ -353,12 +360,11 @@ void MetricsServer::write_some(int fd, Connection& c) {
   watch(fd, EPOLLIN, false);
 }
 
-// Answers a connection that sent no complete request in time (or must make room) with
-// `status` and closes it; best effort, without waiting for the client.
-void MetricsServer::turn_away(int fd, int status) {
-  std::string answer = serialize(plain(status, status == 408 ? "The request did not arrive in time.\n" : "\n"));
-  (void)send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  close_connection(fd);
+// A connection that sent no complete request in time, or must make room: a 408, then closed.
+void MetricsServer::turn_away(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  connections_.erase(fd);
+  answer_and_hang_up(fd, plain(408, "The request did not arrive in time.\n"));
 }
 
 void MetricsServer::drain(int fd) {

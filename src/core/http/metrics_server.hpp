@@ -109,7 +109,7 @@ class MetricsServer {
   void start_writing(int fd, Connection& c, std::string bytes);
   void write_some(int fd, Connection& c);
   void drain(int fd);
-  void turn_away(int fd, int status);
+  void turn_away(int fd);
   void watch(int fd, unsigned events, bool add);
   void close_connection(int fd);
 

@@ -28,6 +28,8 @@ packages=(
   # (test/integration/python_client.sh, readme_python.sh): psycopg 3, a venv to install
   # the package into offline, its tests and type check
   python3-psycopg python3-venv python3-pytest python3-pytest-asyncio mypy
+  # scripts/bench.sh --profile: where the scheduler's time goes
+  linux-perf
 )
 
 missing=()

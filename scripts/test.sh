@@ -90,7 +90,7 @@ rm -rf "$corpus"
 
 step "benchmark: JSON Schema validation of a 10 MB instance"
 if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DORCH_SANITIZE=OFF >/dev/null &&
-   cmake --build build-release -j2 --target json_schema_bench >"$logs/bench-build.log" 2>&1; then
+   cmake --build build-release -j2 --target json_schema_bench container_batch >"$logs/bench-build.log" 2>&1; then
   ./build-release/json_schema_bench 10 5 || failed+=(benchmark)
 else
   cat "$logs/bench-build.log"
@@ -98,7 +98,7 @@ else
 fi
 
 step "scheduler benchmarks, smoke mode (tiny sizes: proves they run; scripts/bench.sh for figures)"
-test/bench/scheduler_bench.sh --smoke 2>&1 | tee "$logs/scheduler-bench.log"
+test/bench/scheduler_bench.sh --smoke --profile 2>&1 | tee "$logs/scheduler-bench.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed+=(scheduler-bench)
 
 step "summary"

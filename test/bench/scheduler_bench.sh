@@ -2,9 +2,11 @@
 # The scheduler's benchmarks: each workload's figure beside a baseline measured in the same
 # run on the same machine, and their ratio (these machines are noisy: the ratio is what to
 # compare). Median of 3 repetitions after a warm-up; --smoke: tiny sizes, one repetition
-# (scripts/test.sh runs that, so the benchmark cannot rot).
+# (scripts/test.sh runs that, so the benchmark cannot rot); --profile: also record the
+# RULE workers and the scheduler with perf (Debian's linux-perf) during one chain run and
+# print the top entries of the profile.
 #
-#   test/bench/scheduler_bench.sh [--smoke]
+#   test/bench/scheduler_bench.sh [--smoke] [--profile]
 #
 # Needs the test set-up running (scripts/test.sh leaves nothing running; run
 # scripts/cluster.sh start, scripts/dockerd.sh start and docker/agents/build-test-image.sh
@@ -13,11 +15,18 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 eval "$("$ROOT/scripts/cluster.sh" env)"
-SMOKE=0; [ "${1:-}" = "--smoke" ] && SMOKE=1
+SMOKE=0; PROFILE=0
+for arg in "$@"; do
+  case $arg in
+    --smoke) SMOKE=1 ;;
+    --profile) PROFILE=1 ;;
+    *) echo "usage: $0 [--smoke] [--profile]" >&2; exit 2 ;;
+  esac
+done
 if [ $SMOKE = 1 ]; then
-  N=20; REPS=1; WARMUP=0; LAT_RUNS=10; CONTAINERS=4; HISTORY=10000; PGBENCH_S=2
+  N=20; REPS=1; WARMUP=0; LAT_RUNS=10; CONTAINERS=4; HISTORY=10000; PGBENCH_S=2; ACTIVE=100; MANY_ACTIVE=300
 else
-  N=1000; REPS=3; WARMUP=1; LAT_RUNS=200; CONTAINERS=100; HISTORY=1000000; PGBENCH_S=10
+  N=1000; REPS=3; WARMUP=1; LAT_RUNS=200; CONTAINERS=100; HISTORY=1000000; PGBENCH_S=10; ACTIVE=1000; MANY_ACTIVE=10000
 fi
 DB=orchestration_bench
 export PGDATABASE=$DB
@@ -51,6 +60,8 @@ define one "[$(node 1 noop '')]"
 define hop "[$(node 1 noop ''), $(node 2 noop ', "depends_on": ["n1"]')]"
 define containers "$(q "SELECT json_agg(json_build_object('id', 'n' || i, 'agent', 'true', 'action', 'run')) FROM generate_series(1, $CONTAINERS) i")"
 define container "[$(node 1 true '')]"
+# A run that stays active: its node waits for an approval.
+define gate "[$(node 1 noop ', "approval_required": true')]"
 q "ALTER SYSTEM SET orchestration.max_concurrent_nodes = 4"
 q "SELECT pg_reload_conf()" >/dev/null
 
@@ -68,8 +79,8 @@ repeat_median() {  # repeat_median WORKFLOW: median seconds over REPS after WARM
 # --- baselines: pgbench on the same server -----------------------------------------------
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS orchestration_pgbench" -c "CREATE DATABASE orchestration_pgbench" >/dev/null
 pgbench -q -i -s $PGBENCH_S orchestration_pgbench >/dev/null 2>&1
-pgbench_run() {  # pgbench_run CLIENTS: prints "tps latency_ms"
-  pgbench -N -c "$1" -j "$1" -T $([ $SMOKE = 1 ] && echo 2 || echo 10) orchestration_pgbench 2>/dev/null |
+pgbench_run() {  # pgbench_run CLIENTS [-C]: prints "tps latency_ms"
+  pgbench -N -c "$1" -j "$1" ${2:-} -T $([ $SMOKE = 1 ] && echo 2 || echo 10) orchestration_pgbench 2>/dev/null |
     awk '/^latency average/ {lat=$4} /^tps/ {tps=$3} END {print tps, lat}'
 }
 read -r tps1 lat1 <<<"$(pgbench_run 1)"
@@ -83,42 +94,40 @@ wide_s=$(repeat_median wide)
 wide_rate=$(awk -v n=$((N + 1)) -v s="$wide_s" 'BEGIN {printf "%.0f", n / s}')
 row "wide-$N (RULE nodes/s)" "$wide_rate" "$(printf '%.0f' "$tps4") tx/s (pgbench -N -c 4)" "$(ratio "$wide_rate" "$tps4")"
 
-# --- latency and hop, measured by the database's own clocks ------------------------------
-q "DO \$\$ DECLARE r bigint; BEGIN
-     FOR i IN 1..$LAT_RUNS LOOP
-       r := orchestration.start_workflow(1, 'one'); COMMIT;
-       PERFORM orchestration.wait_for_run(r, '60 seconds'); COMMIT;
-       r := orchestration.start_workflow(1, 'hop'); COMMIT;
-       PERFORM orchestration.wait_for_run(r, '60 seconds'); COMMIT;
-     END LOOP; END \$\$"
-read -r lat_p50 lat_p99 <<<"$(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2)
-  FROM (SELECT extract(epoch FROM n.finished_at - r.created_at) * 1000 AS ms
-        FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id AND w.name = 'one'
-        JOIN orchestration.workflow_run_nodes n ON n.run_id = r.id) s" | tr '|' ' ')"
-read -r hop_p50 hop_p99 <<<"$(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 3), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 3)
-  FROM (SELECT extract(epoch FROM b.started_at - a.finished_at) * 1000 AS ms
-        FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id AND w.name = 'hop'
-        JOIN orchestration.workflow_run_nodes a ON a.run_id = r.id AND a.node_key = 'n1'
-        JOIN orchestration.workflow_run_nodes b ON b.run_id = r.id AND b.node_key = 'n2') s" | tr '|' ' ')"
-row "latency, start_workflow → node SUCCESS (ms, p50 / p99 of $LAT_RUNS)" "$lat_p50 / $lat_p99" "$lat1 ms (one pgbench -N -c 1 transaction)" "$(ratio "$lat_p50" "$lat1")"
-row "hop, node 1 end → node 2 start (ms, p50 / p99 of $LAT_RUNS)" "$hop_p50 / $hop_p99" "$lat1 ms (same)" "$(ratio "$hop_p50" "$lat1")"
+# --- latency and hop, as a caller sees them --------------------------------------------
+# A client process on its own connection calls start_workflow and commits; from just before
+# the call to the node's SUCCESS (test/bench/caller_latency.py, which also says where the
+# time went). Baselines: one pgbench -N transaction, on a persistent connection and on a
+# new connection per transaction (-C).
+read -r _ latC <<<"$(pgbench_run 1 -C)"
+latency_row() {  # latency_row MODE BASELINE_MS BASELINE_TEXT
+  local figures; figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" one $LAT_RUNS "$1") || exit 1
+  breakdown+=("latency, $1 connection: $figures")
+  local p50 p99
+  p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$figures"); p99=$(sed -n 's/.*p99=\([0-9.]*\).*/\1/p' <<<"$figures")
+  row "latency, $1 connection: start_workflow → node SUCCESS (ms, p50 / p99 of $LAT_RUNS)" "$p50 / $p99" "$2 ms ($3)" "$(ratio "$p50" "$2")"
+}
+breakdown=()
+latency_row persistent "$lat1" "one pgbench -N -c 1 transaction"
+latency_row new "$latC" "one pgbench -N -c 1 -C transaction, its connection included"
+hop_figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" hop $LAT_RUNS persistent) || exit 1
+breakdown+=("hop workflow, persistent connection: $hop_figures")
+hop_p50=$(sed -n 's/.*hop=\([0-9.]*\).*/\1/p' <<<"$hop_figures")
+row "hop, node 1 end → node 2 start (ms, median of $LAT_RUNS)" "$hop_p50" "$lat1 ms (one pgbench -N -c 1 transaction)" "$(ratio "$hop_p50" "$lat1")"
 
 # --- containers: through the scheduler, and straight through the Docker API -------------
-probe=$ROOT/build/container_probe
-raw_batch() {  # the same N containers, concurrency 4, by a small client (create/attach/start/wait/logs/remove)
-  local start end; start=$(date +%s.%N)
-  seq "$1" | xargs -P 4 -I{} sh -c "echo '{}' | PROBE_ATTEMPT=\$((1000 + {})) $probe orchestration/busybox:test 60 256 128 1048576 0 sh -c 'echo {}' >/dev/null"
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN {print b - a}'
+batch=$ROOT/build-release/container_batch
+raw_batch() {  # the same N containers, concurrency 4, the way the scheduler runs them: one process, 4 threads
+  "$batch" orchestration/busybox:test "$1" 4 sh -c 'echo {}' || exit 1
 }
 cont_s=$(repeat_median containers)
 raw_s=$(for _ in $(seq $REPS); do raw_batch $CONTAINERS; done | median)
 cont_rate=$(awk -v n=$CONTAINERS -v s="$cont_s" 'BEGIN {printf "%.1f", n / s}')
 raw_rate=$(awk -v n=$CONTAINERS -v s="$raw_s" 'BEGIN {printf "%.1f", n / s}')
-row "containers-$CONTAINERS (containers/s, concurrency 4)" "$cont_rate" "$raw_rate/s straight through the Docker API" "$(ratio "$cont_rate" "$raw_rate")"
+row "containers-$CONTAINERS (containers/s, concurrency 4)" "$cont_rate" "$raw_rate/s straight through the Docker API (one process, 4 threads)" "$(ratio "$cont_rate" "$raw_rate")"
 one_s=$(repeat_median container)
 raw1_s=$(for _ in $(seq $REPS); do raw_batch 1; done | median)
-row "container-1 (s, trigger → SUCCESS)" "$(printf '%.3f' "$one_s")" "$(printf '%.3f' "$raw1_s") s one raw API lifecycle" "$(ratio "$one_s" "$raw1_s")"
+row "container-1 (s, trigger → SUCCESS)" "$(printf '%.3f' "$one_s")" "$(printf '%.3f' "$raw1_s") s one raw API lifecycle (same client)" "$(ratio "$one_s" "$raw1_s")"
 
 # --- history: chain again with many finished node runs in the tables ---------------------
 q "DO \$\$ DECLARE w orchestration.workflows; BEGIN
@@ -139,7 +148,62 @@ hist_s=$(repeat_median chain)
 hist_rate=$(awk -v n=$N -v s="$hist_s" 'BEGIN {printf "%.0f", n / s}')
 row "history: chain-$N with $history node runs in the tables (nodes/s)" "$hist_rate" "$chain_rate nodes/s on empty tables (row 1)" "$(ratio "$hist_rate" "$chain_rate")"
 
-rss=$(awk '/VmHWM/ {print $2, $3}' "/proc/$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_orchestration scheduler' AND datname = '$DB'")/status")
+# --- active runs: the workers' memory at ACTIVE, the claim cost at MANY_ACTIVE -----------
+workers_memory() {  # the largest private memory (RssAnon) of the scheduler and the RULE workers, in MiB; and a line per process
+  local pid kind
+  while IFS='|' read -r pid kind; do
+    awk -v kind="$kind" -v pid="$pid" '/^VmHWM|^VmRSS|^RssAnon|^RssShmem/ {v[$1] = $2}
+      END {printf "%s %s: RssAnon %.1f MiB, VmRSS %.1f MiB (RssShmem %.1f, shared buffers it touched), peak VmHWM %.1f MiB\n",
+           kind, pid, v["RssAnon:"] / 1024, v["VmRSS:"] / 1024, v["RssShmem:"] / 1024, v["VmHWM:"] / 1024}' "/proc/$pid/status"
+  done < <(q "SELECT pid, backend_type FROM pg_stat_activity WHERE datname = '$DB'
+              AND backend_type IN ('pg_orchestration scheduler', 'pg_orchestration rule worker') ORDER BY backend_type, pid")
+}
+start_gates() {  # start_gates N TOTAL: N more runs that stay active (their node waits for an approval), until TOTAL wait
+  q "DO \$\$ BEGIN FOR i IN 1..$1 LOOP PERFORM orchestration.start_workflow(1, 'gate'); COMMIT; END LOOP; END \$\$"
+  for _ in $(seq 600); do
+    [ "$(q "SELECT count(*) FROM orchestration.workflow_runs WHERE status = 'WAITING_APPROVAL'")" -ge "$2" ] && return
+    sleep 0.5
+  done
+  echo "scheduler_bench: runs did not reach WAITING_APPROVAL" >&2; exit 1
+}
+before=$(workers_memory)
+start_gates $ACTIVE $ACTIVE
+after=$(workers_memory)
+breakdown+=("memory before the active runs:")
+mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$before")
+breakdown+=("memory with $ACTIVE active runs:")
+mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$after")
+mem_before=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$before" | sort -g | tail -1)
+mem_after=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$after" | sort -g | tail -1)
+row "scheduler and RULE workers with $ACTIVE active runs (MiB private memory, the largest)" "$mem_after" "$mem_before MiB the same processes before" "$(ratio "$mem_after" "$mem_before")"
+start_gates $((MANY_ACTIVE - ACTIVE)) $MANY_ACTIVE
+many_s=$(repeat_median chain)
+many_rate=$(awk -v n=$N -v s="$many_s" 'BEGIN {printf "%.0f", n / s}')
+row "chain-$N with $MANY_ACTIVE active runs waiting (nodes/s)" "$many_rate" "$chain_rate nodes/s without (row 1)" "$(ratio "$many_rate" "$chain_rate")"
+q "UPDATE orchestration.workflow_runs SET status = 'CANCELLED' WHERE status = 'WAITING_APPROVAL'"
+
+# --- the profile of a chain (--profile) ----------------------------------------------------
+profile=()
+if [ $PROFILE = 1 ]; then
+  tmp=$(mktemp -d)
+  pids=$(q "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = '$DB'
+            AND backend_type IN ('pg_orchestration scheduler', 'pg_orchestration rule worker')")
+  perf record -q -F 999 --call-graph dwarf,16384 -p "$pids" -o "$tmp/perf.data" -- sleep 600 >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 1
+  run_seconds chain >/dev/null
+  kill -INT $perf_pid; wait $perf_pid 2>/dev/null
+  mapfile -t profile < <(
+    echo "Where chain-$N's time goes in the scheduler and the RULE workers (perf, $(date -u +%H:%M:%S)), self time:"
+    perf report -i "$tmp/perf.data" --no-children --sort dso,symbol -g none --percent-limit 0.8 -q 2>/dev/null |
+      grep -v '^$' | sed 's/[ -]*$//' | head -25
+    echo "Inclusive (a function and what it calls), named entries:"
+    perf report -i "$tmp/perf.data" --children --sort symbol -g none -q 2>/dev/null |
+      grep -v '^$' | grep -v ' 0x0000' | sed 's/[ -]*$//' | head -40)
+  rm -rf "$tmp"
+  [ ${#profile[@]} -gt 5 ] || { echo "scheduler_bench: perf recorded no profile" >&2; exit 1; }
+fi
+
 q "ALTER SYSTEM RESET orchestration.max_concurrent_nodes"
 q "SELECT pg_reload_conf()" >/dev/null
 
@@ -150,5 +214,7 @@ echo "| workload | figure | baseline (same run) | ratio |"
 echo "| --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
-echo "scheduler worker peak RSS (VmHWM): $rss"
-[ "${#rows[@]}" -eq 7 ]
+echo "Where the latency went (medians, ms; caller_latency.py):"
+printf '  %s\n' "${breakdown[@]}"
+[ ${#profile[@]} -gt 0 ] && { echo; printf '%s\n' "${profile[@]}"; }
+[ "${#rows[@]}" -eq 10 ]

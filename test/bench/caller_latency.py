@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Latency as a caller sees it: a client process on its own connection calls
+start_workflow (autocommit: the call is the transaction) and the figure is from just
+before that call to the node's SUCCESS (finished_at), both read from this machine's
+clock. Sequential: the next call starts once the run has finished (wait_for_run, as the
+Python client's wait() does).
+
+    caller_latency.py WORKFLOW RUNS persistent|new
+
+"persistent": one connection for every call; "new": a new connection per call (psql, cron
+jobs, many web handlers), its connection time included. Prints one line of key=value
+figures in milliseconds: p50, p90, p99 of the latency, and the medians of where it went:
+connect (a new connection's set-up; 0 for a persistent one), call (the start_workflow
+statement, its commit included, as the client waits for it), wake (from the call's return
+to the run's start by a worker: the worker's wake-up and its claim; a worker can get there
+before the client hears back, so this can be below 0), run (the run's start to the first
+node's end) and, for a two-node workflow, hop (node 1's end to node 2's start).
+
+Uses the PG* environment for the connection (scheduler_bench.sh sets it).
+"""
+import statistics
+import sys
+import time
+
+import psycopg
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main():
+    workflow, runs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    persistent = psycopg.connect(autocommit=True)
+    calls = {}  # run id: client times before the call, once connected, once it returned
+    for _ in range(runs):
+        t0 = time.time()
+        conn = psycopg.connect(autocommit=True) if mode == "new" else persistent
+        connected = time.time()
+        run = conn.execute("SELECT orchestration.start_workflow(1, %s)", (workflow,)).fetchone()[0]
+        calls[run] = (t0, connected, time.time())
+        if mode == "new":
+            conn.close()
+        persistent.execute("SELECT orchestration.wait_for_run(%s, '60 seconds')", (run,))
+    rows = persistent.execute(
+        """SELECT r.id, extract(epoch FROM r.created_at), extract(epoch FROM r.started_at),
+                  extract(epoch FROM min(n.finished_at) FILTER (WHERE n.node_key = 'n1')),
+                  extract(epoch FROM max(n.finished_at)),
+                  extract(epoch FROM min(n.started_at) FILTER (WHERE n.node_key = 'n2'))
+           FROM orchestration.workflow_runs r JOIN orchestration.workflow_run_nodes n ON n.run_id = r.id
+           WHERE r.id = ANY (%s) AND r.status = 'SUCCESS' GROUP BY r.id""",
+        (list(calls),)).fetchall()
+    if len(rows) != runs:
+        sys.exit(f"caller_latency: {runs - len(rows)} of {runs} runs did not succeed")
+    ms = lambda a, b: (float(b) - float(a)) * 1000.0
+    latency, connect, call, wake, run, hop = [], [], [], [], [], []
+    for run_id, _created, run_started, n1_done, done, n2_started in rows:
+        t0, connected, returned = calls[run_id]
+        latency.append(ms(t0, done))
+        connect.append(ms(t0, connected))
+        call.append(ms(connected, returned))
+        wake.append(ms(returned, run_started))
+        run.append(ms(run_started, n1_done))
+        if n2_started is not None:
+            hop.append(ms(n1_done, n2_started))
+    figures = {
+        "p50": statistics.median(latency), "p90": percentile(latency, 90), "p99": percentile(latency, 99),
+        "connect": statistics.median(connect), "call": statistics.median(call), "wake": statistics.median(wake), "run": statistics.median(run),
+    }
+    if hop:
+        figures["hop"] = statistics.median(hop)
+    print(" ".join(f"{key}={value:.2f}" for key, value in figures.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,8 +9,48 @@ COMMENT ON FUNCTION orchestration.wake_relay() IS
 -- committed. NOTIFY orchestration_events tells LISTENing clients at once; the NATS relay
 -- publishes the rows in id order.
 
--- emit_events writes a batch (the scheduler records a claim round at once); emit_event is
--- the one-event case. Both build the document in one place.
+-- The CloudEvents 1.0 document of an event, built in one place for every writer (emit_events,
+-- record_attempts). A plain SQL function without settings, so the planner inlines it into
+-- the statement that inserts the event (no call per event); it runs inside those
+-- functions, whose search_path is fixed.
+CREATE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
+                                             node_key text, traceparent text, data jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$
+  SELECT jsonb_build_object(
+           'specversion', '1.0',
+           'id', gen_random_uuid()::text,
+           'source', format('/orchestration/%s/%s', current_database(), project_id),
+           'type', type,
+           'subject', subject,
+           'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'datacontenttype', 'application/json',
+           'data', jsonb_build_object('project_id', project_id, 'run_id', run_id, 'traceparent', traceparent)
+                   || CASE WHEN node_key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('node_key', node_key) END
+                   || coalesce(data, '{}'))
+$$;
+COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb) IS
+  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
+
+-- What NOTIFY orchestration_events says about an event. Any login role may LISTEN
+-- (PostgreSQL cannot restrict it), so by default a notification says only that events were
+-- written (identical payloads of one transaction fold into one notification); listeners
+-- read the rows, which row-level security filters. orchestration.notify_details puts id,
+-- type and run id in it. Inlined like event_document.
+CREATE FUNCTION orchestration.event_notification(id bigint, type text, run_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
+              THEN json_build_object('id', id, 'type', type, 'run_id', run_id)::text
+              ELSE '' END
+$$;
+COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
+  'Internal: the payload of the NOTIFY orchestration_events sent for an event: empty, or with orchestration.notify_details = on its id, type and run id';
+
+-- emit_events writes a batch; emit_event is the one-event case; record_attempts writes the
+-- events of the attempts it records itself (one statement for a claim round).
 CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
                                           node_keys text[], data jsonb[])
 RETURNS void
@@ -23,19 +63,7 @@ BEGIN
   WITH inserted AS (
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
-           jsonb_build_object(
-             'specversion', '1.0',
-             'id', gen_random_uuid()::text,
-             'source', format('/orchestration/%s/%s', current_database(), u.project_id),
-             'type', u.type,
-             'subject', u.subject,
-             'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-             'datacontenttype', 'application/json',
-             'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
-                                        'traceparent', r.traceparent)
-                     || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
-                             ELSE jsonb_build_object('node_key', u.node_key) END
-                     || coalesce(u.data, '{}'))
+           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
     FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
                AS u(project_id, type, run_id, node_key, data, position)) u
@@ -43,16 +71,9 @@ BEGIN
     ORDER BY u.position
     RETURNING e.id, e.type, e.run_id
   )
-  -- Any login role may LISTEN (PostgreSQL cannot restrict it), so by default a
-  -- notification says only that events were written (identical payloads of one
-  -- transaction fold into one notification); listeners read the rows, which row-level
-  -- security filters. orchestration.notify_details puts id, type and run id in it.
   SELECT count(*) INTO emitted
   FROM (SELECT * FROM inserted ORDER BY id) i,
-       LATERAL pg_notify('orchestration_events',
-                         CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
-                              THEN json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text
-                              ELSE '' END);
+       LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id));
   IF emitted > 0 THEN
     PERFORM orchestration.wake_relay();
   END IF;

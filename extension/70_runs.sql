@@ -5,7 +5,16 @@ CREATE FUNCTION orchestration.wake_scheduler() RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'orch_wake_scheduler';
 COMMENT ON FUNCTION orchestration.wake_scheduler() IS
-  'Wakes this database''s scheduler worker when the current transaction commits (nothing happens on rollback). The API calls it whenever it creates work';
+  'Wakes this database''s scheduler worker and a RULE worker when the current transaction commits (nothing happens on rollback): wake_workers(true, true), for a change that may make nodes of either kind runnable';
+
+-- Who is woken by what: runnable RULE nodes need one RULE worker, runnable container nodes
+-- the scheduler. Each process woken for nothing competes, on a small machine, with the one
+-- that runs the node and with the caller waiting for it.
+CREATE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean) RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_workers';
+COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean) IS
+  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback';
 
 CREATE FUNCTION orchestration.reserve_run(run_id bigint) RETURNS void
 LANGUAGE c VOLATILE STRICT
@@ -92,13 +101,16 @@ BEGIN
   PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
-  PERFORM orchestration.wake_scheduler();
+  -- The worker its first nodes need (a node whose agent was deleted is failed by the scheduler).
+  PERFORM orchestration.wake_workers(bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE'))
+  FROM orchestration.workflow_nodes n LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+  WHERE n.workflow_id = workflow.id AND n.depends_on = '{}';
   PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
 $$;
 COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text, integer) IS
-  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes the scheduler at commit';
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes at commit the workers its first nodes need';
 
 CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, context jsonb DEFAULT '{}',
                                              idempotency_key text DEFAULT NULL, priority integer DEFAULT 0)
@@ -362,6 +374,11 @@ BEGIN
       IF dependent.run_if_skipped THEN
         UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
         WHERE d.id = dependent.id;
+        IF dependent.pending_deps <= 1 THEN
+          PERFORM orchestration.wake_workers(rule, NOT rule)
+          FROM (SELECT (SELECT a.type FROM orchestration.agents a WHERE a.id = dependent.agent_id)
+                       IS NOT DISTINCT FROM 'RULE' AS rule) k;
+        END IF;
       ELSE
         queue := queue || dependent.id;
         reasons := reasons || format('dependency "%s" was skipped', node.node_key);
@@ -372,7 +389,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
-  'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done, the others are skipped too';
+  'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
 
 -- A node failed for good: the run fails, what has not started is skipped, and waiting
 -- approvals are closed. Nodes already running finish and are recorded.
@@ -446,6 +463,12 @@ COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
 -- a claim round of RULE nodes in one call (one statement per step, not per node) and a
 -- finished container in a call of its own. Arrays left NULL (exit_codes, log_tails,
 -- container_ids: RULE attempts have none) count as all NULL.
+--
+-- This is the scheduler's hot path: a chain of RULE nodes records one node per call, so
+-- what a call costs is mostly how many statements it runs and how big their plans are,
+-- not the rows. The attempts, their nodes' moves, the released dependents and the events
+-- are one statement; a run's status is derived again (refresh_run) only when it may have
+-- changed; and the span trigger on agent_runs fires only while tracing is on.
 CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
                                               outputs jsonb[], errors text[],
                                               started_at timestamptz[], finished_at timestamptz[],
@@ -467,16 +490,12 @@ SET enable_seqscan = off
 SET jit = off
 AS $$
 DECLARE
-  event_projects integer[];
-  event_types text[];
-  event_runs bigint[];
-  event_nodes text[];
-  event_data jsonb[];
-  succeeded_ids bigint[];
-  succeeded_runs bigint[];
-  released bigint[];
+  emitted bigint;
+  refreshed bigint[];
   failed_ids bigint[];
   failed_errors text[];
+  wake_rule boolean;
+  wake_containers boolean;
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
@@ -493,7 +512,8 @@ BEGIN
   ORDER BY r.id FOR UPDATE OF r;
 
   WITH attempt AS (
-    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.attempt + 1 AS number,
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
+           r.status AS run_status, r.traceparent AS run_traceparent,
            CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
                 WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
                 WHEN u.succeeded THEN 'succeeded'
@@ -539,50 +559,68 @@ BEGIN
       next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
                                        ELSE n.next_attempt_at END
     FROM attempt t WHERE n.id = t.node_id
+  ), released AS (
+    -- Each finished dependency takes one off its dependents' counters (a node succeeding
+    -- here is never a dependent of another one recorded here: it ran, so they had ended).
+    -- A dependent that is no longer PENDING (skipped when its run failed while this
+    -- node's container ran) has a counter nobody reads (retry_run recounts). Each
+    -- dependent is looked up by (run_id, node_key) in a subquery of its own, so the plan
+    -- is an index probe per dependent whatever the statistics say about the table.
+    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
+    FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+                  WHERE d.run_id = t.run_id AND d.node_key = dependent) AS id, count(*) AS finished
+          FROM attempt t, unnest(t.dependents) AS dependent
+          WHERE t.outcome = 'succeeded'
+          GROUP BY 1) f
+    WHERE d.id = f.id
+    RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+              (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+  ), inserted AS (
+    -- The node events, as emit_events writes them (a failure for good gets its event
+    -- from fail_node).
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT t.project_id, v.type, v.subject, t.run_id,
+           orchestration.event_document(t.project_id, v.type, v.subject, t.run_id, t.node_key, t.run_traceparent,
+             CASE t.outcome
+               WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+               WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number, 'output', t.output)
+               ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                       'next_attempt_at', t.retry_at) END)
+    FROM attempt t,
+         LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
+                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+    WHERE t.outcome <> 'failed'
+    ORDER BY t.position
+    RETURNING e.id, e.type, e.run_id
+  ), notified AS (
+    SELECT count(*) AS events
+    FROM (SELECT * FROM inserted ORDER BY id) i,
+         LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
   )
-  SELECT array_agg(t.project_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg('orchestration.node.' || t.outcome ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.run_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.node_key ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(CASE t.outcome
-                     WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
-                     WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number,
-                                                              'output', t.output)
-                     ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
-                                             'next_attempt_at', t.retry_at) END
-                   ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
-         array_agg(DISTINCT t.run_id ORDER BY t.run_id) FILTER (WHERE t.outcome = 'succeeded'),
+  SELECT (SELECT n.events FROM notified n),
+         -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded'
+                                                AND NOT (t.run_status = 'RUNNING'
+                                                         AND t.run_id IN (SELECT l.run_id FROM released l WHERE l.runnable))),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
-                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO event_projects, event_types, event_runs, event_nodes, event_data, succeeded_ids,
-         succeeded_runs, failed_ids, failed_errors
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         (SELECT bool_or(l.rule) FROM released l WHERE l.runnable),
+         (SELECT bool_or(NOT l.rule) FROM released l WHERE l.runnable)
+    INTO emitted, refreshed, failed_ids, failed_errors, wake_rule, wake_containers
   FROM attempt t;
 
-  IF event_projects IS NOT NULL THEN
-    PERFORM orchestration.emit_events(event_projects, event_types, event_runs, event_nodes, event_data);
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
   END IF;
-  IF succeeded_ids IS NOT NULL THEN
-    -- Each finished dependency takes one off its dependents' counters. A dependent that
-    -- is no longer PENDING (skipped when its run failed while this node's container ran)
-    -- has a counter nobody reads (retry_run recounts). Each dependent is looked up by
-    -- (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
-    SELECT array_agg((SELECT d.id FROM orchestration.workflow_run_nodes d
-                      WHERE d.run_id = n.run_id AND d.node_key = dependent))
-      INTO released
-    FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
-    WHERE n.id = ANY (succeeded_ids);
-    IF released IS NOT NULL THEN
-      UPDATE orchestration.workflow_run_nodes d
-         SET pending_deps = d.pending_deps - (SELECT count(*) FROM unnest(released) r WHERE r = d.id)
-       WHERE d.id = ANY (released);
-    END IF;
-    FOR i IN 1 .. cardinality(succeeded_runs) LOOP
-      PERFORM orchestration.refresh_run(succeeded_runs[i]);
-    END LOOP;
+  -- Released nodes wake the worker that runs them (a RULE worker recording its own
+  -- results wakes no other: it looks again itself).
+  IF wake_rule OR wake_containers THEN
+    PERFORM orchestration.wake_workers(wake_rule, wake_containers);
   END IF;
+  FOR i IN 1 .. coalesce(cardinality(refreshed), 0) LOOP
+    PERFORM orchestration.refresh_run(refreshed[i]);
+  END LOOP;
   FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
     PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
   END LOOP;

@@ -368,19 +368,7 @@ BEGIN
   WITH inserted AS (
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
-           jsonb_build_object(
-             'specversion', '1.0',
-             'id', gen_random_uuid()::text,
-             'source', format('/orchestration/%s/%s', current_database(), u.project_id),
-             'type', u.type,
-             'subject', u.subject,
-             'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-             'datacontenttype', 'application/json',
-             'data', jsonb_build_object('project_id', u.project_id, 'run_id', u.run_id,
-                                        'traceparent', r.traceparent)
-                     || CASE WHEN u.node_key IS NULL THEN '{}'::jsonb
-                             ELSE jsonb_build_object('node_key', u.node_key) END
-                     || coalesce(u.data, '{}'))
+           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
     FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
                AS u(project_id, type, run_id, node_key, data, position)) u
@@ -388,21 +376,16 @@ BEGIN
     ORDER BY u.position
     RETURNING e.id, e.type, e.run_id
   )
-  -- Any login role may LISTEN (PostgreSQL cannot restrict it), so by default a
-  -- notification says only that events were written (identical payloads of one
-  -- transaction fold into one notification); listeners read the rows, which row-level
-  -- security filters. orchestration.notify_details puts id, type and run id in it.
   SELECT count(*) INTO emitted
   FROM (SELECT * FROM inserted ORDER BY id) i,
-       LATERAL pg_notify('orchestration_events',
-                         CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
-                              THEN json_build_object('id', i.id, 'type', i.type, 'run_id', i.run_id)::text
-                              ELSE '' END);
+       LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id));
   IF emitted > 0 THEN
     PERFORM orchestration.wake_relay();
   END IF;
 END
 $$;
+COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
 
 CREATE OR REPLACE FUNCTION orchestration.start_workflows_from_nats(pattern text, subject text, message text)
 RETURNS jsonb
@@ -618,13 +601,16 @@ BEGIN
   PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
-  PERFORM orchestration.wake_scheduler();
+  -- The worker its first nodes need (a node whose agent was deleted is failed by the scheduler).
+  PERFORM orchestration.wake_workers(bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE'))
+  FROM orchestration.workflow_nodes n LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+  WHERE n.workflow_id = workflow.id AND n.depends_on = '{}';
   PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
 $$;
 COMMENT ON FUNCTION orchestration.create_run(orchestration.workflows, text, jsonb, name, text, integer) IS
-  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes the scheduler at commit';
+  'Internal: creates a PENDING run of an ACTIVE workflow with a copy of its nodes (and the caller''s idempotency key and priority), in the caller''s transaction, and wakes at commit the workers its first nodes need';
 
 CREATE OR REPLACE FUNCTION orchestration.start_workflow_trigger() RETURNS trigger
 LANGUAGE c
@@ -1783,16 +1769,12 @@ SET enable_seqscan = off
 SET jit = off
 AS $$
 DECLARE
-  event_projects integer[];
-  event_types text[];
-  event_runs bigint[];
-  event_nodes text[];
-  event_data jsonb[];
-  succeeded_ids bigint[];
-  succeeded_runs bigint[];
-  released bigint[];
+  emitted bigint;
+  refreshed bigint[];
   failed_ids bigint[];
   failed_errors text[];
+  wake_rule boolean;
+  wake_containers boolean;
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
@@ -1809,7 +1791,8 @@ BEGIN
   ORDER BY r.id FOR UPDATE OF r;
 
   WITH attempt AS (
-    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.attempt + 1 AS number,
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
+           r.status AS run_status, r.traceparent AS run_traceparent,
            CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
                 WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
                 WHEN u.succeeded THEN 'succeeded'
@@ -1855,55 +1838,75 @@ BEGIN
       next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
                                        ELSE n.next_attempt_at END
     FROM attempt t WHERE n.id = t.node_id
+  ), released AS (
+    -- Each finished dependency takes one off its dependents' counters (a node succeeding
+    -- here is never a dependent of another one recorded here: it ran, so they had ended).
+    -- A dependent that is no longer PENDING (skipped when its run failed while this
+    -- node's container ran) has a counter nobody reads (retry_run recounts). Each
+    -- dependent is looked up by (run_id, node_key) in a subquery of its own, so the plan
+    -- is an index probe per dependent whatever the statistics say about the table.
+    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
+    FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+                  WHERE d.run_id = t.run_id AND d.node_key = dependent) AS id, count(*) AS finished
+          FROM attempt t, unnest(t.dependents) AS dependent
+          WHERE t.outcome = 'succeeded'
+          GROUP BY 1) f
+    WHERE d.id = f.id
+    RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+              (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+  ), inserted AS (
+    -- The node events, as emit_events writes them (a failure for good gets its event
+    -- from fail_node).
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT t.project_id, v.type, v.subject, t.run_id,
+           orchestration.event_document(t.project_id, v.type, v.subject, t.run_id, t.node_key, t.run_traceparent,
+             CASE t.outcome
+               WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+               WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number, 'output', t.output)
+               ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                       'next_attempt_at', t.retry_at) END)
+    FROM attempt t,
+         LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
+                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+    WHERE t.outcome <> 'failed'
+    ORDER BY t.position
+    RETURNING e.id, e.type, e.run_id
+  ), notified AS (
+    SELECT count(*) AS events
+    FROM (SELECT * FROM inserted ORDER BY id) i,
+         LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
   )
-  SELECT array_agg(t.project_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg('orchestration.node.' || t.outcome ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.run_id ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.node_key ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(CASE t.outcome
-                     WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
-                     WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number,
-                                                              'output', t.output)
-                     ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
-                                             'next_attempt_at', t.retry_at) END
-                   ORDER BY t.position) FILTER (WHERE t.outcome <> 'failed'),
-         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
-         array_agg(DISTINCT t.run_id ORDER BY t.run_id) FILTER (WHERE t.outcome = 'succeeded'),
+  SELECT (SELECT n.events FROM notified n),
+         -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded'
+                                                AND NOT (t.run_status = 'RUNNING'
+                                                         AND t.run_id IN (SELECT l.run_id FROM released l WHERE l.runnable))),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
-                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO event_projects, event_types, event_runs, event_nodes, event_data, succeeded_ids,
-         succeeded_runs, failed_ids, failed_errors
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         (SELECT bool_or(l.rule) FROM released l WHERE l.runnable),
+         (SELECT bool_or(NOT l.rule) FROM released l WHERE l.runnable)
+    INTO emitted, refreshed, failed_ids, failed_errors, wake_rule, wake_containers
   FROM attempt t;
 
-  IF event_projects IS NOT NULL THEN
-    PERFORM orchestration.emit_events(event_projects, event_types, event_runs, event_nodes, event_data);
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
   END IF;
-  IF succeeded_ids IS NOT NULL THEN
-    -- Each finished dependency takes one off its dependents' counters. A dependent that
-    -- is no longer PENDING (skipped when its run failed while this node's container ran)
-    -- has a counter nobody reads (retry_run recounts). Each dependent is looked up by
-    -- (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
-    SELECT array_agg((SELECT d.id FROM orchestration.workflow_run_nodes d
-                      WHERE d.run_id = n.run_id AND d.node_key = dependent))
-      INTO released
-    FROM orchestration.workflow_run_nodes n, unnest(n.dependents) AS dependent
-    WHERE n.id = ANY (succeeded_ids);
-    IF released IS NOT NULL THEN
-      UPDATE orchestration.workflow_run_nodes d
-         SET pending_deps = d.pending_deps - (SELECT count(*) FROM unnest(released) r WHERE r = d.id)
-       WHERE d.id = ANY (released);
-    END IF;
-    FOR i IN 1 .. cardinality(succeeded_runs) LOOP
-      PERFORM orchestration.refresh_run(succeeded_runs[i]);
-    END LOOP;
+  -- Released nodes wake the worker that runs them (a RULE worker recording its own
+  -- results wakes no other: it looks again itself).
+  IF wake_rule OR wake_containers THEN
+    PERFORM orchestration.wake_workers(wake_rule, wake_containers);
   END IF;
+  FOR i IN 1 .. coalesce(cardinality(refreshed), 0) LOOP
+    PERFORM orchestration.refresh_run(refreshed[i]);
+  END LOOP;
   FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
     PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
   END LOOP;
 END
 $$;
+COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]) IS
+  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt';
 
 CREATE OR REPLACE FUNCTION orchestration.approve(approval_id bigint, notes text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -2283,3 +2286,107 @@ $$;
 COMMENT ON FUNCTION orchestration.metrics() IS
   'The metrics of orchestration.metric_samples in the Prometheus text exposition format (version 0.0.4), what the metrics worker serves on orchestration.metrics_listen as GET /metrics; sees the caller''s projects (a superuser or a role granted every project sees all)';
 
+-- Performance (issue 16): the events' document and notification in one place each
+-- (inlined), record_attempts as one statement with the events and the released
+-- dependents, runs refreshed only when their status may change, the span trigger only
+-- while tracing is on, and wake-ups targeted at the worker that runs the released nodes.
+CREATE OR REPLACE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
+                                             node_key text, traceparent text, data jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+AS $$
+  SELECT jsonb_build_object(
+           'specversion', '1.0',
+           'id', gen_random_uuid()::text,
+           'source', format('/orchestration/%s/%s', current_database(), project_id),
+           'type', type,
+           'subject', subject,
+           'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'datacontenttype', 'application/json',
+           'data', jsonb_build_object('project_id', project_id, 'run_id', run_id, 'traceparent', traceparent)
+                   || CASE WHEN node_key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('node_key', node_key) END
+                   || coalesce(data, '{}'))
+$$;
+COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb) IS
+  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
+
+CREATE OR REPLACE FUNCTION orchestration.event_notification(id bigint, type text, run_id bigint)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+  SELECT CASE WHEN current_setting('orchestration.notify_details', true) = 'on'
+              THEN json_build_object('id', id, 'type', type, 'run_id', run_id)::text
+              ELSE '' END
+$$;
+COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
+  'Internal: the payload of the NOTIFY orchestration_events sent for an event: empty, or with orchestration.notify_details = on its id, type and run id';
+
+CREATE OR REPLACE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean) RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_workers';
+COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean) IS
+  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback';
+
+CREATE OR REPLACE FUNCTION orchestration.wake_scheduler() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_scheduler';
+COMMENT ON FUNCTION orchestration.wake_scheduler() IS
+  'Wakes this database''s scheduler worker and a RULE worker when the current transaction commits (nothing happens on rollback): wake_workers(true, true), for a change that may make nodes of either kind runnable';
+
+CREATE OR REPLACE FUNCTION orchestration.skip_node(node_id bigint, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  queue bigint[] := ARRAY[node_id];
+  reasons text[] := ARRAY[reason];
+  current_id bigint;
+  current_reason text;
+  node orchestration.workflow_run_nodes;
+  dependent orchestration.workflow_run_nodes;
+BEGIN
+  WHILE cardinality(queue) > 0 LOOP
+    current_id := queue[1];
+    current_reason := reasons[1];
+    queue := queue[2:];
+    reasons := reasons[2:];
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'SKIPPED', skip_reason = current_reason, finished_at = clock_timestamp()
+     WHERE n.id = current_id AND n.status IN ('PENDING', 'RUNNING')
+    RETURNING * INTO node;
+    CONTINUE WHEN NOT FOUND;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'skipped', node.run_id, node.node_key,
+              jsonb_build_object('status', 'SKIPPED', 'reason', current_reason));
+    FOR dependent IN
+      SELECT * FROM orchestration.workflow_run_nodes d
+      WHERE d.run_id = node.run_id AND d.node_key = ANY (node.dependents) AND d.status = 'PENDING'
+      ORDER BY d.id FOR UPDATE
+    LOOP
+      IF dependent.run_if_skipped THEN
+        UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
+        WHERE d.id = dependent.id;
+        IF dependent.pending_deps <= 1 THEN
+          PERFORM orchestration.wake_workers(rule, NOT rule)
+          FROM (SELECT (SELECT a.type FROM orchestration.agents a WHERE a.id = dependent.agent_id)
+                       IS NOT DISTINCT FROM 'RULE' AS rule) k;
+        END IF;
+      ELSE
+        queue := queue || dependent.id;
+        reasons := reasons || format('dependency "%s" was skipped', node.node_key);
+      END IF;
+    END LOOP;
+  END LOOP;
+  PERFORM orchestration.refresh_run(node.run_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
+  'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
+
+REVOKE ALL ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb),
+  orchestration.event_notification(bigint, text, bigint),
+  orchestration.wake_workers(boolean, boolean) FROM PUBLIC;
+DROP TRIGGER attempt_spans ON orchestration.agent_runs;
+CREATE TRIGGER attempt_spans AFTER INSERT ON orchestration.agent_runs
+  REFERENCING NEW TABLE AS attempts FOR EACH STATEMENT
+  WHEN (orchestration.tracing_enabled())
+  EXECUTE FUNCTION orchestration.queue_attempt_spans();

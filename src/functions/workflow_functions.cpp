@@ -23,9 +23,25 @@ ORCH_SQL_FUNCTION(orch_normalize_workflow_spec) {
   return orch::pg::json_datum(orch::workflow::normalize_workflow_spec(spec));
 }
 
-// wake_scheduler() returns void: wake this database's scheduler when the transaction commits
+// wake_scheduler() returns void: at commit, wake this database's scheduler and a RULE
+// worker (the transaction may have made nodes of either kind runnable)
 ORCH_SQL_FUNCTION(orch_wake_scheduler) {
-  orch::pg::guard([] { orch::workers::request_wake_at_commit(orch::workers::Worker::scheduler); });
+  orch::pg::guard([] {
+    orch::workers::request_wake_at_commit(orch::workers::Worker::scheduler);
+    orch::workers::request_wake_at_commit(orch::workers::Worker::rule);
+  });
+  return (Datum)0;
+}
+
+// wake_workers(rule_nodes boolean, container_nodes boolean) returns void: at commit, wake
+// a RULE worker if RULE nodes became runnable, the scheduler if container nodes did
+ORCH_SQL_FUNCTION(orch_wake_workers) {
+  bool rule_nodes = orch::pg::guard([&] { return !PG_ARGISNULL(0) && PG_GETARG_BOOL(0); });
+  bool container_nodes = orch::pg::guard([&] { return !PG_ARGISNULL(1) && PG_GETARG_BOOL(1); });
+  orch::pg::guard([&] {
+    if (rule_nodes) orch::workers::request_wake_at_commit(orch::workers::Worker::rule);
+    if (container_nodes) orch::workers::request_wake_at_commit(orch::workers::Worker::scheduler);
+  });
   return (Datum)0;
 }
 

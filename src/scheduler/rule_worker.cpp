@@ -5,8 +5,8 @@
 // Its loop is the scheduler's, smaller: count the crashes dead processes left (before its
 // first claim), then one pass per transaction that claims RULE nodes of one project and
 // runs them (dispatch.cpp),
-// sleep until woken by a commit that made nodes runnable, until a retry is due, or until
-// the poll interval passes.
+// sleep until woken by a commit that made RULE nodes runnable, until a retry is due, or
+// until the poll interval passes.
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -71,8 +71,11 @@ long RuleWorkerState::run_once() {
     orch::pg::spi_forget_plans();
   }
   rule_pool::release_project();
-  // Its results may have made container nodes runnable: those are the scheduler's.
-  if (moved) orch::workers::wake_now(orch::workers::Worker::scheduler);
+  // A commit during the pass that made more RULE nodes runnable may have found this worker
+  // busy and woken nobody else (wakeup.hpp), or only a worker its project's cap keeps out:
+  // after a pass that moved nodes, it looks once more. (Container nodes its results made
+  // runnable wake the scheduler at commit: record_attempts and skip_node ask for it.)
+  if (moved) sleep_ms = 0;
   return sleep_ms;
 }
 

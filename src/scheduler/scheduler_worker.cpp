@@ -63,7 +63,6 @@ long SchedulerState::run_once() {
   std::vector<orch::executors::ContainerJob> launches;
   std::vector<orch::executors::FinishedJob> deferred;
   std::vector<int> stopped_recorded;  // stopped attempts recorded (their entries)
-  bool moved = false;  // nodes moved on: RULE nodes may have become runnable
   bool recovered_now = false;
   bool rule_workers = rule_pool::enabled();
   rule_pool::stop_overdue(state.slot);  // and again after the pass, which may have taken long
@@ -90,7 +89,6 @@ long SchedulerState::run_once() {
       orch::scheduler::PassResult pass = orch::scheduler::run_pass(
           state.round, state.database, state.slot,
           rule_workers ? orch::scheduler::Claiming::containers : orch::scheduler::Claiming::all, finished);
-      moved = pass.nodes > 0 || !state.unrecorded.empty() || !stopped_recorded.empty();
       for (auto& job : pass.launches) launches.push_back(std::move(job));
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
@@ -106,7 +104,10 @@ long SchedulerState::run_once() {
     if (!state.unrecorded.empty()) sleep_ms = std::min(sleep_ms, kDeferredRetryMs);
     if (recovered_now) state.recovered = true;
     for (int entry : stopped_recorded) rule_pool::forget_stopped(state.slot, entry);
-    if (moved && rule_workers) orch::workers::wake_now(orch::workers::Worker::rule);
+    // RULE nodes this pass made runnable wake a RULE worker at commit (record_attempts,
+    // skip_node); a timed-out attempt recorded here may be retried: its next due time is
+    // theirs to see.
+    if (!stopped_recorded.empty() && rule_workers) orch::workers::wake_now(orch::workers::Worker::rule);
     orch::scheduler::record_carefully(false);
     for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {

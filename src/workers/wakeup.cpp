@@ -27,6 +27,7 @@ constexpr int kProcesses = 2 + config::kMaxRuleWorkers;
 struct Slot {
   pg_atomic_uint32 database;                  // InvalidOid when no worker runs in this slot
   pg_atomic_uint32 procno_plus1[kProcesses];  // each worker's PGPROC number + 1; 0 when none
+  pg_atomic_uint32 sleeping[kProcesses];      // 1 while the worker waits on its latch
 };
 
 int process_index(Worker worker, int index) {
@@ -45,6 +46,12 @@ struct SharedState {
 
 SharedState* shared = nullptr;  // null where the library was not preloaded
 bool wake_requested[kWakeKinds] = {false, false};
+bool rule_wake_requested = false;
+// This process's place, when it is a worker (register_worker): a RULE worker looks again
+// by itself after a pass that moved nodes, so its own commits wake no other RULE worker.
+Slot* my_slot = nullptr;
+int my_process = -1;
+bool i_am_rule_worker = false;
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 int my_waiter_slot = -1;           // the slot this backend watches from until its transaction ends
 bool callback_registered = false;
@@ -55,6 +62,7 @@ void init_shared_state(void* memory) {
   for (auto& slot : state->slots) {
     pg_atomic_init_u32(&slot.database, InvalidOid);
     for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
+    for (auto& sleeping : slot.sleeping) pg_atomic_init_u32(&sleeping, 0);
   }
   for (auto& run : state->reserved_runs) pg_atomic_init_u64(&run, 0);
   for (auto& waiter : state->waiters) pg_atomic_init_u64(&waiter, 0);
@@ -93,6 +101,34 @@ void wake_workers_of(Oid database, Worker worker) {
   }
 }
 
+// New RULE work needs one RULE worker, not all of them: on two cores, every process woken
+// for nothing competes with the one that runs the node (and with the caller). So the first
+// sleeping RULE worker is woken (taking its flag, so that two commits at once wake two);
+// when none sleeps, all are busy and each is told to look again after its pass (one that
+// found nothing just now may be on its way to sleep: its latch stays set).
+void wake_one_rule_worker(Oid database) {
+  if (!shared) return;
+  for (auto& slot : shared->slots) {
+    if (pg_atomic_read_u32(&slot.database) != database) continue;
+    for (int index = 0; index < config::kMaxRuleWorkers; ++index) {
+      int process = process_index(Worker::rule, index);
+      uint32 sleeping = 1;
+      if (pg_atomic_read_u32(&slot.procno_plus1[process]) > 0 &&
+          pg_atomic_compare_exchange_u32(&slot.sleeping[process], &sleeping, 0)) {
+        set_latch_of(slot, process);
+        return;
+      }
+    }
+  }
+  wake_workers_of(database, Worker::rule);
+}
+
+// Runnable RULE nodes are the RULE workers', or the scheduler's when there are none.
+void wake_for_rule_nodes(Oid database) {
+  if (config::rule_workers == 0) wake_workers_of(database, Worker::scheduler);
+  else wake_one_rule_worker(database);
+}
+
 void release_transaction_slots() {
   for (int slot : my_reservations) pg_atomic_write_u64(&shared->reserved_runs[slot], 0);
   my_reservations.clear();
@@ -103,20 +139,20 @@ void release_transaction_slots() {
 void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
     release_transaction_slots();
-    if (wake_requested[static_cast<int>(Worker::scheduler)]) {
-      wake_workers_of(MyDatabaseId, Worker::scheduler);
-      wake_workers_of(MyDatabaseId, Worker::rule);  // runnable nodes are theirs too
-    }
+    if (wake_requested[static_cast<int>(Worker::scheduler)]) wake_workers_of(MyDatabaseId, Worker::scheduler);
+    if (rule_wake_requested && !i_am_rule_worker) wake_for_rule_nodes(MyDatabaseId);
     if (wake_requested[static_cast<int>(Worker::relay)]) {
       wake_workers_of(MyDatabaseId, Worker::relay);
       wake_waiters_of(MyDatabaseId);  // events were written: a run or a node changed
     }
     for (bool& requested : wake_requested) requested = false;
+    rule_wake_requested = false;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
     // A prepared transaction commits later, perhaps in another backend: its work is found
     // by the next poll.
     release_transaction_slots();
     for (bool& requested : wake_requested) requested = false;
+    rule_wake_requested = false;
   }
 }
 
@@ -147,15 +183,27 @@ void register_worker(Worker worker, int slot_index, int index) {
   Slot& slot = shared->slots[slot_index];
   pg_atomic_write_u32(&slot.database, MyDatabaseId);
   pg_atomic_write_u32(&slot.procno_plus1[process], static_cast<uint32>(MyProc->pgprocno) + 1);
+  my_slot = &slot;
+  my_process = process;
+  i_am_rule_worker = worker == Worker::rule;
   on_shmem_exit(leave_slot, Int32GetDatum(process * config::kMaxDatabases + slot_index));
 }
 
 void request_wake_at_commit(Worker worker) {
   register_transaction_callback();
-  wake_requested[static_cast<int>(worker == Worker::rule ? Worker::scheduler : worker)] = true;
+  if (worker == Worker::rule) rule_wake_requested = true;
+  else wake_requested[static_cast<int>(worker)] = true;
 }
 
-void wake_now(Worker worker) { wake_workers_of(MyDatabaseId, worker); }
+void wake_now(Worker worker) {
+  if (worker == Worker::rule) wake_for_rule_nodes(MyDatabaseId);
+  else wake_workers_of(MyDatabaseId, worker);
+}
+
+void set_sleeping(bool sleeping) {
+  // An exchange, a full barrier: the flag is visible before the latch is looked at.
+  if (my_slot) (void)pg_atomic_exchange_u32(&my_slot->sleeping[my_process], sleeping ? 1 : 0);
+}
 
 void reserve_run_until_transaction_end(std::int64_t run_id) {
   if (!shared || run_id <= 0) return;

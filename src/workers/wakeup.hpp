@@ -15,9 +15,10 @@
 
 namespace orch::workers {
 
-// Runnable nodes are taken by the scheduler (containers) and the RULE workers (RULE
-// nodes): waking Worker::scheduler wakes them all. Worker::rule names the RULE workers.
-// Worker::metrics (the Prometheus endpoint) is never woken by a commit and has no slot.
+// Runnable container nodes are the scheduler's (Worker::scheduler), runnable RULE nodes
+// the RULE workers' (Worker::rule: one of them is woken, the first that sleeps; with
+// orchestration.rule_workers = 0, the scheduler). Worker::metrics (the Prometheus
+// endpoint) is never woken by a commit and has no slot.
 enum class Worker { scheduler = 0, relay = 1, rule = 2, metrics = 3 };
 
 // From _PG_init while preloading: asks for the shared memory.
@@ -27,13 +28,16 @@ void request_shared_memory();
 // the RULE workers of a database.
 void register_worker(Worker worker, int slot, int index);
 
-// Called by the SQL API (orchestration.wake_scheduler(), orchestration.wake_relay()).
+// Called by the SQL API (orchestration.wake_workers(), wake_scheduler(), wake_relay()).
+// A RULE worker's own commits wake no other RULE worker: it looks again itself.
 void request_wake_at_commit(Worker worker);
 
-// Wakes the workers of that kind (only) of this database at once: a worker whose commit
-// made work runnable for the others (a RULE result that unblocks a container node, and
-// back).
+// Wakes the workers of that kind of this database at once (for Worker::rule, one).
 void wake_now(Worker worker);
+
+// The worker is about to wait on its latch (true) or has woken (false); a commit that
+// makes RULE nodes runnable wakes a sleeping RULE worker rather than a busy one.
+void set_sleeping(bool sleeping);
 
 // A backend about to wait for a run's row lock (cancel_run, retry_run, approve, reject)
 // announces the run here until its transaction ends. The scheduler does not claim nodes

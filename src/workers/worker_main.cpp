@@ -53,7 +53,9 @@ void loop(WorkerRound& round, int slot, int index, Worker worker, const char* na
       pg::guard([&] {
         int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
         if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
+        set_sleeping(true);
         (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
+        set_sleeping(false);
         ResetLatch(MyLatch);
       });
     }

@@ -35,6 +35,38 @@ is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SU
    "a run started while idle finishes without waiting for a poll"
 is "$(q "SELECT finished_at - created_at < interval '5 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
    "it was picked up at once (well under the 600 s poll interval)"
+# Who is woken by what: a RULE-only run needs one RULE worker. The scheduler (containers)
+# and the other RULE worker stay asleep; each pass a worker runs shows in pg_stat_activity
+# (state_change), so a process that did not wake keeps its timestamp.
+changes() { q "SELECT string_agg(state_change::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE pid IN ($1)"; }
+sleep 0.5
+sched_before=$(changes "$pid"); rules_before=$(changes "${rule_pids// /,}")
+for _ in 1 2 3; do
+  run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
+  q "SELECT orchestration.wait_for_run($run, '30 seconds')" >/dev/null
+  sleep 0.3  # both workers asleep again before the next start
+done
+is "$(changes "$pid")" "$sched_before" "three RULE-only runs did not wake the scheduler"
+woken=0
+IFS=, read -r -a rb <<<"$rules_before"; IFS=, read -r -a ra <<<"$(changes "${rule_pids// /,}")"
+for i in "${!rb[@]}"; do [ "${rb[$i]}" != "${ra[$i]}" ] && woken=$((woken + 1)); done
+is "$woken" "1" "each start woke one RULE worker (the first asleep), not all of them"
+
+# Released nodes wake the worker that runs them: a RULE node's success wakes the scheduler
+# for the container after it, a container's result a RULE worker for the RULE node after
+# it, all well under the 600 s poll interval.
+q "SELECT orchestration.register_agent(1, '{\"name\": \"echo\", \"type\": \"SCRIPT\", \"image\": \"orchestration/busybox:test\", \"command\": [\"sh\", \"-c\", \"cat\"], \"capabilities\": [{\"name\": \"echo\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"mixed\", \"nodes\": [
+     {\"id\": \"a\", \"agent\": \"ping\", \"action\": \"ping\"},
+     {\"id\": \"b\", \"agent\": \"echo\", \"action\": \"echo\", \"depends_on\": [\"a\"]},
+     {\"id\": \"c\", \"agent\": \"ping\", \"action\": \"ping\", \"depends_on\": [\"b\"]}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 seconds')->>'status'")" "SUCCESS" \
+   "RULE -> container -> RULE finishes with the workers polling every 600 s"
+is "$(q "SELECT finished_at - created_at < interval '20 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
+   "each hop was a wake-up, not a poll"
+q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
+
 # A rolled-back start creates nothing for it to do.
 q "BEGIN; SELECT orchestration.start_workflow(1, 'ping'); ROLLBACK" >/dev/null
 sleep 1

@@ -1,0 +1,704 @@
+-- Scheduling: what the scheduler and the RULE workers call. Waking them at commit, the
+-- node state transitions they drive (each keeps the run's state, its counters and its
+-- events consistent, in the worker's own transaction, following the lock order in
+-- 70_runs.sql), claiming runnable nodes and recording attempts.
+
+CREATE FUNCTION orchestration.wake_scheduler() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_scheduler';
+COMMENT ON FUNCTION orchestration.wake_scheduler() IS
+  'Wakes this database''s scheduler worker and a RULE worker when the current transaction commits (nothing happens on rollback): wake_workers(true, true), for a change that may make nodes of either kind runnable';
+
+-- Who is woken by what: runnable RULE nodes need one RULE worker, runnable container nodes
+-- the scheduler. Each process woken for nothing competes, on a small machine, with the one
+-- that runs the node and with the caller waiting for it.
+CREATE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean) RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_wake_workers';
+COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean) IS
+  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback';
+
+CREATE FUNCTION orchestration.reserve_run(run_id bigint) RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'orch_reserve_run';
+COMMENT ON FUNCTION orchestration.reserve_run(bigint) IS
+  'Internal: until this transaction ends, the scheduler claims no node of the run, so a caller about to lock the run''s row (cancel_run, retry_run, approve, reject) gets it promptly instead of racing the scheduler for it';
+
+-- ---------------------------------------------------------------------------------------
+-- Node state transitions.
+
+CREATE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  project integer;
+  current_status orchestration.run_status;
+  next_status orchestration.run_status;
+BEGIN
+  -- One statement; each EXISTS is one probe of the live-nodes index, and CASE stops at the
+  -- first that decides.
+  SELECT r.project_id, r.status, CASE
+           WHEN r.status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN r.status  -- final; a late result never reopens a run
+           WHEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                            WHERE n.run_id = r.id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL'))
+             THEN CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                                    WHERE n.run_id = r.id AND n.status = 'FAILED')
+                       THEN 'FAILED' ELSE 'SUCCESS' END::orchestration.run_status
+           -- "pending_deps <= 0", not "= 0": the same rows (a PENDING node's counter never
+           -- goes below 0), but only the live-nodes index can serve it; with "= 0" the
+           -- planner may pick the queue index and read every runnable node of every run.
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'RUNNING')
+                OR EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                           WHERE n.run_id = r.id AND n.status = 'PENDING' AND n.pending_deps <= 0)
+             THEN 'RUNNING'
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'WAITING_APPROVAL')
+             THEN 'WAITING_APPROVAL'
+           ELSE 'RUNNING' END
+    INTO project, current_status, next_status
+  FROM orchestration.workflow_runs r WHERE r.id = refresh_run.run_id;
+  IF next_status = current_status THEN
+    RETURN;
+  END IF;
+  UPDATE orchestration.workflow_runs r SET
+    status = next_status,
+    started_at = coalesce(r.started_at, clock_timestamp()),
+    finished_at = CASE WHEN next_status IN ('SUCCESS', 'FAILED') THEN clock_timestamp() END
+  WHERE r.id = run_id;
+  PERFORM orchestration.emit_event(project, 'run',
+            CASE next_status WHEN 'RUNNING' THEN CASE WHEN current_status = 'PENDING' THEN 'started' ELSE 'resumed' END
+                             WHEN 'SUCCESS' THEN 'succeeded' WHEN 'FAILED' THEN 'failed'
+                             ELSE 'waiting_approval' END,
+            run_id, NULL, jsonb_build_object('status', next_status));
+END
+$$;
+COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
+  'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
+
+-- A node is final as SKIPPED: its dependents either treat it as satisfied (run_if_skipped)
+-- or are skipped too, transitively.
+CREATE FUNCTION orchestration.skip_node(node_id bigint, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  queue bigint[] := ARRAY[node_id];
+  reasons text[] := ARRAY[reason];
+  current_id bigint;
+  current_reason text;
+  node orchestration.workflow_run_nodes;
+  dependent orchestration.workflow_run_nodes;
+BEGIN
+  WHILE cardinality(queue) > 0 LOOP
+    current_id := queue[1];
+    current_reason := reasons[1];
+    queue := queue[2:];
+    reasons := reasons[2:];
+    UPDATE orchestration.workflow_run_nodes n
+       SET status = 'SKIPPED', skip_reason = current_reason, finished_at = clock_timestamp()
+     WHERE n.id = current_id AND n.status IN ('PENDING', 'RUNNING')
+    RETURNING * INTO node;
+    CONTINUE WHEN NOT FOUND;
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'skipped', node.run_id, node.node_key,
+              jsonb_build_object('status', 'SKIPPED', 'reason', current_reason));
+    FOR dependent IN
+      SELECT * FROM orchestration.workflow_run_nodes d
+      WHERE d.run_id = node.run_id AND d.node_key = ANY (node.dependents) AND d.status = 'PENDING'
+      ORDER BY d.id FOR UPDATE
+    LOOP
+      IF dependent.run_if_skipped THEN
+        UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
+        WHERE d.id = dependent.id;
+        IF dependent.pending_deps <= 1 THEN
+          PERFORM orchestration.wake_workers(rule, NOT rule)
+          FROM (SELECT (SELECT a.type FROM orchestration.agents a WHERE a.id = dependent.agent_id)
+                       IS NOT DISTINCT FROM 'RULE' AS rule) k;
+        END IF;
+      ELSE
+        queue := queue || dependent.id;
+        reasons := reasons || format('dependency "%s" was skipped', node.node_key);
+      END IF;
+    END LOOP;
+  END LOOP;
+  PERFORM orchestration.refresh_run(node.run_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
+  'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
+
+-- A node failed for good: the run fails, what has not started is skipped, and waiting
+-- approvals are closed. Nodes already running finish and are recorded.
+CREATE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  skipped orchestration.workflow_run_nodes;
+  run_status orchestration.run_status;
+BEGIN
+  -- Only a node that has not ended: one skipped by an earlier failure of its run (in the
+  -- same claim round, say) stays skipped.
+  UPDATE orchestration.workflow_run_nodes n
+     SET status = 'FAILED', error = fail_node.error, finished_at = clock_timestamp()
+   WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+  RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'failed', node.run_id, node.node_key,
+            jsonb_build_object('status', 'FAILED', 'error', error, 'attempt', node.attempt));
+  UPDATE orchestration.workflow_runs r
+     SET status = 'FAILED', finished_at = clock_timestamp(),
+         error = format('node "%s" failed: %s', node.node_key, fail_node.error)
+   WHERE r.id = node.run_id AND r.status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')
+  RETURNING r.status INTO run_status;
+  IF run_status IS NULL THEN
+    RETURN;  -- the run had already ended (a late result of a cancelled run)
+  END IF;
+  -- Their events in level and key order, as every reader sees them.
+  FOR skipped IN
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+       WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
+  LOOP
+    PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
+              skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
+   WHERE a.run_id = node.run_id AND a.status = 'PENDING';
+  PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
+            jsonb_build_object('status', 'FAILED', 'error',
+                               format('node "%s" failed: %s', node.node_key, fail_node.error)));
+END
+$$;
+COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
+  'Internal: fails a node that has not ended (PENDING, RUNNING, WAITING_APPROVAL; else does nothing) for good, fails its run and skips every node of the run that has not started';
+
+-- The lock order above, for a transaction that starts from a node: its run's row first.
+-- Returns the run's status.
+CREATE FUNCTION orchestration.lock_run_of(node_id bigint) RETURNS orchestration.run_status
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT r.status FROM orchestration.workflow_runs r
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = lock_run_of.node_id)
+  FOR UPDATE
+$$;
+COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
+  'Internal: locks the row of the node''s run (the lock order: a run''s row before its nodes) and returns the run''s status';
+
+-- The outcomes of attempts, in the order given. Each becomes an agent_runs row, and its
+-- node moves on: SUCCESS releases its dependents; a failure is retried after exponential
+-- backoff while retries remain, else it fails the node and the run. The scheduler records
+-- a claim round of RULE nodes in one call (one statement per step, not per node) and a
+-- finished container in a call of its own. Arrays left NULL (exit_codes, log_tails,
+-- container_ids: RULE attempts have none) count as all NULL.
+--
+-- This is the scheduler's hot path: a chain of RULE nodes records one node per call, so
+-- what a call costs is mostly how many statements it runs and how big their plans are,
+-- not the rows. The attempts, their nodes' moves, the released dependents and the events
+-- are one statement; a run's status is derived again (refresh_run) only when it may have
+-- changed; and the span trigger on agent_runs fires only while tracing is on.
+CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
+                                              outputs jsonb[], errors text[],
+                                              started_at timestamptz[], finished_at timestamptz[],
+                                              scheduler_round bigint,
+                                              exit_codes integer[] DEFAULT NULL,
+                                              log_tails text[] DEFAULT NULL,
+                                              container_ids text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Its statements take arrays: planned for their sizes each time, they would cost more
+-- to plan than to run. So each has one generic plan, made the first time, perhaps while
+-- the tables were small and had no statistics: it must not be a scan of a whole table
+-- (enable_seqscan), and each statement is written to be driven by its arrays through
+-- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
+-- which would also make it compile the plan (jit).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  emitted bigint;
+  refreshed bigint[];
+  failed_ids bigint[];
+  failed_errors text[];
+  wake_rule boolean;
+  wake_containers boolean;
+BEGIN
+  IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
+    RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- The lock order: the runs' rows first. The scheduler's claim holds them already for
+  -- RULE nodes; a container's result arrives in a transaction of its own, while
+  -- cancel_run or approve may hold its run.
+  PERFORM 1 FROM orchestration.workflow_runs r
+  WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+  ORDER BY r.id FOR UPDATE OF r;
+
+  WITH attempt AS (
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
+           r.status AS run_status, r.traceparent AS run_traceparent,
+           CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
+                WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
+                WHEN u.succeeded THEN 'succeeded'
+                WHEN n.attempt + 1 <= n.retries THEN 'retrying'
+                ELSE 'failed' END AS outcome,
+           -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
+           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
+           -- The attempt's span: the one its container got, or a new one in the run's trace.
+           coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
+                    orchestration.child_traceparent(r.traceparent)) AS traceparent
+    FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
+                exit_codes, log_tails, container_ids) WITH ORDINALITY
+         AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
+              log_tail, container_id, position)
+    JOIN orchestration.workflow_run_nodes n ON n.id = u.node_id
+    JOIN orchestration.workflow_runs r ON r.id = n.run_id
+  ), kept AS (
+    INSERT INTO orchestration.agent_runs
+      (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
+       output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+       started_at, finished_at, duration_ms, traceparent)
+    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+           CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
+           t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
+           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
+           t.traceparent
+    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    ORDER BY t.position
+  ), moved AS (
+    -- One update per node: its attempt count and, unless it fails for good (fail_node
+    -- below does that), its new state.
+    UPDATE orchestration.workflow_run_nodes n SET
+      attempt = t.number,
+      status = CASE t.outcome WHEN 'cancelled' THEN 'CANCELLED' WHEN 'succeeded' THEN 'SUCCESS'
+                              WHEN 'retrying' THEN 'PENDING' ELSE n.status END,
+      output = CASE WHEN t.outcome = 'succeeded' THEN t.output ELSE n.output END,
+      error = CASE t.outcome WHEN 'cancelled' THEN 'run cancelled' WHEN 'succeeded' THEN NULL
+                             WHEN 'retrying' THEN t.error ELSE n.error END,
+      resolved_input = CASE WHEN t.outcome IS NULL THEN n.resolved_input ELSE t.input END,
+      started_at = CASE WHEN t.outcome IN ('succeeded', 'retrying', 'failed')
+                        THEN coalesce(n.started_at, t.started_at) ELSE n.started_at END,
+      finished_at = CASE WHEN t.outcome IN ('cancelled', 'succeeded') THEN t.finished_at ELSE n.finished_at END,
+      next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
+                                       ELSE n.next_attempt_at END
+    FROM attempt t WHERE n.id = t.node_id
+  ), released AS (
+    -- Each finished dependency takes one off its dependents' counters (a node succeeding
+    -- here is never a dependent of another one recorded here: it ran, so they had ended).
+    -- A dependent that is no longer PENDING (skipped when its run failed while this
+    -- node's container ran) has a counter nobody reads (retry_run recounts). Each
+    -- dependent is looked up by (run_id, node_key) in a subquery of its own, so the plan
+    -- is an index probe per dependent whatever the statistics say about the table.
+    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
+    FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+                  WHERE d.run_id = t.run_id AND d.node_key = dependent) AS id, count(*) AS finished
+          FROM attempt t, unnest(t.dependents) AS dependent
+          WHERE t.outcome = 'succeeded'
+          GROUP BY 1) f
+    WHERE d.id = f.id
+    RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+              (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+  ), inserted AS (
+    -- The node events, as emit_events writes them (a failure for good gets its event
+    -- from fail_node).
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT t.project_id, v.type, v.subject, t.run_id,
+           orchestration.event_document(t.project_id, v.type, v.subject, t.run_id, t.node_key, t.run_traceparent,
+             CASE t.outcome
+               WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+               WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number, 'output', t.output)
+               ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                       'next_attempt_at', t.retry_at) END)
+    FROM attempt t,
+         LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
+                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+    WHERE t.outcome <> 'failed'
+    ORDER BY t.position
+    RETURNING e.id, e.type, e.run_id
+  ), notified AS (
+    SELECT count(*) AS events
+    FROM (SELECT * FROM inserted ORDER BY id) i,
+         LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
+  )
+  SELECT (SELECT n.events FROM notified n),
+         -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded'
+                                                AND NOT (t.run_status = 'RUNNING'
+                                                         AND t.run_id IN (SELECT l.run_id FROM released l WHERE l.runnable))),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         (SELECT bool_or(l.rule) FROM released l WHERE l.runnable),
+         (SELECT bool_or(NOT l.rule) FROM released l WHERE l.runnable)
+    INTO emitted, refreshed, failed_ids, failed_errors, wake_rule, wake_containers
+  FROM attempt t;
+
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
+  END IF;
+  -- Released nodes wake the worker that runs them (a RULE worker recording its own
+  -- results wakes no other: it looks again itself).
+  IF wake_rule OR wake_containers THEN
+    PERFORM orchestration.wake_workers(wake_rule, wake_containers);
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(refreshed), 0) LOOP
+    PERFORM orchestration.refresh_run(refreshed[i]);
+  END LOOP;
+  FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
+    PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]) IS
+  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt';
+
+-- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
+-- what the scheduler needs to move each one on: its agent, its template scope, and whether
+-- it still needs an approval (the scheduler checks the node's condition first: a node
+-- that is skipped never asks anyone). Only containers stay RUNNING between transactions,
+-- so only they count against the concurrency limits.
+CREATE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+                                          max_running_per_project integer,
+                                          reserved_runs bigint[], node_kind text,
+                                          excluded_projects integer[], only_project integer,
+                                          finished_nodes bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  running_total integer;
+  claimed_ids bigint[];
+  started_runs bigint[];
+  started_projects integer[];
+  lock_project integer := only_project;
+BEGIN
+  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
+    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
+  -- itself, the rows nobody can lock now (FOR UPDATE SKIP LOCKED: a run another worker or
+  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
+  -- left out: however many such nodes there are, they cannot hide the ones behind them.
+  -- The run row is locked too, and before the node (OF r, n): whoever changes a run locks
+  -- its row first (cancel_run, retry_run, approve, reject do), so no two transactions wait
+  -- for each other in a circle; and a scan that passes over a run someone holds takes none
+  -- of its nodes on the way (locked in the other order, every node of a held run the scan
+  -- looked at stayed locked until its transaction ended, out of reach of the worker
+  -- holding the run).
+  -- An agent's type is read by its key (a subquery, not a join the generic plan could
+  -- turn into a scan of agents per node).
+  IF node_kind = 'rule' THEN
+    -- A RULE worker claims one project's nodes per transaction (the first project with a
+    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
+    -- nodes never stay RUNNING, so no limit counts them.
+    IF lock_project IS NULL THEN
+      SELECT n.project_id INTO lock_project
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT 1
+      FOR UPDATE OF r, n SKIP LOCKED;
+      IF lock_project IS NULL THEN
+        RETURN;
+      END IF;
+    END IF;
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level, n.priority
+          FROM orchestration.workflow_run_nodes n
+          JOIN orchestration.workflow_runs r ON r.id = n.run_id
+          WHERE n.status = 'PENDING' AND n.pending_deps = 0
+            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
+            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+          ORDER BY n.priority DESC, n.level, n.id
+          LIMIT max_nodes
+          FOR UPDATE OF r, n SKIP LOCKED) l;
+  ELSE
+    -- Containers count against the limits while they run; one that has finished and
+    -- waits for its result to be recorded (its run is locked by someone) does not.
+    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
+    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
+    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
+    -- node, and the containers while fewer than max_running_per_project run in their
+    -- project and, of those, fewer than max_running in all. The others locked stay
+    -- PENDING (and locked until this transaction ends).
+    WITH locked AS MATERIALIZED (
+      SELECT n.id, n.project_id, n.level, n.priority,
+             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
+        AND NOT n.project_id = ANY (excluded_projects)
+        AND (only_project IS NULL OR n.project_id = only_project)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT max_nodes * 4
+      FOR UPDATE OF r, n SKIP LOCKED
+    ), busy AS (
+      SELECT n.project_id, count(*) AS running
+      FROM orchestration.workflow_run_nodes n
+      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
+      GROUP BY n.project_id
+    ), in_project AS (
+      SELECT l.*, count(*) FILTER (WHERE l.container)
+                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
+      FROM locked l
+    ), allowed_in_project AS (
+      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
+      WHERE NOT p.container OR max_running_per_project <= 0
+         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+    ), ranked AS (
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
+      FROM allowed_in_project p
+    )
+    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level, k.priority FROM ranked k
+          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
+          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
+  END IF;
+  IF claimed_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  WITH started AS (
+    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+    WHERE r.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids)))
+      AND r.status = 'PENDING'
+    RETURNING r.id, r.project_id
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
+    INTO started_runs, started_projects FROM started s;
+  IF started_runs IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
+              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
+  END IF;
+
+  RETURN QUERY
+    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+           a.runs_as,
+           coalesce(claimed.timeout_seconds, a.timeout_seconds),
+           jsonb_build_object(
+             'context', r.context,
+             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                       'started_by', r.started_by, 'traceparent', r.traceparent),
+             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+             -- The outputs its templates read, each looked up by (run_id, node_key).
+             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                                   FROM orchestration.workflow_run_nodes u
+                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
+                                                     AND u.status = 'SUCCESS') AS upstream
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+           -- An approval counts only for the agent and function it was given for: one
+           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
+           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
+                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
+                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
+                ELSE false END,
+           -- The row version identifies the schemas, so the scheduler compiles them
+           -- once and again only after update_agent changes them.
+           c.id, c.xmin::text,
+           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
+           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
+    FROM orchestration.workflow_run_nodes claimed
+    -- A node whose agent was deleted, or lost the capability, since its run started is
+    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
+    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
+    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
+    JOIN orchestration.workflows w ON w.id = r.workflow_id
+    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    WHERE claimed.id = ANY (claimed_ids)
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+
+-- What an approval lets run: the agent as defined (its row, capabilities and schemas, as
+-- agent_json shows them, which includes updated_at) and, for a RULE agent, its function's
+-- definition (oid, owner, language, body, settings, SECURITY DEFINER). What that function
+-- calls is not pinned.
+CREATE FUNCTION orchestration.agent_pin(agent_id bigint) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT md5(orchestration.agent_json(a)::text || coalesce(
+           (SELECT ROW(p.oid, p.proowner, p.prolang, p.prosecdef, p.proconfig, p.prosrc, p.probin)::text
+            FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure(a.rule_function)), ''))
+  FROM orchestration.agents a WHERE a.id = agent_id
+$$;
+COMMENT ON FUNCTION orchestration.agent_pin(bigint) IS
+  'Internal: a digest of what an approval lets run, the agent''s definition and, for a RULE agent, its function''s; an approved node runs only while it is unchanged, else it is asked about again';
+
+CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_seconds integer,
+                                               input jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  requested timestamptz := clock_timestamp();
+  approval_id bigint;
+  previous_id bigint;
+BEGIN
+  -- Only a node still PENDING: an earlier node of the same claim round may have ended its
+  -- run (and skipped this one) meanwhile.
+  UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL', resolved_input = input
+  WHERE n.id = node_id AND n.status = 'PENDING' RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  -- An earlier approval of this node that no longer counts: the agent changed since.
+  SELECT ap.id INTO previous_id FROM orchestration.workflow_approvals ap
+  WHERE ap.run_node_id = node_id AND ap.status = 'APPROVED' ORDER BY ap.id DESC LIMIT 1;
+  INSERT INTO orchestration.workflow_approvals AS ap
+    (project_id, run_id, run_node_id, node_key, requested_at, expires_at, agent_pin)
+  VALUES (node.project_id, node.run_id, node.id, node.node_key, requested,
+          CASE WHEN approval_timeout_seconds > 0
+               THEN requested + make_interval(secs => approval_timeout_seconds) END,
+          orchestration.agent_pin(node.agent_id))
+  RETURNING ap.id INTO approval_id;
+  PERFORM orchestration.emit_event(node.project_id, 'approval', 'requested', node.run_id,
+            node.node_key, jsonb_build_object('approval_id', approval_id, 'status', 'PENDING')
+              || CASE WHEN previous_id IS NOT NULL THEN jsonb_build_object(
+                   'previous_approval_id', previous_id,
+                   'reason', 'the agent or its function changed after approval ' || previous_id) ELSE '{}' END);
+  PERFORM orchestration.refresh_run(node.run_id);
+END
+$$;
+COMMENT ON FUNCTION orchestration.request_approval(bigint, integer, jsonb) IS
+  'Internal (scheduler): puts a claimed node still PENDING in WAITING_APPROVAL, with the input it will run with, and a PENDING approval that expires after approval_timeout_seconds (0: never) and pins the agent as it is now (agent_pin); the event says when an earlier approval no longer counts because the agent changed';
+
+CREATE FUNCTION orchestration.start_container_node(node_id bigint, input jsonb, container_name text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+  span text;  -- the attempt's traceparent
+BEGIN
+  span := orchestration.child_traceparent(
+    (SELECT r.traceparent FROM orchestration.workflow_runs r
+     WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)));
+  UPDATE orchestration.workflow_run_nodes n SET
+    status = 'RUNNING', resolved_input = input, container_name = start_container_node.container_name,
+    attempt_traceparent = span,
+    started_at = coalesce(n.started_at, clock_timestamp()), next_attempt_at = NULL
+  WHERE n.id = node_id AND n.status = 'PENDING' RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN NULL;  -- an earlier node of the same claim round ended its run: nothing starts
+  END IF;
+  PERFORM orchestration.emit_event(node.project_id, 'node', 'started', node.run_id, node.node_key,
+            jsonb_build_object('status', 'RUNNING', 'attempt', node.attempt + 1, 'container', container_name,
+                               'traceparent', span));
+  RETURN span;
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_container_node(bigint, jsonb, text) IS
+  'Internal (scheduler): a container node is RUNNING, under the container name its attempt will have; returns the attempt''s traceparent (a child span of the run''s trace, also in the node.started event), or NULL, starting nothing, when the node is no longer PENDING (an earlier node of its claim round ended the run). Committed before the container is created, so that after a crash the node says which container to look for';
+
+CREATE FUNCTION orchestration.requeue_node(node_id bigint, reason text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  PERFORM orchestration.lock_run_of(node_id);
+  UPDATE orchestration.workflow_run_nodes n SET status = 'PENDING', container_name = NULL, attempt_traceparent = NULL,
+    next_attempt_at = NULL
+  WHERE n.id = node_id AND n.status = 'RUNNING' RETURNING * INTO node;
+  IF FOUND THEN
+    PERFORM orchestration.emit_event(node.project_id, 'node', 'retrying', node.run_id, node.node_key,
+              jsonb_build_object('status', 'PENDING', 'attempt', node.attempt + 1, 'reason', reason));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.requeue_node(bigint, text) IS
+  'Internal (scheduler): a RUNNING container node whose container was never created or started (the scheduler stopped in between) is PENDING again; nothing ran, so no retry is used up';
+
+-- The crash-loop breaker (see src/scheduler/crash_marker.hpp): a worker died while
+-- working on this node. Counted; at the second crash the node is failed instead of being
+-- run again, so one poisonous node cannot keep restarting the server.
+CREATE FUNCTION orchestration.note_crash(node_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  node orchestration.workflow_run_nodes;
+BEGIN
+  IF orchestration.lock_run_of(node_id) IS NULL THEN
+    RETURN;  -- the node is gone (its run was deleted)
+  END IF;
+  UPDATE orchestration.workflow_run_nodes n SET crashes = n.crashes + 1
+   WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
+  RETURNING * INTO node;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF node.crashes >= 2 THEN
+    PERFORM orchestration.fail_node(node_id, format(
+      'the worker process running this node died %s times while working on it (attempt %s); it is failed so that it cannot bring the worker down again. The server log has the cause',
+      node.crashes, node.attempt + 1));
+  ELSE
+    RAISE LOG 'pg_orchestration: the previous process of this worker died while working on node % (run %, node "%"); it will be tried once more',
+              node.id, node.run_id, node.node_key;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
+  'Internal (scheduler and RULE workers, at start): counts a crash of the worker''s previous process while it worked on a node; a node that brought its worker down twice is failed with a message that says so';
+
+-- The next moment something becomes due without a wake-up: a retry's backoff ends or an
+-- approval expires. The scheduler sleeps until then at most.
+CREATE FUNCTION orchestration.next_due_at() RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- PL/pgSQL, not SQL, so that the plan is kept: the scheduler asks after every pass.
+  RETURN least((SELECT min(n.next_attempt_at) FROM orchestration.workflow_run_nodes n
+                WHERE n.status = 'PENDING' AND n.pending_deps = 0),
+               (SELECT min(a.expires_at) FROM orchestration.workflow_approvals a
+                WHERE a.status = 'PENDING'));
+END
+$$;
+COMMENT ON FUNCTION orchestration.next_due_at() IS
+  'Internal (scheduler): when the earliest retry backoff ends or pending approval expires';
+

@@ -50,9 +50,16 @@ CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigg
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   run_id bigint;
+  first_rule boolean;
+  first_container boolean;
 BEGIN
   IF workflow.status <> 'ACTIVE' THEN
     RAISE EXCEPTION 'workflow "%" is %; only ACTIVE workflows can be started', workflow.name, workflow.status
@@ -72,24 +79,29 @@ BEGIN
           orchestration.child_traceparent(context->>'traceparent'), started_by,
           orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
   RETURNING r.id INTO run_id;
-  INSERT INTO orchestration.workflow_run_nodes
-    (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
-     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
-     dependents, level, pending_deps, priority)
-  SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
-         n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
-         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
-         create_run.priority
-  FROM orchestration.workflow_nodes n
-  WHERE n.workflow_id = workflow.id
-  ORDER BY n.level, n.node_key;
+  -- The nodes, and which workers their first nodes need (a node whose agent was deleted is
+  -- failed by the scheduler).
+  WITH inserted AS (
+    INSERT INTO orchestration.workflow_run_nodes
+      (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+       retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
+       dependents, level, pending_deps, priority)
+    SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
+           n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
+           n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
+           create_run.priority
+    FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = workflow.id
+    ORDER BY n.level, n.node_key
+    RETURNING agent_id, pending_deps)
+  SELECT bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE')
+    INTO first_rule, first_container
+  FROM inserted i LEFT JOIN orchestration.agents a ON a.id = i.agent_id
+  WHERE i.pending_deps = 0;
   PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
-  -- The worker its first nodes need (a node whose agent was deleted is failed by the scheduler).
-  PERFORM orchestration.wake_workers(bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE'))
-  FROM orchestration.workflow_nodes n LEFT JOIN orchestration.agents a ON a.id = n.agent_id
-  WHERE n.workflow_id = workflow.id AND n.depends_on = '{}';
+  PERFORM orchestration.wake_workers(first_rule, first_container);
   PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
@@ -102,6 +114,11 @@ CREATE FUNCTION orchestration.start_workflow(project_id integer, workflow text, 
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   caller name := orchestration.authorize(project_id, 'orchestration_operator');
@@ -410,6 +427,11 @@ CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout interval D
 RETURNS SETOF jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (it looks at its runs again at every wake-up).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   ended text[];

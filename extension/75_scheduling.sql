@@ -30,6 +30,11 @@ COMMENT ON FUNCTION orchestration.reserve_run(bigint) IS
 CREATE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   project integer;
@@ -82,6 +87,11 @@ COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
 CREATE FUNCTION orchestration.skip_node(node_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   queue bigint[] := ARRAY[node_id];
@@ -133,6 +143,11 @@ COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
 CREATE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
@@ -569,6 +584,11 @@ CREATE FUNCTION orchestration.request_approval(node_id bigint, approval_timeout_
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;

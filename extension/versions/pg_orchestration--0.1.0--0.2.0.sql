@@ -361,6 +361,11 @@ CREATE OR REPLACE FUNCTION orchestration.emit_events(project_ids integer[], type
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is (its statement takes arrays: planned for their sizes at
+-- every call, it cost eight times what it runs for).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   emitted bigint;
@@ -565,9 +570,16 @@ CREATE OR REPLACE FUNCTION orchestration.create_run(workflow orchestration.workf
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   run_id bigint;
+  first_rule boolean;
+  first_container boolean;
 BEGIN
   IF workflow.status <> 'ACTIVE' THEN
     RAISE EXCEPTION 'workflow "%" is %; only ACTIVE workflows can be started', workflow.name, workflow.status
@@ -587,24 +599,29 @@ BEGIN
           orchestration.child_traceparent(context->>'traceparent'), started_by,
           orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
   RETURNING r.id INTO run_id;
-  INSERT INTO orchestration.workflow_run_nodes
-    (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
-     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
-     dependents, level, pending_deps, priority)
-  SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
-         n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
-         n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
-         create_run.priority
-  FROM orchestration.workflow_nodes n
-  WHERE n.workflow_id = workflow.id
-  ORDER BY n.level, n.node_key;
+  -- The nodes, and which workers their first nodes need (a node whose agent was deleted is
+  -- failed by the scheduler).
+  WITH inserted AS (
+    INSERT INTO orchestration.workflow_run_nodes
+      (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+       retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
+       dependents, level, pending_deps, priority)
+    SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
+           n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
+           n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
+           create_run.priority
+    FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = workflow.id
+    ORDER BY n.level, n.node_key
+    RETURNING agent_id, pending_deps)
+  SELECT bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE')
+    INTO first_rule, first_container
+  FROM inserted i LEFT JOIN orchestration.agents a ON a.id = i.agent_id
+  WHERE i.pending_deps = 0;
   PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
                                'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
-  -- The worker its first nodes need (a node whose agent was deleted is failed by the scheduler).
-  PERFORM orchestration.wake_workers(bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE'))
-  FROM orchestration.workflow_nodes n LEFT JOIN orchestration.agents a ON a.id = n.agent_id
-  WHERE n.workflow_id = workflow.id AND n.depends_on = '{}';
+  PERFORM orchestration.wake_workers(first_rule, first_container);
   PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
@@ -1004,6 +1021,11 @@ CREATE OR REPLACE FUNCTION orchestration.request_approval(node_id bigint, approv
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
@@ -1054,6 +1076,11 @@ COMMENT ON FUNCTION orchestration.agent_pin(bigint) IS
 CREATE OR REPLACE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
@@ -1174,6 +1201,11 @@ CREATE OR REPLACE FUNCTION orchestration.start_workflow(project_id integer, work
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   caller name := orchestration.authorize(project_id, 'orchestration_operator');
@@ -1246,11 +1278,16 @@ COMMENT ON FUNCTION orchestration.sleep_until_change(double precision) IS
 -- Waiting sleeps on the backend's latch, which every commit that writes events in this
 -- database sets (sleep_until_change): no polling, and the wait ends within a moment of the
 -- commit it waits for. It reads the runs as the caller (row-level security applies).
-CREATE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout interval DEFAULT '60 seconds',
+CREATE OR REPLACE FUNCTION orchestration.wait_for_runs(run_ids bigint[], timeout interval DEFAULT '60 seconds',
                                             until text DEFAULT 'settled')
 RETURNS SETOF jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (it looks at its runs again at every wake-up).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   ended text[];
@@ -2336,6 +2373,11 @@ COMMENT ON FUNCTION orchestration.wake_scheduler() IS
 CREATE OR REPLACE FUNCTION orchestration.skip_node(node_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $$
 DECLARE
   queue bigint[] := ARRAY[node_id];
@@ -2390,3 +2432,59 @@ CREATE TRIGGER attempt_spans AFTER INSERT ON orchestration.agent_runs
   REFERENCING NEW TABLE AS attempts FOR EACH STATEMENT
   WHEN (orchestration.tracing_enabled())
   EXECUTE FUNCTION orchestration.queue_attempt_spans();
+
+CREATE OR REPLACE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is: one generic plan per statement, made once, never a scan
+-- of a whole table (planned at every call, its statements cost more to plan than to run).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  project integer;
+  current_status orchestration.run_status;
+  next_status orchestration.run_status;
+BEGIN
+  -- One statement; each EXISTS is one probe of the live-nodes index, and CASE stops at the
+  -- first that decides.
+  SELECT r.project_id, r.status, CASE
+           WHEN r.status IN ('SUCCESS', 'FAILED', 'CANCELLED') THEN r.status  -- final; a late result never reopens a run
+           WHEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                            WHERE n.run_id = r.id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL'))
+             THEN CASE WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                                    WHERE n.run_id = r.id AND n.status = 'FAILED')
+                       THEN 'FAILED' ELSE 'SUCCESS' END::orchestration.run_status
+           -- "pending_deps <= 0", not "= 0": the same rows (a PENDING node's counter never
+           -- goes below 0), but only the live-nodes index can serve it; with "= 0" the
+           -- planner may pick the queue index and read every runnable node of every run.
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'RUNNING')
+                OR EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                           WHERE n.run_id = r.id AND n.status = 'PENDING' AND n.pending_deps <= 0)
+             THEN 'RUNNING'
+           WHEN EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes n
+                        WHERE n.run_id = r.id AND n.status = 'WAITING_APPROVAL')
+             THEN 'WAITING_APPROVAL'
+           ELSE 'RUNNING' END
+    INTO project, current_status, next_status
+  FROM orchestration.workflow_runs r WHERE r.id = refresh_run.run_id;
+  IF next_status = current_status THEN
+    RETURN;
+  END IF;
+  UPDATE orchestration.workflow_runs r SET
+    status = next_status,
+    started_at = coalesce(r.started_at, clock_timestamp()),
+    finished_at = CASE WHEN next_status IN ('SUCCESS', 'FAILED') THEN clock_timestamp() END
+  WHERE r.id = run_id;
+  PERFORM orchestration.emit_event(project, 'run',
+            CASE next_status WHEN 'RUNNING' THEN CASE WHEN current_status = 'PENDING' THEN 'started' ELSE 'resumed' END
+                             WHEN 'SUCCESS' THEN 'succeeded' WHEN 'FAILED' THEN 'failed'
+                             ELSE 'waiting_approval' END,
+            run_id, NULL, jsonb_build_object('status', next_status));
+END
+$$;
+COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
+  'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
+

@@ -61,7 +61,7 @@ orch::nats::Settings settings_now(const std::string& database) {
 
 using orch::workers::extension_installed;
 
-struct RelayState final : orch::workers::WorkerRound {
+struct RelayState final : orch::workers::WorkerLoop {
   std::string database;
   std::unique_ptr<orch::nats::Link> link;  // null while nats_url is empty
   Clock::time_point next_prune = Clock::now();
@@ -238,7 +238,7 @@ void prune_if_due(RelayState& state) {
 
 void RelayState::reloaded() { next_prune = std::min(next_prune, next_prune_from(Clock::now())); }
 
-// One round; returns how long to sleep (0: go on at once).
+// One turn; returns how long to sleep (0: go on at once).
 long RelayState::run_once() {
   RelayState& state = *this;
   long sleep_ms = kIdleMs;
@@ -274,7 +274,7 @@ long RelayState::run_once() {
 
 void orch_relay_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::relay, kName,
-                            [](const std::string& database, int, int) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string& database, int, int) -> std::unique_ptr<orch::workers::WorkerLoop> {
                               auto state = std::make_unique<RelayState>();
                               state->database = database;
                               return state;

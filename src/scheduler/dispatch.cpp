@@ -329,8 +329,10 @@ class Attempts {
   std::vector<Attempt> attempts_;
 };
 
-// What moving a claim round's nodes on gathers.
-struct Round {
+// A claim round: the nodes one claim_nodes call took, and what moving them on gathers.
+// Its number is agent_runs.scheduler_round (rule_pool::next_round); the functions that
+// take one call it `round`.
+struct ClaimRound {
   std::int64_t number;
   const std::string& database;
   std::vector<executors::ContainerJob>& launches;
@@ -348,7 +350,7 @@ struct Round {
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
 void prepare_container(const std::vector<Value>& node, const json& input,
-                       const std::string& capability, Round& round) {
+                       const std::string& capability, ClaimRound& round) {
   const std::string& id = *node[kNodeId];
   json agent = parse(node[kAgent]);
   std::string image = agent.value("image", "");
@@ -419,7 +421,7 @@ bool may_run_as(const std::string& role, const std::string& project) {
   return answer;
 }
 
-void process_node(const std::vector<Value>& node, Round& round) {
+void process_node(const std::vector<Value>& node, ClaimRound& round) {
   const std::string& id = *node[kNodeId];
   // The run keeps the nodes it started with; their agent may have changed since.
   if (!node[kAgentName]) {
@@ -529,7 +531,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       project = std::stoi(*claimed.rows[0][kProjectId]);
       if (!rule_pool::hold_project(*project)) throw ProjectTaken();
     }
-    Round claim{rule_pool::next_round(slot, round), database, result.launches, {}};
+    ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
     bool set_apart = false;
     for (const auto& node : claimed.rows) {

@@ -119,7 +119,7 @@ struct MetricsState final : orch::workers::WorkerLoop {
     }
   }
 
-  int wake_fd() const override { return server ? server->wake_fd() : -1; }
+  std::vector<int> wake_fds() const override { return {server ? server->wake_fd() : -1}; }
 
   orch::http::Response scrape_or_reuse() {
     if (last_scrape_at && Clock::now() - *last_scrape_at < kScrapeReuse) return last_scrape;

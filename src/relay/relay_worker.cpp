@@ -73,7 +73,7 @@ struct RelayState final : orch::workers::WorkerLoop {
   long run_once() override;
   // Woken by a commit that wrote an event or changed a workflow (the latch), by the NATS
   // link (a trigger message, a reconnect: its pipe), or by the timeout.
-  int wake_fd() const override { return link ? link->wake_fd() : -1; }
+  std::vector<int> wake_fds() const override { return {link ? link->wake_fd() : -1}; }
   void reloaded() override;  // a shorter event_retention prunes sooner
 };
 

@@ -53,7 +53,7 @@ struct SchedulerState final : orch::workers::WorkerLoop {
   long run_once() override;
   // Woken by a commit (the latch), a finished container (the executor's pipe), a due
   // retry or expiry, or the poll interval.
-  int wake_fd() const override { return executor ? executor->wake_fd() : -1; }
+  std::vector<int> wake_fds() const override { return {executor ? executor->wake_fd() : -1}; }
 };
 
 // One pass; returns how long to sleep before the next (0: go on at once).

@@ -21,6 +21,20 @@ extern "C" {
 namespace orch::workers {
 namespace {
 
+// Sleeps until the latch is set, one of `fds` becomes readable, or sleep_ms pass (as
+// WaitLatchOrSocket does, for any number of descriptors); exits if the postmaster dies.
+void sleep_on(const std::vector<int>& fds, long sleep_ms) {
+  WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, 2 + static_cast<int>(fds.size()));
+  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+  for (int fd : fds)
+    if (fd != PGINVALID_SOCKET) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+  WaitEvent event;
+  (void)WaitEventSetWait(set, sleep_ms, &event, 1, PG_WAIT_EXTENSION);
+  FreeWaitEventSet(set);
+  ResetLatch(MyLatch);
+}
+
 void loop(WorkerLoop& worker_loop, int slot, int index, Worker worker, const char* name, const std::string& database) {
   MemoryContext loop_context = pg::guard([] {
     return AllocSetContextCreate(TopMemoryContext, "pg_orchestration worker turn", ALLOCSET_DEFAULT_SIZES);
@@ -49,13 +63,8 @@ void loop(WorkerLoop& worker_loop, int slot, int index, Worker worker, const cha
     MemoryContextSwitchTo(previous);
     pg::guard([&] { MemoryContextReset(loop_context); });
     if (sleep_ms > 0) {
-      int wake_fd = worker_loop.wake_fd();
-      pg::guard([&] {
-        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
-        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-      });
+      std::vector<int> fds = worker_loop.wake_fds();
+      pg::guard([&] { sleep_on(fds, sleep_ms); });
     }
   }
 }

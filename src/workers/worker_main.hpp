@@ -2,7 +2,7 @@
 // relay: signals, connecting to the database of its slot, announcing itself for
 // commit-time wake-ups, and a loop that handles interrupts and reloads, takes one turn in
 // a memory context reset after it, and sleeps on the latch (and on the worker's own
-// wake-up pipe) until woken or until the sleep the turn asked for ends. What a turn does,
+// wake-up pipes) until woken or until the sleep the turn asked for ends. What a turn does,
 // and what the loop keeps between turns, is the worker's own (WorkerLoop).
 //
 // "Turn" is one time round this loop. A claim round is something else: the nodes one
@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pg/boundary.hpp"
 #include "workers/wakeup.hpp"
@@ -23,8 +24,8 @@ class WorkerLoop {
   // One turn; returns how long to sleep, in milliseconds (0: go on at once). Errors are
   // the turn's to catch and log: an exception that leaves it ends the worker.
   virtual long run_once() = 0;
-  // A file descriptor whose readability also ends the sleep (a WakePipe), or -1.
-  virtual int wake_fd() const { return -1; }
+  // File descriptors whose readability also ends the sleep (WakePipes); -1s are skipped.
+  virtual std::vector<int> wake_fds() const { return {}; }
   // The configuration file was read again (SIGHUP).
   virtual void reloaded() {}
 };

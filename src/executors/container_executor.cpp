@@ -1,8 +1,9 @@
 #include "executors/container_executor.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <stdexcept>
-#include <thread>
 
 #include <curl/curl.h>
 
@@ -27,41 +28,47 @@ ContainerExecutor::ContainerExecutor() {
   curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void ContainerExecutor::launch(ContainerJob job) {
-  auto cancel = std::make_shared<std::atomic<bool>>(false);
+ContainerExecutor::~ContainerExecutor() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    running_[job.node_id] = cancel;
+    for (auto& entry : running_) entry.second->leave.store(true);
   }
-  threads::SignalsBlocked blocked;
-  std::thread([this, job = std::move(job), cancel]() mutable {
+  // threads_ (the last member) joins them as the members are destroyed.
+}
+
+void ContainerExecutor::launch(ContainerJob job) {
+  auto stop = std::make_shared<docker::StopFlags>();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_[job.node_id] = stop;
+  }
+  threads_.start([this, job = std::move(job), stop]() mutable {
     docker::AttemptOutcome outcome;
     try {
       docker::DockerClient client(job.address);
       outcome = job.adopt ? docker::adopt_container(client, job.adopt_name, job.limits,
                                                     std::min(job.request.pids, job.ceilings.pids),
-                                                    std::min(job.request.memory_mb, job.ceilings.memory_mb), *cancel)
+                                                    std::min(job.request.memory_mb, job.ceilings.memory_mb), *stop)
                           : docker::run_container_attempt(client, job.request, job.ceilings, job.input, job.limits,
-                                                          *cancel);
+                                                          *stop);
     } catch (const std::exception& e) {
       outcome.error = std::string("the container could not run: ") + e.what();
     }
     std::string finished_at = iso8601(std::chrono::system_clock::now());
     finish(FinishedJob{std::move(job), std::move(outcome), std::move(finished_at)});
-  }).detach();
+  });
 }
 
 void ContainerExecutor::remove_later(std::vector<std::string> container_ids, docker::EngineAddress address) {
   if (container_ids.empty()) return;
-  threads::SignalsBlocked blocked;
-  std::thread([ids = std::move(container_ids), address = std::move(address)] {
+  threads_.start([ids = std::move(container_ids), address = std::move(address)] {
     try {
       docker::DockerClient client(address);
       for (const auto& id : ids) docker::remove_container_quietly(client, id);
     } catch (const std::exception&) {
       // crash recovery removes what is left
     }
-  }).detach();
+  });
 }
 
 void ContainerExecutor::finish(FinishedJob finished) {
@@ -91,7 +98,7 @@ std::vector<std::int64_t> ContainerExecutor::in_flight() const {
 void ContainerExecutor::cancel(std::int64_t node_id) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = running_.find(node_id);
-  if (it != running_.end()) it->second->store(true);
+  if (it != running_.end()) it->second->cancel.store(true);
 }
 
 }  // namespace orch::executors

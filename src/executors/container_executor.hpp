@@ -1,8 +1,12 @@
 // The container executor: each in-flight container attempt runs on a thread of its own
-// (at most orchestration.max_concurrent_nodes: the scheduler claims no more), talking to
-// the Docker engine with its own client. Threads never call Postgres: a finished attempt
-// goes into a queue, and a byte into a pipe whose read end the scheduler's WaitLatch
-// watches, so the main thread records it at once.
+// (at most orchestration.max_concurrent_nodes of them: the scheduler claims no more),
+// talking to the Docker engine with its own client; so does each batch of removals. The
+// executor owns these threads (threads::ThreadOwner): a finished one is joined at the
+// next launch, and the executor's destructor tells the attempts under way to leave their
+// containers to crash recovery and joins every thread before anything they use is gone.
+// Threads never call Postgres: a finished attempt goes into a queue, and a byte into a
+// pipe whose read end the scheduler's WaitLatch watches, so the main thread records it
+// at once. Every member function belongs to the main thread.
 #pragma once
 
 #include <atomic>
@@ -16,6 +20,7 @@
 
 #include "core/docker/container_attempt.hpp"
 #include "core/threads/thread_handoff.hpp"
+#include "core/threads/thread_owner.hpp"
 
 namespace orch::executors {
 
@@ -41,6 +46,12 @@ struct FinishedJob {
 class ContainerExecutor {
  public:
   ContainerExecutor();
+  // Attempts under way leave their containers running (crash recovery collects them when
+  // a scheduler starts again); waits for every thread to end, about a second at most
+  // unless an engine call is under way (each has its own timeout).
+  ~ContainerExecutor();
+  ContainerExecutor(const ContainerExecutor&) = delete;
+  ContainerExecutor& operator=(const ContainerExecutor&) = delete;
 
   int wake_fd() const { return wake_.fd(); }
   void launch(ContainerJob job);
@@ -55,8 +66,10 @@ class ContainerExecutor {
 
   mutable std::mutex mutex_;
   std::vector<FinishedJob> finished_;
-  std::map<std::int64_t, std::shared_ptr<std::atomic<bool>>> running_;  // node -> cancel flag
+  std::map<std::int64_t, std::shared_ptr<docker::StopFlags>> running_;  // node -> how to stop it
   threads::WakePipe wake_;
+  // Last: destroyed first, so its threads are joined while the members above still exist.
+  threads::ThreadOwner threads_;
 };
 
 }  // namespace orch::executors

@@ -4,7 +4,7 @@
 // after it, ...). It idles while the setting is empty.
 //
 // Read it top to bottom: the loop (workers/worker_main) sleeps on the latch and on the
-// HTTP server's epoll descriptor; each round (re)binds when the setting changed, then lets
+// HTTP server's epoll descriptor; each turn (re)binds when the setting changed, then lets
 // the server accept, read and answer what is ready. A scrape is one short read-only
 // transaction with a time limit, run here, in the worker's only thread; the HTTP side
 // (core/http/metrics_server) bounds connections, request size and time, so a slow or
@@ -77,7 +77,7 @@ orch::http::Response scrape() {
   return response;
 }
 
-struct MetricsState final : orch::workers::WorkerRound {
+struct MetricsState final : orch::workers::WorkerLoop {
   int slot = 0;
   std::string serving;  // the setting the server was made for ("" while none)
   std::unique_ptr<orch::http::MetricsServer> server;
@@ -119,7 +119,7 @@ struct MetricsState final : orch::workers::WorkerRound {
     }
   }
 
-  int wake_fd() const override { return server ? server->wake_fd() : -1; }
+  std::vector<int> wake_fds() const override { return {server ? server->wake_fd() : -1}; }
 
   orch::http::Response scrape_or_reuse() {
     if (last_scrape_at && Clock::now() - *last_scrape_at < kScrapeReuse) return last_scrape;
@@ -133,7 +133,7 @@ struct MetricsState final : orch::workers::WorkerRound {
 
 void orch_metrics_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::metrics, kName,
-                            [](const std::string&, int slot_index, int) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string&, int slot_index, int) -> std::unique_ptr<orch::workers::WorkerLoop> {
                               auto state = std::make_unique<MetricsState>();
                               state->slot = slot_index;
                               return state;

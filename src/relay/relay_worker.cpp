@@ -4,10 +4,18 @@
 // Read it top to bottom: set up signals, connect to the database, announce itself so that
 // commits that write events can wake it, then loop: handle interrupts and reloads,
 // (re)connect to NATS when the settings say so, start workflows for the trigger messages
-// that came in, publish the outbox in id order, send queued spans to the OTLP endpoint,
-// prune old published events (and stale spans), and sleep on the latch and on the NATS
-// link's pipe. Nothing here ever waits for NATS or the collector while a transaction is
+// that came in, publish the outbox in id order, move span export on, prune old published
+// events (and stale spans), and sleep on the latch, the NATS link's pipe and the span
+// exporter's. Nothing here ever waits for NATS or the collector while a transaction is
 // open, and nothing in the scheduler waits for the relay.
+//
+// Span export has a thread of its own (otlp::ExportThread), so that a collector that
+// accepts the connection and never answers holds back spans, not events. Only this, the
+// main thread, calls Postgres: it reads a batch from span_queue and hands it over (one
+// batch at a time: the hand-over holds one); the export thread POSTs it, with a timeout;
+// its outcome comes back through the exporter's pipe, and this thread forgets the spans
+// the collector accepted (spans_sent) or backs off before it tries again. Events are
+// published at every turn meanwhile.
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -17,6 +25,7 @@ PGDLLEXPORT void orch_relay_main(Datum slot);
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -61,9 +70,10 @@ orch::nats::Settings settings_now(const std::string& database) {
 
 using orch::workers::extension_installed;
 
-struct RelayState final : orch::workers::WorkerRound {
+struct RelayState final : orch::workers::WorkerLoop {
   std::string database;
   std::unique_ptr<orch::nats::Link> link;  // null while nats_url is empty
+  orch::otlp::ExportThread exporter;
   Clock::time_point next_prune = Clock::now();
   std::string last_problem;  // logged once, not at every retry
   std::string span_problem;  // the same, for the OTLP endpoint
@@ -72,8 +82,11 @@ struct RelayState final : orch::workers::WorkerRound {
 
   long run_once() override;
   // Woken by a commit that wrote an event or changed a workflow (the latch), by the NATS
-  // link (a trigger message, a reconnect: its pipe), or by the timeout.
-  int wake_fd() const override { return link ? link->wake_fd() : -1; }
+  // link (a trigger message, a reconnect: its pipe), by the exporter (a batch of spans
+  // sent or failed: its pipe), or by the timeout.
+  std::vector<int> wake_fds() const override {
+    return {link ? link->wake_fd() : -1, exporter.wake_fd()};
+  }
   void reloaded() override;  // a shorter event_retention prunes sooner
 };
 
@@ -174,44 +187,49 @@ bool publish_batch(RelayState& state) {
   return published == static_cast<std::size_t>(orch::config::relay_batch_size);
 }
 
-// Sends queued spans to orchestration.otlp_endpoint and forgets those it accepted; returns
-// true when a full batch went (more may wait). A collector that does not answer costs at
-// most one timeout per try, and tries back off; its spans wait in span_queue (at most
-// orchestration.event_retention).
-bool export_spans(RelayState& state) {
-  std::string endpoint = text(orch::config::otlp_endpoint);
-  if (endpoint.empty() || Clock::now() < state.next_span_try) return false;
+// Moves span export on (the export thread sends; see the header comment): takes the
+// outcome of the batch sent, forgetting the spans the collector accepted or backing off
+// if it did not, then hands over the next batch unless one is under way or the back-off
+// runs. A collector that does not answer costs the export thread one timeout per try, and
+// tries back off; its spans wait in span_queue (at most orchestration.event_retention).
+void export_spans(RelayState& state) {
   constexpr int kBatch = 512;
   constexpr long kTimeoutMs = 5000;
-  std::vector<std::int64_t> ids;
+  if (std::optional<orch::otlp::Sent> sent = state.exporter.take_result()) {
+    const orch::otlp::Delivery& delivery = sent->delivery;
+    if (delivery.accepted) {
+      state.span_problem.clear();
+      state.span_backoff_ms = 0;
+      orch::pg::run_transaction("pg_orchestration: forgetting sent spans", [&] {
+        orch::pg::spi_run("SELECT orchestration.spans_sent($1::bigint[])", {orch::array_literal(sent->ids)});
+      });
+    } else {
+      if (delivery.problem != state.span_problem)
+        log_line(std::to_string(sent->ids.size()) + " or more spans wait: " + delivery.problem);
+      state.span_problem = delivery.problem;
+      // 1 s, 2 s, 4 s ... 60 s between tries while the collector fails.
+      state.span_backoff_ms = std::min(kIdleMs, std::max(kRetryMs, state.span_backoff_ms * 2));
+      state.next_span_try = Clock::now() + std::chrono::milliseconds(state.span_backoff_ms);
+    }
+  }
+  std::string endpoint = text(orch::config::otlp_endpoint);
+  if (endpoint.empty() || state.exporter.busy() || Clock::now() < state.next_span_try) return;
+  orch::otlp::Batch batch;
   std::vector<std::string> spans;
   orch::pg::run_transaction("pg_orchestration: reading spans", [&] {
     if (!extension_installed()) return;
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.spans_to_send($1::integer)",
                                             {std::to_string(kBatch)});
     for (const auto& row : rows.rows) {
-      ids.push_back(std::stoll(*row[0]));
+      batch.ids.push_back(std::stoll(*row[0]));
       spans.push_back(*row[1]);
     }
   });
-  if (spans.empty()) return false;
-  orch::otlp::Delivery delivery =
-      orch::otlp::send(endpoint, orch::otlp::export_request(spans, state.database), kTimeoutMs);
-  if (!delivery.accepted) {
-    if (delivery.problem != state.span_problem)
-      log_line(std::to_string(spans.size()) + " or more spans wait: " + delivery.problem);
-    state.span_problem = delivery.problem;
-    // 1 s, 2 s, 4 s ... 60 s: a collector that hangs blocks this worker only now and then.
-    state.span_backoff_ms = std::min(kIdleMs, std::max(kRetryMs, state.span_backoff_ms * 2));
-    state.next_span_try = Clock::now() + std::chrono::milliseconds(state.span_backoff_ms);
-    return false;
-  }
-  state.span_problem.clear();
-  state.span_backoff_ms = 0;
-  orch::pg::run_transaction("pg_orchestration: forgetting sent spans", [&] {
-    orch::pg::spi_run("SELECT orchestration.spans_sent($1::bigint[])", {orch::array_literal(ids)});
-  });
-  return spans.size() == static_cast<std::size_t>(kBatch);
+  if (spans.empty()) return;
+  batch.endpoint = endpoint;
+  batch.request = orch::otlp::export_request(spans, state.database);
+  batch.timeout_ms = kTimeoutMs;
+  state.exporter.offer(std::move(batch));
 }
 
 // How long until `when`, in milliseconds; 0 once it has passed.
@@ -238,7 +256,7 @@ void prune_if_due(RelayState& state) {
 
 void RelayState::reloaded() { next_prune = std::min(next_prune, next_prune_from(Clock::now())); }
 
-// One round; returns how long to sleep (0: go on at once).
+// One turn; returns how long to sleep (0: go on at once).
 long RelayState::run_once() {
   RelayState& state = *this;
   long sleep_ms = kIdleMs;
@@ -255,11 +273,9 @@ long RelayState::run_once() {
         sleep_ms = kRetryMs;  // the link's pipe wakes us sooner when it reconnects
       }
     }
-    if (export_spans(state)) {
-      sleep_ms = 0;
-    } else if (!state.span_problem.empty()) {
+    export_spans(state);  // its thread wakes us when a batch is done
+    if (!state.exporter.busy() && !state.span_problem.empty())
       sleep_ms = std::min(sleep_ms, ms_until(state.next_span_try));
-    }
     prune_if_due(state);
     sleep_ms = std::min(sleep_ms, ms_until(state.next_prune));
   } catch (const std::exception& e) {
@@ -274,7 +290,7 @@ long RelayState::run_once() {
 
 void orch_relay_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::relay, kName,
-                            [](const std::string& database, int, int) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string& database, int, int) -> std::unique_ptr<orch::workers::WorkerLoop> {
                               auto state = std::make_unique<RelayState>();
                               state->database = database;
                               return state;

@@ -194,6 +194,55 @@ docker::Ceilings ceilings() {
                           config::container_max_pids, config::container_allow_network};
 }
 
+// What a container attempt is made of, as the caller read it from the node's row: a
+// claimed node's for a new attempt (prepare_container), a RUNNING node's for one adopted
+// after a crash (containers_to_adopt).
+struct ContainerFacts {
+  std::int64_t project_id = 0, run_id = 0, node_id = 0;
+  std::string node_key;
+  int attempt = 0;  // this attempt's number: 1 for the first
+  int timeout_seconds = 0;
+  std::int64_t memory_mb = 0, pids = 0;
+  std::string input, started_at;  // started_at: timestamptz text
+  std::string capability_id, contract_version, capability;
+  std::map<std::string, std::string> secrets;  // the agent's, by name
+  // A new attempt: the agent's spec (image, entry_path, command, env, cpus,
+  // allow_network). Adopted: null, and the name of the container it already made.
+  const json* agent = nullptr;
+  std::string adopt_name;
+};
+
+// The one place a ContainerJob is made, for both kinds of attempt.
+executors::ContainerJob container_job(const std::string& database, ContainerFacts facts) {
+  executors::ContainerJob job;
+  job.node_id = facts.node_id;
+  job.adopt = !facts.adopt_name.empty();
+  job.adopt_name = std::move(facts.adopt_name);
+  job.request.id = {database, facts.project_id, facts.run_id, facts.node_id, facts.node_key, facts.attempt,
+                    cluster_id()};
+  job.request.memory_mb = facts.memory_mb;
+  job.request.pids = facts.pids;
+  job.request.secrets = std::move(facts.secrets);
+  if (facts.agent) {
+    const json& agent = *facts.agent;
+    job.request.image = agent.value("image", "");
+    if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
+    job.request.command = agent.value("command", std::vector<std::string>{});
+    job.request.env = agent.value("env", std::map<std::string, std::string>{});
+    job.request.cpus = agent.at("limits").value("cpus", 1.0);
+    job.request.allow_network = agent.value("allow_network", false);
+  }
+  job.ceilings = ceilings();
+  job.limits = attempt_limits(facts.timeout_seconds);
+  job.address = engine_address();
+  job.input = std::move(facts.input);
+  job.started_at = std::move(facts.started_at);
+  job.capability_id = std::move(facts.capability_id);
+  job.contract_version = std::move(facts.contract_version);
+  job.capability = std::move(facts.capability);
+  return job;
+}
+
 // Outcomes of attempts, recorded by one record_attempts call: a claim round's RULE nodes,
 // or the containers that finished since the last pass. Per round, one statement per step
 // instead of one per node is most of the scheduler's throughput.
@@ -280,8 +329,10 @@ class Attempts {
   std::vector<Attempt> attempts_;
 };
 
-// What moving a claim round's nodes on gathers.
-struct Round {
+// A claim round: the nodes one claim_nodes call took, and what moving them on gathers.
+// Its number is agent_runs.scheduler_round (rule_pool::next_round); the functions that
+// take one call it `round`.
+struct ClaimRound {
   std::int64_t number;
   const std::string& database;
   std::vector<executors::ContainerJob>& launches;
@@ -299,7 +350,7 @@ struct Round {
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
 void prepare_container(const std::vector<Value>& node, const json& input,
-                       const std::string& capability, Round& round) {
+                       const std::string& capability, ClaimRound& round) {
   const std::string& id = *node[kNodeId];
   json agent = parse(node[kAgent]);
   std::string image = agent.value("image", "");
@@ -309,40 +360,38 @@ void prepare_container(const std::vector<Value>& node, const json& input,
                                "\"); no container was created"});
     return;
   }
-  executors::ContainerJob job;
-  job.node_id = std::stoll(id);
+  std::map<std::string, std::string> secrets;
   std::vector<std::string> wanted = agent.value("secrets", std::vector<std::string>{});
   if (!wanted.empty()) {
     std::string names = "{";
     for (const auto& name : wanted) names += (names.size() > 1 ? "," : "") + json(name).dump();
-    pg::Rows secrets = spi_run(kSecretsSql, {*node[kProjectId], names + "}"});
-    for (const auto& row : secrets.rows) job.request.secrets[*row[0]] = *row[1];
+    pg::Rows rows = spi_run(kSecretsSql, {*node[kProjectId], names + "}"});
+    for (const auto& row : rows.rows) secrets[*row[0]] = *row[1];
     for (const auto& name : wanted)
-      if (!job.request.secrets.count(name)) {
+      if (!secrets.count(name)) {
         round.write(kFailSql, {id, "secret \"" + name + "\" is not set in project " + *node[kProjectId] +
                                    "; set it with orchestration.set_secret()"});
         return;
       }
   }
-  job.request.id = {round.database, std::stoll(*node[kProjectId]), std::stoll(*node[kRunId]), job.node_id,
-                    *node[kNodeKey], std::stoi(*node[kAttempt]) + 1, cluster_id()};
-  job.request.image = image;
-  if (agent.contains("entry_path")) job.request.entry_path = agent["entry_path"].get<std::string>();
-  job.request.command = agent.value("command", std::vector<std::string>{});
-  job.request.env = agent.value("env", std::map<std::string, std::string>{});
+  ContainerFacts facts;
+  facts.project_id = std::stoll(*node[kProjectId]);
+  facts.run_id = std::stoll(*node[kRunId]);
+  facts.node_id = std::stoll(id);
+  facts.node_key = *node[kNodeKey];
+  facts.attempt = std::stoi(*node[kAttempt]) + 1;
+  facts.timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
   const json& limits = agent["limits"];
-  job.request.memory_mb = limits.value("memory_mb", 256);
-  job.request.cpus = limits.value("cpus", 1.0);
-  job.request.pids = limits.value("pids", 128);
-  job.request.allow_network = agent.value("allow_network", false);
-  job.ceilings = ceilings();
-  job.limits = attempt_limits(std::stoi(*node[kTimeoutSeconds]));
-  job.address = engine_address();
-  job.input = input.dump();
-  job.started_at = now_text();
-  job.capability_id = *node[kCapabilityId];
-  job.contract_version = *node[kContractVersion];
-  job.capability = capability;
+  facts.memory_mb = limits.value("memory_mb", 256);
+  facts.pids = limits.value("pids", 128);
+  facts.input = input.dump();
+  facts.started_at = now_text();
+  facts.capability_id = *node[kCapabilityId];
+  facts.contract_version = *node[kContractVersion];
+  facts.capability = capability;
+  facts.secrets = std::move(secrets);
+  facts.agent = &agent;
+  executors::ContainerJob job = container_job(round.database, std::move(facts));
   // The attempt is a span of its own in the run's trace; the container gets it as TRACEPARENT.
   pg::Rows started = round.write(kStartContainerSql, {id, job.input, docker::container_name(job.request.id)});
   // NULL: an outcome recorded before it in this round ended the run; nothing starts.
@@ -372,7 +421,7 @@ bool may_run_as(const std::string& role, const std::string& project) {
   return answer;
 }
 
-void process_node(const std::vector<Value>& node, Round& round) {
+void process_node(const std::vector<Value>& node, ClaimRound& round) {
   const std::string& id = *node[kNodeId];
   // The run keeps the nodes it started with; their agent may have changed since.
   if (!node[kAgentName]) {
@@ -482,7 +531,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       project = std::stoi(*claimed.rows[0][kProjectId]);
       if (!rule_pool::hold_project(*project)) throw ProjectTaken();
     }
-    Round claim{rule_pool::next_round(slot, round), database, result.launches, {}};
+    ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
     bool set_apart = false;
     for (const auto& node : claimed.rows) {
@@ -591,28 +640,28 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
   pg::Rows running = spi_run(kRunningContainersSql);
   std::set<std::string> wanted;
   for (const auto& row : running.rows) {
-    executors::ContainerJob job;
-    job.adopt = true;
-    job.node_id = std::stoll(*row[0]);
-    job.request.id = {database, std::stoll(*row[1]), std::stoll(*row[2]), job.node_id, *row[3], std::stoi(*row[4]),
-                      cluster_id()};
-    job.adopt_name = *row[5];
-    job.input = *row[6];
-    job.started_at = *row[7];
-    job.limits = attempt_limits(std::stoi(*row[8]));
-    job.request.memory_mb = std::stoll(*row[9]);
-    job.request.pids = std::stoll(*row[10]);
-    job.ceilings = ceilings();
-    job.address = engine_address();
-    job.capability_id = *row[11];
-    job.contract_version = *row[12];
-    job.capability = *row[13];
+    std::map<std::string, std::string> secrets;
     // Only to mask them in what the container printed: it already has them.
     if (*row[14] != "{}")
-      for (const auto& secret : spi_run(kSecretsSql, {*row[1], *row[14]}).rows)
-        job.request.secrets[*secret[0]] = *secret[1];
+      for (const auto& secret : spi_run(kSecretsSql, {*row[1], *row[14]}).rows) secrets[*secret[0]] = *secret[1];
+    ContainerFacts facts;
+    facts.node_id = std::stoll(*row[0]);
+    facts.project_id = std::stoll(*row[1]);
+    facts.run_id = std::stoll(*row[2]);
+    facts.node_key = *row[3];
+    facts.attempt = std::stoi(*row[4]);
+    facts.adopt_name = *row[5];
+    facts.input = *row[6];
+    facts.started_at = *row[7];
+    facts.timeout_seconds = std::stoi(*row[8]);
+    facts.memory_mb = std::stoll(*row[9]);
+    facts.pids = std::stoll(*row[10]);
+    facts.capability_id = *row[11];
+    facts.contract_version = *row[12];
+    facts.capability = *row[13];
+    facts.secrets = std::move(secrets);
+    jobs.push_back(container_job(database, std::move(facts)));
     wanted.insert(*row[5]);
-    jobs.push_back(std::move(job));
   }
   // Containers of this database that no RUNNING node waits for: left by a crash after
   // their result was recorded, or before their node was. Remove them.

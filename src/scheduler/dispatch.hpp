@@ -34,11 +34,12 @@ struct ProjectTaken : std::runtime_error {
   ProjectTaken() : std::runtime_error("the project was taken by other RULE workers") {}
 };
 
-// Runs inside a transaction with SPI connected (pg::run_transaction). `round` numbers the
-// claims, so a test can see which nodes were dispatched together; `slot` is the
-// database's (for the RULE workers' shared memory); `finished` are RUNNING container nodes
-// whose container has finished (their result waits for a later pass): they do not count
-// against the concurrency limits.
+// Runs inside a transaction with SPI connected (pg::run_transaction). Each claim_nodes
+// call is a claim round, numbered in agent_runs.scheduler_round so a test can see which
+// nodes were dispatched together; `round` counts them where the database's workers share
+// no counter. `slot` is the database's (for the RULE workers' shared memory); `finished`
+// are RUNNING container nodes whose container has finished (their result waits for a
+// later pass): they do not count against the concurrency limits.
 PassResult run_pass(std::int64_t& round, const std::string& database, int slot, Claiming claiming,
                     const std::vector<std::int64_t>& finished = {});
 
@@ -53,9 +54,9 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
 // `finished` keeps those recorded.
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished);
 
-// After a pass that failed, the next records each round in a subtransaction and, if the
-// round cannot be written, fails the attempts whose results cannot be stored (see
-// Attempts in dispatch.cpp); after a pass that succeeded, rounds are written directly.
+// After a pass that failed, the next records each claim round in a subtransaction and, if
+// the claim round cannot be written, fails the attempts whose results cannot be stored (see
+// Attempts in dispatch.cpp); after a pass that succeeded, claim rounds are written directly.
 void record_carefully(bool careful);
 
 // The crash-loop breaker, at a worker's start and before its first claim: counts a crash

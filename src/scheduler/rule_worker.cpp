@@ -34,10 +34,10 @@ constexpr const char* kName = "pg_orchestration rule worker";
 using orch::workers::extension_installed;
 namespace rule_pool = orch::scheduler::rule_pool;
 
-struct RuleWorkerState final : orch::workers::WorkerRound {
+struct RuleWorkerState final : orch::workers::WorkerLoop {
   std::string database;
   int slot = 0;
-  std::int64_t round = 0;        // claim rounds' numbers where there is no shared counter
+  std::int64_t round = 0;        // the last claim round's number where there is no shared counter
   bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
 
@@ -84,7 +84,7 @@ long RuleWorkerState::run_once() {
 void orch_rule_worker_main(Datum arg) {
   orch::workers::run_worker(
       arg, orch::workers::Worker::rule, kName,
-      [](const std::string& database, int slot, int index) -> std::unique_ptr<orch::workers::WorkerRound> {
+      [](const std::string& database, int slot, int index) -> std::unique_ptr<orch::workers::WorkerLoop> {
         auto state = std::make_unique<RuleWorkerState>();
         state->database = database;
         state->slot = slot;

@@ -41,10 +41,10 @@ using orch::workers::extension_installed;
 namespace rule_pool = orch::scheduler::rule_pool;
 
 // What the loop keeps between passes.
-struct SchedulerState final : orch::workers::WorkerRound {
+struct SchedulerState final : orch::workers::WorkerLoop {
   std::string database;
   int slot = 0;  // the database's, in orchestration.database_name
-  std::int64_t round = 0;
+  std::int64_t round = 0;  // the last claim round's number where there is no shared counter
   std::unique_ptr<orch::executors::ContainerExecutor> executor;  // made on first use
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
   bool recovered = false;  // crash recovery of container nodes done
@@ -53,7 +53,7 @@ struct SchedulerState final : orch::workers::WorkerRound {
   long run_once() override;
   // Woken by a commit (the latch), a finished container (the executor's pipe), a due
   // retry or expiry, or the poll interval.
-  int wake_fd() const override { return executor ? executor->wake_fd() : -1; }
+  std::vector<int> wake_fds() const override { return {executor ? executor->wake_fd() : -1}; }
 };
 
 // One pass; returns how long to sleep before the next (0: go on at once).
@@ -131,7 +131,7 @@ long SchedulerState::run_once() {
 
 void orch_scheduler_main(Datum slot) {
   orch::workers::run_worker(slot, orch::workers::Worker::scheduler, kName,
-                            [](const std::string& database, int slot, int) -> std::unique_ptr<orch::workers::WorkerRound> {
+                            [](const std::string& database, int slot, int) -> std::unique_ptr<orch::workers::WorkerLoop> {
                               auto state = std::make_unique<SchedulerState>();
                               state->database = database;
                               state->slot = slot;

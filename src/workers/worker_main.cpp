@@ -21,9 +21,25 @@ extern "C" {
 namespace orch::workers {
 namespace {
 
-void loop(WorkerRound& round, int slot, int index, Worker worker, const char* name, const std::string& database) {
+// Sleeps until the latch is set, one of `fds` becomes readable, or sleep_ms pass (as
+// WaitLatchOrSocket does, for any number of descriptors); exits if the postmaster dies.
+void sleep_on(const std::vector<int>& fds, long sleep_ms) {
+  WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, 2 + static_cast<int>(fds.size()));
+  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+  for (int fd : fds)
+    if (fd != PGINVALID_SOCKET) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+  WaitEvent event;
+  set_sleeping(true);
+  (void)WaitEventSetWait(set, sleep_ms, &event, 1, PG_WAIT_EXTENSION);
+  set_sleeping(false);
+  FreeWaitEventSet(set);
+  ResetLatch(MyLatch);
+}
+
+void loop(WorkerLoop& worker_loop, int slot, int index, Worker worker, const char* name, const std::string& database) {
   MemoryContext loop_context = pg::guard([] {
-    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration worker round", ALLOCSET_DEFAULT_SIZES);
+    return AllocSetContextCreate(TopMemoryContext, "pg_orchestration worker turn", ALLOCSET_DEFAULT_SIZES);
   });
   pg::guard([&] {
     pgstat_report_appname(name);
@@ -34,7 +50,7 @@ void loop(WorkerRound& round, int slot, int index, Worker worker, const char* na
   for (;;) {
     bool reloaded = pg::guard([] {
       // A cancel (pg_cancel_backend, a statement timer that fired late) is for the
-      // statement it interrupted; between rounds there is none, so it must not end the
+      // statement it interrupted; between turns there is none, so it must not end the
       // worker here, as it would: an idle backend ignores one the same way.
       QueryCancelPending = false;
       CHECK_FOR_INTERRUPTS();  // a pending SIGTERM ends the worker here
@@ -43,21 +59,14 @@ void loop(WorkerRound& round, int slot, int index, Worker worker, const char* na
       ProcessConfigFile(PGC_SIGHUP);
       return true;
     });
-    if (reloaded) round.reloaded();
+    if (reloaded) worker_loop.reloaded();
     MemoryContext previous = MemoryContextSwitchTo(loop_context);
-    long sleep_ms = round.run_once();
+    long sleep_ms = worker_loop.run_once();
     MemoryContextSwitchTo(previous);
     pg::guard([&] { MemoryContextReset(loop_context); });
     if (sleep_ms > 0) {
-      int wake_fd = round.wake_fd();
-      pg::guard([&] {
-        int events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-        if (wake_fd != PGINVALID_SOCKET) events |= WL_SOCKET_READABLE;
-        set_sleeping(true);
-        (void)WaitLatchOrSocket(MyLatch, events, wake_fd, sleep_ms, PG_WAIT_EXTENSION);
-        set_sleeping(false);
-        ResetLatch(MyLatch);
-      });
+      std::vector<int> fds = worker_loop.wake_fds();
+      pg::guard([&] { sleep_on(fds, sleep_ms); });
     }
   }
 }
@@ -66,7 +75,7 @@ void loop(WorkerRound& round, int slot, int index, Worker worker, const char* na
 
 Datum worker_arg(int slot, int index) { return Int32GetDatum(index * config::kMaxDatabases + slot); }
 
-void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round) {
+void run_worker(Datum arg, Worker worker, const char* name, MakeLoop make_loop) {
   int slot = DatumGetInt32(arg) % config::kMaxDatabases;
   int index = DatumGetInt32(arg) / config::kMaxDatabases;
   pqsignal(SIGTERM, die);
@@ -82,13 +91,13 @@ void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round
   SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
   // The workers never wait on a lock for long (they pass over rows others hold); should a
   // statement wait all the same, on a lock a tenant can hold for as long as it likes, the
-  // round fails after this and is tried again, instead of stopping the worker (and the
+  // turn fails after this and is tried again, instead of stopping the worker (and the
   // scheduler's watchdog) for good. RULE functions get no lock timeout (rule_executor.cpp).
   SetConfigOption("lock_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
 
   try {
-    std::unique_ptr<WorkerRound> round = make_round(database, slot, index);
-    loop(*round, slot, index, worker, name, database);
+    std::unique_ptr<WorkerLoop> worker_loop = make_loop(database, slot, index);
+    loop(*worker_loop, slot, index, worker, name, database);
   } catch (const std::exception& e) {
     pg::log_worker_error(name, e);
   }

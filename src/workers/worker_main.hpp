@@ -1,43 +1,47 @@
 // The life of a background worker, shared by the scheduler, the RULE workers and the NATS
 // relay: signals, connecting to the database of its slot, announcing itself for
-// commit-time wake-ups, and a loop that handles interrupts and reloads, runs one round in
-// a memory context reset after it, and sleeps on the latch (and on the round's own
-// wake-up pipe) until woken or until the round's sleep ends. What a round does is the
-// worker's own (WorkerRound).
+// commit-time wake-ups, and a loop that handles interrupts and reloads, takes one turn in
+// a memory context reset after it, and sleeps on the latch (and on the worker's own
+// wake-up pipes) until woken or until the sleep the turn asked for ends. What a turn does,
+// and what the loop keeps between turns, is the worker's own (WorkerLoop).
+//
+// "Turn" is one time round this loop. A claim round is something else: the nodes one
+// claim_nodes call took (dispatch.cpp's ClaimRound, numbered in agent_runs.scheduler_round).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pg/boundary.hpp"
 #include "workers/wakeup.hpp"
 
 namespace orch::workers {
 
-class WorkerRound {
+class WorkerLoop {
  public:
-  virtual ~WorkerRound() = default;
-  // One round; returns how long to sleep, in milliseconds (0: go on at once). Errors are
-  // the round's to catch and log: an exception that leaves it ends the worker.
+  virtual ~WorkerLoop() = default;
+  // One turn; returns how long to sleep, in milliseconds (0: go on at once). Errors are
+  // the turn's to catch and log: an exception that leaves it ends the worker.
   virtual long run_once() = 0;
-  // A file descriptor whose readability also ends the sleep (a WakePipe), or -1.
-  virtual int wake_fd() const { return -1; }
+  // File descriptors whose readability also ends the sleep (WakePipes); -1s are skipped.
+  virtual std::vector<int> wake_fds() const { return {}; }
   // The configuration file was read again (SIGHUP).
   virtual void reloaded() {}
 };
 
 // `slot` is the database's place in orchestration.database_name, `index` the number of a
 // RULE worker of that database (0 for the others).
-using MakeRound = std::unique_ptr<WorkerRound> (*)(const std::string& database, int slot, int index);
+using MakeLoop = std::unique_ptr<WorkerLoop> (*)(const std::string& database, int slot, int index);
 
 // A bgw_main_arg: the database's slot and the worker's index.
 Datum worker_arg(int slot, int index);
 
 // Runs the worker of `arg` (worker_arg) until it is told to stop. Exits at once when
 // orchestration.database_name has no database for the slot; after an error outside a
-// round, logs it and exits non-zero, so the postmaster starts it again after
+// turn, logs it and exits non-zero, so the postmaster starts it again after
 // bgw_restart_time.
-[[noreturn]] void run_worker(Datum arg, Worker worker, const char* name, MakeRound make_round);
+[[noreturn]] void run_worker(Datum arg, Worker worker, const char* name, MakeLoop make_loop);
 
 // Whether CREATE EXTENSION pg_orchestration has run in this database (in a transaction).
 bool extension_installed();

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   const int concurrency = std::atoi(argv[3]);
   std::vector<std::string> command(argv + 4, argv + argc);
   std::atomic<int> next{0}, failed{0};
-  std::atomic<bool> cancel{false};
+  StopFlags stop;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < concurrency; ++t)
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
         limits.timeout_seconds = 60;
         limits.max_output_bytes = 1 << 20;
         limits.max_log_bytes = 200;
-        AttemptOutcome outcome = run_container_attempt(client, request, Ceilings{}, std::to_string(i), limits, cancel);
+        AttemptOutcome outcome = run_container_attempt(client, request, Ceilings{}, std::to_string(i), limits, stop);
         if (!outcome.succeeded) {
           ++failed;
           std::fprintf(stderr, "container %d: %s\n", i, outcome.error.c_str());

@@ -49,10 +49,10 @@ int main(int argc, char** argv) {
   limits.max_log_bytes = std::strtoul(env_or("PROBE_LOG_BYTES", "200"), nullptr, 10);
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   DockerClient client(EngineAddress{});
-  std::atomic<bool> cancel{false};
+  StopFlags stop;
   const char* adopt = std::getenv("PROBE_ADOPT");
-  AttemptOutcome outcome = adopt ? adopt_container(client, adopt, limits, request.pids, request.memory_mb, cancel)
-                                 : run_container_attempt(client, request, Ceilings{}, input, limits, cancel);
+  AttemptOutcome outcome = adopt ? adopt_container(client, adopt, limits, request.pids, request.memory_mb, stop)
+                                 : run_container_attempt(client, request, Ceilings{}, input, limits, stop);
   nlohmann::json name = nullptr, labels = nullptr, ours = nlohmann::json::array();
   if (!outcome.container_id.empty()) {
     try {

@@ -106,7 +106,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args): pass
 http.server.HTTPServer(("127.0.0.1", port), Receiver).serve_forever()
 PY
-otlp_port=54318
+otlp_port=${ORCH_OTLP_PORT:-54318}  # and the next port: the collector that never answers, below
 start_receiver() { /usr/bin/python3 "$out/receiver.py" $otlp_port "$out/spans.jsonl" & receiver=$!; sleep 0.5; }
 start_receiver
 q "ALTER SYSTEM SET orchestration.otlp_endpoint = 'http://127.0.0.1:$otlp_port/v1/traces'"
@@ -191,6 +191,48 @@ wait_for 90 "SELECT count(*) = 0 FROM orchestration.span_queue" >/dev/null
 ok $? "the receiver back, the waiting spans are sent"
 is "$(spans_check "$down" 2>/dev/null)" "ok" "and they are the run's spans, each once"
 kill $receiver; wait $receiver 2>/dev/null
+
+# --- a collector that never answers holds back spans, not events ---------------------------
+# It accepts connections (the kernel does, from the listen backlog) and never reads or
+# answers: every export try lasts the relay's whole timeout (5 s). Meanwhile events must
+# still reach NATS at once: each run's within 2 s of being written (a relay that waits for
+# the collector itself lets them wait up to 5 s, again at every try).
+cat >"$out/silent.py" <<'PY'
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(128)
+time.sleep(3600)
+PY
+silent_port=$((otlp_port + 1))
+/usr/bin/python3 "$out/silent.py" $silent_port & silent=$!
+sleep 0.5
+q "ALTER SYSTEM SET orchestration.otlp_endpoint = 'http://127.0.0.1:$silent_port/v1/traces'"
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+hung=()
+for i in 1 2 3 4 5 6 7 8; do
+  r=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
+  q "SELECT orchestration.wait_for_run($r, '30 seconds')" >/dev/null
+  hung+=("$r")
+  sleep 0.7
+done
+runs_list=$(IFS=,; echo "${hung[*]}")
+wait_for 15 "SELECT count(*) = 0 FROM orchestration.events WHERE run_id IN ($runs_list) AND published_at IS NULL" >/dev/null
+late=$(q "SELECT count(*) FILTER (WHERE published_at IS NULL OR published_at - created_at > interval '2 seconds')
+          || ' of ' || count(*) FROM orchestration.events WHERE run_id IN ($runs_list)")
+slowest=$(q "SELECT round(extract(epoch FROM max(published_at - created_at)), 2) FROM orchestration.events WHERE run_id IN ($runs_list)")
+is "${late%% *}" "0" "with a collector that never answers, every event of 8 runs reaches NATS within 2 s (late: $late; slowest: $slowest s)"
+ok "$(q "SELECT count(*) > 0 FROM orchestration.span_queue" | grep -qx t; echo $?)" \
+   "while their spans wait in span_queue"
+q "SELECT payload->>'id' FROM orchestration.events WHERE run_id IN ($runs_list)" >"$out/hung_ids.txt"
+on_nats=$(stream_events "orchestration.1.>" | python3 -c '
+import json, sys
+wanted = set(open(sys.argv[1]).read().split())
+seen = {json.loads(line)["event"].get("id") for line in sys.stdin}
+print("%d of %d" % (len(wanted & seen), len(wanted)))' "$out/hung_ids.txt")
+is "$on_nats" "$(wc -l <"$out/hung_ids.txt") of $(wc -l <"$out/hung_ids.txt")" \
+   "and they are in the NATS stream"
+kill $silent; wait $silent 2>/dev/null
 q "ALTER SYSTEM RESET orchestration.otlp_endpoint"
 q "SELECT pg_reload_conf()" >/dev/null
 

@@ -62,7 +62,7 @@ void judge_outcome(AttemptOutcome& outcome, const std::string& stdout_text, bool
 
 AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
                                std::int64_t pids_limit, std::int64_t memory_mb,
-                               const std::atomic<bool>& cancel) {
+                               const StopFlags& stop) {
   AttemptOutcome outcome;
   try {
     json info = client.inspect_container(name);
@@ -76,8 +76,13 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
     outcome.container_id = info.value("Id", name);
     auto deadline = Clock::now() + std::chrono::seconds(limits.timeout_seconds);
     while (info["State"].value("Running", false)) {
-      if (cancel.load() || Clock::now() >= deadline) {
-        (cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+      if (stop.leave.load()) {
+        outcome.left = true;
+        outcome.error = "the scheduler stopped while the container ran; crash recovery collects it";
+        return outcome;
+      }
+      if (stop.cancel.load() || Clock::now() >= deadline) {
+        (stop.cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
         client.kill_container(outcome.container_id);
         break;
       }
@@ -131,7 +136,7 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
 
 AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
                                      const Ceilings& ceilings, const std::string& input,
-                                     const AttemptLimits& limits, const std::atomic<bool>& cancel) {
+                                     const AttemptLimits& limits, const StopFlags& stop) {
   AttemptOutcome outcome;
   std::string name = container_name(request.id);
   json body = create_body(request, ceilings);
@@ -166,8 +171,13 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
     std::string chunk;
     chunk.reserve(64 << 10);
     while (true) {
-      if (cancel.load() || Clock::now() >= deadline) {
-        (cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+      if (stop.leave.load()) {
+        outcome.left = true;
+        outcome.error = "the scheduler stopped while the container ran; crash recovery collects it";
+        return outcome;
+      }
+      if (stop.cancel.load() || Clock::now() >= deadline) {
+        (stop.cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
         break;
       }
       chunk.clear();

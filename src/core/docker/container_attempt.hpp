@@ -22,6 +22,15 @@ struct AttemptLimits {
   std::size_t max_log_bytes = 64 << 10;
 };
 
+// What may end an attempt before its container ends. `cancel`: its run was cancelled, the
+// container is killed (outcome.cancelled). `leave`: the scheduler is going away, the
+// container is left as it is (outcome.left) for crash recovery to collect; the attempt
+// returns at its next look (within a second), or once the engine call under way ends.
+struct StopFlags {
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> leave{false};
+};
+
 struct AttemptOutcome {
   bool succeeded = false;
   std::string output;  // the JSON document the agent wrote, when it parsed
@@ -30,6 +39,7 @@ struct AttemptOutcome {
   std::string log_tail;
   std::string container_id;
   bool timed_out = false, oom_killed = false, cancelled = false;
+  bool left = false;  // stop.leave: the container was left running; this is no result
   bool lost = false;  // adopt_container: the container was never created or started; nothing ran
   // Its stdout passed max_output_bytes while it ran: reading stopped there and the
   // container was killed (its exit code is the kill's, not its own).
@@ -38,17 +48,16 @@ struct AttemptOutcome {
 
 AttemptOutcome run_container_attempt(DockerClient& client, const ContainerRequest& request,
                                      const Ceilings& ceilings, const std::string& input,
-                                     const AttemptLimits& limits,
-                                     const std::atomic<bool>& cancel);
+                                     const AttemptLimits& limits, const StopFlags& stop);
 
 // Crash recovery: the outcome of a container this attempt created before the scheduler
-// died. Waits for it (killing it at the timeout or on cancel), reads its exit code, state
+// died. Waits for it (killing it at the timeout or on stop.cancel), reads its exit code, state
 // and logs (stdout up to one byte past the cap, stderr's tail: never the whole log),
 // judges them like a live attempt, and removes it. A container that no longer
 // exists was never created (its attempt was interrupted before that): `lost`.
 AttemptOutcome adopt_container(DockerClient& client, const std::string& name, const AttemptLimits& limits,
                                std::int64_t pids_limit, std::int64_t memory_mb,
-                               const std::atomic<bool>& cancel);
+                               const StopFlags& stop);
 
 // Removes a container whose result is recorded; if the engine cannot, crash recovery will
 // (it removes containers of ours that no node waits for).

@@ -15,6 +15,11 @@ std::size_t append_body(char* data, std::size_t size, std::size_t count, void* o
   return size * count;
 }
 
+// libcurl's progress callback: a non-zero answer aborts the transfer.
+int abort_if_asked(void* abort, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(abort)->load() ? 1 : 0;
+}
+
 nlohmann::json string_attribute(const std::string& key, const std::string& value) {
   return {{"key", key}, {"value", {{"stringValue", value}}}};
 }
@@ -32,7 +37,8 @@ std::string export_request(const std::vector<std::string>& spans, const std::str
          R"(,"spans":[)" + list + "]}]}]}";
 }
 
-Delivery send(const std::string& endpoint, const std::string& request, long timeout_ms) {
+Delivery send(const std::string& endpoint, const std::string& request, long timeout_ms,
+              const std::atomic<bool>* abort) {
   Delivery delivery;
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) {
@@ -51,6 +57,11 @@ Delivery send(const std::string& endpoint, const std::string& request, long time
   curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, std::min(timeout_ms, 1000L));
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);  // no SIGALRM in a Postgres process
+  if (abort) {
+    curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, abort_if_asked);
+    curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, abort);
+    curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
+  }
   CURLcode rc = curl_easy_perform(curl.get());
   if (rc != CURLE_OK) {
     delivery.problem = "no answer from " + endpoint + ": " + curl_easy_strerror(rc);
@@ -62,6 +73,36 @@ Delivery send(const std::string& endpoint, const std::string& request, long time
   if (!delivery.accepted)
     delivery.problem = endpoint + " answered HTTP " + std::to_string(status) + ": " + answer.substr(0, 200);
   return delivery;
+}
+
+ExportThread::ExportThread() {
+  // Here, on the main thread, before the export thread exists: libcurl's global state.
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+ExportThread::~ExportThread() { stop_.store(true); }  // threads_ then joins the thread
+
+bool ExportThread::offer(Batch batch) {
+  if (busy_) return false;
+  busy_ = true;
+  threads_.start([this, batch = std::move(batch)]() mutable {
+    Delivery delivery = send(batch.endpoint, batch.request, batch.timeout_ms, &stop_);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      result_ = Sent{std::move(batch.ids), std::move(delivery)};
+    }
+    wake_.notify();
+  });
+  return true;
+}
+
+std::optional<Sent> ExportThread::take_result() {
+  wake_.drain();
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::optional<Sent> result;
+  result.swap(result_);
+  if (result) busy_ = false;
+  return result;
 }
 
 }  // namespace orch::otlp

@@ -121,7 +121,7 @@ COMMENT ON COLUMN orchestration.workflow_nodes.refs IS
 COMMENT ON COLUMN orchestration.workflow_nodes.dependents IS
   'The nodes that depend on this one (the reverse of depends_on), so finishing a node touches only its dependents';
 COMMENT ON COLUMN orchestration.workflow_nodes.level IS
-  'Topological depth: 0 for nodes without dependencies, else one more than the deepest dependency (see workflow_levels)';
+  'Topological depth: 0 for nodes without dependencies, else one more than the deepest dependency, computed by store_workflow_nodes with a recursive CTE (see workflow_levels)';
 
 CREATE TABLE orchestration.workflow_runs (
   id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -29,18 +29,34 @@ SELECT name, status, version, trigger FROM orchestration.workflows WHERE id = :r
 SELECT orchestration.update_workflow(:review_id, orchestration.get_workflow(:review_id)
          || '{"description": "Scan and report", "nodes": [{"id": "scan", "agent": "echo", "action": "say"}, {"id": "report", "agent": "echo", "action": "shout", "depends_on": ["scan"]}]}')->>'version' AS version;
 SELECT node_key, level, depends_on FROM orchestration.workflow_levels(:review_id);
--- Sixty diamonds in series (2^60 paths from the first node to the last): the graph is
--- checked in time linear in its nodes and edges, and every node gets its level.
+-- Levels are the longest way down, not the shortest: "late" depends on "scan" directly
+-- and through "mid", so it comes after "mid".
+SELECT orchestration.create_workflow(11, '{"name": "shortcut", "nodes": [
+  {"id": "late", "agent": "echo", "action": "say", "depends_on": ["scan", "mid"]},
+  {"id": "mid", "agent": "echo", "action": "say", "depends_on": ["scan"]},
+  {"id": "scan", "agent": "echo", "action": "say"},
+  {"id": "aside", "agent": "echo", "action": "say"}]}') AS shortcut_id \gset
+SELECT node_key, level, depends_on FROM orchestration.workflow_levels(:shortcut_id);
+SELECT orchestration.archive_workflow(:shortcut_id);
+-- Two hundred diamonds in series (2^200 paths from the first node to the last): the
+-- graph is checked in time linear in its nodes and edges (C++), and the recursive CTE
+-- that gives every node its level (SQL) keeps one row per node per level, never a path.
+-- Exponential work would not finish within the statement timeout.
+SET statement_timeout = '5s';
 SELECT orchestration.create_workflow(11, jsonb_build_object('name', 'diamonds', 'nodes',
   jsonb_build_array(jsonb_build_object('id', 'top0', 'agent', 'echo', 'action', 'say'))
-  || (SELECT jsonb_agg(node ORDER BY i, part) FROM generate_series(0, 59) i, LATERAL (VALUES
+  || (SELECT jsonb_agg(node ORDER BY i, part) FROM generate_series(0, 199) i, LATERAL (VALUES
        (1, jsonb_build_object('id', 'l' || i, 'agent', 'echo', 'action', 'say', 'depends_on', jsonb_build_array('top' || i))),
        (2, jsonb_build_object('id', 'r' || i, 'agent', 'echo', 'action', 'say', 'depends_on', jsonb_build_array('top' || i))),
        (3, jsonb_build_object('id', 'top' || (i + 1), 'agent', 'echo', 'action', 'say',
                               'depends_on', jsonb_build_array('l' || i, 'r' || i),
                               'inputs', jsonb_build_object('first', '{{ nodes.top0.output }}')))) v(part, node)))) AS diamonds_id \gset
+RESET statement_timeout;
 SELECT count(*) AS nodes, max(level) AS deepest,
-       (SELECT level FROM orchestration.workflow_levels(:diamonds_id) WHERE node_key = 'r59') AS r59
+       (SELECT level FROM orchestration.workflow_levels(:diamonds_id) WHERE node_key = 'top200') AS top200,
+       (SELECT level FROM orchestration.workflow_levels(:diamonds_id) WHERE node_key = 'r199') AS r199,
+       count(*) FILTER (WHERE level = CASE WHEN node_key LIKE 'top%' THEN 2 * substr(node_key, 4)::integer
+                                           ELSE 2 * substr(node_key, 2)::integer + 1 END) AS as_expected
 FROM orchestration.workflow_levels(:diamonds_id);
 
 -- archive_workflow: it stays, but cannot be started.

@@ -2488,3 +2488,124 @@ $$;
 COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
   'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
 
+
+-- ==== Levels from a recursive CTE (issue 16) =================================================
+-- One source of truth for levels: store_workflow_nodes computes them in SQL (Kahn's algorithm
+-- as a recursive CTE over the stored edges); normalize_workflow_spec no longer returns a
+-- "level" per node. Stored levels of existing workflows are kept: 0.1.0 computed the same
+-- longest-path depth (Kahn's algorithm in C++), so nothing needs recomputing.
+COMMENT ON COLUMN orchestration.workflow_nodes.level IS
+  'Topological depth: 0 for nodes without dependencies, else one more than the deepest dependency, computed by store_workflow_nodes with a recursive CTE (see workflow_levels)';
+
+COMMENT ON FUNCTION orchestration.normalize_workflow_spec(jsonb) IS
+  'Validates a workflow spec (fields, node ids, depends_on, templates, conditions, no cycles, templates reading only upstream outputs) without touching the database and returns it with defaults filled in and, per node, its template references ("refs") and the nodes depending on it ("dependents"). Levels are not its business: store_workflow_nodes computes them in SQL';
+
+COMMENT ON FUNCTION orchestration.workflow_levels(bigint) IS
+  'Each node of a workflow with its topological depth (0: no dependencies; else one more than its deepest dependency), as store_workflow_nodes computed it with a recursive CTE over the edges (Kahn''s algorithm, level by level) when the workflow was defined. The scheduler dispatches runnable nodes in this order';
+
+CREATE OR REPLACE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  missing record;
+  known text;
+  stored integer;
+  placed integer;
+  level_of jsonb;
+BEGIN
+  SELECT e.node->>'id' AS node_key, e.node->>'agent' AS agent_name, e.node->>'action' AS action,
+         a.id AS agent_id
+    INTO missing
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  LEFT JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  WHERE a.id IS NULL
+     OR NOT EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
+                    WHERE c.agent_id = a.id AND c.name = e.node->>'action')
+  ORDER BY e.ordinal LIMIT 1;
+  IF FOUND AND missing.agent_id IS NULL THEN
+    SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO known
+    FROM orchestration.agents a WHERE a.project_id = store_workflow_nodes.project_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" does not exist in project %',
+                    missing.node_key, missing.agent_name, project_id
+      USING ERRCODE = 'undefined_object',
+            HINT = CASE WHEN known IS NULL THEN 'Project ' || project_id || ' has no agents yet; register one with orchestration.register_agent().'
+                        ELSE 'Agents of project ' || project_id || ': ' || known || '.' END;
+  ELSIF FOUND THEN
+    SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO known
+    FROM orchestration.agent_capabilities c WHERE c.agent_id = missing.agent_id;
+    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" has no capability "%"',
+                    missing.node_key, missing.agent_name, missing.action
+      USING ERRCODE = 'undefined_object', HINT = 'Its capabilities: ' || known || '.';
+  END IF;
+
+  DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
+  INSERT INTO orchestration.workflow_nodes
+    (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents)
+  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, e.node->>'id', a.id,
+         e.node->>'action', e.node->'inputs',
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'depends_on')),
+         (e.node->>'approval_required')::boolean, (e.node->>'retries')::integer,
+         (e.node->>'retry_backoff_seconds')::numeric, (e.node->>'timeout_seconds')::integer,
+         nullif(e.node->'when', 'null'), (e.node->>'run_if_skipped')::boolean,
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'refs')),
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents'))
+  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
+  JOIN orchestration.agents a
+    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
+  ORDER BY e.ordinal;
+  GET DIAGNOSTICS stored = ROW_COUNT;
+
+  -- Levels, which the scheduler dispatches by (run nodes copy them) and workflow_levels
+  -- shows, are computed here and nowhere else: Kahn's algorithm as a recursive CTE over
+  -- the edges just stored. Each step holds the nodes placed at the last level (waiting =
+  -- 0) and the nodes still waiting for some of their dependencies (waiting > 0: how
+  -- many). A node placed at level k releases each of its dependents once; a node whose
+  -- last dependency is released is placed at level k + 1, one more than its deepest
+  -- dependency. One row per node per step (DISTINCT): the work is the edges plus, per
+  -- node, the levels it waits between its first dependency and its last, never the paths
+  -- (2^200 of them for 200 diamonds in series). Window functions, not GROUP BY, count the
+  -- releases (a recursive term may not aggregate). A node's row is read by its key in a
+  -- subquery (one index probe, once per node placed and once per node first released),
+  -- never by a join: a plan made with the statistics of an emptier table could make that
+  -- join a scan of every node at every level. Cycles were refused already
+  -- (normalize_workflow_spec names them); nodes on one would never be placed, and the
+  -- level bound ends the iteration.
+  WITH RECURSIVE kahn(node_key, level, waiting) AS (
+    SELECT n.node_key, 0, 0 FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = store_workflow_nodes.workflow_id AND cardinality(n.depends_on) = 0
+    UNION ALL
+    SELECT r.node_key, r.level,
+           coalesce(r.waiting, (SELECT cardinality(v.depends_on) FROM orchestration.workflow_nodes v
+                                WHERE v.workflow_id = store_workflow_nodes.workflow_id AND v.node_key = r.node_key))
+           - r.released
+    FROM (SELECT DISTINCT s.node_key, k.level + 1 AS level, max(s.waiting) OVER per_node AS waiting,
+                 (sum(s.released) OVER per_node)::integer AS released
+          FROM kahn k
+          CROSS JOIN LATERAL (
+            SELECT d.node_key, NULL::integer AS waiting, 1 AS released
+            FROM unnest((SELECT f.dependents FROM orchestration.workflow_nodes f
+                         WHERE f.workflow_id = store_workflow_nodes.workflow_id AND f.node_key = k.node_key)) AS d(node_key)
+            WHERE k.waiting = 0
+            UNION ALL
+            SELECT k.node_key, k.waiting, 0 WHERE k.waiting > 0) s
+          WHERE k.level < stored
+          WINDOW per_node AS (PARTITION BY s.node_key)) r
+  )
+  SELECT count(*), jsonb_object_agg(k.node_key, k.level) INTO placed, level_of FROM kahn k WHERE k.waiting = 0;
+  IF placed <> stored THEN
+    RAISE EXCEPTION 'store_workflow_nodes: % of the % nodes of workflow % got a level', placed, stored, workflow_id
+      USING ERRCODE = 'internal_error';
+  END IF;
+  -- Looked up by key in one pass (no join a misestimate could make a loop over both).
+  UPDATE orchestration.workflow_nodes n SET level = (level_of->>n.node_key)::integer
+  WHERE n.workflow_id = store_workflow_nodes.workflow_id AND (level_of->>n.node_key)::integer > 0;
+  UPDATE orchestration.workflows w SET spec_digest = md5(spec::text) WHERE w.id = store_workflow_nodes.workflow_id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS
+  'Internal: replaces a workflow''s nodes with those of a normalized spec (whose graph normalize_workflow_spec checked), resolving agents and actions in the project, and computes each node''s level (its topological depth) with a recursive CTE over the stored edges: Kahn''s algorithm level by level, polynomial (edges plus, per node, the levels between its first and last dependency), never path by path';
+-- ==== End of: levels from a recursive CTE (issue 16) =========================================

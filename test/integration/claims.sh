@@ -79,5 +79,28 @@ is "$(q "BEGIN; SELECT run_id FROM orchestration.claim_nodes(1, 0, 0, '{}', 'rul
 is "$(q "SELECT orchestration.run_json($urgent)->>'priority'")" "10" "run_json shows the priority"
 is "$(q "SELECT orchestration.start_workflow(1, 'one', priority => 1001)" 2>&1 | head -1)" \
    "ERROR:  priority must be between -1000 and 1000, not 1001" "a priority out of range is refused"
+
+# Dispatch order is the order workflow_levels shows: level, then node. With every node of
+# a run made runnable by hand, one claim takes them all in that order. "late" depends on
+# "scan" directly and through "mid" (its level is the longest way down: 2, not 1); "early"
+# sorts first by name but has the highest level.
+q "UPDATE orchestration.workflow_runs SET status = 'CANCELLED' WHERE status <> 'CANCELLED'" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"levels\", \"nodes\": [
+     {\"id\": \"early\", \"agent\": \"echo\", \"action\": \"say\", \"depends_on\": [\"late\"]},
+     {\"id\": \"late\", \"agent\": \"echo\", \"action\": \"say\", \"depends_on\": [\"scan\", \"mid\"]},
+     {\"id\": \"mid\", \"agent\": \"echo\", \"action\": \"say\", \"depends_on\": [\"scan\"]},
+     {\"id\": \"side\", \"agent\": \"echo\", \"action\": \"say\", \"depends_on\": [\"scan\"]},
+     {\"id\": \"scan\", \"agent\": \"echo\", \"action\": \"say\"},
+     {\"id\": \"alone\", \"agent\": \"echo\", \"action\": \"say\"}]}')" >/dev/null
+levels=$(q "SELECT string_agg(node_key || '=' || level, ',') FROM orchestration.workflow_levels(orchestration.find_workflow(1, 'levels'))")
+is "$levels" "alone=0,scan=0,mid=1,side=1,late=2,early=3" "workflow_levels: each node one below its deepest dependency"
+run=$(q "SELECT orchestration.start_workflow(1, 'levels')")
+q "UPDATE orchestration.workflow_run_nodes SET pending_deps = 0 WHERE run_id = $run" >/dev/null
+for kind in rule any; do
+  is "$(q "BEGIN; SELECT string_agg(c.node_key || '=' || n.level, ',' ORDER BY c.ordinality)
+                  FROM orchestration.claim_nodes(10, 0, 0, '{}', '$kind', '{}', NULL, '{}') WITH ORDINALITY c
+                  JOIN orchestration.workflow_run_nodes n ON n.id = c.node_id; ROLLBACK" | grep -v '^$' | head -1)" \
+     "$levels" "a $kind claim dispatches the run's nodes in the order (and at the levels) workflow_levels shows"
+done
 PGDATABASE=postgres q "DROP DATABASE $db WITH (FORCE)" >/dev/null
 done_testing

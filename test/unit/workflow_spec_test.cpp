@@ -48,6 +48,8 @@ TEST(WorkflowSpec, NormalizesWithDefaults) {
   EXPECT_EQ(a["run_if_skipped"], false);
   EXPECT_EQ(a["refs"], json::array());
   EXPECT_EQ(out["nodes"][3]["refs"], json({"a", "b", "c"}));  // inputs and condition
+  // Levels come from SQL alone (store_workflow_nodes), not from here.
+  for (const json& node : out["nodes"]) EXPECT_FALSE(node.contains("level")) << node["id"];
 }
 
 TEST(WorkflowSpec, Triggers) {

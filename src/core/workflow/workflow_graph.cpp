@@ -16,7 +16,7 @@ std::string join(const std::vector<std::string>& ids, const std::string& separat
 
 }  // namespace
 
-std::map<std::string, int> check_workflow_graph(const std::vector<GraphNode>& nodes) {
+void check_workflow_graph(const std::vector<GraphNode>& nodes) {
   std::unordered_map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < nodes.size(); ++i) index.emplace(nodes[i].id, i);
   std::vector<std::vector<std::size_t>> dependencies(nodes.size()), dependents(nodes.size());
@@ -27,19 +27,16 @@ std::map<std::string, int> check_workflow_graph(const std::vector<GraphNode>& no
       dependents[d].push_back(i);
     }
 
-  // Kahn's algorithm: a node is placed once all its dependencies are; its level is one
-  // more than theirs.
+  // Kahn's algorithm: a node is placed once all its dependencies are; the nodes never
+  // placed are on a cycle or behind one.
   std::vector<std::size_t> waiting(nodes.size()), order;
-  std::vector<int> level(nodes.size(), 0);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     waiting[i] = dependencies[i].size();
     if (waiting[i] == 0) order.push_back(i);
   }
   for (std::size_t next = 0; next < order.size(); ++next)
-    for (std::size_t dependent : dependents[order[next]]) {
-      level[dependent] = std::max(level[dependent], level[order[next]] + 1);
+    for (std::size_t dependent : dependents[order[next]])
       if (--waiting[dependent] == 0) order.push_back(dependent);
-    }
 
   if (order.size() < nodes.size()) {
     // Every node left waits for another one left. From the first of them by id, follow a
@@ -97,10 +94,6 @@ std::map<std::string, int> check_workflow_graph(const std::vector<GraphNode>& no
       }
     }
   }
-
-  std::map<std::string, int> levels;
-  for (std::size_t i = 0; i < nodes.size(); ++i) levels[nodes[i].id] = level[i];
-  return levels;
 }
 
 }  // namespace orch::workflow

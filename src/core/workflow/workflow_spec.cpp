@@ -168,13 +168,12 @@ json normalize_workflow_spec(const json& spec) {
   for (const auto& node : list)
     graph.push_back({node["id"].get<std::string>(), node["depends_on"].get<std::vector<std::string>>(),
                      node["refs"].get<std::vector<std::string>>()});
-  std::map<std::string, int> levels = check_workflow_graph(graph);
+  check_workflow_graph(graph);
   std::map<std::string, std::vector<std::string>> dependents;  // in spec order
   for (const auto& node : list)
     for (const auto& dep : node["depends_on"]) dependents[dep.get<std::string>()].push_back(node["id"].get<std::string>());
   for (auto& node : list) {
     const std::string& id = node["id"].get_ref<const std::string&>();
-    node["level"] = levels.at(id);
     node["dependents"] = dependents[id];
   }
   out["nodes"] = std::move(list);

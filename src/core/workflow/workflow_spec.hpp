@@ -16,9 +16,9 @@ inline constexpr int kMaxRetries = 100;
 
 // Returns {name, description, trigger, status, nodes: [{id, agent, action, inputs,
 // depends_on, approval_required, retries, retry_backoff_seconds, timeout_seconds, when,
-// run_if_skipped, refs, level, dependents}]} where refs lists the nodes the inputs and
-// condition reference, level is the node's topological depth and dependents lists the
-// nodes that depend on it.
+// run_if_skipped, refs, dependents}]} where refs lists the nodes the inputs and
+// condition reference and dependents lists the nodes that depend on it. No level: the
+// SQL that stores the nodes computes levels (store_workflow_nodes), the only place.
 nlohmann::json normalize_workflow_spec(const nlohmann::json& spec);
 
 // Checks a NATS subject that a trigger subscribes to: dot-separated tokens, no

@@ -722,3 +722,81 @@ $$;
 COMMENT ON FUNCTION orchestration.next_due_at() IS
   'Internal (scheduler): when the earliest retry backoff ends or pending approval expires';
 
+
+-- ---------------------------------------------------------------------------------------
+-- The scheduler's reads. The C++ keeps no SQL against tables: it calls these, and reads
+-- their rows by column name, one decoder per function (src/scheduler/dispatch.cpp;
+-- sql/row_shapes.sql pins the names).
+
+-- Of these nodes, those whose results can be written now without waiting for anyone: their
+-- run's row is locked here (whoever changes a run locks it first) and their agent's row can
+-- be key-share locked (inserting the attempt checks its foreign key; update_agent holds the
+-- row while it runs, maybe inside a tenant's open transaction or RULE function). The others
+-- wait for a later pass; the scheduler never waits on a tenant's lock.
+CREATE FUNCTION orchestration.writable_nodes(node_ids bigint[]) RETURNS TABLE (node_id bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT n.id FROM orchestration.workflow_run_nodes n
+  WHERE n.id = ANY (node_ids)
+    AND n.run_id = ANY (ARRAY(SELECT r.id FROM orchestration.workflow_runs r WHERE r.id IN
+          (SELECT m.run_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY (node_ids))
+        FOR UPDATE OF r SKIP LOCKED))
+    AND (NOT EXISTS (SELECT 1 FROM orchestration.agents a WHERE a.id = n.agent_id)
+         OR n.agent_id = ANY (ARRAY(SELECT a.id FROM orchestration.agents a WHERE a.id IN
+              (SELECT m.agent_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY (node_ids))
+            FOR KEY SHARE OF a SKIP LOCKED)))
+$$;
+COMMENT ON FUNCTION orchestration.writable_nodes(bigint[]) IS
+  'Internal (scheduler): of these nodes, those whose results can be recorded now, locking their runs (FOR UPDATE) and agents (FOR KEY SHARE) and passing over those others hold';
+
+CREATE FUNCTION orchestration.cancelled_nodes(node_ids bigint[]) RETURNS TABLE (node_id bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT n.id FROM orchestration.workflow_run_nodes n JOIN orchestration.workflow_runs r ON r.id = n.run_id
+  WHERE n.id = ANY (node_ids) AND r.status = 'CANCELLED'
+$$;
+COMMENT ON FUNCTION orchestration.cancelled_nodes(bigint[]) IS
+  'Internal (scheduler): of these nodes (containers in flight), those whose run was cancelled';
+
+-- Crash recovery: every container node still RUNNING, with what its attempt needs.
+CREATE FUNCTION orchestration.running_containers()
+RETURNS TABLE (node_id bigint, project_id integer, run_id bigint, node_key text, attempt integer,
+               container_name text, input jsonb, started_at timestamptz, timeout_seconds integer,
+               memory_mb integer, pids_limit integer, capability_id bigint, contract_version text,
+               capability text, secrets text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name,
+         coalesce(n.resolved_input, '{}'), coalesce(n.started_at, clock_timestamp()),
+         coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256),
+         coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action, a.secrets
+  FROM orchestration.workflow_run_nodes n
+  JOIN orchestration.agents a ON a.id = n.agent_id
+  JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action
+  WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL
+$$;
+COMMENT ON FUNCTION orchestration.running_containers() IS
+  'Internal (scheduler): the RUNNING container nodes, with their container''s name, attempt, input, limits, capability (id and row version) and secret names, for crash recovery';
+
+CREATE FUNCTION orchestration.capability_contract(capability_id bigint)
+RETURNS TABLE (input_schema jsonb, output_schema jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT c.input_schema, c.output_schema FROM orchestration.agent_capabilities c WHERE c.id = capability_id
+$$;
+COMMENT ON FUNCTION orchestration.capability_contract(bigint) IS
+  'Internal (scheduler): a capability''s input and output JSON Schemas';
+
+CREATE FUNCTION orchestration.project_secrets(project_id integer, names text[])
+RETURNS TABLE (name text, value text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT s.name, s.value FROM orchestration.secrets s WHERE s.project_id = project_secrets.project_id AND s.name = ANY (names)
+$$;
+COMMENT ON FUNCTION orchestration.project_secrets(integer, text[]) IS
+  'Internal (scheduler): the values of a project''s secrets of these names (for a container''s environment, and to mask them in what it prints); no grants';

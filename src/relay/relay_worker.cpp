@@ -148,9 +148,11 @@ bool publish_batch(RelayState& state) {
     if (!extension_installed()) return;
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
                                             {std::to_string(orch::config::relay_batch_size)});
-    for (const auto& row : rows.rows) {
-      ids.push_back(std::stoll(*row[0]));
-      batch.push_back({row[1].value_or(*row[0]), *row[2], *row[3]});
+    orch::pg::RowReader events(rows, "relay_next_events");
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      ids.push_back(events.int64(i, "id"));
+      batch.push_back({events.value(i, "msg_id").value_or(std::to_string(ids.back())), events.text(i, "subject"),
+                       events.text(i, "payload")});
     }
   });
   if (batch.empty()) return false;
@@ -220,9 +222,10 @@ void export_spans(RelayState& state) {
     if (!extension_installed()) return;
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.spans_to_send($1::integer)",
                                             {std::to_string(kBatch)});
-    for (const auto& row : rows.rows) {
-      batch.ids.push_back(std::stoll(*row[0]));
-      spans.push_back(*row[1]);
+    orch::pg::RowReader queued(rows, "spans_to_send");
+    for (std::size_t i = 0; i < queued.size(); ++i) {
+      batch.ids.push_back(queued.int64(i, "id"));
+      spans.push_back(queued.text(i, "span"));
     }
   });
   if (spans.empty()) return;

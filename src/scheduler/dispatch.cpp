@@ -38,12 +38,52 @@ using nlohmann::json;
 using pg::spi_run;
 using pg::Value;
 
-// A claimed node, as claim_nodes() returns it.
-enum Column {
-  kNodeId, kRunId, kProjectId, kNodeKey, kAttempt, kInputs, kCondition, kAgentName, kAction,
-  kAgentType, kRuleFunction, kRunsAs, kTimeoutSeconds, kScope, kNeedsApproval,
-  kCapabilityId, kContractVersion, kAgent
+// A claimed node, as orchestration.claim_nodes() returns it (read by column name).
+struct ClaimedNode {
+  std::string id;  // the node's id, as text: most uses pass it on to SQL
+  std::int64_t run_id = 0;
+  std::string project_id;
+  std::string node_key;
+  int attempt = 0;                  // attempts made so far
+  Value inputs, condition, scope;   // jsonb texts
+  Value agent_name;                 // NULL: the agent was deleted after the run started
+  std::string action;
+  Value agent_type;                 // RULE, SCRIPT, ...
+  Value rule_function, runs_as;
+  int timeout_seconds = 0;
+  bool needs_approval = false;
+  Value capability_id;              // NULL: the capability was removed after the run started
+  Value contract_version;
+  Value agent;                      // agent_json of a container agent
+  bool rule() const { return agent_type && *agent_type == "RULE"; }
 };
+
+std::vector<ClaimedNode> claimed_nodes(const pg::Rows& rows) {
+  pg::RowReader r(rows, "claim_nodes");
+  std::vector<ClaimedNode> nodes(r.size());
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    ClaimedNode& n = nodes[i];
+    n.id = r.text(i, "node_id");
+    n.run_id = r.int64(i, "run_id");
+    n.project_id = r.text(i, "project_id");
+    n.node_key = r.text(i, "node_key");
+    n.attempt = r.int32(i, "attempt");
+    n.inputs = r.value(i, "inputs");
+    n.condition = r.value(i, "condition");
+    n.scope = r.value(i, "scope");
+    n.agent_name = r.value(i, "agent_name");
+    n.action = r.text(i, "action");
+    n.agent_type = r.value(i, "agent_type");
+    n.rule_function = r.value(i, "rule_function");
+    n.runs_as = r.value(i, "runs_as");
+    n.timeout_seconds = r.value(i, "timeout_seconds") ? r.int32(i, "timeout_seconds") : 0;
+    n.needs_approval = r.boolean(i, "needs_approval");
+    n.capability_id = r.value(i, "capability_id");
+    n.contract_version = r.value(i, "contract_version");
+    n.agent = r.value(i, "agent");
+  }
+  return nodes;
+}
 
 constexpr const char* kClaimSql =
     "SELECT * FROM orchestration.claim_nodes($1::int, $2::int, $3::int, $4::bigint[], $5, $6::int[], $7::int, "
@@ -61,43 +101,16 @@ constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
 constexpr const char* kNextDueSql =
     "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
 
-constexpr const char* kSecretsSql =
-    "SELECT name, value FROM orchestration.secrets WHERE project_id = $1::int AND name = ANY ($2::text[])";
+constexpr const char* kSecretsSql = "SELECT * FROM orchestration.project_secrets($1::int, $2::text[])";
 constexpr const char* kStartContainerSql =
     "SELECT orchestration.start_container_node($1::bigint, $2::jsonb, $3)";
-// The nodes whose results can be written now without waiting for anyone: their run's row
-// is locked here (whoever changes a run locks it first) and their agent's row can be
-// key-share locked (inserting the attempt checks its foreign key; update_agent holds the
-// row while it runs, maybe inside a tenant's open transaction or RULE function). The
-// others wait for a later pass; the scheduler never waits on a tenant's lock.
-constexpr const char* kWritableSql =
-    "SELECT n.id FROM orchestration.workflow_run_nodes n "
-    "WHERE n.id = ANY ($1::bigint[]) "
-    "  AND n.run_id = ANY (ARRAY(SELECT r.id FROM orchestration.workflow_runs r WHERE r.id IN "
-    "        (SELECT m.run_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY ($1::bigint[])) "
-    "      FOR UPDATE OF r SKIP LOCKED)) "
-    "  AND (NOT EXISTS (SELECT 1 FROM orchestration.agents a WHERE a.id = n.agent_id) "
-    "       OR n.agent_id = ANY (ARRAY(SELECT a.id FROM orchestration.agents a WHERE a.id IN "
-    "            (SELECT m.agent_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY ($1::bigint[])) "
-    "          FOR KEY SHARE OF a SKIP LOCKED)))";
+// Of these nodes, those whose results can be written now (never waiting on anyone's lock).
+constexpr const char* kWritableSql = "SELECT * FROM orchestration.writable_nodes($1::bigint[])";
 constexpr const char* kNoteCrashSql = "SELECT orchestration.note_crash($1::bigint)";
 constexpr const char* kRequeueSql = "SELECT orchestration.requeue_node($1::bigint, $2)";
-constexpr const char* kRunningContainersSql =
-    "SELECT n.id, n.project_id, n.run_id, n.node_key, n.attempt + 1, n.container_name, "
-    "       coalesce(n.resolved_input, '{}'), coalesce(n.started_at, clock_timestamp()), "
-    "       coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256), "
-    "       coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action, "
-    "       coalesce(a.secrets, '{}') "
-    "FROM orchestration.workflow_run_nodes n "
-    "JOIN orchestration.agents a ON a.id = n.agent_id "
-    "JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action "
-    "WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL";
-constexpr const char* kCancelledSql =
-    "SELECT n.id FROM orchestration.workflow_run_nodes n JOIN orchestration.workflow_runs r ON r.id = n.run_id "
-    "WHERE n.id = ANY ($1::bigint[]) AND r.status = 'CANCELLED'";
-
-constexpr const char* kContractSql =
-    "SELECT input_schema, output_schema FROM orchestration.agent_capabilities WHERE id = $1::bigint";
+constexpr const char* kRunningContainersSql = "SELECT * FROM orchestration.running_containers()";
+constexpr const char* kCancelledSql = "SELECT * FROM orchestration.cancelled_nodes($1::bigint[])";
+constexpr const char* kContractSql = "SELECT * FROM orchestration.capability_contract($1::bigint)";
 
 constexpr auto kTransactionBudget = std::chrono::milliseconds(50);
 
@@ -114,10 +127,11 @@ const Contract& contract_for(const std::string& capability_id, const std::string
   if (contract.version == version && (contract.input || !contract.error.empty())) return contract;
   contract = Contract{version, nullptr, nullptr, {}};
   pg::Rows rows = spi_run(kContractSql, {capability_id});
+  pg::RowReader schemas(rows, "capability_contract");
   try {
-    if (rows.size() != 1) throw UserError("capability " + capability_id + " no longer exists");
-    contract.input = schema::Schema::compile(parse_json_limited(rows.at(0, 0).value_or("true")));
-    contract.output = schema::Schema::compile(parse_json_limited(rows.at(0, 1).value_or("true")));
+    if (schemas.size() != 1) throw UserError("capability " + capability_id + " no longer exists");
+    contract.input = schema::Schema::compile(parse_json_limited(schemas.value(0, "input_schema").value_or("true")));
+    contract.output = schema::Schema::compile(parse_json_limited(schemas.value(0, "output_schema").value_or("true")));
   } catch (const UserError& e) {
     contract.error = e.what();
   }
@@ -139,8 +153,19 @@ std::string now_text() {
 // Of these nodes, those whose results can be written now (kWritableSql).
 std::set<std::int64_t> writable_now(const std::vector<std::int64_t>& nodes) {
   std::set<std::int64_t> writable;
-  for (const auto& row : spi_run(kWritableSql, {array_literal(nodes)}).rows) writable.insert(std::stoll(*row[0]));
+  pg::Rows rows = spi_run(kWritableSql, {array_literal(nodes)});
+  pg::RowReader r(rows, "writable_nodes");
+  for (std::size_t i = 0; i < r.size(); ++i) writable.insert(r.int64(i, "node_id"));
   return writable;
+}
+
+// A project's secrets of these names (a Postgres text[] literal), by name.
+std::map<std::string, std::string> project_secrets(const std::string& project_id, const std::string& names) {
+  pg::Rows rows = spi_run(kSecretsSql, {project_id, names});
+  pg::RowReader r(rows, "project_secrets");
+  std::map<std::string, std::string> secrets;
+  for (std::size_t i = 0; i < r.size(); ++i) secrets[r.text(i, "name")] = r.text(i, "value");
+  return secrets;
 }
 
 // User data (contexts, inputs, outputs) is parsed with the nesting limit: a document
@@ -349,10 +374,10 @@ struct ClaimRound {
 
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
-void prepare_container(const std::vector<Value>& node, const json& input,
-                       const std::string& capability, ClaimRound& round) {
-  const std::string& id = *node[kNodeId];
-  json agent = parse(node[kAgent]);
+void prepare_container(const ClaimedNode& node, const json& input, const std::string& capability,
+                       ClaimRound& round) {
+  const std::string& id = node.id;
+  json agent = parse(node.agent);
   std::string image = agent.value("image", "");
   std::string patterns = config::allowed_images ? config::allowed_images : "";
   if (!docker::image_allowed(image, patterns)) {
@@ -365,29 +390,28 @@ void prepare_container(const std::vector<Value>& node, const json& input,
   if (!wanted.empty()) {
     std::string names = "{";
     for (const auto& name : wanted) names += (names.size() > 1 ? "," : "") + json(name).dump();
-    pg::Rows rows = spi_run(kSecretsSql, {*node[kProjectId], names + "}"});
-    for (const auto& row : rows.rows) secrets[*row[0]] = *row[1];
+    secrets = project_secrets(node.project_id, names + "}");
     for (const auto& name : wanted)
       if (!secrets.count(name)) {
-        round.write(kFailSql, {id, "secret \"" + name + "\" is not set in project " + *node[kProjectId] +
+        round.write(kFailSql, {id, "secret \"" + name + "\" is not set in project " + node.project_id +
                                    "; set it with orchestration.set_secret()"});
         return;
       }
   }
   ContainerFacts facts;
-  facts.project_id = std::stoll(*node[kProjectId]);
-  facts.run_id = std::stoll(*node[kRunId]);
+  facts.project_id = std::stoll(node.project_id);
+  facts.run_id = node.run_id;
   facts.node_id = std::stoll(id);
-  facts.node_key = *node[kNodeKey];
-  facts.attempt = std::stoi(*node[kAttempt]) + 1;
-  facts.timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
+  facts.node_key = node.node_key;
+  facts.attempt = node.attempt + 1;
+  facts.timeout_seconds = node.timeout_seconds;
   const json& limits = agent["limits"];
   facts.memory_mb = limits.value("memory_mb", 256);
   facts.pids = limits.value("pids", 128);
   facts.input = input.dump();
   facts.started_at = now_text();
-  facts.capability_id = *node[kCapabilityId];
-  facts.contract_version = *node[kContractVersion];
+  facts.capability_id = *node.capability_id;
+  facts.contract_version = node.contract_version.value_or("");
   facts.capability = capability;
   facts.secrets = std::move(secrets);
   facts.agent = &agent;
@@ -421,35 +445,35 @@ bool may_run_as(const std::string& role, const std::string& project) {
   return answer;
 }
 
-void process_node(const std::vector<Value>& node, ClaimRound& round) {
-  const std::string& id = *node[kNodeId];
+void process_node(const ClaimedNode& node, ClaimRound& round) {
+  const std::string& id = node.id;
   // The run keeps the nodes it started with; their agent may have changed since.
-  if (!node[kAgentName]) {
+  if (!node.agent_name) {
     round.write(kFailSql, {id, "its agent was deleted after the run started"});
     return;
   }
-  if (!node[kCapabilityId]) {
-    round.write(kFailSql, {id, "agent \"" + *node[kAgentName] + "\" has no capability \"" + *node[kAction] +
+  if (!node.capability_id) {
+    round.write(kFailSql, {id, "agent \"" + *node.agent_name + "\" has no capability \"" + node.action +
                                "\" any more (it was removed after the run started)"});
     return;
   }
   json scope, condition, input;
   try {
-    scope = parse(node[kScope]);
-    condition = parse(node[kCondition]);
+    scope = parse(node.scope);
+    condition = parse(node.condition);
     if (!templating::evaluate_condition(condition, scope)) {
       round.write(kSkipSql, {id, "condition " + condition.dump() + " is false"});
       return;
     }
-    input = templating::render(parse(node[kInputs]), scope);
+    input = templating::render(parse(node.inputs), scope);
   } catch (const UserError& e) {
     round.write(kFailSql, {id, e.what()});
     return;
   }
   // The input must satisfy the capability's input schema before anything runs or anyone
   // is asked: a bad input is the workflow's fault, and retrying would not change it.
-  std::string capability = *node[kAgentName] + "." + *node[kAction];
-  const Contract& contract = contract_for(*node[kCapabilityId], *node[kContractVersion]);
+  std::string capability = *node.agent_name + "." + node.action;
+  const Contract& contract = contract_for(*node.capability_id, node.contract_version.value_or(""));
   if (!contract.error.empty()) {
     round.write(kFailSql, {id, "the contract of " + capability + " cannot be used: " + contract.error});
     return;
@@ -465,31 +489,31 @@ void process_node(const std::vector<Value>& node, ClaimRound& round) {
                                schema::describe(violations)});
     return;
   }
-  if (*node[kNeedsApproval] == "t") {
+  if (node.needs_approval) {
     // The approver sees the input exactly as it will be run.
     round.write(kApprovalSql, {id, std::to_string(config::approval_timeout_seconds), input.dump()});
     return;
   }
 
-  if (*node[kAgentType] != "RULE") {
+  if (!node.rule()) {
     prepare_container(node, input, capability, round);
     return;
   }
   std::string started = now_text();
   executors::RuleOutcome outcome;
-  if (!may_run_as(*node[kRunsAs], *node[kProjectId])) {
-    outcome.error = "role \"" + *node[kRunsAs] + "\", which the agent runs as, no longer has project " +
-                    *node[kProjectId] +
+  if (!node.runs_as || !may_run_as(*node.runs_as, node.project_id)) {
+    outcome.error = "role \"" + node.runs_as.value_or("") + "\", which the agent runs as, no longer has project " +
+                    node.project_id +
                     " as an orchestration_admin; its function was not run (an admin of the project sets the agent "
                     "again: update_agent or put_agent)";
   } else {
-    int timeout_seconds = std::stoi(*node[kTimeoutSeconds]);
-    rule_pool::attempt_started(std::stoll(id), std::stoll(*node[kRunId]), timeout_seconds);
+    int timeout_seconds = node.timeout_seconds;
+    rule_pool::attempt_started(std::stoll(id), node.run_id, timeout_seconds);
     // What rule_call() tells the function: the capability it was called for, and where.
-    nlohmann::json call = {{"capability", *node[kAction]},       {"agent", *node[kAgentName]},
-                           {"run_id", std::stoll(*node[kRunId])}, {"node_key", *node[kNodeKey]},
-                           {"attempt", std::stoi(*node[kAttempt]) + 1}};
-    outcome = executors::run_rule(*node[kRuleFunction], *node[kRunsAs], input.dump(), timeout_seconds, call.dump());
+    nlohmann::json call = {{"capability", node.action}, {"agent", *node.agent_name}, {"run_id", node.run_id},
+                           {"node_key", node.node_key}, {"attempt", node.attempt + 1}};
+    outcome = executors::run_rule(node.rule_function.value_or(""), *node.runs_as, input.dump(), timeout_seconds,
+                                  call.dump());
     // Stopped by the scheduler, which records the attempt as timed out: this transaction
     // must not record it too (the SIGTERM ends the process soon).
     if (!rule_pool::attempt_ended())
@@ -521,29 +545,29 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     std::vector<std::int64_t> reserved = workers::reserved_runs();
     for (std::int64_t run : rule_pool::held_runs(slot)) reserved.push_back(run);
     bool choosing = claiming == Claiming::rule_nodes && !project;
-    pg::Rows claimed = spi_run(
+    std::vector<ClaimedNode> claimed = claimed_nodes(spi_run(
         kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                     std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
                     kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
-                    project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)});
-    if (claimed.size() == 0) break;
+                    project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)}));
+    if (claimed.empty()) break;
     if (choosing) {
-      project = std::stoi(*claimed.rows[0][kProjectId]);
+      project = std::stoi(claimed.front().project_id);
       if (!rule_pool::hold_project(*project)) throw ProjectTaken();
     }
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
     bool set_apart = false;
-    for (const auto& node : claimed.rows) {
+    for (const auto& node : claimed) {
       // A RULE node tried before (it failed, maybe ran past its timeout and had its worker
       // stopped, which rolls back the whole transaction) runs first in a transaction of
       // its own: what was done before it in this one is committed first, not lost with it.
-      bool tried_rule = node[kAgentType] && *node[kAgentType] == "RULE" && *node[kAttempt] != "0";
+      bool tried_rule = node.rule() && node.attempt != 0;
       if (claiming != Claiming::containers && tried_rule && result.nodes + moved > 0) {
         set_apart = true;  // it and the rest stay PENDING, for the next transaction
         break;
       }
-      crash_marker::working_on(std::stoll(*node[kNodeId]));
+      crash_marker::working_on(std::stoll(node.id));
       process_node(node, claim);
       crash_marker::working_on(0);
       ++moved;
@@ -637,31 +661,30 @@ void note_crashes_left() {
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {
   std::vector<executors::ContainerJob> jobs;
-  pg::Rows running = spi_run(kRunningContainersSql);
+  pg::Rows rows = spi_run(kRunningContainersSql);
+  pg::RowReader running(rows, "running_containers");
   std::set<std::string> wanted;
-  for (const auto& row : running.rows) {
-    std::map<std::string, std::string> secrets;
-    // Only to mask them in what the container printed: it already has them.
-    if (*row[14] != "{}")
-      for (const auto& secret : spi_run(kSecretsSql, {*row[1], *row[14]}).rows) secrets[*secret[0]] = *secret[1];
+  for (std::size_t i = 0; i < running.size(); ++i) {
     ContainerFacts facts;
-    facts.node_id = std::stoll(*row[0]);
-    facts.project_id = std::stoll(*row[1]);
-    facts.run_id = std::stoll(*row[2]);
-    facts.node_key = *row[3];
-    facts.attempt = std::stoi(*row[4]);
-    facts.adopt_name = *row[5];
-    facts.input = *row[6];
-    facts.started_at = *row[7];
-    facts.timeout_seconds = std::stoi(*row[8]);
-    facts.memory_mb = std::stoll(*row[9]);
-    facts.pids = std::stoll(*row[10]);
-    facts.capability_id = *row[11];
-    facts.contract_version = *row[12];
-    facts.capability = *row[13];
-    facts.secrets = std::move(secrets);
+    facts.node_id = running.int64(i, "node_id");
+    facts.project_id = running.int64(i, "project_id");
+    facts.run_id = running.int64(i, "run_id");
+    facts.node_key = running.text(i, "node_key");
+    facts.attempt = running.int32(i, "attempt");
+    facts.adopt_name = running.text(i, "container_name");
+    facts.input = running.text(i, "input");
+    facts.started_at = running.text(i, "started_at");
+    facts.timeout_seconds = running.int32(i, "timeout_seconds");
+    facts.memory_mb = running.int64(i, "memory_mb");
+    facts.pids = running.int64(i, "pids_limit");
+    facts.capability_id = running.text(i, "capability_id");
+    facts.contract_version = running.text(i, "contract_version");
+    facts.capability = running.text(i, "capability");
+    // Only to mask them in what the container printed: it already has them.
+    const std::string& names = running.text(i, "secrets");
+    if (names != "{}") facts.secrets = project_secrets(running.text(i, "project_id"), names);
+    wanted.insert(facts.adopt_name);
     jobs.push_back(container_job(database, std::move(facts)));
-    wanted.insert(*row[5]);
   }
   // Containers of this database that no RUNNING node waits for: left by a crash after
   // their result was recorded, or before their node was. Remove them.
@@ -682,7 +705,9 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
 std::vector<std::int64_t> cancelled_in_flight(const std::vector<std::int64_t>& in_flight) {
   std::vector<std::int64_t> cancelled;
   if (in_flight.empty()) return cancelled;
-  for (const auto& row : spi_run(kCancelledSql, {array_literal(in_flight)}).rows) cancelled.push_back(std::stoll(*row[0]));
+  pg::Rows rows = spi_run(kCancelledSql, {array_literal(in_flight)});
+  pg::RowReader r(rows, "cancelled_nodes");
+  for (std::size_t i = 0; i < r.size(); ++i) cancelled.push_back(r.int64(i, "node_id"));
   return cancelled;
 }
 

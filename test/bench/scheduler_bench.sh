@@ -199,7 +199,8 @@ if [ $PROFILE = 1 ]; then
       grep -v '^$' | sed 's/[ -]*$//' | head -25
     echo "Inclusive (a function and what it calls), named entries:"
     perf report -i "$tmp/perf.data" --children --sort symbol -g none -q 2>/dev/null |
-      grep -v '^$' | grep -v ' 0x0000' | sed 's/[ -]*$//' | head -40)
+      grep -v '^$' | grep -v ' 0x0000' | grep -Ev 'guard|lambda|operator\(\)|_start|main|PostmasterMain|StartBackgroundWorker' |
+      sed 's/[ -]*$//' | cut -c1-140 | head -30)
   rm -rf "$tmp"
   [ ${#profile[@]} -gt 5 ] || { echo "scheduler_bench: perf recorded no profile" >&2; exit 1; }
 fi

@@ -14,6 +14,25 @@ std::string tail_note(const std::string& log_tail) {
   return "; log tail: " + tail;
 }
 
+// What each turn of an attempt's watching loops asks first: the scheduler is going away
+// (leave the container running for crash recovery: the outcome says so), the attempt was
+// cancelled or ran out of time (the outcome says which), or neither.
+enum class Interrupted { no, leave, end };
+
+Interrupted interrupted(const StopFlags& stop, Clock::time_point deadline,
+                        AttemptOutcome& outcome) {
+  if (stop.leave.load()) {
+    outcome.left = true;
+    outcome.error = "the scheduler stopped while the container ran; crash recovery collects it";
+    return Interrupted::leave;
+  }
+  if (stop.cancel.load() || Clock::now() >= deadline) {
+    (stop.cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+    return Interrupted::end;
+  }
+  return Interrupted::no;
+}
+
 }  // namespace
 
 void remove_container_quietly(DockerClient& client, const std::string& container_id) {
@@ -76,13 +95,9 @@ AttemptOutcome adopt_container(DockerClient& client, const std::string& name, co
     outcome.container_id = info.value("Id", name);
     auto deadline = Clock::now() + std::chrono::seconds(limits.timeout_seconds);
     while (info["State"].value("Running", false)) {
-      if (stop.leave.load()) {
-        outcome.left = true;
-        outcome.error = "the scheduler stopped while the container ran; crash recovery collects it";
-        return outcome;
-      }
-      if (stop.cancel.load() || Clock::now() >= deadline) {
-        (stop.cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
+      Interrupted why = interrupted(stop, deadline, outcome);
+      if (why == Interrupted::leave) return outcome;
+      if (why == Interrupted::end) {
         client.kill_container(outcome.container_id);
         break;
       }
@@ -171,15 +186,9 @@ AttemptOutcome run_container_attempt(DockerClient& client, const ContainerReques
     std::string chunk;
     chunk.reserve(64 << 10);
     while (true) {
-      if (stop.leave.load()) {
-        outcome.left = true;
-        outcome.error = "the scheduler stopped while the container ran; crash recovery collects it";
-        return outcome;
-      }
-      if (stop.cancel.load() || Clock::now() >= deadline) {
-        (stop.cancel.load() ? outcome.cancelled : outcome.timed_out) = true;
-        break;
-      }
+      Interrupted why = interrupted(stop, deadline, outcome);
+      if (why == Interrupted::leave) return outcome;
+      if (why == Interrupted::end) break;
       chunk.clear();
       auto until = std::min(deadline, Clock::now() + std::chrono::milliseconds(200));
       bool open = attachment->receive(chunk, until);

@@ -168,6 +168,7 @@ void leave_slot(int, Datum packed) {
   int process = DatumGetInt32(packed) / config::kMaxDatabases;
   Slot& slot = shared->slots[DatumGetInt32(packed) % config::kMaxDatabases];
   pg_atomic_write_u32(&slot.procno_plus1[process], 0);
+  pg_atomic_write_u32(&slot.sleeping[process], 0);  // a worker stopped in its sleep is not asleep there
 }
 
 }  // namespace

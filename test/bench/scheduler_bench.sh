@@ -62,6 +62,11 @@ define containers "$(q "SELECT json_agg(json_build_object('id', 'n' || i, 'agent
 define container "[$(node 1 true '')]"
 # A run that stays active: its node waits for an approval.
 define gate "[$(node 1 noop ', "approval_required": true')]"
+# Twenty RULE nodes in a chain, each returning about 1 MB of JSON (orchestration.max_output_bytes).
+q "CREATE FUNCTION public.bulky(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT jsonb_build_object('blob', repeat('x', 1000000)) \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"bulky\", \"type\": \"RULE\", \"function\": \"public.bulky\", \"capabilities\": [{\"name\": \"run\"}]}')" >/dev/null
+define bulky "$(q "SELECT json_agg(json_build_object('id', 'n' || i, 'agent', 'bulky', 'action', 'run', 'depends_on',
+                   CASE WHEN i > 1 THEN json_build_array('n' || (i - 1)) ELSE '[]' END) ORDER BY i) FROM generate_series(1, 20) i")"
 q "ALTER SYSTEM SET orchestration.max_concurrent_nodes = 4"
 q "SELECT pg_reload_conf()" >/dev/null
 
@@ -176,6 +181,13 @@ mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$after")
 mem_before=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$before" | sort -g | tail -1)
 mem_after=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$after" | sort -g | tail -1)
 row "scheduler and RULE workers with $ACTIVE active runs (MiB private memory, the largest)" "$mem_after" "$mem_before MiB the same processes before" "$(ratio "$mem_after" "$mem_before")"
+# Memory must not grow with what the nodes output: twenty 1 MB outputs, three times.
+for _ in 1 2 3; do run_seconds bulky >/dev/null; done
+bulky_after=$(workers_memory)
+breakdown+=("memory after 60 RULE nodes of 1 MB output each:")
+mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$bulky_after")
+mem_bulky=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$bulky_after" | sort -g | tail -1)
+row "the same after 60 RULE nodes of 1 MB output each (MiB private memory, the largest)" "$mem_bulky" "$mem_after MiB before them (the row above)" "$(ratio "$mem_bulky" "$mem_after")"
 start_gates $((MANY_ACTIVE - ACTIVE)) $MANY_ACTIVE
 many_s=$(repeat_median chain)
 many_rate=$(awk -v n=$N -v s="$many_s" 'BEGIN {printf "%.0f", n / s}')
@@ -218,4 +230,4 @@ echo
 echo "Where the latency went (medians, ms; caller_latency.py):"
 printf '  %s\n' "${breakdown[@]}"
 [ ${#profile[@]} -gt 0 ] && { echo; printf '%s\n' "${profile[@]}"; }
-[ "${#rows[@]}" -eq 10 ]
+[ "${#rows[@]}" -eq 11 ]

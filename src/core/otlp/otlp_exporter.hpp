@@ -44,10 +44,10 @@ struct Sent {
   Delivery delivery;
 };
 
-// Sends one batch at a time on a thread of its own (the queue between the relay's main
-// thread and it holds one batch): offer() hands a batch over and returns at once; when
-// it is sent (or failed), a byte in wake_fd() says so and take_result() hands the outcome
-// back; only then is the next batch taken. The destructor aborts a request under way and
+// Sends one batch at a time off the relay's main thread: offer() starts a thread for the
+// batch (one at a time: the next is refused until the outcome is taken) and returns at
+// once; when it is sent (or failed), a byte in wake_fd() says so and take_result() hands
+// the outcome back. The destructor aborts a request under way and
 // joins the thread. Every member function belongs to the main thread.
 class ExportThread {
  public:

@@ -76,9 +76,17 @@ run_seconds() {
   q "SELECT orchestration.wait_for_run($run, '600 seconds')" >/dev/null
   q "SELECT extract(epoch FROM finished_at - created_at) FROM orchestration.workflow_runs WHERE id = $run AND status = 'SUCCESS'"
 }
+# The median of N values on stdin; fails (nothing printed) if fewer came: a run that did not
+# succeed prints no figure, and must fail the benchmark rather than leave a row of nonsense.
+median_of() {  # median_of N WHAT
+  local values; values=$(grep . || true)
+  local got; got=$(grep -c . <<<"$values")
+  [ "$got" -eq "$1" ] || { echo "scheduler_bench: $2: $got of $1 measurements succeeded" >&2; return 1; }
+  median <<<"$values"
+}
 repeat_median() {  # repeat_median WORKFLOW: median seconds over REPS after WARMUP
   for _ in $(seq $WARMUP); do run_seconds "$1" >/dev/null; done
-  for _ in $(seq $REPS); do run_seconds "$1"; done | median
+  for _ in $(seq $REPS); do run_seconds "$1"; done | median_of $REPS "workflow $1"
 }
 
 # --- baselines: pgbench on the same server -----------------------------------------------
@@ -92,10 +100,10 @@ read -r tps1 lat1 <<<"$(pgbench_run 1)"
 read -r tps4 _ <<<"$(pgbench_run 4)"
 
 # --- chain, wide ------------------------------------------------------------------------------
-chain_s=$(repeat_median chain)
+chain_s=$(repeat_median chain) || exit 1
 chain_rate=$(awk -v n=$N -v s="$chain_s" 'BEGIN {printf "%.0f", n / s}')
 row "chain-$N (RULE nodes/s)" "$chain_rate" "$(printf '%.0f' "$tps1") tx/s (pgbench -N -c 1)" "$(ratio "$chain_rate" "$tps1")"
-wide_s=$(repeat_median wide)
+wide_s=$(repeat_median wide) || exit 1
 wide_rate=$(awk -v n=$((N + 1)) -v s="$wide_s" 'BEGIN {printf "%.0f", n / s}')
 row "wide-$N (RULE nodes/s)" "$wide_rate" "$(printf '%.0f' "$tps4") tx/s (pgbench -N -c 4)" "$(ratio "$wide_rate" "$tps4")"
 
@@ -105,11 +113,12 @@ row "wide-$N (RULE nodes/s)" "$wide_rate" "$(printf '%.0f' "$tps4") tx/s (pgbenc
 # time went). Baselines: one pgbench -N transaction, on a persistent connection and on a
 # new connection per transaction (-C).
 read -r _ latC <<<"$(pgbench_run 1 -C)"
+figure() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }  # figure NAME LINE: NAME=value in caller_latency.py's line
 latency_row() {  # latency_row MODE BASELINE_MS BASELINE_TEXT
   local figures; figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" one $LAT_RUNS "$1") || exit 1
   breakdown+=("latency, $1 connection: $figures")
   local p50 p99
-  p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$figures"); p99=$(sed -n 's/.*p99=\([0-9.]*\).*/\1/p' <<<"$figures")
+  p50=$(figure p50 "$figures"); p99=$(figure p99 "$figures")
   row "latency, $1 connection: start_workflow → node SUCCESS (ms, p50 / p99 of $LAT_RUNS)" "$p50 / $p99" "$2 ms ($3)" "$(ratio "$p50" "$2")"
 }
 breakdown=()
@@ -117,21 +126,21 @@ latency_row persistent "$lat1" "one pgbench -N -c 1 transaction"
 latency_row new "$latC" "one pgbench -N -c 1 -C transaction, its connection included"
 hop_figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" hop $LAT_RUNS persistent) || exit 1
 breakdown+=("hop workflow, persistent connection: $hop_figures")
-hop_p50=$(sed -n 's/.*hop=\([0-9.]*\).*/\1/p' <<<"$hop_figures")
+hop_p50=$(figure hop "$hop_figures")
 row "hop, node 1 end → node 2 start (ms, median of $LAT_RUNS)" "$hop_p50" "$lat1 ms (one pgbench -N -c 1 transaction)" "$(ratio "$hop_p50" "$lat1")"
 
 # --- containers: through the scheduler, and straight through the Docker API -------------
 batch=$ROOT/build-release/container_batch
 raw_batch() {  # the same N containers, concurrency 4, the way the scheduler runs them: one process, 4 threads
-  "$batch" orchestration/busybox:test "$1" 4 sh -c 'echo {}' || exit 1
+  local seconds; seconds=$("$batch" orchestration/busybox:test "$1" 4 sh -c 'echo {}') && echo "$seconds"
 }
-cont_s=$(repeat_median containers)
-raw_s=$(for _ in $(seq $REPS); do raw_batch $CONTAINERS; done | median)
+cont_s=$(repeat_median containers) || exit 1
+raw_s=$(for _ in $(seq $REPS); do raw_batch $CONTAINERS; done | median_of $REPS "raw containers") || exit 1
 cont_rate=$(awk -v n=$CONTAINERS -v s="$cont_s" 'BEGIN {printf "%.1f", n / s}')
 raw_rate=$(awk -v n=$CONTAINERS -v s="$raw_s" 'BEGIN {printf "%.1f", n / s}')
 row "containers-$CONTAINERS (containers/s, concurrency 4)" "$cont_rate" "$raw_rate/s straight through the Docker API (one process, 4 threads)" "$(ratio "$cont_rate" "$raw_rate")"
-one_s=$(repeat_median container)
-raw1_s=$(for _ in $(seq $REPS); do raw_batch 1; done | median)
+one_s=$(repeat_median container) || exit 1
+raw1_s=$(for _ in $(seq $REPS); do raw_batch 1; done | median_of $REPS "raw container") || exit 1
 row "container-1 (s, trigger → SUCCESS)" "$(printf '%.3f' "$one_s")" "$(printf '%.3f' "$raw1_s") s one raw API lifecycle (same client)" "$(ratio "$one_s" "$raw1_s")"
 
 # --- history: chain again with many finished node runs in the tables ---------------------
@@ -149,7 +158,7 @@ q "DO \$\$ DECLARE w orchestration.workflows; BEGIN
    END \$\$"
 q "VACUUM ANALYZE orchestration.workflow_runs, orchestration.workflow_run_nodes"
 history=$(q "SELECT count(*) FROM orchestration.workflow_run_nodes")
-hist_s=$(repeat_median chain)
+hist_s=$(repeat_median chain) || exit 1
 hist_rate=$(awk -v n=$N -v s="$hist_s" 'BEGIN {printf "%.0f", n / s}')
 row "history: chain-$N with $history node runs in the tables (nodes/s)" "$hist_rate" "$chain_rate nodes/s on empty tables (row 1)" "$(ratio "$hist_rate" "$chain_rate")"
 
@@ -163,6 +172,13 @@ workers_memory() {  # the largest private memory (RssAnon) of the scheduler and 
   done < <(q "SELECT pid, backend_type FROM pg_stat_activity WHERE datname = '$DB'
               AND backend_type IN ('pg_orchestration scheduler', 'pg_orchestration rule worker') ORDER BY backend_type, pid")
 }
+largest=0
+memory_now() {  # memory_now TITLE: the workers' memory, under TITLE in the breakdown; the largest private memory in $largest (MiB)
+  local lines; lines=$(workers_memory)
+  breakdown+=("$1:")
+  mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$lines")
+  largest=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$lines" | sort -g | tail -1)
+}
 start_gates() {  # start_gates N TOTAL: N more runs that stay active (their node waits for an approval), until TOTAL wait
   q "DO \$\$ BEGIN FOR i IN 1..$1 LOOP PERFORM orchestration.start_workflow(1, 'gate'); COMMIT; END LOOP; END \$\$"
   for _ in $(seq 600); do
@@ -171,25 +187,18 @@ start_gates() {  # start_gates N TOTAL: N more runs that stay active (their node
   done
   echo "scheduler_bench: runs did not reach WAITING_APPROVAL" >&2; exit 1
 }
-before=$(workers_memory)
+memory_now "memory before the active runs"; mem_before=$largest
 start_gates $ACTIVE $ACTIVE
-after=$(workers_memory)
-breakdown+=("memory before the active runs:")
-mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$before")
-breakdown+=("memory with $ACTIVE active runs:")
-mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$after")
-mem_before=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$before" | sort -g | tail -1)
-mem_after=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$after" | sort -g | tail -1)
+memory_now "memory with $ACTIVE active runs"; mem_after=$largest
 row "scheduler and RULE workers with $ACTIVE active runs (MiB private memory, the largest)" "$mem_after" "$mem_before MiB the same processes before" "$(ratio "$mem_after" "$mem_before")"
 # Memory must not grow with what the nodes output: twenty 1 MB outputs, three times.
-for _ in 1 2 3; do run_seconds bulky >/dev/null; done
-bulky_after=$(workers_memory)
-breakdown+=("memory after 60 RULE nodes of 1 MB output each:")
-mapfile -t -O ${#breakdown[@]} breakdown < <(sed 's/^/  /' <<<"$bulky_after")
-mem_bulky=$(sed -n 's/.*RssAnon \([0-9.]*\) MiB.*/\1/p' <<<"$bulky_after" | sort -g | tail -1)
+for _ in 1 2 3; do
+  [ -n "$(run_seconds bulky)" ] || { echo "scheduler_bench: workflow bulky did not succeed" >&2; exit 1; }
+done
+memory_now "memory after 60 RULE nodes of 1 MB output each"; mem_bulky=$largest
 row "the same after 60 RULE nodes of 1 MB output each (MiB private memory, the largest)" "$mem_bulky" "$mem_after MiB before them (the row above)" "$(ratio "$mem_bulky" "$mem_after")"
 start_gates $((MANY_ACTIVE - ACTIVE)) $MANY_ACTIVE
-many_s=$(repeat_median chain)
+many_s=$(repeat_median chain) || exit 1
 many_rate=$(awk -v n=$N -v s="$many_s" 'BEGIN {printf "%.0f", n / s}')
 row "chain-$N with $MANY_ACTIVE active runs waiting (nodes/s)" "$many_rate" "$chain_rate nodes/s without (row 1)" "$(ratio "$many_rate" "$chain_rate")"
 q "UPDATE orchestration.workflow_runs SET status = 'CANCELLED' WHERE status = 'WAITING_APPROVAL'"

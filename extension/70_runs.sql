@@ -2,10 +2,23 @@
 -- waiting. What the scheduler and the RULE workers do with a run's nodes is in
 -- 75_scheduling.sql.
 --
--- Lock order: every transaction that changes a run takes the run's row lock before it
--- touches the run's nodes or approvals. The scheduler takes it when it claims (SKIP
--- LOCKED), the API functions first thing; so a transaction waits only while it holds no
--- other lock of that run, and no deadlock can form.
+-- Lock order: every transaction that changes a run locks the run's row before it touches
+-- the run's nodes or approvals, in one of three strengths:
+-- - The API (cancel_run, retry_run, approve, reject) takes it FOR UPDATE, first thing
+--   (after reserve_run): it waits for every worker holding nodes of the run, and no worker
+--   claims one meanwhile.
+-- - A worker claiming nodes takes it FOR KEY SHARE, with the nodes FOR UPDATE, passing over
+--   what others hold (SKIP LOCKED): several workers claim and run nodes of one run at once.
+-- - A worker writing what happened (record_attempts, skip_node, fail_node,
+--   request_approval, start_container_node, requeue_node, note_crash, expire_approvals:
+--   lock_run_of) takes it FOR NO KEY UPDATE, which claims do not wait for: the writers of
+--   a run take turns, and each sees what the one before committed (so the last node to
+--   finish finds every other one finished and ends the run).
+-- A writer waits for no node another worker holds: the nodes it changes are its own, or
+-- dependents that are not runnable yet (nobody claims them), or, when a run fails, the
+-- nodes nobody holds (fail_node passes over the others; their worker finds the run ended
+-- when it writes). So a transaction waits only for others that wait for nothing of its,
+-- and no deadlock can form.
 
 -- W3C trace context: a run is a span, a child of the caller's span when context.traceparent
 -- is valid (else the root of a new trace); each node attempt is a child span of its run.

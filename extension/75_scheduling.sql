@@ -27,6 +27,74 @@ COMMENT ON FUNCTION orchestration.reserve_run(bigint) IS
 -- ---------------------------------------------------------------------------------------
 -- Node state transitions.
 
+-- The lock order (70_runs.sql) for a worker's write that starts from a node: its run's row
+-- first, FOR NO KEY UPDATE (writers take turns; claims go on). Returns the run's status.
+CREATE FUNCTION orchestration.lock_run_of(node_id bigint) RETURNS orchestration.run_status
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT r.status FROM orchestration.workflow_runs r
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = lock_run_of.node_id)
+  FOR NO KEY UPDATE
+$$;
+COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
+  'Internal: locks the row of the node''s run for a worker''s write (FOR NO KEY UPDATE; the lock order: a run''s row before its nodes) and returns the run''s status';
+
+-- A failed run's nodes that have not started are skipped ("run failed", which retry_run
+-- runs again) and its waiting approvals closed. Nodes another worker holds are passed over
+-- (SKIP LOCKED, so that no writer waits for a worker that waits for the run): that worker
+-- finds the run failed when it writes them, and a writer that finds a run failed sweeps
+-- what is left (record_attempts, lock_live_run_of, note_crash).
+CREATE FUNCTION orchestration.skip_unstarted_nodes(run_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  skipped orchestration.workflow_run_nodes;
+BEGIN
+  -- Their events in level and key order, as every reader sees them.
+  FOR skipped IN
+    WITH changed AS (
+      UPDATE orchestration.workflow_run_nodes n
+         SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
+       WHERE n.id IN (SELECT m.id FROM orchestration.workflow_run_nodes m
+                      WHERE m.run_id = skip_unstarted_nodes.run_id AND m.status IN ('PENDING', 'WAITING_APPROVAL')
+                      FOR UPDATE SKIP LOCKED)
+         AND n.status IN ('PENDING', 'WAITING_APPROVAL')
+      RETURNING *)
+    SELECT * FROM changed ORDER BY level, node_key
+  LOOP
+    PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
+              skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
+  END LOOP;
+  UPDATE orchestration.workflow_approvals a
+     SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
+   WHERE a.run_id = skip_unstarted_nodes.run_id AND a.status = 'PENDING';
+END
+$$;
+COMMENT ON FUNCTION orchestration.skip_unstarted_nodes(bigint) IS
+  'Internal: in a failed run (its row locked), skips the nodes that have not started and no other worker holds, and closes its waiting approvals';
+
+-- For a worker about to move a node it holds on (an approval, a container start): locks
+-- the node's run and says whether it is still live. A run that another worker failed
+-- while this one held the node is not; its unstarted nodes, this one among them, are
+-- skipped here.
+CREATE FUNCTION orchestration.lock_live_run_of(node_id bigint) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF orchestration.lock_run_of(node_id) IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') THEN
+    RETURN true;
+  END IF;
+  PERFORM orchestration.skip_unstarted_nodes(n.run_id)
+  FROM orchestration.workflow_run_nodes n WHERE n.id = node_id;
+  RETURN false;
+END
+$$;
+COMMENT ON FUNCTION orchestration.lock_live_run_of(bigint) IS
+  'Internal: locks the node''s run for writing (lock_run_of) and returns whether it is live; in a run that has ended, skips the unstarted nodes (this one too) first';
+
 CREATE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -101,6 +169,8 @@ DECLARE
   node orchestration.workflow_run_nodes;
   dependent orchestration.workflow_run_nodes;
 BEGIN
+  -- The run first: its dependents' counters are changed by other writers of the run too.
+  PERFORM orchestration.lock_run_of(node_id);
   WHILE cardinality(queue) > 0 LOOP
     current_id := queue[1];
     current_reason := reasons[1];
@@ -139,7 +209,8 @@ COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
   'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
 
 -- A node failed for good: the run fails, what has not started is skipped, and waiting
--- approvals are closed. Nodes already running finish and are recorded.
+-- approvals are closed (skip_unstarted_nodes). Nodes already running (containers, and RULE
+-- nodes another worker holds) finish and are recorded.
 CREATE FUNCTION orchestration.fail_node(node_id bigint, error text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -151,9 +222,9 @@ SET jit = off
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
-  skipped orchestration.workflow_run_nodes;
   run_status orchestration.run_status;
 BEGIN
+  PERFORM orchestration.lock_run_of(node_id);
   -- Only a node that has not ended: one skipped by an earlier failure of its run (in the
   -- same claim round, say) stays skipped.
   UPDATE orchestration.workflow_run_nodes n
@@ -173,21 +244,7 @@ BEGIN
   IF run_status IS NULL THEN
     RETURN;  -- the run had already ended (a late result of a cancelled run)
   END IF;
-  -- Their events in level and key order, as every reader sees them.
-  FOR skipped IN
-    WITH changed AS (
-      UPDATE orchestration.workflow_run_nodes n
-         SET status = 'SKIPPED', skip_reason = 'run failed', finished_at = clock_timestamp()
-       WHERE n.run_id = node.run_id AND n.status IN ('PENDING', 'WAITING_APPROVAL')
-      RETURNING *)
-    SELECT * FROM changed ORDER BY level, node_key
-  LOOP
-    PERFORM orchestration.emit_event(skipped.project_id, 'node', 'skipped', skipped.run_id,
-              skipped.node_key, jsonb_build_object('status', 'SKIPPED', 'reason', 'run failed'));
-  END LOOP;
-  UPDATE orchestration.workflow_approvals a
-     SET status = 'REJECTED', responded_at = now(), notes = 'run failed before an answer'
-   WHERE a.run_id = node.run_id AND a.status = 'PENDING';
+  PERFORM orchestration.skip_unstarted_nodes(node.run_id);
   PERFORM orchestration.emit_event(node.project_id, 'run', 'failed', node.run_id, NULL,
             jsonb_build_object('status', 'FAILED', 'error',
                                format('node "%s" failed: %s', node.node_key, fail_node.error)));
@@ -195,19 +252,6 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
   'Internal: fails a node that has not ended (PENDING, RUNNING, WAITING_APPROVAL; else does nothing) for good, fails its run and skips every node of the run that has not started';
-
--- The lock order above, for a transaction that starts from a node: its run's row first.
--- Returns the run's status.
-CREATE FUNCTION orchestration.lock_run_of(node_id bigint) RETURNS orchestration.run_status
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT r.status FROM orchestration.workflow_runs r
-  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = lock_run_of.node_id)
-  FOR UPDATE
-$$;
-COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
-  'Internal: locks the row of the node''s run (the lock order: a run''s row before its nodes) and returns the run''s status';
 
 -- The outcomes of attempts, in the order given. Each becomes an agent_runs row, and its
 -- node moves on: SUCCESS releases its dependents; a failure is retried after exponential
@@ -218,9 +262,13 @@ COMMENT ON FUNCTION orchestration.lock_run_of(bigint) IS
 --
 -- This is the scheduler's hot path: a chain of RULE nodes records one node per call, so
 -- what a call costs is mostly how many statements it runs and how big their plans are,
--- not the rows. The attempts, their nodes' moves, the released dependents and the events
--- are one statement; a run's status is derived again (refresh_run) only when it may have
--- changed; and the span trigger on agent_runs fires only while tracing is on.
+-- not the rows. Two statements do the work: the first writes what concerns only the
+-- nodes this worker holds (the attempts, their nodes' moves, the events); the second,
+-- after the runs' rows are locked for writing, what other writers of the run also
+-- change (the dependents' counters). Several workers record nodes of one run at once,
+-- taking turns only for the second part and their commits. A run's status is derived
+-- again (refresh_run) only when it may have changed; and the span trigger on agent_runs
+-- fires only while tracing is on.
 CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
                                               outputs jsonb[], errors text[],
                                               started_at timestamptz[], finished_at timestamptz[],
@@ -246,6 +294,9 @@ DECLARE
   refreshed bigint[];
   failed_ids bigint[];
   failed_errors text[];
+  failed_runs bigint[];
+  succeeded_ids bigint[];
+  live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
   wake_rule boolean;
   wake_containers boolean;
 BEGIN
@@ -256,20 +307,18 @@ BEGIN
     RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- The lock order: the runs' rows first. The scheduler's claim holds them already for
-  -- RULE nodes; a container's result arrives in a transaction of its own, while
-  -- cancel_run or approve may hold its run.
-  PERFORM 1 FROM orchestration.workflow_runs r
-  WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
-  ORDER BY r.id FOR UPDATE OF r;
 
+  -- 1. The attempts and their nodes, which this transaction holds (a claim locked them, or
+  -- a container's node is RUNNING: nobody claims it): no other writer touches these rows.
   WITH attempt AS (
     SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
            r.status AS run_status, r.traceparent AS run_traceparent,
            CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
                 WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
                 WHEN u.succeeded THEN 'succeeded'
-                WHEN n.attempt + 1 <= n.retries THEN 'retrying'
+                -- No retry in a run that another node failed meanwhile (while another
+                -- worker held this one): the attempt's failure is final.
+                WHEN n.attempt + 1 <= n.retries AND r.status <> 'FAILED' THEN 'retrying'
                 ELSE 'failed' END AS outcome,
            -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
            u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
@@ -311,22 +360,6 @@ BEGIN
       next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
                                        ELSE n.next_attempt_at END
     FROM attempt t WHERE n.id = t.node_id
-  ), released AS (
-    -- Each finished dependency takes one off its dependents' counters (a node succeeding
-    -- here is never a dependent of another one recorded here: it ran, so they had ended).
-    -- A dependent that is no longer PENDING (skipped when its run failed while this
-    -- node's container ran) has a counter nobody reads (retry_run recounts). Each
-    -- dependent is looked up by (run_id, node_key) in a subquery of its own, so the plan
-    -- is an index probe per dependent whatever the statistics say about the table.
-    UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
-    FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
-                  WHERE d.run_id = t.run_id AND d.node_key = dependent) AS id, count(*) AS finished
-          FROM attempt t, unnest(t.dependents) AS dependent
-          WHERE t.outcome = 'succeeded'
-          GROUP BY 1) f
-    WHERE d.id = f.id
-    RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
-              (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
   ), inserted AS (
     -- The node events, as emit_events writes them (a failure for good gets its event
     -- from fail_node).
@@ -350,17 +383,49 @@ BEGIN
          LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
   )
   SELECT (SELECT n.events FROM notified n),
-         -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
-         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded'
-                                                AND NOT (t.run_status = 'RUNNING'
-                                                         AND t.run_id IN (SELECT l.run_id FROM released l WHERE l.runnable))),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
-                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
-         (SELECT bool_or(l.rule) FROM released l WHERE l.runnable),
-         (SELECT bool_or(NOT l.rule) FROM released l WHERE l.runnable)
-    INTO emitted, refreshed, failed_ids, failed_errors, wake_rule, wake_containers
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
+    INTO emitted, succeeded_ids, live_runs, refreshed, failed_ids, failed_errors
   FROM attempt t;
+
+  -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
+  -- order. Writers of a run take turns from here to their commit, so what follows sees
+  -- what the previous writer committed; claims of other workers go on.
+  -- A locked row is read as it is now: the runs another worker failed meanwhile.
+  SELECT array_agg(l.id) FILTER (WHERE l.status = 'FAILED') INTO failed_runs
+  FROM (SELECT r.id, r.status FROM orchestration.workflow_runs r
+        WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+        ORDER BY r.id FOR NO KEY UPDATE OF r) l;
+
+  IF succeeded_ids IS NOT NULL THEN
+    -- Each finished dependency takes one off its dependents' counters (a node succeeding
+    -- here is never a dependent of another one recorded here: it ran, so they had ended).
+    -- A dependent that is no longer PENDING (skipped when its run failed while this
+    -- node ran) has a counter nobody reads (retry_run recounts). Each dependent is looked
+    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
+    -- dependent whatever the statistics say about the table.
+    WITH released AS (
+      UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
+      FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+                    WHERE d.run_id = n.run_id AND d.node_key = dependent) AS id, count(*) AS finished
+            FROM unnest(succeeded_ids) AS s(id)
+            JOIN orchestration.workflow_run_nodes n ON n.id = s.id,
+                 unnest(n.dependents) AS dependent
+            GROUP BY 1) f
+      WHERE d.id = f.id
+      RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+                (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+    )
+    SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
+           -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
+           refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
+      INTO wake_rule, wake_containers, refreshed
+    FROM released l;
+  END IF;
 
   IF emitted > 0 THEN
     PERFORM orchestration.wake_relay();
@@ -375,6 +440,13 @@ BEGIN
   END LOOP;
   FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
     PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
+  END LOOP;
+  -- A run another worker failed while these nodes were held: what the failure passed over
+  -- and nobody holds now is skipped, and so is a node of this call retried on the strength
+  -- of the older look at the run in statement 1 (a worker that held nodes of it and died
+  -- left them too).
+  FOR i IN 1 .. coalesce(cardinality(failed_runs), 0) LOOP
+    PERFORM orchestration.skip_unstarted_nodes(failed_runs[i]);
   END LOOP;
 END
 $$;
@@ -415,15 +487,16 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   -- Every scan below reads the queue index in dispatch order and passes over, in the scan
-  -- itself, the rows nobody can lock now (FOR UPDATE SKIP LOCKED: a run another worker or
+  -- itself, the rows nobody can lock now (SKIP LOCKED: a node another worker holds, a run
   -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
   -- left out: however many such nodes there are, they cannot hide the ones behind them.
-  -- The run row is locked too, and before the node (OF r, n): whoever changes a run locks
-  -- its row first (cancel_run, retry_run, approve, reject do), so no two transactions wait
-  -- for each other in a circle; and a scan that passes over a run someone holds takes none
-  -- of its nodes on the way (locked in the other order, every node of a held run the scan
-  -- looked at stayed locked until its transaction ended, out of reach of the worker
-  -- holding the run).
+  -- The run row is locked too, and before the node (the lock order in 70_runs.sql): FOR
+  -- KEY SHARE, which other claims share, so several workers run nodes of one run at once,
+  -- while the API's FOR UPDATE (cancel_run, retry_run, approve, reject) waits for them all
+  -- and makes the scan pass over the run. A scan that passes over a run someone holds
+  -- takes none of its nodes on the way (locked in the other order, every node of a held
+  -- run the scan looked at stayed locked until its transaction ended, out of reach of the
+  -- transaction holding the run).
   -- An agent's type is read by its key (a subquery, not a join the generic plan could
   -- turn into a scan of agents per node).
   IF node_kind = 'rule' THEN
@@ -440,7 +513,7 @@ BEGIN
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
       ORDER BY n.priority DESC, n.level, n.id
       LIMIT 1
-      FOR UPDATE OF r, n SKIP LOCKED;
+      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED;
       IF lock_project IS NULL THEN
         RETURN;
       END IF;
@@ -455,7 +528,7 @@ BEGIN
             AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
           ORDER BY n.priority DESC, n.level, n.id
           LIMIT max_nodes
-          FOR UPDATE OF r, n SKIP LOCKED) l;
+          FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
   ELSE
     -- Containers count against the limits while they run; one that has finished and
     -- waits for its result to be recorded (its run is locked by someone) does not.
@@ -478,7 +551,7 @@ BEGIN
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
       ORDER BY n.priority DESC, n.level, n.id
       LIMIT max_nodes * 4
-      FOR UPDATE OF r, n SKIP LOCKED
+      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
     ), busy AS (
       SELECT n.project_id, count(*) AS running
       FROM orchestration.workflow_run_nodes n
@@ -505,10 +578,15 @@ BEGIN
     RETURN;
   END IF;
 
+  -- A run's first claim starts it. Another worker starting it at the same moment is not
+  -- waited for (SKIP LOCKED): one of them does it.
   WITH started AS (
     UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids)))
-      AND r.status = 'PENDING'
+    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
+                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
+                                                    WHERE n.id = ANY (claimed_ids)))
+                              AND p.status = 'PENDING'
+                            FOR NO KEY UPDATE OF p SKIP LOCKED))
     RETURNING r.id, r.project_id
   )
   SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
@@ -561,7 +639,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (FOR UPDATE SKIP LOCKED), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 -- What an approval lets run: the agent as defined (its row, capabilities and schemas, as
 -- agent_json shows them, which includes updated_at) and, for a RULE agent, its function's
@@ -596,6 +674,9 @@ DECLARE
   approval_id bigint;
   previous_id bigint;
 BEGIN
+  IF NOT orchestration.lock_live_run_of(node_id) THEN
+    RETURN;  -- another worker failed the run meanwhile
+  END IF;
   -- Only a node still PENDING: an earlier node of the same claim round may have ended its
   -- run (and skipped this one) meanwhile.
   UPDATE orchestration.workflow_run_nodes n SET status = 'WAITING_APPROVAL', resolved_input = input
@@ -633,6 +714,9 @@ DECLARE
   node orchestration.workflow_run_nodes;
   span text;  -- the attempt's traceparent
 BEGIN
+  IF NOT orchestration.lock_live_run_of(node_id) THEN
+    RETURN NULL;  -- another worker failed the run meanwhile: nothing starts
+  END IF;
   span := orchestration.child_traceparent(
     (SELECT r.traceparent FROM orchestration.workflow_runs r
      WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)));
@@ -682,9 +766,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   node orchestration.workflow_run_nodes;
+  run_status orchestration.run_status := orchestration.lock_run_of(node_id);
 BEGIN
-  IF orchestration.lock_run_of(node_id) IS NULL THEN
+  IF run_status IS NULL THEN
     RETURN;  -- the node is gone (its run was deleted)
+  END IF;
+  IF run_status = 'FAILED' THEN
+    -- Failed by another worker while the dead process held this node (and perhaps others
+    -- of the run): what it held and did not start is skipped, as the failure would have.
+    PERFORM orchestration.skip_unstarted_nodes(n.run_id) FROM orchestration.workflow_run_nodes n WHERE n.id = node_id;
+    RETURN;
   END IF;
   UPDATE orchestration.workflow_run_nodes n SET crashes = n.crashes + 1
    WHERE n.id = node_id AND n.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL')
@@ -729,7 +820,7 @@ COMMENT ON FUNCTION orchestration.next_due_at() IS
 -- sql/row_shapes.sql pins the names).
 
 -- Of these nodes, those whose results can be written now without waiting for anyone: their
--- run's row is locked here (whoever changes a run locks it first) and their agent's row can
+-- run's row is locked here for writing (the lock order in 70_runs.sql) and their agent's row can
 -- be key-share locked (inserting the attempt checks its foreign key; update_agent holds the
 -- row while it runs, maybe inside a tenant's open transaction or RULE function). The others
 -- wait for a later pass; the scheduler never waits on a tenant's lock.
@@ -741,14 +832,14 @@ AS $$
   WHERE n.id = ANY (node_ids)
     AND n.run_id = ANY (ARRAY(SELECT r.id FROM orchestration.workflow_runs r WHERE r.id IN
           (SELECT m.run_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY (node_ids))
-        FOR UPDATE OF r SKIP LOCKED))
+        FOR NO KEY UPDATE OF r SKIP LOCKED))
     AND (NOT EXISTS (SELECT 1 FROM orchestration.agents a WHERE a.id = n.agent_id)
          OR n.agent_id = ANY (ARRAY(SELECT a.id FROM orchestration.agents a WHERE a.id IN
               (SELECT m.agent_id FROM orchestration.workflow_run_nodes m WHERE m.id = ANY (node_ids))
             FOR KEY SHARE OF a SKIP LOCKED)))
 $$;
 COMMENT ON FUNCTION orchestration.writable_nodes(bigint[]) IS
-  'Internal (scheduler): of these nodes, those whose results can be recorded now, locking their runs (FOR UPDATE) and agents (FOR KEY SHARE) and passing over those others hold';
+  'Internal (scheduler): of these nodes, those whose results can be recorded now, locking their runs (FOR NO KEY UPDATE) and agents (FOR KEY SHARE) and passing over those others hold';
 
 CREATE FUNCTION orchestration.cancelled_nodes(node_ids bigint[]) RETURNS TABLE (node_id bigint)
 LANGUAGE sql STABLE

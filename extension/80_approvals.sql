@@ -112,10 +112,10 @@ BEGIN
     WHERE a.status = 'PENDING' AND a.expires_at <= clock_timestamp()
     ORDER BY a.expires_at
   LOOP
-    -- The run's row first (see the lock order in 70_runs.sql); a run someone else is
-    -- changing right now is left for the next pass.
+    -- The run's row first, for writing (see the lock order in 70_runs.sql); a run someone
+    -- else is changing right now is left for the next pass.
     PERFORM 1 FROM orchestration.workflow_runs r WHERE r.id = due.run_id
-      FOR UPDATE SKIP LOCKED;
+      FOR NO KEY UPDATE SKIP LOCKED;
     CONTINUE WHEN NOT FOUND;
     UPDATE orchestration.workflow_approvals a
        SET status = 'REJECTED', responded_at = now(),

@@ -43,8 +43,9 @@ orchestration.allowed_images = 'orchestration/*'
 orchestration.nats_url = '${ORCH_NATS_URL:-nats://127.0.0.1:54222}'
 fsync = off
 max_connections = 100
-# Four workers (scheduler, relay, two RULE workers) per database in orchestration.database_name.
-max_worker_processes = 32
+# Six workers (scheduler, relay, metrics, three RULE workers) per database in
+# orchestration.database_name, and room for parallel queries.
+max_worker_processes = 40
 logging_collector = on
 log_directory = 'log'
 log_filename = 'postgresql.log'

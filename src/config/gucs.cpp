@@ -22,7 +22,7 @@ int approval_timeout_seconds = 86400;
 bool approval_four_eyes = false;
 bool notify_details = false;
 int max_nodes_per_transaction = 200;
-int rule_workers = 2;
+int rule_workers = 3;
 char* docker_host = nullptr;
 char* docker_tls_ca = nullptr;
 char* docker_tls_cert = nullptr;
@@ -118,7 +118,7 @@ void define_gucs() {
       "runs RULE nodes inside the scheduler, where nothing can stop a function that ignores "
       "its timeout. Each needs a slot of max_worker_processes. Changing it needs a server "
       "restart.",
-      &rule_workers, 2, 0, kMaxRuleWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+      &rule_workers, 3, 0, kMaxRuleWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomStringVariable(
       "orchestration.docker_host", "The Docker engine that runs container agents.",
       "unix:///PATH (the local socket) or tcp://HOST:PORT (with TLS when the certificate "

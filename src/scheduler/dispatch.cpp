@@ -534,6 +534,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
   auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
   if (claiming != Claiming::rule_nodes) spi_run(kExpireSql);
   std::optional<int> project;  // a RULE worker's, once its first claim chose it
+  bool woke_another = false;   // a RULE worker's: it asked another to claim beside it
   const char* kinds[] = {"any", "container", "rule"};
   while (true) {
     int room = config::max_nodes_per_transaction - result.nodes;
@@ -554,6 +555,13 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     if (choosing) {
       project = std::stoi(claimed.front().project_id);
       if (!rule_pool::hold_project(*project)) throw ProjectTaken();
+    }
+    // A full claim means more runnable RULE nodes wait, perhaps of this very run: another
+    // RULE worker claims them now, beside this one (its claim passes over the nodes this
+    // transaction holds), rather than after this transaction commits.
+    if (claiming == Claiming::rule_nodes && static_cast<int>(claimed.size()) == room && !woke_another) {
+      workers::wake_now(workers::Worker::rule);
+      woke_another = true;
     }
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;

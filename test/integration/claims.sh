@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Claims between workers. A RULE worker that finds a run held by another worker passes
-# over it, and must leave every node of that run to the worker holding it: the run's
-# nodes are then claimed together, in one round (what sql/rounds.sql shows a user), not
-# split between rounds because a worker that passed over the run still held them.
+# Claims between workers. Several workers claim nodes of one run at once (the run's row
+# FOR KEY SHARE, which claims share), each taking the nodes nobody holds; a run an API
+# call holds (FOR UPDATE) is passed over by every claim, and hides nothing behind it.
 #
 # The claims are made by hand in a database no worker serves (it is not in
 # orchestration.database_name), so nothing but these sessions claims anything.
@@ -20,24 +19,25 @@ run=$(q "SELECT orchestration.start_workflow(1, 'twenty')")
 # claim KIND MAX_NODES [ONLY_PROJECT]: claim_nodes as the workers call it (no limits).
 claim() { echo "SELECT count(*) FROM orchestration.claim_nodes($2, 0, 0, '{}', '$1', '{}', ${3:-NULL}, '{}')"; }
 out=$(mktemp -d)
-# The holder: a RULE worker's first claim chooses the project and locks its first node
-# (and the run); a second claim of that project, 2 s later, takes the rest.
+# The first RULE worker's first claim chooses the project and locks the run's first node;
+# a second claim of that project, 2 s later, finds only that node again (nothing recorded
+# it in between).
 psql -X -q -At -c "BEGIN" -c "$(claim rule 1)" -c "SELECT pg_sleep(2)" -c "$(claim rule 100 1)" -c "COMMIT" \
-  >"$out/holder" 2>&1 &
-holder=$!
+  >"$out/first" 2>&1 &
+first=$!
 wait_for_sleeper 2
-# Meanwhile the other RULE worker, and a scheduler running every kind of node
-# (rule_workers = 0), each pass over the held run and stay in their transaction.
-psql -X -q -At -c "BEGIN" -c "$(claim rule 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/rule" 2>&1 &
-other=$!
-psql -X -q -At -c "BEGIN" -c "$(claim any 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/any" 2>&1 &
+# Meanwhile a second RULE worker claims the rest of the same run, and then a scheduler
+# running every kind of node (rule_workers = 0) finds nothing left.
+psql -X -q -At -c "BEGIN" -c "$(claim rule 100)" -c "SELECT pg_sleep(3)" -c "COMMIT" >"$out/second" 2>&1 &
+second=$!
+wait_for_sleeper 3
+psql -X -q -At -c "BEGIN" -c "$(claim any 100)" -c "SELECT pg_sleep(1)" -c "COMMIT" >"$out/any" 2>&1 &
 any=$!
-wait "$holder" "$other" "$any"
-is "$(cat "$out/rule")" "0" "another RULE worker claims nothing of the held run"
-is "$(cat "$out/any")" "0" "nor does a scheduler claiming every kind of node"
-# (Its second claim returns the first node again: nothing recorded it in between.)
-is "$(grep -v '^$' "$out/holder" | tr '\n' ' ')" "1 20 " \
-   "the worker holding the run claims all its nodes while both others are still in their transactions"
+wait "$first" "$second" "$any"
+is "$(cat "$out/second")" "19" "a second RULE worker claims the other 19 nodes of the run the first one is in"
+is "$(cat "$out/any")" "0" "a third claim finds none left"
+is "$(grep -v '^$' "$out/first" | tr '\n' ' ')" "1 1 " \
+   "and the first worker's second claim finds only the node it holds"
 rm -rf "$out"
 
 # A run held by someone else (an API call, a tenant's open transaction) hides none of the

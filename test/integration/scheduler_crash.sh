@@ -10,7 +10,9 @@ q "CREATE FUNCTION public.step(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$
    BEGIN
      -- The side effect commits with the node's SUCCESS or not at all.
      INSERT INTO public.side_effects (run_id, node) VALUES ((input->>'run')::bigint, input->>'node');
-     PERFORM pg_sleep(0.01);
+     -- Long enough that ten chains of twenty take seconds even with two RULE workers on
+     -- them: the kill and the stop below must come mid-run.
+     PERFORM pg_sleep(0.05);
      RETURN jsonb_build_object('n', coalesce((input->>'n')::int, 0) + 1);
    END \$\$"
 q "SELECT orchestration.register_agent(1, '{\"name\": \"step\", \"type\": \"RULE\", \"function\": \"public.step\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null

@@ -1820,7 +1820,7 @@ DECLARE
   failed_ids bigint[];
   failed_errors text[];
   failed_runs bigint[];
-  succeeded_ids bigint[];
+  dependent_ids bigint[];   -- a dependent of n nodes that succeeded here is n times in it
   live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
   wake_rule boolean;
   wake_containers boolean;
@@ -1906,15 +1906,23 @@ BEGIN
     SELECT count(*) AS events
     FROM (SELECT * FROM inserted ORDER BY id) i,
          LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
+  ), dependent AS (
+    -- The dependents of the nodes that succeeded, once per finished dependency, each looked
+    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
+    -- dependent whatever the statistics say about the table.
+    SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+            WHERE d.run_id = t.run_id AND d.node_key = k) AS id
+    FROM attempt t, unnest(t.dependents) AS k
+    WHERE t.outcome = 'succeeded'
   )
   SELECT (SELECT n.events FROM notified n),
-         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'succeeded'),
+         (SELECT array_agg(d.id) FROM dependent d),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
                         ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO emitted, succeeded_ids, live_runs, refreshed, failed_ids, failed_errors
+    INTO emitted, dependent_ids, live_runs, refreshed, failed_ids, failed_errors
   FROM attempt t;
 
   -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
@@ -1926,21 +1934,14 @@ BEGIN
         WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
         ORDER BY r.id FOR NO KEY UPDATE OF r) l;
 
-  IF succeeded_ids IS NOT NULL THEN
+  IF dependent_ids IS NOT NULL THEN
     -- Each finished dependency takes one off its dependents' counters (a node succeeding
     -- here is never a dependent of another one recorded here: it ran, so they had ended).
     -- A dependent that is no longer PENDING (skipped when its run failed while this
-    -- node ran) has a counter nobody reads (retry_run recounts). Each dependent is looked
-    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
+    -- node ran) has a counter nobody reads (retry_run recounts).
     WITH released AS (
       UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
-      FROM (SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
-                    WHERE d.run_id = n.run_id AND d.node_key = dependent) AS id, count(*) AS finished
-            FROM unnest(succeeded_ids) AS s(id)
-            JOIN orchestration.workflow_run_nodes n ON n.id = s.id,
-                 unnest(n.dependents) AS dependent
-            GROUP BY 1) f
+      FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
       WHERE d.id = f.id
       RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
                 (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
@@ -1950,6 +1951,8 @@ BEGIN
            refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
       INTO wake_rule, wake_containers, refreshed
     FROM released l;
+  ELSE
+    refreshed := refreshed || live_runs;
   END IF;
 
   IF emitted > 0 THEN

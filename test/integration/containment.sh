@@ -404,8 +404,9 @@ ok "$(wait_for 30 "SELECT count(*) = $(echo "$workers_before" | tr ',' '\n' | wc
    "the stopped worker is replaced"
 [ "$(rule_workers)" != "$workers_before" ]; ok $? "by a new process ($workers_before -> $(rule_workers))"
 
-# Four hung attempts of one project hold one RULE worker at most: another project's runs go
-# on meanwhile, and each hung attempt is stopped in its turn.
+# Four hung attempts of one project hold at most rule_workers - 1 RULE workers (two of the
+# default three): another project's runs go on meanwhile, and each hung attempt is stopped
+# in its turn.
 hung=()
 for i in 1 2 3 4; do hung+=("$(as mallory "SELECT orchestration.start_workflow(2, 'hang')")"); done
 wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
@@ -430,8 +431,9 @@ SELECT orchestration.create_workflow(2, jsonb_build_object('name', 'many', 'node
   (SELECT jsonb_agg(jsonb_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say')) FROM generate_series(1, 210) i)));
 SELECT orchestration.create_workflow(2, '{"name": "hang1", "nodes": [{"id": "h", "agent": "stubborn", "action": "go"}]}');
 SQL
-# While mallory's one RULE worker hangs, her 210 nodes wait (a project holds one worker of
-# two); she then holds their run in an open transaction, and the hang is stopped.
+# While a RULE worker of mallory's hangs, her 210 nodes start to run in the other one she
+# may hold, or wait; she then holds their run in an open transaction (which waits for that
+# worker's claim to end, and then holds every claim off it), and the hang is stopped.
 hang=$(as mallory "SELECT orchestration.start_workflow(2, 'hang1')")
 wait_for 30 "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
 many=$(as mallory "SELECT orchestration.start_workflow(2, 'many')")

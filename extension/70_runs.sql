@@ -7,8 +7,10 @@
 -- - The API (cancel_run, retry_run, approve, reject) takes it FOR UPDATE, first thing
 --   (after reserve_run): it waits for every worker holding nodes of the run, and no worker
 --   claims one meanwhile.
--- - A worker claiming nodes takes it FOR KEY SHARE, with the nodes FOR UPDATE, passing over
---   what others hold (SKIP LOCKED): several workers claim and run nodes of one run at once.
+-- - A RULE worker claiming nodes takes it FOR KEY SHARE, with the nodes FOR UPDATE, passing
+--   over what others hold (SKIP LOCKED): several workers claim and run nodes of one run at
+--   once. The scheduler claims with FOR NO KEY UPDATE (below) at once, so that it never
+--   waits for a RULE worker that holds the run while a tenant's function runs.
 -- - A worker writing what happened (record_attempts, skip_node, fail_node,
 --   request_approval, start_container_node, requeue_node, note_crash, expire_approvals:
 --   lock_run_of) takes it FOR NO KEY UPDATE, which claims do not wait for: the writers of

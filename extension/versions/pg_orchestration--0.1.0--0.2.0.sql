@@ -773,6 +773,9 @@ BEGIN
           LIMIT max_nodes
           FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
   ELSE
+    -- The scheduler's claim takes the run's row for writing at once (FOR NO KEY UPDATE,
+    -- passing over runs a RULE worker is writing): what its pass writes then never waits
+    -- for a RULE worker, which may hold a run's row while a tenant's function runs.
     -- Containers count against the limits while they run; one that has finished and
     -- waits for its result to be recorded (its run is locked by someone) does not.
     SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
@@ -794,7 +797,7 @@ BEGIN
         AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
       ORDER BY n.priority DESC, n.level, n.id
       LIMIT max_nodes * 4
-      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
+      FOR NO KEY UPDATE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
     ), busy AS (
       SELECT n.project_id, count(*) AS running
       FROM orchestration.workflow_run_nodes n

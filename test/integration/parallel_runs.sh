@@ -91,5 +91,37 @@ is "$(q "SELECT count(*) FROM orchestration.workflow_run_nodes WHERE run_id = $r
 is "$(q "SELECT count(*) > 0 AND count(*) < $((max_nodes * 6)) FROM orchestration.agent_runs WHERE run_id = $run")" "t" \
    "some ran, the rest never will"
 
+# The scheduler never waits for a RULE worker. A RULE worker that skipped a node holds its
+# run's row for writing while it runs the next node's function (here 6 s). Meanwhile a
+# container node of that run (c2, kept back by max_concurrent_nodes_per_project = 1 until
+# c1's container ended) becomes claimable: the scheduler's claim passes over the run
+# rather than waiting for the function to return, and another project's container run
+# started then finishes long before it.
+q "ALTER SYSTEM SET orchestration.max_concurrent_nodes_per_project = 1" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+q "CREATE FUNCTION public.slow(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT pg_sleep(6); SELECT '{}'::jsonb \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"slow\", \"type\": \"RULE\", \"function\": \"public.slow\", \"limits\": {\"timeout_seconds\": 30}, \"capabilities\": [{\"name\": \"run\"}]}')" >/dev/null
+for project in 1 2; do
+  q "SELECT orchestration.register_agent($project, '{\"name\": \"box\", \"type\": \"SCRIPT\", \"image\": \"orchestration/busybox:test\", \"command\": [\"sh\", \"-c\", \"sleep 1; echo {}\"], \"capabilities\": [{\"name\": \"run\"}]}')" >/dev/null
+done
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"mixed\", \"nodes\": [
+     {\"id\": \"a_skipped\", \"agent\": \"whoami\", \"action\": \"run\", \"when\": \"1 == 2\"},
+     {\"id\": \"b_slow\", \"agent\": \"slow\", \"action\": \"run\"},
+     {\"id\": \"c1\", \"agent\": \"box\", \"action\": \"run\"},
+     {\"id\": \"c2\", \"agent\": \"box\", \"action\": \"run\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(2, '{\"name\": \"boxed\", \"nodes\": [{\"id\": \"c\", \"agent\": \"box\", \"action\": \"run\"}]}')" >/dev/null
+mixed=$(q "SELECT orchestration.start_workflow(1, 'mixed')")
+# (a_skipped, claimed first, was skipped in the RULE worker's transaction before b_slow.)
+wait_for 30 "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
+sleep 2.5  # c1's container has ended; its result waits for the run's row, c2 is claimable
+boxed=$(q "SELECT orchestration.start_workflow(2, 'boxed')")
+is "$(q "SELECT orchestration.wait_for_run($boxed, '60 s')->>'status'")" "SUCCESS" "a container run started meanwhile succeeds"
+is "$(q "SELECT orchestration.wait_for_run($mixed, '60 s')->>'status'")" "SUCCESS" "and so does the run with the slow function"
+is "$(q "SELECT r.finished_at < n.finished_at FROM orchestration.workflow_runs r, orchestration.workflow_run_nodes n
+        WHERE r.id = $boxed AND n.run_id = $mixed AND n.node_key = 'b_slow'")" "t" \
+   "the container run ended before the slow function did: the scheduler did not wait for the RULE worker"
+q "ALTER SYSTEM RESET orchestration.max_concurrent_nodes_per_project" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+
 is "$(tail -n +"$((log_lines_before + 1))" "$DATA/log/postgresql.log" | grep -c 'deadlock detected')" "0" "no deadlock in the server log"
 done_testing

@@ -225,7 +225,7 @@ CREATE TABLE orchestration.agent_runs (
   project_id       integer NOT NULL,
   agent_id         bigint REFERENCES orchestration.agents ON DELETE SET NULL,
   agent_name       text NOT NULL,
-  run_id           bigint REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_id           bigint,
   run_node_id      bigint REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
   attempt          integer NOT NULL,
   input_json       jsonb NOT NULL,
@@ -249,6 +249,11 @@ COMMENT ON TABLE orchestration.agent_runs IS
   'History of every attempt of every agent: input, output, status, error, exit code, log tail and timings';
 COMMENT ON COLUMN orchestration.agent_runs.node_key IS
   'The node of the run this attempt was of (its key in the workflow)';
+-- Not a foreign key of its own: run_node_id's already deletes the attempt with its node,
+-- and so with its run, and a second check per attempt would cost record_attempts a
+-- statement per row.
+COMMENT ON COLUMN orchestration.agent_runs.run_id IS
+  'The run of run_node_id (deleted with it, through the node)';
 COMMENT ON COLUMN orchestration.agent_runs.traceparent IS
   'The attempt''s W3C traceparent: a span of its own in its run''s trace (a container got it as TRACEPARENT)';
 

@@ -60,3 +60,11 @@ FROM orchestration.agent_runs WHERE run_id = :run_id;
 SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['{}'::jsonb, '{}'],
                                      ARRAY[NULL::jsonb, NULL], ARRAY[NULL::text, NULL],
                                      ARRAY[now(), now()], ARRAY[now(), now()], 1);
+
+-- Deleting a run deletes its nodes and their attempts: agent_runs.run_id is the run of
+-- run_node_id, whose foreign key deletes the attempt with its node.
+BEGIN;
+DELETE FROM orchestration.workflow_runs WHERE id = :run_id;
+SELECT count(*) AS attempts_left FROM orchestration.agent_runs WHERE run_id = :run_id;
+ROLLBACK;
+SELECT count(*) AS attempts_kept_after_rollback FROM orchestration.agent_runs WHERE run_id = :run_id;

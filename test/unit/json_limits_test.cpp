@@ -291,7 +291,7 @@ TEST(JsonLimits, InstancesAtTheLimitValidateAndDeeperOnesAreRefused) {
   auto tree = Schema::compile(json::parse(R"({"type": "array", "items": {"$ref": "#"}})"));
   EXPECT_TRUE(tree->is_valid(deep(kMaxJsonDepth)));
   EXPECT_EQ(tree->validate(deep(kMaxJsonDepth, "1")).size(), 1u);
-  EXPECT_EQ(orch::schema::describe(tree->validate(deep(3, "1"))), "/0/0/0: 1 is not of type \"array\"");
+  EXPECT_EQ(orch::schema::describe(tree->validate(deep(3, "1"))), "/0/0/0: does not match the root schema: 1 is not of type \"array\"");
   EXPECT_EQ(error_of([&] { tree->validate(deep(kMaxJsonDepth + 1)); }),
             "JSON Schema validation: the instance is nested deeper than 512 levels (at " +
                 orch::show_pointer(zeros(kMaxJsonDepth)) + ")");

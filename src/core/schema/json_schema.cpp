@@ -274,8 +274,8 @@ class Compiler {
       throw UserError("invalid JSON Schema at " + describe_location(*deep) + ": nested deeper than " +
                           std::to_string(kMaxJsonDepth) + " levels",
                       {}, {}, sqlstate::program_limit_exceeded);
-    scan(document_, "");
-    Context root{resource_id(""), true};
+    scan(document_, options_.base_uri);
+    Context root{resource_id(options_.base_uri), true};
     if (auto found = scanned_.find(&document_); found != scanned_.end()) root = found->second;
     schema_->root_ = compile(document_, nullptr, "", root);
     // Filling a node may compile more (subschemas, $ref targets in other documents), and
@@ -307,7 +307,7 @@ class Compiler {
   // Iterative, on an explicit stack.
   void scan(const json& document, const std::string& retrieval_uri) {
     if (!document.is_object() && !document.is_boolean()) return;
-    resources_.emplace(retrieval_uri, &document);  // "": the root document, without an $id
+    resources_.emplace(retrieval_uri, &document);  // "": the root document, known by no URI
     std::vector<std::pair<const json*, Context>> stack{{&document, Context{resource_id(retrieval_uri), true}}};
     while (!stack.empty()) {
       auto [schema, context] = std::move(stack.back());

@@ -106,6 +106,9 @@ using Documents = std::map<std::string, json>;
 
 struct CompileOptions {
   const Documents* documents = nullptr;
+  // The URI the schema itself is known by (a registered schema's), which its relative
+  // references resolve against when it has no "$id"; "" for none.
+  std::string base_uri;
   // For checking a schema where the documents are not at hand (normalize_agent_spec): a
   // reference to an unknown document is then taken as the schema true instead of refused;
   // the real check, with the project's registered schemas, comes when it is stored.

@@ -516,7 +516,7 @@ class Compiler {
     // Messages name a target outside the root document by the reference as written.
     std::string prefix = resource->second == &document_ ? std::string() : ref.substr(0, ref.find('#')) + "#";
     const std::string& fragment = target.fragment;
-    if (fragment.empty()) return {resource->second, prefix.empty() ? "" : prefix};
+    if (fragment.empty()) return {resource->second, prefix, false, {}};
     if (fragment[0] != '/') {
       auto key = std::make_pair(resource_id(target.uri), fragment);
       auto anchor = anchors_.find(key);
@@ -554,7 +554,7 @@ class Compiler {
       if (slash == std::string::npos) break;
       start = slash + 1;
     }
-    return {at, prefix + walked};
+    return {at, prefix + walked, false, {}};
   }
 
   // The node a $ref or $dynamicRef applies statically.

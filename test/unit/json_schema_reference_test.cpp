@@ -193,3 +193,21 @@ TEST(JsonSchemaReferences, HostileSchemasAreRefusedOrBounded) {
     EXPECT_STREQ(e.sqlstate(), orch::sqlstate::program_limit_exceeded);
   }
 }
+
+TEST(JsonSchemaReferences, FormatAssertsOnlyWhereAsked) {
+  const char* text = R"({"properties": {"at": {"format": "date-time"}, "ip": {"format": "ipv4"}}})";
+  json bad = json::parse(R"({"at": "2026-02-30T10:00:00Z", "ip": "256.1.1.1"})");
+  EXPECT_TRUE(compile(text)->is_valid(bad));  // an annotation by default
+  CompileOptions asserting;
+  asserting.format_assertion = true;
+  EXPECT_EQ(violations(*Schema::compile(json::parse(text), asserting), bad),
+            R"(/at: "2026-02-30T10:00:00Z" is not a valid "date-time" (format); /ip: "256.1.1.1" is not a valid "ipv4" (format))");
+  EXPECT_TRUE(Schema::compile(json::parse(text), asserting)->is_valid(json::parse(R"({"at": "2024-02-29T23:59:60Z"})")));
+  // Or the schema's metaschema asks, with the format-assertion vocabulary.
+  Documents documents = {{"https://example.com/meta/formats", json::parse(R"({
+      "$vocabulary": {"https://json-schema.org/draft/2020-12/vocab/core": true,
+                      "https://json-schema.org/draft/2020-12/vocab/format-assertion": true}})")}};
+  auto asked = compile(R"({"$schema": "https://example.com/meta/formats", "format": "uuid"})", &documents);
+  EXPECT_FALSE(asked->is_valid("not-a-uuid"));
+  EXPECT_TRUE(asked->is_valid("123e4567-e89b-12d3-a456-426614174000"));
+}

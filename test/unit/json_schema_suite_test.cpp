@@ -51,22 +51,29 @@ std::vector<fs::path> sorted_files(const fs::path& dir, bool recursive) {
   return files;
 }
 
-}  // namespace
+// How many of the 471 optional format cases pass: all but 29 of idn-hostname.json (IDNA
+// 2008 tables). A floor, to be raised.
+constexpr std::size_t kOptionalFormatsPassing = 442;
 
-TEST(JsonSchemaSuite, EveryRequiredDraft202012CasePasses) {
-  const fs::path root = suite_root();
-  ASSERT_TRUE(fs::is_directory(root / "tests" / "draft2020-12"))
-      << root << " is missing: install libtest-json-schema-acceptance-perl (scripts/install-deps.sh)";
-
-  orch::schema::Documents remotes;
-  for (const auto& file : sorted_files(root / "remotes", true))
-    remotes["http://localhost:1234/" + fs::relative(file, root / "remotes").generic_string()] = read_json(file);
-  orch::schema::CompileOptions options;
-  options.documents = &remotes;
-
+struct Outcome {
   std::size_t cases = 0, passed = 0;
   std::vector<std::string> failures;
-  for (const auto& file : sorted_files(root / "tests" / "draft2020-12", false)) {
+};
+
+// Every case of these files, compiled with the suite's remotes as documents.
+Outcome run_suite(const std::vector<fs::path>& files, bool format_assertion) {
+  const fs::path root = suite_root();
+  static const orch::schema::Documents remotes = [&] {
+    orch::schema::Documents documents;
+    for (const auto& file : sorted_files(root / "remotes", true))
+      documents["http://localhost:1234/" + fs::relative(file, root / "remotes").generic_string()] = read_json(file);
+    return documents;
+  }();
+  orch::schema::CompileOptions options;
+  options.documents = &remotes;
+  options.format_assertion = format_assertion;
+  Outcome outcome;
+  for (const auto& file : files) {
     for (const auto& group : read_json(file)) {
       std::shared_ptr<const orch::schema::Schema> schema;
       std::string error;
@@ -76,11 +83,11 @@ TEST(JsonSchemaSuite, EveryRequiredDraft202012CasePasses) {
         error = e.what();
       }
       for (const auto& test : group.at("tests")) {
-        ++cases;
+        ++outcome.cases;
         std::string name = file.filename().string() + ": " + group.at("description").get<std::string>() + ": " +
                            test.at("description").get<std::string>();
         if (!schema) {
-          failures.push_back(name + " (the schema was refused: " + error + ")");
+          outcome.failures.push_back(name + " (the schema was refused: " + error + ")");
           continue;
         }
         bool expected = test.at("valid").get<bool>();
@@ -88,17 +95,42 @@ TEST(JsonSchemaSuite, EveryRequiredDraft202012CasePasses) {
           bool valid = schema->is_valid(test.at("data"));
           bool reported_valid = schema->validate(test.at("data")).empty();
           if (valid == expected && reported_valid == expected)
-            ++passed;
+            ++outcome.passed;
           else
-            failures.push_back(name + " (is_valid " + std::to_string(valid) + ", validate " +
-                               std::to_string(reported_valid) + ", expected " + std::to_string(expected) + ")");
+            outcome.failures.push_back(name + " (is_valid " + std::to_string(valid) + ", validate " +
+                                       std::to_string(reported_valid) + ", expected " + std::to_string(expected) + ")");
         } catch (const orch::UserError& e) {
-          failures.push_back(name + " (validation failed: " + e.what() + ")");
+          outcome.failures.push_back(name + " (validation failed: " + e.what() + ")");
         }
       }
     }
   }
-  std::printf("JSON-Schema-Test-Suite draft2020-12 (required): %zu of %zu cases pass\n", passed, cases);
-  for (const auto& failure : failures) ADD_FAILURE() << failure;
-  EXPECT_EQ(cases, 1176u) << "the suite changed: say the new count in README.md";
+  return outcome;
+}
+
+}  // namespace
+
+TEST(JsonSchemaSuite, EveryRequiredDraft202012CasePasses) {
+  const fs::path root = suite_root();
+  ASSERT_TRUE(fs::is_directory(root / "tests" / "draft2020-12"))
+      << root << " is missing: install libtest-json-schema-acceptance-perl (scripts/install-deps.sh)";
+  Outcome outcome = run_suite(sorted_files(root / "tests" / "draft2020-12", false), false);
+  std::printf("JSON-Schema-Test-Suite draft2020-12 (required): %zu of %zu cases pass\n", outcome.passed, outcome.cases);
+  for (const auto& failure : outcome.failures) ADD_FAILURE() << failure;
+  EXPECT_EQ(outcome.cases, 1176u) << "the suite changed: say the new count in README.md";
+}
+
+// The optional format tests, with format asserted (CompileOptions::format_assertion), and
+// the format-assertion vocabulary. Not all pass (internationalised hostnames and emails
+// need IDNA tables this does not have): the count may only go up.
+TEST(JsonSchemaSuite, OptionalFormatsAssertWhenAsked) {
+  const fs::path root = suite_root() / "tests" / "draft2020-12" / "optional";
+  ASSERT_TRUE(fs::is_directory(root / "format"));
+  std::vector<fs::path> files = sorted_files(root / "format", false);
+  files.push_back(root / "format-assertion.json");
+  Outcome outcome = run_suite(files, true);
+  std::printf("JSON-Schema-Test-Suite draft2020-12 optional formats: %zu of %zu cases pass\n", outcome.passed,
+              outcome.cases);
+  for (const auto& failure : outcome.failures) std::printf("  not yet: %s\n", failure.c_str());
+  EXPECT_GE(outcome.passed, kOptionalFormatsPassing);
 }

@@ -14,6 +14,7 @@
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
 #include "core/schema/ecma_regex.hpp"
+#include "core/schema/formats.hpp"
 #include "core/schema/metaschemas.hpp"
 #include "core/schema/uri.hpp"
 
@@ -51,6 +52,7 @@ struct Schema::Node {
   std::optional<std::size_t> min_length, max_length, min_items, max_items, min_contains,
       max_contains, min_properties, max_properties;
   std::optional<Pattern> pattern;
+  std::string format;  // asserted (formats.hpp); empty when "format" is an annotation
   std::vector<const Node*> prefix_items;
   const Node* items = nullptr;
   const Node* contains = nullptr;
@@ -239,6 +241,7 @@ std::string describe_location(const std::string& location) {
 struct Context {
   std::uint32_t resource = 0;  // its base URI, interned (Compiler::uri_of())
   bool validation = true;
+  bool formats = false;  // the format-assertion vocabulary is on
 };
 
 // Resolved URIs are interned, each at most this long, all of them together at most
@@ -256,6 +259,7 @@ bool known_vocabulary(const std::string& uri) {
       "https://json-schema.org/draft/2020-12/vocab/validation",
       "https://json-schema.org/draft/2020-12/vocab/meta-data",
       "https://json-schema.org/draft/2020-12/vocab/format-annotation",
+      "https://json-schema.org/draft/2020-12/vocab/format-assertion",
       "https://json-schema.org/draft/2020-12/vocab/content"};
   return known.count(uri) > 0;
 }
@@ -321,7 +325,7 @@ class Compiler {
         resources_.emplace(uri_of(context), schema);
       }
       if (auto meta = schema->find("$schema"); meta != schema->end() && meta->is_string())
-        context.validation = validation_vocabulary(resolve_uri(uri_of(context), meta->get_ref<const std::string&>()));
+        vocabularies(resolve_uri(uri_of(context), meta->get_ref<const std::string&>()), context);
       if (auto anchor = schema->find("$anchor"); anchor != schema->end() && anchor->is_string())
         anchors_.emplace(std::make_pair(context.resource, anchor->get<std::string>()), schema);
       if (auto anchor = schema->find("$dynamicAnchor"); anchor != schema->end() && anchor->is_string()) {
@@ -359,20 +363,24 @@ class Compiler {
     return &it->second;
   }
 
-  // Whether a schema whose "$schema" is `uri` has the validation vocabulary. A metaschema
-  // that lists vocabularies decides; one that requires a vocabulary we do not know is
-  // refused (the specification requires it); an unknown metaschema (draft-07's, say) or
-  // one without "$vocabulary" means the usual 2020-12 keywords.
-  bool validation_vocabulary(const std::string& uri) {
+  // The vocabularies of a schema whose "$schema" is `uri`: whether validation and
+  // format-assertion are on. A metaschema that lists vocabularies decides (one listed as
+  // optional, false, is used too: we know it); one that requires a vocabulary we do not
+  // know is refused (the specification requires it); an unknown metaschema (draft-07's,
+  // say) or one without "$vocabulary" means the usual 2020-12 keywords.
+  void vocabularies(const std::string& uri, Context& context) {
+    context.validation = true;
+    context.formats = false;
     const json* meta = find_document(split_fragment(uri).uri);
-    if (!meta || !meta->is_object()) return true;
+    if (!meta || !meta->is_object()) return;
     auto vocabulary = meta->find("$vocabulary");
-    if (vocabulary == meta->end() || !vocabulary->is_object()) return true;
+    if (vocabulary == meta->end() || !vocabulary->is_object()) return;
     for (auto it = vocabulary->begin(); it != vocabulary->end(); ++it)
       if (it->is_boolean() && it->get<bool>() && !known_vocabulary(it.key()))
         throw UserError("invalid JSON Schema: its metaschema " + show(json(uri)) + " requires the vocabulary " +
                         show(json(it.key())) + ", which is not supported");
-    return vocabulary->contains("https://json-schema.org/draft/2020-12/vocab/validation");
+    context.validation = vocabulary->contains("https://json-schema.org/draft/2020-12/vocab/validation");
+    context.formats = vocabulary->contains("https://json-schema.org/draft/2020-12/vocab/format-assertion");
   }
 
   std::uint32_t resource_id(const std::string& uri) {
@@ -684,7 +692,10 @@ class Compiler {
     if (schema.contains("then")) node.then_schema = sub(schema, node, "then");
     if (schema.contains("else")) node.else_schema = sub(schema, node, "else");
     if (schema.contains("$defs")) schema_map(schema, node, "$defs");  // checked, compiled on use
-    if (schema.contains("format") && !schema["format"].is_string()) fail(where("format"), "must be a string");
+    if (schema.contains("format")) {
+      if (!schema["format"].is_string()) fail(where("format"), "must be a string");
+      if (context_->formats || options_.format_assertion) node.format = schema["format"].get<std::string>();
+    }
     if (schema.contains("unevaluatedItems")) node.unevaluated_items = sub(schema, node, "unevaluatedItems");
     if (schema.contains("unevaluatedProperties")) node.unevaluated_properties = sub(schema, node, "unevaluatedProperties");
     if (schema.contains("$ref")) {
@@ -1288,6 +1299,12 @@ class Validator {
     }
     if (node.pattern && !search(*node.pattern, text))
       fail([&] { return show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)); });
+    if (!node.format.empty()) {
+      // One pass over the string; "regex" compiles it (RE2 is linear in the pattern too).
+      charge(4 + text.size() / (node.format == "regex" ? 1 : 16));
+      if (!format_matches(node.format, text))
+        fail([&] { return show(json(text)) + " is not a valid " + show(json(node.format)) + " (format)"; });
+    }
   }
 
   // A pattern search, charged before it runs, for its worst case: one RE2 call cannot be

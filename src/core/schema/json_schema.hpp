@@ -11,7 +11,8 @@
 // vocabulary turns its keywords off; one that requires an unknown vocabulary is refused).
 // The 2020-12 metaschemas are built in (metaschemas.hpp); other documents are only those
 // the caller gives (CompileOptions::documents: a project's registered schemas): nothing is
-// fetched. "format" is an annotation only. Unknown keywords are ignored, as the
+// fetched. "format" is an annotation, or an assertion where the format-assertion
+// vocabulary or CompileOptions::format_assertion asks (formats.hpp). Unknown keywords are ignored, as the
 // specification says. JSON-Schema-Test-Suite's required draft 2020-12 part passes whole
 // (json_schema_suite_test.cpp). Patterns are ECMA-262 regular expressions matched with RE2
 // (see ecma_regex.hpp): in time linear in the string, on code points, never backtracking;
@@ -113,6 +114,9 @@ struct CompileOptions {
   // reference to an unknown document is then taken as the schema true instead of refused;
   // the real check, with the project's registered schemas, comes when it is stored.
   bool unknown_documents_accepted = false;
+  // "format" asserts (formats.hpp) everywhere, as if every metaschema had the
+  // format-assertion vocabulary; without it, only where a schema's metaschema has it.
+  bool format_assertion = false;
 };
 
 class Schema {

@@ -225,6 +225,15 @@ const char* const kDocuments[] = {
 })",
     R"({
   "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://json-schema.org/draft/2020-12/meta/format-assertion",
+  "$vocabulary": {"https://json-schema.org/draft/2020-12/vocab/format-assertion": true},
+  "$dynamicAnchor": "meta",
+  "title": "Format vocabulary meta-schema for assertion results",
+  "type": ["object", "boolean"],
+  "properties": {"format": {"type": "string"}}
+})",
+    R"({
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
   "$id": "https://json-schema.org/draft/2020-12/meta/content",
   "$vocabulary": {"https://json-schema.org/draft/2020-12/vocab/content": true},
   "$dynamicAnchor": "meta",

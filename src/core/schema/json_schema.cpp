@@ -217,9 +217,10 @@ std::uint64_t json_cost(const json& value) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Compiling: every keyword is checked for its type and range; $refs are resolved inside
-// the document; the same JSON value is compiled once, which also makes recursive schemas
-// (a tree whose nodes $ref the tree) finite. Nothing here recurses: subschemas wait on a
+// Compiling: every keyword is checked for its type and range; $refs are resolved, in the
+// document or in the documents the caller gives (scanned once each for their $ids and
+// anchors); the same JSON value is compiled once, which also makes recursive schemas (a
+// tree whose nodes $ref the tree) finite. Nothing here recurses: subschemas wait on a
 // work list, so neither deep nesting nor a long chain of $refs can exhaust the stack.
 
 namespace {

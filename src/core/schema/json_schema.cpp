@@ -894,19 +894,31 @@ class Validator {
     // The rare cases (gathering what is evaluated for unevaluatedItems/Properties, a
     // dynamic scope to keep) take a frame of their own; the common one stays as small as
     // it can, for the stack (json_limits_test.cpp measures it).
-    if (collect_ || tracks_scope_ || node.unevaluated_items || node.unevaluated_properties)
-      return check_general(node, value, out, depth);
+    bool entered = tracks_scope_ && (scope_.empty() || scope_.back() != node.resource);
+    if (collect_ || entered || node.unevaluated_items || node.unevaluated_properties)
+      return check_general(node, value, out, depth, entered);
     return check_keywords<false>(node, value, out, depth);
   }
 
  private:
-  NOINLINE bool check_general(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
-    bool entered = tracks_scope_ && (scope_.empty() || scope_.back() != node.resource);
+  // The general path takes more stack a step (it has more frames), so a step on it counts
+  // twice against kMaxValidationDepth: a schema with unevaluated keywords or $dynamicRefs
+  // at every level validates an instance up to about two thirds of kMaxJsonDepth deep
+  // within the stack the common path needs for all of it (json_limits_test.cpp).
+  NOINLINE bool check_general(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth,
+                              bool entered) {
+    if (++depth > kMaxValidationDepth) too_deep();
     if (entered) scope_.push_back(node.resource);  // the dynamic scope: resources entered
     bool ok = node.unevaluated_items || node.unevaluated_properties ? check_unevaluated(node, value, out, depth)
-                                                                    : check_keywords<true>(node, value, out, depth);
+                                                                    : keywords_general(node, value, out, depth);
     if (entered) scope_.pop_back();
     return ok;
+  }
+
+  // The general instantiation, in a frame of its own: inlined into each caller, its locals
+  // would take stack in every frame of the general path (at -O0, where frames are largest).
+  NOINLINE bool keywords_general(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    return check_keywords<true>(node, value, out, depth);
   }
 
   // The keywords of `node` other than type (checked by check()). kGeneral: annotations
@@ -1054,7 +1066,7 @@ class Validator {
     Evaluated* outer = collect_;
     Evaluated mine;
     collect_ = &mine;
-    bool ok = check_keywords<true>(node, value, out, depth);
+    bool ok = keywords_general(node, value, out, depth);
     collect_ = nullptr;
     if (ok || out) {
       if (node.unevaluated_items && value.is_array()) ok = unevaluated_items(node, value, mine, out, depth) && ok;
@@ -1152,8 +1164,9 @@ class Validator {
   [[noreturn]] NOINLINE void too_deep() const {
     throw UserError("JSON Schema validation nested deeper than " + std::to_string(kMaxValidationDepth) +
                         " levels (at " + where() + ")",
-                    "Every level of the instance and every $ref, allOf, anyOf, oneOf, not, if, then, else "
-                    "or dependentSchemas step counts as one.",
+                    "Every level of the instance and every $ref, $dynamicRef, allOf, anyOf, oneOf, not, if, "
+                    "then, else or dependentSchemas step counts as one; twice below unevaluatedProperties or "
+                    "unevaluatedItems, and where a $dynamicRef enters another schema resource.",
                     {}, sqlstate::program_limit_exceeded);
   }
 

@@ -54,10 +54,31 @@ CREATE TABLE orchestration.agent_capabilities (
   description    text,
   input_schema   jsonb NOT NULL DEFAULT 'true',
   output_schema  jsonb NOT NULL DEFAULT 'true',
-  UNIQUE (agent_id, name)
+  UNIQUE (agent_id, name),
+  schema_refs    text[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE orchestration.agent_capabilities IS
   'What an agent can do: each capability is an action a workflow node may call, with JSON Schemas for its input and output';
+COMMENT ON COLUMN orchestration.agent_capabilities.schema_refs IS
+  'The URIs of the project''s registered schemas that input_schema and output_schema use ($ref, directly or through each other); register_schema refuses to change those';
+
+-- Shared definitions: JSON Schemas a project registers under a URI, for its capabilities'
+-- schemas to $ref. Only a schema's own project can refer to it.
+CREATE TABLE orchestration.registered_schemas (
+  id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id     integer NOT NULL CHECK (project_id > 0),
+  uri            text NOT NULL,
+  schema         jsonb NOT NULL,
+  uses           text[] NOT NULL DEFAULT '{}',
+  registered_by  name NOT NULL,
+  registered_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at     timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (project_id, uri)
+);
+COMMENT ON TABLE orchestration.registered_schemas IS
+  'JSON Schemas registered in a project under an absolute URI, which its capabilities'' schemas (and its other registered schemas) may $ref. Unchangeable while a capability or another registered schema uses one. Write with register_schema/delete_schema';
+COMMENT ON COLUMN orchestration.registered_schemas.uses IS
+  'The URIs of the project''s other registered schemas this one uses ($ref, directly or through each other)';
 
 CREATE TABLE orchestration.workflows (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

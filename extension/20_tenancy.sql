@@ -32,7 +32,7 @@ DECLARE
 BEGIN
   FOREACH t IN ARRAY ARRAY['agents', 'agent_capabilities', 'workflows', 'workflow_nodes',
                            'workflow_runs', 'workflow_run_nodes', 'agent_runs',
-                           'workflow_approvals', 'events', 'secrets']
+                           'workflow_approvals', 'events', 'secrets', 'registered_schemas']
   LOOP
     EXECUTE format('ALTER TABLE orchestration.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY project_isolation ON orchestration.%I

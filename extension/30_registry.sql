@@ -126,6 +126,7 @@ AS $$
 DECLARE
   stored_id bigint := agent_id;
   in_use record;
+  documents jsonb;
 BEGIN
   BEGIN
     IF stored_id IS NULL THEN
@@ -187,14 +188,26 @@ BEGIN
   DELETE FROM orchestration.agent_capabilities c
   WHERE c.agent_id = stored_id
     AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e);
+  -- The schemas may $ref the project's registered schemas (and only this project's):
+  -- checked now that those are at hand, and recorded, so that they cannot change under the
+  -- capability (register_schema refuses), locked until this commits.
+  PERFORM orchestration.lock_project_schemas(project_id, false);
+  documents := orchestration.project_schemas(project_id);
   INSERT INTO orchestration.agent_capabilities AS c
-    (agent_id, project_id, name, description, input_schema, output_schema)
-  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema'
-  FROM jsonb_array_elements(spec->'capabilities') e
+    (agent_id, project_id, name, description, input_schema, output_schema, schema_refs)
+  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema',
+         ARRAY(SELECT DISTINCT r FROM unnest(
+                 orchestration.schema_refs(e->'input_schema', documents, '',
+                                           format('invalid agent spec field "capabilities[%s].input_schema"', i - 1))
+                 || orchestration.schema_refs(e->'output_schema', documents, '',
+                                              format('invalid agent spec field "capabilities[%s].output_schema"', i - 1))) r
+               ORDER BY r)
+  FROM jsonb_array_elements(spec->'capabilities') WITH ORDINALITY AS caps(e, i)
   ON CONFLICT ON CONSTRAINT agent_capabilities_agent_id_name_key DO UPDATE
     SET description = excluded.description,
         input_schema = excluded.input_schema,
-        output_schema = excluded.output_schema;
+        output_schema = excluded.output_schema,
+        schema_refs = excluded.schema_refs;
   RETURN stored_id;
 END
 $$;

@@ -879,14 +879,15 @@ COMMENT ON FUNCTION orchestration.running_containers() IS
   'Internal (scheduler): the RUNNING container nodes, with their container''s name, attempt, input, limits, capability (id and row version) and secret names, for crash recovery';
 
 CREATE FUNCTION orchestration.capability_contract(capability_id bigint)
-RETURNS TABLE (input_schema jsonb, output_schema jsonb)
+RETURNS TABLE (input_schema jsonb, output_schema jsonb, documents jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT c.input_schema, c.output_schema FROM orchestration.agent_capabilities c WHERE c.id = capability_id
+  SELECT c.input_schema, c.output_schema, orchestration.project_schemas(c.project_id, c.schema_refs)
+  FROM orchestration.agent_capabilities c WHERE c.id = capability_id
 $$;
 COMMENT ON FUNCTION orchestration.capability_contract(bigint) IS
-  'Internal (scheduler): a capability''s input and output JSON Schemas';
+  'Internal (scheduler): a capability''s input and output JSON Schemas, and the registered schemas of its project they use ({uri: schema})';
 
 CREATE FUNCTION orchestration.project_secrets(project_id integer, names text[])
 RETURNS TABLE (name text, value text)

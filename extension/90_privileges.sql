@@ -79,5 +79,7 @@ GRANT EXECUTE ON FUNCTION
   orchestration.update_workflow(bigint, jsonb),
   orchestration.update_workflow(integer, text, jsonb),
   orchestration.archive_workflow(bigint),
-  orchestration.archive_workflow(integer, text)
+  orchestration.archive_workflow(integer, text),
+  orchestration.register_schema(integer, text, jsonb),
+  orchestration.delete_schema(integer, text)
 TO orchestration_admin;

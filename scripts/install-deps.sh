@@ -20,6 +20,9 @@ packages=(
   # tests
   libgtest-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   clang libclang-rt-14-dev python3-yaml
+  # the official JSON-Schema-Test-Suite (its draft2020-12 tests and remotes), which
+  # test/unit/json_schema_suite_test.cpp reads from where this package puts it
+  libtest-json-schema-acceptance-perl
   # observability tests: a Prometheus exposition parser, Graphviz to render run graphs
   python3-prometheus-client graphviz
   # the Prometheus endpoint's test scrapes it with a real Prometheus server

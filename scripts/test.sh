@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine, as root on a fresh Debian 12 machine:
 # installs what it needs, then
-#   1. the C++ core's GoogleTest unit tests, under ASan/UBSan (ctest)
+#   1. the C++ core's GoogleTest unit tests, under ASan/UBSan (ctest), among them every
+#      case of JSON-Schema-Test-Suite's required draft 2020-12 part (from Debian's
+#      libtest-json-schema-acceptance-perl), whose count the summary repeats
 #   2. builds and installs the extension, starts a throwaway cluster that preloads it
 #   3. the pg_regress suite (make installcheck): sql/*.sql against expected/*.out
 #   4. the pgTAP suite (pg_prove): test/pgtap/*.sql
@@ -103,6 +105,7 @@ test/bench/scheduler_bench.sh --smoke --profile 2>&1 | tee "$logs/scheduler-benc
 
 step "summary"
 grep -E 'tests passed|tests failed out of' "$logs/ctest.log" | tail -1
+./build/unit_tests --gtest_filter='JsonSchemaSuite.*' 2>/dev/null | grep -E 'cases pass'
 grep -E 'tests? (passed|failed)' "$logs/regress.log" | sed 's/^ *//' | tail -1
 grep -E '^(Files=|Result:)' "$logs/pgtap.log"
 grep -E '^(Files=|Result:)' "$logs/integration.log"

@@ -2790,3 +2790,314 @@ REVOKE ALL ON FUNCTION orchestration.skip_unstarted_nodes(bigint), orchestration
 ALTER TABLE orchestration.agent_runs DROP CONSTRAINT agent_runs_run_id_fkey;
 COMMENT ON COLUMN orchestration.agent_runs.run_id IS
   'The run of run_node_id (deleted with it, through the node)';
+
+-- ==== Contracts: registered schemas (issue 17) ===============================================
+-- Shared definitions a project registers under a URI, for its capabilities' schemas to $ref;
+-- each capability records the ones it uses (none for a capability stored before: 0.1.0
+-- resolved no reference to another document).
+ALTER TABLE orchestration.agent_capabilities ADD COLUMN schema_refs text[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN orchestration.agent_capabilities.schema_refs IS
+  'The URIs of the project''s registered schemas that input_schema and output_schema use ($ref, directly or through each other); register_schema refuses to change those';
+
+CREATE TABLE orchestration.registered_schemas (
+  id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  project_id     integer NOT NULL CHECK (project_id > 0),
+  uri            text NOT NULL,
+  schema         jsonb NOT NULL,
+  uses           text[] NOT NULL DEFAULT '{}',
+  registered_by  name NOT NULL,
+  registered_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at     timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (project_id, uri)
+);
+COMMENT ON TABLE orchestration.registered_schemas IS
+  'JSON Schemas registered in a project under an absolute URI, which its capabilities'' schemas (and its other registered schemas) may $ref. Unchangeable while a capability or another registered schema uses one. Write with register_schema/delete_schema';
+COMMENT ON COLUMN orchestration.registered_schemas.uses IS
+  'The URIs of the project''s other registered schemas this one uses ($ref, directly or through each other)';
+
+ALTER TABLE orchestration.registered_schemas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY project_isolation ON orchestration.registered_schemas
+  USING (project_id IN (SELECT orchestration.visible_projects()));
+GRANT SELECT ON orchestration.registered_schemas
+  TO orchestration_admin, orchestration_operator, orchestration_approver;
+
+-- Shared definitions (registered_schemas): a project registers a schema under a URI, and
+-- its capabilities' schemas $ref that URI. Nothing is fetched: a reference resolves only to
+-- the built-in metaschemas and to the registered schemas of the capability's own project.
+--
+-- A registered schema in use cannot change: a capability's contract is what it was when
+-- the capability was stored (the scheduler compiles it once per row version), and a
+-- changed definition under the same URI would silently change contracts that workflows
+-- already depend on. A new version is a new URI ("…/address/v2"): register it, point the
+-- capabilities at it with update_agent, then delete_schema the old one.
+
+CREATE FUNCTION orchestration.json_schema_documents_used(schema jsonb, documents jsonb, base_uri text, what text)
+RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'orch_json_schema_documents_used';
+COMMENT ON FUNCTION orchestration.json_schema_documents_used(jsonb, jsonb, text, text) IS
+  'Internal: compiles a JSON Schema, whose base URI is base_uri (empty for none) and whose references may name these documents ({uri: schema}), and returns the URIs of those it uses, as a JSON array; an invalid schema or a reference that resolves nowhere is an error starting with what';
+
+CREATE FUNCTION orchestration.schema_refs(schema jsonb, documents jsonb, base_uri text, what text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ARRAY(SELECT jsonb_array_elements_text(orchestration.json_schema_documents_used(schema, documents, base_uri, what)))
+$$;
+COMMENT ON FUNCTION orchestration.schema_refs(jsonb, jsonb, text, text) IS
+  'Internal: json_schema_documents_used as a sorted text[]';
+
+CREATE FUNCTION orchestration.project_schemas(project_id integer, uris text[] DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(jsonb_object_agg(s.uri, s.schema), '{}')
+  FROM orchestration.registered_schemas s
+  WHERE s.project_id = project_schemas.project_id AND (uris IS NULL OR s.uri = ANY (uris))
+$$;
+COMMENT ON FUNCTION orchestration.project_schemas(integer, text[]) IS
+  'Internal: a project''s registered schemas (all, or those of these URIs) as one JSON object {uri: schema}, the documents its schemas may refer to';
+
+-- Taken before a project's registered schemas are read to store something that refers to
+-- them, in the same order (by id) everywhere: FOR SHARE by store_agent, FOR UPDATE by
+-- register_schema and delete_schema, so that no schema changes between the check that it
+-- is unused and the commit of a capability that uses it.
+CREATE FUNCTION orchestration.lock_project_schemas(project_id integer, for_update boolean) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF for_update THEN
+    PERFORM 1 FROM orchestration.registered_schemas s
+    WHERE s.project_id = lock_project_schemas.project_id ORDER BY s.id FOR UPDATE;
+  ELSE
+    PERFORM 1 FROM orchestration.registered_schemas s
+    WHERE s.project_id = lock_project_schemas.project_id ORDER BY s.id FOR SHARE;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.lock_project_schemas(integer, boolean) IS
+  'Internal: locks a project''s registered schemas (FOR SHARE to read them for a capability, FOR UPDATE to change one), by id';
+
+-- Who uses a registered schema: capabilities ("agent.capability") and other registered schemas.
+CREATE FUNCTION orchestration.schema_users(project_id integer, uri text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT string_agg(u, ', ' ORDER BY u) FROM (
+    SELECT format('capability "%s.%s"', a.name, c.name) AS u
+    FROM orchestration.agent_capabilities c JOIN orchestration.agents a ON a.id = c.agent_id
+    WHERE c.project_id = schema_users.project_id AND schema_users.uri = ANY (c.schema_refs)
+    UNION ALL
+    SELECT format('schema "%s"', s.uri)
+    FROM orchestration.registered_schemas s
+    WHERE s.project_id = schema_users.project_id AND schema_users.uri = ANY (s.uses)) users
+$$;
+COMMENT ON FUNCTION orchestration.schema_users(integer, text) IS
+  'Internal: the capabilities and registered schemas of the project that use the registered schema with this URI, as a list for messages; NULL when none';
+
+CREATE FUNCTION orchestration.register_schema(project_id integer, uri text, schema jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  caller name := orchestration.authorize(project_id, 'orchestration_admin');
+  existing orchestration.registered_schemas;
+  used text[];
+  users text;
+  stored_id bigint;
+BEGIN
+  IF uri IS NULL OR schema IS NULL THEN
+    RAISE EXCEPTION 'register_schema: uri and schema must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- The form the validator resolves references to: absolute, without a fragment.
+  IF uri !~ '^[A-Za-z][-A-Za-z0-9+.]*:[^#[:space:]]+$' OR octet_length(uri) > 2048 THEN
+    RAISE EXCEPTION 'invalid schema URI "%": it must be an absolute URI without a fragment, of at most 2048 bytes', uri
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example https://example.com/schemas/address/v1 or urn:example:address:v1.';
+  END IF;
+  IF uri LIKE 'https://json-schema.org/%' THEN
+    RAISE EXCEPTION 'invalid schema URI "%": https://json-schema.org/ is where the built-in metaschemas live', uri
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Register the schema under a URI of your own.';
+  END IF;
+  PERFORM orchestration.lock_project_schemas(project_id, true);
+  SELECT * INTO existing FROM orchestration.registered_schemas s
+  WHERE s.project_id = register_schema.project_id AND s.uri = register_schema.uri;
+  IF FOUND AND existing.schema = schema THEN
+    RETURN existing.id;  -- the same again changes nothing
+  END IF;
+  -- Validated as a capability's schema is, with the project's other registered schemas,
+  -- and with its URI as its base: "$ref": "address/v1" in https://example.com/customer/v1
+  -- names https://example.com/address/v1.
+  used := orchestration.schema_refs(schema, orchestration.project_schemas(project_id) - uri, uri,
+                                    format('schema "%s"', uri));
+  IF existing.id IS NULL THEN
+    INSERT INTO orchestration.registered_schemas AS s (project_id, uri, schema, uses, registered_by)
+    VALUES (register_schema.project_id, register_schema.uri, register_schema.schema, used, caller)
+    RETURNING s.id INTO stored_id;
+    RETURN stored_id;
+  END IF;
+  users := orchestration.schema_users(project_id, uri);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'schema "%" cannot be changed: it is used by %', uri, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = 'A registered schema in use is fixed: the contracts that refer to it were checked against it.',
+            HINT = 'Register the new version under a new URI (such as .../v2), point the capabilities at it with orchestration.update_agent(), then delete the old one with orchestration.delete_schema().';
+  END IF;
+  UPDATE orchestration.registered_schemas s
+  SET schema = register_schema.schema, uses = used, registered_by = caller, updated_at = now()
+  WHERE s.id = existing.id;
+  RETURN existing.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.register_schema(integer, text, jsonb) IS
+  'Registers a JSON Schema in a project under an absolute URI (no fragment), for the project''s capability schemas to $ref ("$ref": "https://example.com/address#/$defs/zip"); returns its id. Validated as it is stored (its own references may name the project''s other registered schemas). The same schema again changes nothing; a different one replaces it only while no capability or registered schema uses it. Requires orchestration_admin and the project';
+
+CREATE FUNCTION orchestration.delete_schema(project_id integer, uri text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  users text;
+BEGIN
+  PERFORM orchestration.authorize(project_id, 'orchestration_admin');
+  PERFORM orchestration.lock_project_schemas(project_id, true);
+  users := orchestration.schema_users(project_id, uri);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'schema "%" cannot be deleted: it is used by %', uri, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Point them at another schema first (orchestration.update_agent(), orchestration.register_schema()).';
+  END IF;
+  DELETE FROM orchestration.registered_schemas s
+  WHERE s.project_id = delete_schema.project_id AND s.uri = delete_schema.uri;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'schema "%" is not registered in project %', uri, project_id USING ERRCODE = 'undefined_object';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.delete_schema(integer, text) IS
+  'Deletes a registered schema; refused while a capability or another registered schema uses it. Requires orchestration_admin and the project';
+
+CREATE OR REPLACE FUNCTION orchestration.store_agent(agent_id bigint, project_id integer, spec jsonb,
+                                          rule_function text, caller name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  stored_id bigint := agent_id;
+  in_use record;
+  documents jsonb;
+BEGIN
+  BEGIN
+    IF stored_id IS NULL THEN
+      -- The NOT NULL and CHECK columns here; the UPDATE below writes the rest, for
+      -- both a new agent and an updated one.
+      INSERT INTO orchestration.agents AS a
+        (project_id, name, type, version, registered_by, timeout_seconds, image, rule_function,
+         runs_as)
+      VALUES (store_agent.project_id, spec->>'name', (spec->>'type')::orchestration.agent_type,
+              spec->>'version', caller, (spec#>>'{limits,timeout_seconds}')::integer,
+              spec->>'image', store_agent.rule_function,
+              CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END)
+      RETURNING a.id INTO stored_id;
+    END IF;
+    UPDATE orchestration.agents a SET
+      name = spec->>'name',
+      type = (spec->>'type')::orchestration.agent_type,
+      version = spec->>'version',
+      risk_level = (spec->>'risk_level')::orchestration.risk_level,
+      description = spec->>'description',
+      image = spec->>'image',
+      command = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'command')), '{}'),
+      entry_path = spec->>'entry_path',
+      env = coalesce(spec->'env', '{}'),
+      secrets = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'secrets')), '{}'),
+      memory_mb = (spec#>>'{limits,memory_mb}')::integer,
+      cpus = (spec#>>'{limits,cpus}')::numeric,
+      timeout_seconds = (spec#>>'{limits,timeout_seconds}')::integer,
+      pids_limit = (spec#>>'{limits,pids}')::integer,
+      allow_network = coalesce((spec->>'allow_network')::boolean, false),
+      rule_function = store_agent.rule_function,
+      -- A RULE function runs as the role that last set it (checked by
+      -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
+      -- more privileged, one: whoever points the agent at a function vouches for it.
+      runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
+      updated_at = now(),
+      spec_digest = md5(spec::text)
+    WHERE a.id = stored_id;
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'agent "%" already exists in project %', spec->>'name', project_id
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Agent names are unique per project; use orchestration.update_agent() to change the existing one.';
+  END;
+
+  -- A capability that a workflow node calls cannot be removed.
+  SELECT c.name AS capability, w.name AS workflow, n.node_key INTO in_use
+  FROM orchestration.agent_capabilities c
+  JOIN orchestration.workflow_nodes n ON n.agent_id = c.agent_id AND n.action = c.name
+  JOIN orchestration.workflows w ON w.id = n.workflow_id
+  WHERE c.agent_id = stored_id
+    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e)
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'capability "%" of agent "%" cannot be removed: workflow "%" (node "%") uses it',
+                    in_use.capability, spec->>'name', in_use.workflow, in_use.node_key
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Change that workflow first with orchestration.update_workflow(), or keep the capability in the spec.';
+  END IF;
+  DELETE FROM orchestration.agent_capabilities c
+  WHERE c.agent_id = stored_id
+    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e);
+  -- The schemas may $ref the project's registered schemas (and only this project's):
+  -- checked now that those are at hand, and recorded, so that they cannot change under the
+  -- capability (register_schema refuses), locked until this commits.
+  PERFORM orchestration.lock_project_schemas(project_id, false);
+  documents := orchestration.project_schemas(project_id);
+  INSERT INTO orchestration.agent_capabilities AS c
+    (agent_id, project_id, name, description, input_schema, output_schema, schema_refs)
+  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema',
+         ARRAY(SELECT DISTINCT r FROM unnest(
+                 orchestration.schema_refs(e->'input_schema', documents, '',
+                                           format('invalid agent spec field "capabilities[%s].input_schema"', i - 1))
+                 || orchestration.schema_refs(e->'output_schema', documents, '',
+                                              format('invalid agent spec field "capabilities[%s].output_schema"', i - 1))) r
+               ORDER BY r)
+  FROM jsonb_array_elements(spec->'capabilities') WITH ORDINALITY AS caps(e, i)
+  ON CONFLICT ON CONSTRAINT agent_capabilities_agent_id_name_key DO UPDATE
+    SET description = excluded.description,
+        input_schema = excluded.input_schema,
+        output_schema = excluded.output_schema,
+        schema_refs = excluded.schema_refs;
+  RETURN stored_id;
+END
+$$;
+
+-- It returns the registered schemas a capability uses as well: a new row type.
+DROP FUNCTION orchestration.capability_contract(bigint);
+CREATE FUNCTION orchestration.capability_contract(capability_id bigint)
+RETURNS TABLE (input_schema jsonb, output_schema jsonb, documents jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT c.input_schema, c.output_schema, orchestration.project_schemas(c.project_id, c.schema_refs)
+  FROM orchestration.agent_capabilities c WHERE c.id = capability_id
+$$;
+COMMENT ON FUNCTION orchestration.capability_contract(bigint) IS
+  'Internal (scheduler): a capability''s input and output JSON Schemas, and the registered schemas of its project they use ({uri: schema})';
+
+REVOKE ALL ON FUNCTION
+  orchestration.json_schema_documents_used(jsonb, jsonb, text, text),
+  orchestration.schema_refs(jsonb, jsonb, text, text),
+  orchestration.project_schemas(integer, text[]),
+  orchestration.lock_project_schemas(integer, boolean),
+  orchestration.schema_users(integer, text),
+  orchestration.register_schema(integer, text, jsonb),
+  orchestration.delete_schema(integer, text),
+  orchestration.capability_contract(bigint)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  orchestration.register_schema(integer, text, jsonb),
+  orchestration.delete_schema(integer, text)
+TO orchestration_admin;
+-- ==== End of: contracts: registered schemas (issue 17) ========================================

@@ -130,8 +130,15 @@ const Contract& contract_for(const std::string& capability_id, const std::string
   pg::RowReader schemas(rows, "capability_contract");
   try {
     if (schemas.size() != 1) throw UserError("capability " + capability_id + " no longer exists");
-    contract.input = schema::Schema::compile(parse_json_limited(schemas.value(0, "input_schema").value_or("true")));
-    contract.output = schema::Schema::compile(parse_json_limited(schemas.value(0, "output_schema").value_or("true")));
+    // The registered schemas they use: those cannot change while a capability uses them
+    // (register_schema refuses), so the row version alone still says when to recompile.
+    schema::Documents documents;
+    json used = parse_json_limited(schemas.value(0, "documents").value_or("{}"));
+    for (auto it = used.begin(); used.is_object() && it != used.end(); ++it) documents.emplace(it.key(), *it);
+    schema::CompileOptions options;
+    options.documents = &documents;
+    contract.input = schema::Schema::compile(parse_json_limited(schemas.value(0, "input_schema").value_or("true")), options);
+    contract.output = schema::Schema::compile(parse_json_limited(schemas.value(0, "output_schema").value_or("true")), options);
   } catch (const UserError& e) {
     contract.error = e.what();
   }

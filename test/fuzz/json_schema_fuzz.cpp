@@ -44,7 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto instance = nlohmann::json::parse(input.substr(cut + 1), nullptr, false);
   if (schema.is_discarded() || instance.is_discarded()) return 0;
   try {
-    auto compiled = orch::schema::Schema::compile(schema);
+    // The schema is also a registered document that it can $ref by URI, and its base URI
+    // is another one's: references across documents get fuzzed too.
+    orch::schema::Documents documents = {{"https://example.com/fuzz/shared", schema}};
+    orch::schema::CompileOptions options;
+    options.documents = &documents;
+    options.base_uri = "https://example.com/fuzz/root";
+    options.format_assertion = size % 2 == 0;  // half the inputs check formats too
+    auto compiled = orch::schema::Schema::compile(schema, options);
     auto violations = compiled->validate(instance);
     if (violations.empty() != compiled->is_valid(instance)) __builtin_trap();  // the two must agree
     (void)orch::schema::describe(violations);

@@ -1,7 +1,7 @@
 -- Row-level security and the API's own checks: a role bound to project 1 can neither
 -- read nor change anything of project 2, through tables, views or functions.
 BEGIN;
-SELECT plan(47);
+SELECT plan(55);
 
 CREATE ROLE tap_admin_p1 LOGIN;
 CREATE ROLE tap_admin_p2 LOGIN;
@@ -114,6 +114,28 @@ RESET ROLE;
 SET ROLE tap_outsider;
 SELECT throws_ok($$SELECT * FROM orchestration.list_agents(1)$$, '42501', NULL, 'a role without an orchestration role is refused');
 RESET ROLE;
+
+-- Registered schemas: a project's capabilities can $ref only their own project's.
+SET ROLE tap_admin_p2;
+SELECT lives_ok($$SELECT orchestration.register_schema(2, 'https://example.com/tap/p2-secret-shape', '{"type": "object", "required": ["p2"]}')$$,
+                'the project 2 admin registers a schema in project 2');
+RESET ROLE;
+SET ROLE tap_admin_p1;
+SELECT is((SELECT count(*) FROM orchestration.registered_schemas), 0::bigint, 'registered_schemas: project 2''s schemas are invisible');
+SELECT throws_ok($$SELECT orchestration.register_agent(1, '{"name": "borrower", "type": "RULE", "function": "public.tap_rule", "capabilities": [{"name": "run", "input_schema": {"$ref": "https://example.com/tap/p2-secret-shape"}}]}')$$,
+                 '22023', 'invalid agent spec field "capabilities[0].input_schema": invalid JSON Schema at /$ref: $ref "https://example.com/tap/p2-secret-shape" does not resolve: no schema is known as "https://example.com/tap/p2-secret-shape"',
+                 'a project 1 capability cannot $ref a schema of project 2');
+SELECT throws_ok($$SELECT orchestration.register_schema(1, 'https://example.com/tap/borrowed', '{"$ref": "https://example.com/tap/p2-secret-shape"}')$$,
+                 '22023', NULL, 'nor can a project 1 registered schema');
+SELECT throws_ok($$SELECT orchestration.register_schema(2, 'https://example.com/tap/p2-secret-shape', '{}')$$,
+                 '42501', 'permission denied for project 2', 'the project 1 admin cannot change project 2''s schemas');
+SELECT throws_ok($$SELECT orchestration.delete_schema(2, 'https://example.com/tap/p2-secret-shape')$$,
+                 '42501', 'permission denied for project 2', 'nor delete them');
+SELECT lives_ok($$SELECT orchestration.register_schema(1, 'https://example.com/tap/p2-secret-shape', '{"type": "object"}')$$,
+                'the same URI in project 1 is project 1''s own schema');
+RESET ROLE;
+SELECT is((SELECT schema FROM orchestration.registered_schemas WHERE project_id = 2), '{"type": "object", "required": ["p2"]}'::jsonb,
+          'and project 2''s is unchanged');
 
 -- revoke_project takes the project away at once.
 SELECT orchestration.revoke_project('tap_admin_p1', 1);

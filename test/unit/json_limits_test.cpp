@@ -291,7 +291,7 @@ TEST(JsonLimits, InstancesAtTheLimitValidateAndDeeperOnesAreRefused) {
   auto tree = Schema::compile(json::parse(R"({"type": "array", "items": {"$ref": "#"}})"));
   EXPECT_TRUE(tree->is_valid(deep(kMaxJsonDepth)));
   EXPECT_EQ(tree->validate(deep(kMaxJsonDepth, "1")).size(), 1u);
-  EXPECT_EQ(orch::schema::describe(tree->validate(deep(3, "1"))), "/0/0/0: 1 is not of type \"array\"");
+  EXPECT_EQ(orch::schema::describe(tree->validate(deep(3, "1"))), "/0/0/0: does not match the root schema: 1 is not of type \"array\"");
   EXPECT_EQ(error_of([&] { tree->validate(deep(kMaxJsonDepth + 1)); }),
             "JSON Schema validation: the instance is nested deeper than 512 levels (at " +
                 orch::show_pointer(zeros(kMaxJsonDepth)) + ")");
@@ -357,6 +357,14 @@ TEST(JsonLimits, AtTheLimitEverythingFitsInOneMebibyteOfStack) {
   std::string text = nested_arrays(kMaxJsonDepth, "\"x\"");
   json at_limit = deep(kMaxJsonDepth, "\"x\"");
   json schema_doc = {{"type", "array"}, {"items", {{"$ref", "#"}}}};
+  // 2,000 definitions, each an allOf of a $ref to the next, below unevaluatedProperties:
+  // every step gathers annotations, on the same value.
+  json gathering_chain = {{"unevaluatedProperties", false}, {"$ref", "#/$defs/d0"}, {"$defs", json::object()}};
+  for (int i = 0; i < 2000; ++i)
+    gathering_chain["$defs"]["d" + std::to_string(i)] = {{"allOf", {{{"$ref", "#/$defs/d" + std::to_string(i + 1)}}}}};
+  gathering_chain["$defs"]["d2000"] = true;
+  json general_doc = json::parse(R"({"$id": "https://example.com/t", "$dynamicAnchor": "n", "type": "array",
+                                     "prefixItems": [{"$dynamicRef": "#n"}], "unevaluatedItems": false})");
   json const_schema = {{"const", deep(kMaxJsonDepth - 1)}};
   json scope = context("v", deep(kMaxJsonDepth - 1), "w", deep(kMaxJsonDepth));
   struct Case {
@@ -371,6 +379,11 @@ TEST(JsonLimits, AtTheLimitEverythingFitsInOneMebibyteOfStack) {
       {"Schema::compile (const)", [&] { EXPECT_TRUE(Schema::compile(const_schema)->is_valid(deep(kMaxJsonDepth - 1))); }},
       {"Schema::validate (1024 levels)", [&] { EXPECT_EQ(Schema::compile(schema_doc)->validate(deep(kMaxJsonDepth)).size(), 0u); }},
       {"Schema::validate (violations)", [&] { EXPECT_EQ(Schema::compile(schema_doc)->validate(at_limit).size(), 1u); }},
+      // The general path (annotations gathered for unevaluatedItems, a dynamic scope kept)
+      // counts its steps twice: it stops, with an error, before the stack runs out.
+      {"Schema::validate (unevaluated)", [&] { EXPECT_THROW(Schema::compile(general_doc)->validate(deep(kMaxJsonDepth)), UserError); }},
+      {"Schema::validate (unevaluated, 300)", [&] { EXPECT_TRUE(Schema::compile(general_doc)->validate(deep(300)).empty()); }},
+      {"Schema::validate (gathering chain)", [&] { EXPECT_THROW(Schema::compile(gathering_chain)->validate(json::object()), UserError); }},
       {"render", [&] { EXPECT_EQ(orch::templating::render(at_limit, scope), at_limit); }},
       {"render (placeholder)", [&] { orch::templating::render(json::array({"{{ context.v }}", "v={{ context.w }}"}), scope); }},
       {"evaluate_condition", [&] { EXPECT_TRUE(orch::templating::evaluate_condition("{{ context.w }} == {{ context.w }}", scope)); }},

@@ -173,14 +173,15 @@ TEST(JsonSchema, LocalReferences) {
     "$ref": "#/$defs/node"})";
   EXPECT_EQ(check(tree, R"({"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]})"), "");
   EXPECT_EQ(check(tree, R"({"value": 1, "children": [{"value": 2, "children": [{"value": "x"}]}]})"),
-            R"(/children/0/children/0/value: "x" is not of type "integer")");
+            R"(/children/0/children/0/value: "x" is not of type "integer" (in $defs/node))");
   // JSON Pointer escapes (~1 is '/', ~0 is '~') and %-encoding in the reference.
   EXPECT_EQ(check(R"({"$defs": {"a/b": {"type": "string"}, "c~d": {"type": "number"}, "e f": {"type": "null"}},
                       "properties": {"x": {"$ref": "#/$defs/a~1b"}, "y": {"$ref": "#/$defs/c~0d"}, "z": {"$ref": "#/$defs/e%20f"}}})",
                   R"({"x": 1, "y": "s", "z": 0})"),
-            R"(/x: 1 is not of type "string"; /y: "s" is not of type "number"; /z: 0 is not of type "null")");
+            R"(/x: does not match $defs/a~1b: 1 is not of type "string"; /y: does not match $defs/c~0d: "s" is not of type )"
+            R"("number"; /z: does not match $defs/e%20f: 0 is not of type "null")");
   EXPECT_EQ(check(R"({"properties": {"self": {"$ref": "#"}}, "required": ["a"]})", R"({"a": 1, "self": {}})"),
-            R"(/self: is missing the required property "a")");
+            R"(/self: does not match the root schema: is missing the required property "a")");
 }
 
 TEST(JsonSchema, FormatIsAnAnnotationAndUnknownKeywordsAreIgnored) {
@@ -206,9 +207,10 @@ TEST(JsonSchema, InvalidSchemasAreRefusedWithTheirLocation) {
   EXPECT_EQ(compile_error(R"({"$ref": "#/$defs/missing"})"),
             R"(invalid JSON Schema at /$ref: $ref "#/$defs/missing" does not resolve: nothing at "/$defs")");
   EXPECT_EQ(compile_error(R"({"$ref": "https://example.com/schema.json"})"),
-            R"(invalid JSON Schema at /$ref: "https://example.com/schema.json" is not a local reference; only "#" and "#/..." references are supported)");
+            R"(invalid JSON Schema at /$ref: $ref "https://example.com/schema.json" does not resolve: no schema is known )"
+            R"(as "https://example.com/schema.json")");
   EXPECT_EQ(compile_error(R"({"$ref": "#node"})"),
-            R"(invalid JSON Schema at /$ref: "#node": anchors are not supported; use a JSON Pointer such as "#/$defs/name")");
+            R"(invalid JSON Schema at /$ref: $ref "#node" does not resolve: no $anchor or $dynamicAnchor "node" in this schema)");
   EXPECT_EQ(compile_error(R"({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"allOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"})"),
             "invalid JSON Schema at /$defs/a: $ref loop #/$defs/a -> #/$defs/b -> #/$defs/b/allOf/0 -> #/$defs/a applies "
             "schemas to the same value for ever");

@@ -27,7 +27,8 @@ namespace orch {
 // deep fits in a 1 MiB stack even in the ASan debug build, where frames are largest:
 // measured there (json_limits_test.cpp prints it), nlohmann's copy constructor takes
 // about 880 KB at 512 levels, dump() 430 KB, operator== 345 KB, and validation at
-// kMaxValidationDepth 560 KB. A PostgreSQL backend has max_stack_depth (2 MB) of 8 MB.
+// kMaxValidationDepth 590 KB (780 KB on the path unevaluated keywords and $dynamicRefs
+// take, whose steps count twice). A PostgreSQL backend has max_stack_depth (2 MB) of 8 MB.
 inline constexpr std::size_t kMaxJsonDepth = 512;
 
 // Parses JSON text from a user or a container. A byte scan (no recursion, no allocation)

@@ -32,7 +32,11 @@ json read_schema(SpecReader& reader, const char* key) {
     reader.fail(key, std::string("must be a JSON Schema (an object or a boolean), not ") +
                          json_type_name(*schema));
   try {
-    schema::Schema::compile(*schema);  // refused now, not when a node runs
+    // Refused now, not when a node runs. References to registered schemas are checked by
+    // store_agent, which has the project's (orchestration.json_schema_documents_used).
+    schema::CompileOptions options;
+    options.unknown_documents_accepted = true;
+    schema::Schema::compile(*schema, options);
   } catch (const UserError& e) {
     std::string problem = e.what();
     const std::string prefix = "invalid JSON Schema ";

@@ -14,6 +14,9 @@
 #include "core/common/spec_reader.hpp"
 #include "core/common/user_error.hpp"
 #include "core/schema/ecma_regex.hpp"
+#include "core/schema/formats.hpp"
+#include "core/schema/metaschemas.hpp"
+#include "core/schema/uri.hpp"
 
 namespace orch::schema {
 
@@ -49,6 +52,7 @@ struct Schema::Node {
   std::optional<std::size_t> min_length, max_length, min_items, max_items, min_contains,
       max_contains, min_properties, max_properties;
   std::optional<Pattern> pattern;
+  std::string format;  // asserted (formats.hpp); empty when "format" is an annotation
   std::vector<const Node*> prefix_items;
   const Node* items = nullptr;
   const Node* contains = nullptr;
@@ -66,6 +70,18 @@ struct Schema::Node {
   const Node* then_schema = nullptr;
   const Node* else_schema = nullptr;
   const Node* ref = nullptr;
+  // $dynamicRef: the schema it names statically, and when that is a $dynamicAnchor, the
+  // anchor's name and every schema of the compiled documents that has a $dynamicAnchor of
+  // that name, by resource: validation takes the one of the outermost resource in the
+  // dynamic scope (see Validator::dynamic_target()).
+  const Node* dynamic_ref = nullptr;
+  const std::unordered_map<std::uint32_t, const Node*>* dynamic_targets = nullptr;
+  // The $ref and $dynamicRef as written, to name them in messages.
+  std::string ref_name, dynamic_ref_name;
+  const Node* unevaluated_items = nullptr;
+  const Node* unevaluated_properties = nullptr;
+  // The schema resource (the innermost $id, or the document) this node belongs to.
+  std::uint32_t resource = 0;
   // Where in the schema document, for messages: the parent's location followed by
   // `token` ("/properties/a"), or `token` alone (a $ref target: its JSON Pointer). Kept
   // as pieces because whole paths, one per node, would take memory quadratic in depth.
@@ -201,9 +217,10 @@ std::uint64_t json_cost(const json& value) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Compiling: every keyword is checked for its type and range; $refs are resolved inside
-// the document; the same JSON value is compiled once, which also makes recursive schemas
-// (a tree whose nodes $ref the tree) finite. Nothing here recurses: subschemas wait on a
+// Compiling: every keyword is checked for its type and range; $refs are resolved, in the
+// document or in the documents the caller gives (scanned once each for their $ids and
+// anchors); the same JSON value is compiled once, which also makes recursive schemas (a
+// tree whose nodes $ref the tree) finite. Nothing here recurses: subschemas wait on a
 // work list, so neither deep nesting nor a long chain of $refs can exhaust the stack.
 
 namespace {
@@ -220,11 +237,40 @@ std::string describe_location(const std::string& location) {
   return location.empty() ? std::string("the root") : show_pointer(location);
 }
 
+// What a subschema inherits from where it sits: its base URI (the resource it belongs to)
+// and whether the validation vocabulary is on (its metaschema may turn it off).
+struct Context {
+  std::uint32_t resource = 0;  // its base URI, interned (Compiler::uri_of())
+  bool validation = true;
+  bool formats = false;  // the format-assertion vocabulary is on
+};
+
+// Resolved URIs are interned, each at most this long, all of them together at most
+// kMaxUriBytes: a relative "$id" resolves to its base plus itself, so without these a
+// schema of a few MB with many of them under a long base could ask for gigabytes.
+constexpr std::size_t kMaxUriLength = 2048;
+constexpr std::size_t kMaxUriBytes = 8 << 20;
+
+// The vocabularies this implementation knows: a metaschema may require only these.
+bool known_vocabulary(const std::string& uri) {
+  static const std::set<std::string> known = {
+      "https://json-schema.org/draft/2020-12/vocab/core",
+      "https://json-schema.org/draft/2020-12/vocab/applicator",
+      "https://json-schema.org/draft/2020-12/vocab/unevaluated",
+      "https://json-schema.org/draft/2020-12/vocab/validation",
+      "https://json-schema.org/draft/2020-12/vocab/meta-data",
+      "https://json-schema.org/draft/2020-12/vocab/format-annotation",
+      "https://json-schema.org/draft/2020-12/vocab/format-assertion",
+      "https://json-schema.org/draft/2020-12/vocab/content"};
+  return known.count(uri) > 0;
+}
+
 }  // namespace
 
 class Compiler {
  public:
-  explicit Compiler(const json& document) : document_(document), schema_(new Schema()) {}
+  Compiler(const json& document, const CompileOptions& options)
+      : document_(document), options_(options), schema_(new Schema()) {}
 
   std::shared_ptr<const Schema> run() {
     // Checked before anything else reads the document: copying "const" and "enum"
@@ -233,13 +279,22 @@ class Compiler {
       throw UserError("invalid JSON Schema at " + describe_location(*deep) + ": nested deeper than " +
                           std::to_string(kMaxJsonDepth) + " levels",
                       {}, {}, sqlstate::program_limit_exceeded);
-    schema_->root_ = compile(document_, nullptr, "");
-    while (!pending_.empty()) {
-      auto [schema, node] = pending_.back();
-      pending_.pop_back();
-      fill(*node, *schema);
-    }
+    scan(document_, options_.base_uri);
+    Context root{resource_id(options_.base_uri), true};
+    if (auto found = scanned_.find(&document_); found != scanned_.end()) root = found->second;
+    schema_->root_ = compile(document_, nullptr, "", root);
+    // Filling a node may compile more (subschemas, $ref targets in other documents), and
+    // a $dynamicRef needs every $dynamicAnchor of its name, in every document compiled.
+    do {
+      while (!pending_.empty()) {
+        Pending next = std::move(pending_.back());
+        pending_.pop_back();
+        context_ = &next.context;
+        fill(*next.node, *next.schema);
+      }
+    } while (compile_dynamic_anchors());
     check_ref_loops();
+    std::sort(schema_->documents_used_.begin(), schema_->documents_used_.end());
     return std::shared_ptr<const Schema>(schema_.release());
   }
 
@@ -250,26 +305,139 @@ class Compiler {
                     {}, hint);
   }
 
+  // Finds every schema resource ($id), $anchor and $dynamicAnchor of a document before
+  // anything is compiled, so that a $ref can name one that comes later in the document,
+  // and records each subschema's base URI and vocabulary. Only keywords that hold schemas
+  // are entered: an "$id" inside "const", "enum" or an unknown keyword identifies nothing.
+  // Iterative, on an explicit stack.
+  void scan(const json& document, const std::string& retrieval_uri) {
+    if (!document.is_object() && !document.is_boolean()) return;
+    resources_.emplace(retrieval_uri, &document);  // "": the root document, known by no URI
+    std::vector<std::pair<const json*, Context>> stack{{&document, Context{resource_id(retrieval_uri), true}}};
+    while (!stack.empty()) {
+      auto [schema, context] = std::move(stack.back());
+      stack.pop_back();
+      if (!schema->is_object()) {
+        scanned_.emplace(schema, context);
+        continue;
+      }
+      if (auto id = schema->find("$id"); id != schema->end() && id->is_string()) {
+        context.resource = resource_id(split_fragment(resolve_uri(uri_of(context), id->get_ref<const std::string&>())).uri);
+        resources_.emplace(uri_of(context), schema);
+      }
+      if (auto meta = schema->find("$schema"); meta != schema->end() && meta->is_string())
+        vocabularies(resolve_uri(uri_of(context), meta->get_ref<const std::string&>()), context);
+      if (auto anchor = schema->find("$anchor"); anchor != schema->end() && anchor->is_string())
+        anchors_.emplace(std::make_pair(context.resource, anchor->get<std::string>()), schema);
+      if (auto anchor = schema->find("$dynamicAnchor"); anchor != schema->end() && anchor->is_string()) {
+        anchors_.emplace(std::make_pair(context.resource, anchor->get<std::string>()), schema);
+        dynamic_anchors_.emplace(std::make_pair(context.resource, anchor->get<std::string>()), schema);
+        dynamic_by_name_[anchor->get<std::string>()].emplace_back(schema);
+      }
+      if (!scanned_.emplace(schema, context).second) continue;
+      for (const char* key : {"items", "contains", "additionalProperties", "propertyNames", "not", "if", "then",
+                              "else", "unevaluatedItems", "unevaluatedProperties", "contentSchema"})
+        if (auto it = schema->find(key); it != schema->end()) stack.emplace_back(&*it, context);
+      for (const char* key : {"prefixItems", "allOf", "anyOf", "oneOf"})
+        if (auto it = schema->find(key); it != schema->end() && it->is_array())
+          for (const auto& sub : *it) stack.emplace_back(&sub, context);
+      for (const char* key : {"properties", "patternProperties", "$defs", "dependentSchemas"})
+        if (auto it = schema->find(key); it != schema->end() && it->is_object())
+          for (const auto& sub : *it) stack.emplace_back(&sub, context);
+    }
+  }
+
+  // A document by its URI: a built-in metaschema or one of options_.documents. Not scanned.
+  const json* find_document(const std::string& uri) {
+    if (const json* builtin = builtin_document(uri)) return builtin;
+    if (!options_.documents) return nullptr;
+    auto it = options_.documents->find(uri);
+    if (it == options_.documents->end()) return nullptr;
+    if (used_.insert(uri).second) {
+      // Registered schemas are checked when stored; this keeps the core safe on its own.
+      if (find_too_deep(it->second, kMaxJsonDepth))
+        throw UserError("invalid JSON Schema: the document " + show(json(uri)) + " is nested deeper than " +
+                            std::to_string(kMaxJsonDepth) + " levels",
+                        {}, {}, sqlstate::program_limit_exceeded);
+      schema_->documents_used_.push_back(uri);
+    }
+    return &it->second;
+  }
+
+  // The vocabularies of a schema whose "$schema" is `uri`: whether validation and
+  // format-assertion are on. A metaschema that lists vocabularies decides (one listed as
+  // optional, false, is used too: we know it); one that requires a vocabulary we do not
+  // know is refused (the specification requires it); an unknown metaschema (draft-07's,
+  // say) or one without "$vocabulary" means the usual 2020-12 keywords.
+  void vocabularies(const std::string& uri, Context& context) {
+    context.validation = true;
+    context.formats = false;
+    const json* meta = find_document(split_fragment(uri).uri);
+    if (!meta || !meta->is_object()) return;
+    auto vocabulary = meta->find("$vocabulary");
+    if (vocabulary == meta->end() || !vocabulary->is_object()) return;
+    for (auto it = vocabulary->begin(); it != vocabulary->end(); ++it)
+      if (it->is_boolean() && it->get<bool>() && !known_vocabulary(it.key()))
+        throw UserError("invalid JSON Schema: its metaschema " + show(json(uri)) + " requires the vocabulary " +
+                        show(json(it.key())) + ", which is not supported");
+    context.validation = vocabulary->contains("https://json-schema.org/draft/2020-12/vocab/validation");
+    context.formats = vocabulary->contains("https://json-schema.org/draft/2020-12/vocab/format-assertion");
+  }
+
+  std::uint32_t resource_id(const std::string& uri) {
+    auto [it, added] = resource_ids_.emplace(uri, static_cast<std::uint32_t>(uris_.size()));
+    if (added) {
+      uri_bytes_ += uri.size();
+      if (uri.size() > kMaxUriLength || uri_bytes_ > kMaxUriBytes)
+        throw UserError("invalid JSON Schema: its identifiers resolve to URIs longer than " +
+                            std::to_string(kMaxUriLength) + " bytes, or more than " + std::to_string(kMaxUriBytes) +
+                            " bytes of them",
+                        {}, "Use short \"$id\" URIs.", sqlstate::program_limit_exceeded);
+      uris_.push_back(&it->first);
+    }
+    return it->second;
+  }
+  const std::string& uri_of(const Context& context) const { return *uris_[context.resource]; }
+
   // The node for `schema`, created (and queued for filling) on first use.
-  const Node* compile(const json& schema, const Node* parent, std::string token) {
+  const Node* compile(const json& schema, const Node* parent, std::string token, const Context& inherited) {
     auto known = by_value_.find(&schema);
     if (known != by_value_.end()) return known->second;
     Node& node = schema_->nodes_.emplace_back();
     node.parent = parent;
     node.token = std::move(token);
     by_value_[&schema] = &node;
+    auto scanned = scanned_.find(&schema);
+    const Context& context = scanned != scanned_.end() ? scanned->second : inherited;
+    node.resource = context.resource;
     if (schema.is_boolean()) {
       node.constant = schema.get<bool>();
       return &node;
     }
     if (!schema.is_object())
       fail({&node, ""}, std::string("a schema must be an object or a boolean, not ") + json_type_name(schema));
-    pending_.emplace_back(&schema, &node);
+    pending_.push_back({&schema, &node, context});
     return &node;
   }
 
+  // Compiles the $dynamicAnchors named by some $dynamicRef that are not compiled yet, in
+  // every document scanned so far. Whether it compiled any (then there is more to fill).
+  bool compile_dynamic_anchors() {
+    bool more = false;
+    for (const std::string& name : dynamic_names_) {
+      auto& targets = schema_->dynamic_anchors_[name];
+      for (const json* anchor : dynamic_by_name_[name]) {
+        const Context& context = scanned_.at(anchor);
+        if (targets.count(context.resource)) continue;
+        targets[context.resource] = compile(*anchor, nullptr, "#" + name, context);
+        more = true;
+      }
+    }
+    return more;
+  }
+
   const Node* sub(const json& schema, const Node& node, const char* key) {
-    return compile(schema.at(key), &node, std::string("/") + key);
+    return compile(schema.at(key), &node, std::string("/") + key, *context_);
   }
 
   std::size_t count(const json& value, const Where& where) {
@@ -308,7 +476,7 @@ class Compiler {
     if (!list.is_array() || list.empty()) fail({&node, std::string("/") + key}, "must be a non-empty array of schemas");
     std::vector<const Node*> out;
     for (std::size_t i = 0; i < list.size(); ++i)
-      out.push_back(compile(list[i], &node, std::string("/") + key + "/" + std::to_string(i)));
+      out.push_back(compile(list[i], &node, std::string("/") + key + "/" + std::to_string(i), *context_));
     return out;
   }
 
@@ -317,7 +485,7 @@ class Compiler {
     if (!map.is_object()) fail({&node, std::string("/") + key}, "must be an object of schemas");
     std::map<std::string, const Node*> out;
     for (auto it = map.begin(); it != map.end(); ++it)
-      out[it.key()] = compile(*it, &node, std::string("/") + key + "/" + json_pointer_token(it.key()));
+      out[it.key()] = compile(*it, &node, std::string("/") + key + "/" + json_pointer_token(it.key()), *context_);
     return out;
   }
 
@@ -332,28 +500,47 @@ class Compiler {
     fail(where, show(name) + " is not a type (null, boolean, object, array, number, string, integer)");
   }
 
-  const Node* resolve(const std::string& ref, const Where& where) {
-    if (ref.empty() || ref[0] != '#')
-      fail(where, "\"" + ref + "\" is not a local reference; only \"#\" and \"#/...\" references are supported");
-    if (ref.size() > 1 && ref[1] != '/')
-      fail(where, "\"" + ref + "\": anchors are not supported; use a JSON Pointer such as \"#/$defs/name\"");
-    // Undo the URI %-encoding, then walk the JSON Pointer.
-    std::string pointer;
-    for (std::size_t i = 1; i < ref.size(); ++i) {
-      if (ref[i] == '%' && i + 2 < ref.size() && std::isxdigit(static_cast<unsigned char>(ref[i + 1])) &&
-          std::isxdigit(static_cast<unsigned char>(ref[i + 2]))) {
-        pointer += static_cast<char>(std::stoi(ref.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-      } else {
-        pointer += ref[i];
-      }
+  // What a $ref or $dynamicRef names: `ref` resolved against the base URI, the resource
+  // with that URI (in this document, or a known document, scanned on first use), then the
+  // fragment: a JSON Pointer into it, or an anchor. Refuses what resolves nowhere.
+  struct Target {
+    const json* schema = nullptr;  // nullptr: an unknown document, accepted (see CompileOptions)
+    std::string token;             // its location, for messages
+    bool dynamic_anchor = false;   // the fragment names a $dynamicAnchor
+    std::string anchor;
+  };
+  Target locate(const std::string& ref, const Where& where) {
+    UriAndFragment target = split_fragment(resolve_uri(uri_of(*context_), ref));
+    auto resource = resources_.find(target.uri);
+    if (resource == resources_.end()) {
+      if (const json* document = find_document(target.uri)) scan(*document, target.uri);
+      resource = resources_.find(target.uri);
     }
-    const json* target = &document_;
+    if (resource == resources_.end()) {
+      if (options_.unknown_documents_accepted && has_scheme(target.uri)) return {};
+      fail(where, "$ref \"" + ref + "\" does not resolve: no schema is known as " + show(json(target.uri)),
+           "A schema can refer to its own parts (\"#/$defs/name\", \"#anchor\"), to the metaschema, and to the "
+           "schemas registered in its project with orchestration.register_schema().");
+    }
+    // Messages name a target outside the root document by the reference as written.
+    std::string prefix = resource->second == &document_ ? std::string() : ref.substr(0, ref.find('#')) + "#";
+    const std::string& fragment = target.fragment;
+    if (fragment.empty()) return {resource->second, prefix, false, {}};
+    if (fragment[0] != '/') {
+      auto key = std::make_pair(resource_id(target.uri), fragment);
+      auto anchor = anchors_.find(key);
+      if (anchor == anchors_.end())
+        fail(where, "$ref \"" + ref + "\" does not resolve: no $anchor or $dynamicAnchor " + show(json(fragment)) +
+                        " in " + (target.uri.empty() ? std::string("this schema") : show(json(target.uri))));
+      return {anchor->second, (prefix.empty() ? "#" : prefix) + fragment, dynamic_anchors_.count(key) > 0, fragment};
+    }
+    // A JSON Pointer (already %-decoded): ~1 is '/', ~0 is '~'.
+    const json* at = resource->second;
     std::string walked;
     std::size_t start = 1;
-    while (!pointer.empty() && start <= pointer.size()) {
-      std::size_t slash = pointer.find('/', start);
-      std::string token = pointer.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    while (start <= fragment.size()) {
+      std::size_t slash = fragment.find('/', start);
+      std::string token = fragment.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
       std::string unescaped;
       for (std::size_t i = 0; i < token.size(); ++i) {
         if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {
@@ -363,12 +550,12 @@ class Compiler {
           unescaped += token[i];
         }
       }
-      if (target->is_object() && target->contains(unescaped)) {
-        target = &(*target)[unescaped];
-      } else if (target->is_array() && !unescaped.empty() &&
+      if (at->is_object() && at->contains(unescaped)) {
+        at = &(*at)[unescaped];
+      } else if (at->is_array() && !unescaped.empty() &&
                  unescaped.find_first_not_of("0123456789") == std::string::npos &&
-                 unescaped.size() < 10 && std::stoul(unescaped) < target->size()) {
-        target = &(*target)[std::stoul(unescaped)];
+                 unescaped.size() < 10 && std::stoul(unescaped) < at->size()) {
+        at = &(*at)[std::stoul(unescaped)];
       } else {
         fail(where, "$ref \"" + ref + "\" does not resolve: nothing at \"" + walked + "/" + token + "\"");
       }
@@ -376,10 +563,34 @@ class Compiler {
       if (slash == std::string::npos) break;
       start = slash + 1;
     }
-    return compile(*target, nullptr, walked);
+    return {at, prefix + walked, false, {}};
+  }
+
+  // The node a $ref or $dynamicRef applies statically.
+  const Node* compile_target(const Target& target) {
+    static const json kAccepted = true;  // an unknown document, accepted for now
+    if (!target.schema) return compile(kAccepted, nullptr, "", *context_);
+    return compile(*target.schema, nullptr, target.token, *context_);
+  }
+
+  // "$defs/address" for "#/$defs/address", "the root schema" for "#": how messages name
+  // the schema a reference applies.
+  static std::string reference_name(const std::string& ref) {
+    if (ref == "#" || ref.empty()) return "the root schema";
+    if (ref.compare(0, 2, "#/") == 0) return ref.substr(2);
+    return ref;
   }
 
   void fill(Node& node, const json& schema) {
+    auto where = [&](const char* key) { return Where{&node, std::string("/") + key}; };
+    for (const char* key : {"$id", "$anchor", "$dynamicAnchor", "$schema"})
+      if (schema.contains(key) && !schema[key].is_string()) fail(where(key), "must be a string");
+    if (context_->validation) fill_validation(node, schema);
+    fill_applicators(node, schema);
+  }
+
+  // The validation vocabulary: the keywords that look at a value, not into it.
+  void fill_validation(Node& node, const json& schema) {
     auto where = [&](const char* key) { return Where{&node, std::string("/") + key}; };
     if (schema.contains("type")) {
       const json& type = schema["type"];
@@ -428,26 +639,10 @@ class Compiler {
                            Count{"minProperties", &Node::min_properties}, Count{"maxProperties", &Node::max_properties}})
       if (schema.contains(c.key)) node.*c.field = count(schema[c.key], where(c.key));
     if (schema.contains("pattern")) node.pattern = pattern(schema["pattern"], where("pattern"));
-
-    if (schema.contains("prefixItems")) node.prefix_items = schema_list(schema, node, "prefixItems");
-    if (schema.contains("items")) node.items = sub(schema, node, "items");
-    if (schema.contains("contains")) node.contains = sub(schema, node, "contains");
     if (schema.contains("uniqueItems")) {
       if (!schema["uniqueItems"].is_boolean()) fail(where("uniqueItems"), "must be true or false");
       node.unique_items = schema["uniqueItems"].get<bool>();
     }
-
-    if (schema.contains("properties")) node.properties = schema_map(schema, node, "properties");
-    if (schema.contains("patternProperties")) {
-      const json& map = schema["patternProperties"];
-      if (!map.is_object()) fail(where("patternProperties"), "must be an object of schemas");
-      for (auto it = map.begin(); it != map.end(); ++it) {
-        std::string token = "/patternProperties/" + json_pointer_token(it.key());
-        node.pattern_properties.emplace_back(pattern(json(it.key()), {&node, token}), compile(*it, &node, token));
-      }
-    }
-    if (schema.contains("additionalProperties")) node.additional_properties = sub(schema, node, "additionalProperties");
-    if (schema.contains("propertyNames")) node.property_names = sub(schema, node, "propertyNames");
     if (schema.contains("required")) {
       const json& list = schema["required"];
       if (!list.is_array()) fail(where("required"), "must be an array of property names");
@@ -468,6 +663,26 @@ class Compiler {
         }
       }
     }
+  }
+
+  // The applicators (core, applicator and unevaluated vocabularies), and "format".
+  void fill_applicators(Node& node, const json& schema) {
+    auto where = [&](const char* key) { return Where{&node, std::string("/") + key}; };
+    if (schema.contains("prefixItems")) node.prefix_items = schema_list(schema, node, "prefixItems");
+    if (schema.contains("items")) node.items = sub(schema, node, "items");
+    if (schema.contains("contains")) node.contains = sub(schema, node, "contains");
+
+    if (schema.contains("properties")) node.properties = schema_map(schema, node, "properties");
+    if (schema.contains("patternProperties")) {
+      const json& map = schema["patternProperties"];
+      if (!map.is_object()) fail(where("patternProperties"), "must be an object of schemas");
+      for (auto it = map.begin(); it != map.end(); ++it) {
+        std::string token = "/patternProperties/" + json_pointer_token(it.key());
+        node.pattern_properties.emplace_back(pattern(json(it.key()), {&node, token}), compile(*it, &node, token, *context_));
+      }
+    }
+    if (schema.contains("additionalProperties")) node.additional_properties = sub(schema, node, "additionalProperties");
+    if (schema.contains("propertyNames")) node.property_names = sub(schema, node, "propertyNames");
     if (schema.contains("dependentSchemas")) node.dependent_schemas = schema_map(schema, node, "dependentSchemas");
 
     if (schema.contains("allOf")) node.all_of = schema_list(schema, node, "allOf");
@@ -478,10 +693,30 @@ class Compiler {
     if (schema.contains("then")) node.then_schema = sub(schema, node, "then");
     if (schema.contains("else")) node.else_schema = sub(schema, node, "else");
     if (schema.contains("$defs")) schema_map(schema, node, "$defs");  // checked, compiled on use
-    if (schema.contains("format") && !schema["format"].is_string()) fail(where("format"), "must be a string");
+    if (schema.contains("format")) {
+      if (!schema["format"].is_string()) fail(where("format"), "must be a string");
+      if (context_->formats || options_.format_assertion) node.format = schema["format"].get<std::string>();
+    }
+    if (schema.contains("unevaluatedItems")) node.unevaluated_items = sub(schema, node, "unevaluatedItems");
+    if (schema.contains("unevaluatedProperties")) node.unevaluated_properties = sub(schema, node, "unevaluatedProperties");
     if (schema.contains("$ref")) {
       if (!schema["$ref"].is_string()) fail(where("$ref"), "must be a string");
-      node.ref = resolve(schema["$ref"].get<std::string>(), where("$ref"));
+      node.ref_name = reference_name(schema["$ref"].get<std::string>());
+      node.ref = compile_target(locate(schema["$ref"].get<std::string>(), where("$ref")));
+    }
+    if (schema.contains("$dynamicRef")) {
+      if (!schema["$dynamicRef"].is_string()) fail(where("$dynamicRef"), "must be a string");
+      const std::string& ref = schema["$dynamicRef"].get_ref<const std::string&>();
+      Target target = locate(ref, where("$dynamicRef"));
+      node.dynamic_ref_name = reference_name(ref);
+      node.dynamic_ref = compile_target(target);
+      // Only a reference that lands on a $dynamicAnchor looks in the dynamic scope; any
+      // other is a plain $ref.
+      if (target.dynamic_anchor) {
+        dynamic_names_.insert(target.anchor);
+        node.dynamic_targets = &schema_->dynamic_anchors_[target.anchor];
+        schema_->tracks_scope_ = true;
+      }
     }
   }
 
@@ -513,7 +748,8 @@ class Compiler {
       std::vector<const Node*> next(node->all_of);
       next.insert(next.end(), node->any_of.begin(), node->any_of.end());
       next.insert(next.end(), node->one_of.begin(), node->one_of.end());
-      for (const Node* n : {node->ref, node->not_schema, node->if_schema, node->then_schema, node->else_schema})
+      for (const Node* n : {node->ref, node->dynamic_ref, node->not_schema, node->if_schema, node->then_schema,
+                            node->else_schema})
         if (n) next.push_back(n);
       for (const auto& entry : node->dependent_schemas) next.push_back(entry.second);
       return next;
@@ -564,34 +800,86 @@ class Compiler {
   static constexpr std::uint64_t kSaturated = std::uint64_t{1} << 62;
 
   const json& document_;
+  const CompileOptions& options_;
   std::unique_ptr<Schema> schema_;
   std::unordered_map<const json*, const Node*> by_value_;
-  std::vector<std::pair<const json*, Node*>> pending_;  // compiled, not yet filled
+  struct Pending {
+    const json* schema;
+    Node* node;
+    Context context;
+  };
+  std::vector<Pending> pending_;  // compiled, not yet filled
+  const Context* context_ = nullptr;  // of the node being filled
+  // What scan() found, in every document read so far: each subschema's context, the
+  // resources by URI, the anchors by "URI#name".
+  std::unordered_map<const json*, Context> scanned_;
+  std::unordered_map<std::string, const json*> resources_;
+  std::map<std::pair<std::uint32_t, std::string>, const json*> anchors_, dynamic_anchors_;  // by resource, name
+  std::unordered_map<std::string, std::vector<const json*>> dynamic_by_name_;
+  std::set<std::string> dynamic_names_;  // named by a $dynamicRef
+  std::unordered_map<std::string, std::uint32_t> resource_ids_;
+  std::vector<const std::string*> uris_;  // by resource id (keys of resource_ids_: stable)
+  std::size_t uri_bytes_ = 0;
+  std::set<std::string> used_;  // of options_.documents
 };
 
-std::shared_ptr<const Schema> Schema::compile(const json& schema) { return Compiler(schema).run(); }
+std::shared_ptr<const Schema> Schema::compile(const json& schema, const CompileOptions& options) {
+  return Compiler(schema, options).run();
+}
 
 // ---------------------------------------------------------------------------------------
 // Validating. check() returns whether `value` satisfies `node`; when `out` is given it also
 // records why not. Subschemas whose failure is summarised (anyOf, oneOf, not, if,
 // contains) are checked without recording.
 
-namespace {
-
 // check(), check_array() and check_object() are the only frames on the recursive path, so
 // they are kept small: every message is built in a helper of its own (NOINLINE), whose
 // temporaries live only while it runs. Under ASan in a debug build this takes a level of
 // validation from about 3.7 KB of stack to the figure json_limits_test.cpp prints.
 #define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+namespace {
+
+// What the keywords applied to one value evaluated of it (the annotations of
+// properties, patternProperties, additionalProperties, prefixItems, items, contains and
+// the unevaluated keywords themselves), gathered only below a node with
+// unevaluatedProperties or unevaluatedItems. A subschema that fails contributes nothing.
+struct Evaluated {
+  bool all_items = false, all_properties = false;
+  std::size_t prefix = 0;                               // items [0, prefix)
+  std::vector<bool> items;                              // others, by index (contains)
+  std::unordered_set<const std::string*> properties;    // the object's own keys: stable addresses
+
+  bool item(std::size_t i) const { return all_items || i < prefix || (i < items.size() && items[i]); }
+  bool property(const std::string& key) const { return all_properties || properties.count(&key) > 0; }
+  void mark_item(std::size_t i, std::size_t n) {
+    if (items.size() < n) items.resize(n);
+    items[i] = true;
+  }
+  void merge(const Evaluated& other) {
+    all_items = all_items || other.all_items;
+    all_properties = all_properties || other.all_properties;
+    prefix = std::max(prefix, other.prefix);
+    if (items.size() < other.items.size()) items.resize(other.items.size());
+    for (std::size_t i = 0; i < other.items.size(); ++i)
+      if (other.items[i]) items[i] = true;
+    properties.insert(other.properties.begin(), other.properties.end());
+  }
+  std::uint64_t size() const { return 1 + properties.size() + items.size() / 64; }
+};
+
+}  // namespace
 
 class Validator {
  public:
-  Validator(const json& instance, std::size_t max_violations) : max_(max_violations), instance_(instance) {}
+  Validator(const Schema& schema, const json& instance, std::size_t max_violations)
+      : max_(max_violations), instance_(instance), tracks_scope_(schema.tracks_scope_) {}
 
   // `depth` counts every check() on the stack: each level of the instance and each step
-  // that applies another schema to the same value ($ref, allOf, anyOf, oneOf, not,
-  // if/then/else, dependentSchemas). Both are bounded here, so validation never recurses
-  // deeper than kMaxValidationDepth, whatever the schema and the instance.
+  // that applies another schema to the same value ($ref, $dynamicRef, allOf, anyOf,
+  // oneOf, not, if/then/else, dependentSchemas). Both are bounded here, so validation
+  // never recurses deeper than kMaxValidationDepth, whatever the schema and the instance.
   bool check(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
     if (depth > kMaxValidationDepth) too_deep();
     charge(1);
@@ -603,36 +891,239 @@ class Validator {
       fail_type(node, value, out);
       return false;  // the other keywords' messages would only repeat this one
     }
-    bool ok = check_value(node, value, out);
-    if (value.is_array()) ok = check_array(node, value, out, depth) && ok;
-    if (value.is_object()) ok = check_object(node, value, out, depth) && ok;
-
-    for (const Node* part : node.all_of) ok = check(*part, value, out, depth + 1) && ok;
-    if (!node.any_of.empty()) {
-      bool any = false;
-      for (const Node* part : node.any_of)
-        if (check(*part, value, nullptr, depth + 1)) { any = true; break; }
-      if (!any) ok = fail_count(out, "does not match any of the ", node.any_of.size(), " schemas in anyOf");
-    }
-    if (!node.one_of.empty()) {
-      std::size_t matched[2], n = 0;
-      for (std::size_t i = 0; i < node.one_of.size() && n < 2; ++i)
-        if (check(*node.one_of[i], value, nullptr, depth + 1)) matched[n++] = i;
-      if (n == 0) ok = fail_count(out, "does not match any of the ", node.one_of.size(), " schemas in oneOf");
-      else if (n > 1) ok = fail_one_of(out, matched[0], matched[1]);
-    }
-    if (node.not_schema && check(*node.not_schema, value, nullptr, depth + 1))
-      ok = fail_text(out, "must not match the schema in \"not\"");
-    if (node.if_schema) {
-      bool condition = check(*node.if_schema, value, nullptr, depth + 1);
-      const Node* branch = condition ? node.then_schema : node.else_schema;
-      if (branch) ok = check(*branch, value, out, depth + 1) && ok;
-    }
-    if (node.ref) ok = check(*node.ref, value, out, depth + 1) && ok;
-    return ok;
+    // The rare cases (gathering what is evaluated for unevaluatedItems/Properties, a
+    // dynamic scope to keep) take a frame of their own; the common one stays as small as
+    // it can, for the stack (json_limits_test.cpp measures it).
+    bool entered = tracks_scope_ && (scope_.empty() || scope_.back() != node.resource);
+    if (collect_ || entered || node.unevaluated_items || node.unevaluated_properties)
+      return check_general(node, value, out, depth, entered);
+    return check_keywords<false>(node, value, out, depth);
   }
 
  private:
+  // The general path takes more stack a step (it has more frames), so a step on it counts
+  // twice against kMaxValidationDepth: a schema with unevaluated keywords or $dynamicRefs
+  // at every level validates an instance up to about two thirds of kMaxJsonDepth deep
+  // within the stack the common path needs for all of it (json_limits_test.cpp).
+  NOINLINE bool check_general(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth,
+                              bool entered) {
+    if (++depth > kMaxValidationDepth) too_deep();
+    if (entered) scope_.push_back(node.resource);  // the dynamic scope: resources entered
+    bool ok = node.unevaluated_items || node.unevaluated_properties ? check_unevaluated(node, value, out, depth)
+                                                                    : keywords_general(node, value, out, depth);
+    if (entered) scope_.pop_back();
+    return ok;
+  }
+
+  // The general instantiation, in a frame of its own: inlined into each caller, its locals
+  // would take stack in every frame of the general path (at -O0, where frames are largest).
+  NOINLINE bool keywords_general(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    return check_keywords<true>(node, value, out, depth);
+  }
+
+  // The keywords of `node` other than type (checked by check()). kGeneral: annotations
+  // may be gathered (collect_); else none are, and every subschema is a plain check().
+  template <bool kGeneral>
+  ALWAYS_INLINE bool check_keywords(const Node& node, const json& value, std::vector<Violation>* out,
+                                    std::size_t depth) {
+    bool ok = check_value(node, value, out);
+    if constexpr (kGeneral) {
+      // Items and properties are other values: what they evaluate is not this value's.
+      Evaluated* mine = collect_;
+      collect_ = nullptr;
+      if (value.is_array()) ok = check_array(node, value, out, depth, mine) && ok;
+      if (value.is_object()) ok = check_object(node, value, out, depth, mine) && ok;
+      collect_ = mine;
+    } else {
+      if (value.is_array()) ok = check_array(node, value, out, depth, nullptr) && ok;
+      if (value.is_object()) ok = check_object(node, value, out, depth, nullptr) && ok;
+    }
+    if (!node.dependent_schemas.empty() && value.is_object())
+      ok = check_dependent_schemas(node, value, out, depth) && ok;
+
+    for (const Node* part : node.all_of) ok = apply<kGeneral>(*part, value, out, depth) && ok;
+    if (!node.any_of.empty()) ok = check_any_of(node, value, out, depth) && ok;
+    if (!node.one_of.empty()) ok = check_one_of(node, value, out, depth) && ok;
+    if (node.not_schema && matches_not(*node.not_schema, value, depth))
+      ok = fail_text(out, "must not match the schema in \"not\"");
+    if (node.if_schema) {
+      const Node* branch = apply<kGeneral>(*node.if_schema, value, nullptr, depth) ? node.then_schema : node.else_schema;
+      if (branch) ok = apply<kGeneral>(*branch, value, out, depth) && ok;
+    }
+    if (node.ref) {
+      std::size_t before = out ? out->size() : 0;
+      if (!apply<kGeneral>(*node.ref, value, out, depth)) {
+        ok = false;
+        if (out && out->size() > before) name_reference(*out, before, node.ref_name);
+      }
+    }
+    if (node.dynamic_ref) ok = check_dynamic_ref(node, value, out, depth) && ok;
+    return ok;
+  }
+
+  template <bool kGeneral>
+  ALWAYS_INLINE bool apply(const Node& part, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    if constexpr (kGeneral) return in_place(part, value, out, depth);
+    return check(part, value, out, depth + 1);
+  }
+
+  NOINLINE bool check_any_of(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    bool any = false;
+    for (const Node* part : node.any_of)
+      if (in_place(*part, value, nullptr, depth)) {
+        any = true;
+        if (!collect_) break;  // gathering annotations needs every subschema that matches
+      }
+    return any || fail_count(out, "does not match any of the ", node.any_of.size(), " schemas in anyOf");
+  }
+
+  NOINLINE bool check_one_of(const Node& node, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    std::size_t matched[2], n = 0;
+    for (std::size_t i = 0; i < node.one_of.size() && n < 2; ++i)
+      if (in_place(*node.one_of[i], value, nullptr, depth)) matched[n++] = i;
+    if (n == 0) return fail_count(out, "does not match any of the ", node.one_of.size(), " schemas in oneOf");
+    if (n > 1) return fail_one_of(out, matched[0], matched[1]);
+    return true;
+  }
+
+  NOINLINE bool check_dynamic_ref(const Node& node, const json& value, std::vector<Violation>* out,
+                                  std::size_t depth) {
+    std::size_t before = out ? out->size() : 0;
+    if (in_place(dynamic_target(node), value, out, depth)) return true;
+    if (out && out->size() > before) name_reference(*out, before, node.dynamic_ref_name);
+    return false;
+  }
+
+  // A subschema applied to the same value (allOf, $ref, ...): what it evaluates counts
+  // for this value's unevaluated keywords if it matches.
+  ALWAYS_INLINE bool in_place(const Node& part, const json& value, std::vector<Violation>* out, std::size_t depth) {
+    if (!collect_) return check(part, value, out, depth + 1);
+    return in_place_gathering(part, value, out, depth);
+  }
+  NOINLINE bool in_place_gathering(const Node& part, const json& value, std::vector<Violation>* out,
+                                   std::size_t depth) {
+    Evaluated* outer = collect_;
+    Evaluated mine;
+    collect_ = &mine;
+    bool ok = check(part, value, out, depth + 1);
+    collect_ = outer;
+    if (ok) {
+      charge(mine.size());
+      outer->merge(mine);
+    }
+    return ok;
+  }
+
+  // "not": whatever its subschema evaluates is never an annotation of this value.
+  NOINLINE bool matches_not(const Node& part, const json& value, std::size_t depth) {
+    Evaluated* outer = collect_;
+    collect_ = nullptr;
+    bool matched = check(part, value, nullptr, depth + 1);
+    collect_ = outer;
+    return matched;
+  }
+
+  NOINLINE bool check_dependent_schemas(const Node& node, const json& object, std::vector<Violation>* out,
+                                        std::size_t depth) {
+    bool ok = true;
+    charge(node.dependent_schemas.size());
+    for (const auto& [name, dependent] : node.dependent_schemas)
+      if (object.contains(name)) ok = in_place(*dependent, object, out, depth) && ok;
+    return ok;
+  }
+
+  // A $dynamicRef to a $dynamicAnchor applies the schema with that anchor in the outermost
+  // resource of the dynamic scope that has one (2020-12 core, 8.2.3.2); any other is a $ref.
+  const Node& dynamic_target(const Node& node) {
+    if (!node.dynamic_targets) return *node.dynamic_ref;
+    charge(1 + scope_.size() / 16);
+    for (std::uint32_t resource : scope_) {
+      auto found = node.dynamic_targets->find(resource);
+      if (found != node.dynamic_targets->end()) return *found->second;
+    }
+    return *node.dynamic_ref;
+  }
+
+  // A $ref or $dynamicRef that failed: its violations say which schema it applied, once
+  // (the innermost reference names it; outer ones would repeat themselves at every level).
+  NOINLINE void name_reference(std::vector<Violation>& out, std::size_t from, const std::string& name) {
+    if (named_.size() < out.size()) named_.resize(out.size());
+    for (std::size_t i = from; i < out.size(); ++i) {
+      if (named_[i]) continue;
+      named_[i] = true;
+      Violation& violation = out[i];
+      if (violation.path == path_)
+        violation.message = "does not match " + name + ": " + violation.message;
+      else
+        violation.message += " (in " + name + ")";
+    }
+  }
+
+  // A node with unevaluatedItems or unevaluatedProperties: its other keywords run first,
+  // gathering what they evaluate, then these apply to the rest.
+  NOINLINE bool check_unevaluated(const Node& node, const json& value, std::vector<Violation>* out,
+                                  std::size_t depth) {
+    Evaluated* outer = collect_;
+    Evaluated mine;
+    collect_ = &mine;
+    bool ok = keywords_general(node, value, out, depth);
+    collect_ = nullptr;
+    if (ok || out) {
+      if (node.unevaluated_items && value.is_array()) ok = unevaluated_items(node, value, mine, out, depth) && ok;
+      if (node.unevaluated_properties && value.is_object())
+        ok = unevaluated_properties(node, value, mine, out, depth) && ok;
+    }
+    collect_ = outer;
+    if (ok && outer) {
+      charge(mine.size());
+      outer->merge(mine);
+    }
+    return ok;
+  }
+
+  bool unevaluated_items(const Node& node, const json& array, Evaluated& seen, std::vector<Violation>* out,
+                         std::size_t depth) {
+    bool ok = true;
+    for (std::size_t i = 0; i < array.size(); ++i) {
+      if (seen.item(i)) continue;
+      if (node.unevaluated_items->constant == false) {
+        ok = fail_unevaluated(out, "has the item " + std::to_string(i) + ", which is not allowed (unevaluatedItems)");
+      } else {
+        std::size_t mark = descend(i, array[i]);
+        ok = check(*node.unevaluated_items, array[i], out, depth + 1) && ok;
+        ascend(mark);
+      }
+      if (!ok && !out) return false;
+    }
+    seen.all_items = true;
+    return ok;
+  }
+
+  bool unevaluated_properties(const Node& node, const json& object, Evaluated& seen, std::vector<Violation>* out,
+                              std::size_t depth) {
+    bool ok = true;
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      const std::string& key = it.key();
+      charge(1);
+      if (seen.property(key)) continue;
+      if (node.unevaluated_properties->constant == false) {
+        ok = fail_unevaluated(out, "has the property " + show(json(key)) + ", which is not allowed (unevaluatedProperties)");
+      } else {
+        std::size_t mark = descend(key, *it);
+        ok = check(*node.unevaluated_properties, *it, out, depth + 1) && ok;
+        ascend(mark);
+      }
+      if (!ok && !out) return false;
+    }
+    seen.all_properties = true;
+    return ok;
+  }
+
+  NOINLINE bool fail_unevaluated(std::vector<Violation>* out, const std::string& message) {
+    report(out, message);
+    return false;
+  }
+
   std::string where() const { return path_.empty() ? std::string("the root") : show_pointer(path_); }
 
   // The work budget (see kEvaluationBudgetBase). Everything whose cost does not shrink
@@ -673,8 +1164,9 @@ class Validator {
   [[noreturn]] NOINLINE void too_deep() const {
     throw UserError("JSON Schema validation nested deeper than " + std::to_string(kMaxValidationDepth) +
                         " levels (at " + where() + ")",
-                    "Every level of the instance and every $ref, allOf, anyOf, oneOf, not, if, then, else "
-                    "or dependentSchemas step counts as one.",
+                    "Every level of the instance and every $ref, $dynamicRef, allOf, anyOf, oneOf, not, if, "
+                    "then, else or dependentSchemas step counts as one; twice below unevaluatedProperties or "
+                    "unevaluatedItems, and where a $dynamicRef enters another schema resource.",
                     {}, sqlstate::program_limit_exceeded);
   }
 
@@ -821,6 +1313,12 @@ class Validator {
     }
     if (node.pattern && !search(*node.pattern, text))
       fail([&] { return show(json(text)) + " does not match the pattern " + show(json(node.pattern->source)); });
+    if (!node.format.empty()) {
+      // One pass over the string; "regex" compiles it (RE2 is linear in the pattern too).
+      charge(4 + text.size() / (node.format == "regex" ? 1 : 16));
+      if (!format_matches(node.format, text))
+        fail([&] { return show(json(text)) + " is not a valid " + show(json(node.format)) + " (format)"; });
+    }
   }
 
   // A pattern search, charged before it runs, for its worst case: one RE2 call cannot be
@@ -889,9 +1387,11 @@ class Validator {
     return ok;
   }
 
-  bool check_array(const Node& node, const json& array, std::vector<Violation>* out, std::size_t depth) {
+  bool check_array(const Node& node, const json& array, std::vector<Violation>* out, std::size_t depth,
+                   Evaluated* record) {
     bool ok = true;
     std::size_t n = array.size();
+    if (record) record_items(node, n, *record);
     // Only the items some schema applies to are visited: a node without "items" costs
     // nothing per item however long the array, one with it a check() (charged) per item.
     std::size_t checked = node.items ? n : std::min(n, node.prefix_items.size());
@@ -906,13 +1406,21 @@ class Validator {
       std::size_t matching = 0;
       for (std::size_t i = 0; i < n; ++i) {
         std::size_t mark = descend(i, array[i]);
-        if (check(*node.contains, array[i], nullptr, depth + 1)) ++matching;
+        if (check(*node.contains, array[i], nullptr, depth + 1)) {
+          ++matching;
+          if (record) record->mark_item(i, n);
+        }
         ascend(mark);
       }
       ok = fail_contains(node, matching, out) && ok;
     }
     if (node.min_items || node.max_items || node.unique_items) ok = check_array_size(node, array, out) && ok;
     return ok;
+  }
+
+  static void record_items(const Node& node, std::size_t n, Evaluated& record) {
+    if (node.items) record.all_items = true;
+    record.prefix = std::max(record.prefix, std::min(n, node.prefix_items.size()));
   }
 
   // minProperties, maxProperties, required, dependentRequired: no recursion.
@@ -951,21 +1459,18 @@ class Validator {
     return false;
   }
 
-  bool check_object(const Node& node, const json& object, std::vector<Violation>* out, std::size_t depth) {
+  bool check_object(const Node& node, const json& object, std::vector<Violation>* out, std::size_t depth,
+                    Evaluated* record) {
     bool ok = true;
     if (node.min_properties || node.max_properties || !node.required.empty() || !node.dependent_required.empty())
       ok = check_object_size(node, object, out);
-    if (!node.dependent_schemas.empty()) {
-      charge(node.dependent_schemas.size());
-      for (const auto& [name, dependent] : node.dependent_schemas)
-        if (object.contains(name)) ok = check(*dependent, object, out, depth + 1) && ok;
-    }
 
     // A node without these keywords does not visit the properties at all; one with them
     // pays for every property: looking it up and putting its name in the path.
     if (node.properties.empty() && node.pattern_properties.empty() && !node.additional_properties &&
         !node.property_names)
       return ok;
+    if (record && node.additional_properties) record->all_properties = true;
     for (auto it = object.begin(); it != object.end(); ++it) {
       const std::string& key = it.key();
       charge(1 + text_cost(key.size()));
@@ -981,6 +1486,7 @@ class Validator {
         evaluated = true;
         ok = check(*property_schema, *it, out, depth + 1) && ok;
       }
+      if (record && evaluated) record->properties.insert(&key);
       if (!evaluated && node.additional_properties) {
         if (node.additional_properties->constant == false)
           ok = fail_additional(key, mark, out);
@@ -1002,18 +1508,20 @@ class Validator {
   std::uint64_t limit_ = kEvaluationBudgetBase;
   std::uint64_t size_ = 0;  // json_cost(instance_), once scaled_
   bool scaled_ = false;
+  const bool tracks_scope_;
+  std::vector<std::uint32_t> scope_;  // the dynamic scope: resources entered, outermost first
+  Evaluated* collect_ = nullptr;      // gathers what is evaluated of the current value, when asked
+  std::vector<bool> named_;           // violations already named by a reference
 };
-
-}  // namespace
 
 std::vector<Violation> Schema::validate(const json& instance, std::size_t max_violations) const {
   std::vector<Violation> violations;
-  Validator(instance, max_violations == 0 ? 1 : max_violations).check(*root_, instance, &violations, 0);
+  Validator(*this, instance, max_violations == 0 ? 1 : max_violations).check(*root_, instance, &violations, 0);
   return violations;
 }
 
 bool Schema::is_valid(const json& instance) const {
-  return Validator(instance, 1).check(*root_, instance, nullptr, 0);
+  return Validator(*this, instance, 1).check(*root_, instance, nullptr, 0);
 }
 
 std::string describe(const Violation& violation) {

@@ -1,19 +1,23 @@
 // A JSON Schema (draft 2020-12) validator for capability contracts, on nlohmann/json.
 //
-// Supported: type (with "integer" and type arrays), enum, const, properties, required,
-// additionalProperties, patternProperties, propertyNames, items, prefixItems, contains,
-// minContains, maxContains, minItems, maxItems, uniqueItems, minProperties, maxProperties,
-// dependentRequired, dependentSchemas, minimum, maximum, exclusiveMinimum,
-// exclusiveMaximum, multipleOf, minLength, maxLength (in Unicode code points), pattern,
-// allOf, anyOf, oneOf, not, if/then/else, boolean schemas, $defs with local $ref
-// ("#", "#/$defs/x", JSON Pointer escapes ~0 ~1 and %-encoding). "format" is an
-// annotation only. Unknown keywords are ignored, as the specification says.
-//
-// Not supported: references to other documents, $anchor and $dynamicRef (refused when a
-// schema uses them in a $ref), unevaluatedProperties/unevaluatedItems (ignored). Patterns
-// are ECMA-262 regular expressions matched with RE2 (see ecma_regex.hpp): in time linear in
-// the string, on code points, never backtracking; the few features that need backtracking
-// (backreferences, lookaround) are refused when the schema is compiled.
+// The whole of draft 2020-12's core, applicator, unevaluated and validation vocabularies:
+// type, enum, const, the number, string, array and object keywords, properties,
+// patternProperties, additionalProperties, propertyNames, prefixItems, items, contains,
+// dependentRequired, dependentSchemas, allOf, anyOf, oneOf, not, if/then/else, boolean
+// schemas, unevaluatedProperties and unevaluatedItems (which see what every applicator,
+// through $refs too, evaluated); $id with base-URI resolution (RFC 3986), $anchor, $defs,
+// $ref (JSON Pointers, anchors, other documents), $dynamicAnchor and $dynamicRef (resolved
+// in the dynamic scope), $schema and $vocabulary (a metaschema without the validation
+// vocabulary turns its keywords off; one that requires an unknown vocabulary is refused).
+// The 2020-12 metaschemas are built in (metaschemas.hpp); other documents are only those
+// the caller gives (CompileOptions::documents: a project's registered schemas): nothing is
+// fetched. "format" is an annotation, or an assertion where the format-assertion
+// vocabulary or CompileOptions::format_assertion asks (formats.hpp). Unknown keywords are ignored, as the
+// specification says. JSON-Schema-Test-Suite's required draft 2020-12 part passes whole
+// (json_schema_suite_test.cpp). Patterns are ECMA-262 regular expressions matched with RE2
+// (see ecma_regex.hpp): in time linear in the string, on code points, never backtracking;
+// the few features that need backtracking (backreferences, lookaround) are refused when
+// the schema is compiled.
 //
 // A schema is compiled once (checked, $refs resolved, patterns compiled) and then
 // validates any number of instances. Validation time is linear in the instance for the
@@ -39,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,7 +66,9 @@ inline constexpr std::size_t kMaxValidationDepth = 2 * kMaxJsonDepth;
 // of values (scalars, arrays, objects) plus the bytes of its strings and keys /
 // kBytesPerEvaluation. An evaluation is about one check() of a subschema against a value
 // (20-40 ns in a Release build): applying a subschema to a value, visiting a property,
-// checking a "required", "dependentRequired" or "dependentSchemas" entry, comparing with
+// checking a "required", "dependentRequired" or "dependentSchemas" entry, a property
+// unevaluatedProperties looks at, merging what a subschema evaluated (1 + its properties),
+// looking up a $dynamicRef's target (1 + the dynamic scope's depth / 16), comparing with
 // an "enum" or "const" candidate (per unit of its size), and per kBytesPerEvaluation bytes
 // for "minLength"/"maxLength" and property names; a "uniqueItems" item is 8, a pattern
 // search 4 + 1 per 16 bytes for a program of up to 12 RE2 instructions, else
@@ -80,7 +87,10 @@ inline constexpr std::uint64_t kEvaluationsPerInstanceUnit = 32;
 inline constexpr std::size_t kBytesPerEvaluation = 64;
 
 // One way an instance breaks its schema: where (a JSON Pointer into the instance, "" for
-// the whole of it) and why.
+// the whole of it) and why. A violation found through a $ref or $dynamicRef names the
+// innermost one: "/items/0: does not match $defs/address: is missing the required property
+// \"city\"", or, deeper than where it applied, "/items/0/city: 5 is not of type \"string\"
+// (in $defs/address)".
 struct Violation {
   std::string path;
   std::string message;
@@ -91,6 +101,24 @@ std::string describe(const Violation& violation);
 // The first few violations, joined with "; ".
 std::string describe(const std::vector<Violation>& violations, std::size_t shown = 3);
 
+// Documents a schema may refer to by absolute URI (no fragment), besides the built-in
+// metaschemas: a project's registered schemas.
+using Documents = std::map<std::string, json>;
+
+struct CompileOptions {
+  const Documents* documents = nullptr;
+  // The URI the schema itself is known by (a registered schema's), which its relative
+  // references resolve against when it has no "$id"; "" for none.
+  std::string base_uri;
+  // For checking a schema where the documents are not at hand (normalize_agent_spec): a
+  // reference to an unknown document is then taken as the schema true instead of refused;
+  // the real check, with the project's registered schemas, comes when it is stored.
+  bool unknown_documents_accepted = false;
+  // "format" asserts (formats.hpp) everywhere, as if every metaschema had the
+  // format-assertion vocabulary; without it, only where a schema's metaschema has it.
+  bool format_assertion = false;
+};
+
 class Schema {
  public:
   // Checks and compiles `schema`. Throws UserError naming the schema location of the
@@ -100,7 +128,13 @@ class Schema {
   // applying one subschema to one value may take more than kEvaluationBudgetBase
   // evaluations, counting every $ref, allOf, anyOf, oneOf, not, if, then, else and
   // dependentSchemas step, before it looks into the value.
-  static std::shared_ptr<const Schema> compile(const json& schema);
+  // References are resolved against `options.documents` and the built-in metaschemas;
+  // one that resolves nowhere is refused, naming it.
+  static std::shared_ptr<const Schema> compile(const json& schema, const CompileOptions& options = {});
+
+  // The URIs of options.documents that the schema uses (through $ref, $dynamicRef,
+  // $schema, directly or through each other), sorted.
+  const std::vector<std::string>& documents_used() const { return documents_used_; }
 
   // At most max_violations violations; none means valid. Throws UserError when the
   // instance nests deeper than kMaxJsonDepth, or validation deeper than
@@ -115,7 +149,13 @@ class Schema {
   Schema() = default;
   std::deque<Node> nodes_;  // stable addresses: nodes point at each other
   const Node* root_ = nullptr;
+  // $dynamicAnchor name -> resource -> its schema, for the $dynamicRefs that need them
+  // (unordered_map: pointers to its values, which nodes keep, stay valid).
+  std::unordered_map<std::string, std::unordered_map<std::uint32_t, const Node*>> dynamic_anchors_;
+  bool tracks_scope_ = false;  // whether some $dynamicRef needs the dynamic scope
+  std::vector<std::string> documents_used_;
   friend class Compiler;
+  friend class Validator;
 };
 
 }  // namespace orch::schema

@@ -184,10 +184,10 @@ COMMENT ON COLUMN orchestration.workflow_runs.idempotency_key IS
 
 CREATE TABLE orchestration.workflow_run_nodes (
   id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  run_id                 bigint NOT NULL REFERENCES orchestration.workflow_runs ON DELETE CASCADE,
+  run_id                 bigint NOT NULL,
   project_id             integer NOT NULL,
   node_key               text NOT NULL,
-  agent_id               bigint REFERENCES orchestration.agents ON DELETE SET NULL,
+  agent_id               bigint,
   action                 text NOT NULL,
   inputs                 jsonb NOT NULL,
   depends_on             text[] NOT NULL,
@@ -240,11 +240,22 @@ COMMENT ON COLUMN orchestration.workflow_run_nodes.priority IS
   'Its run''s priority, copied here so that the queue index (workflow_run_nodes_runnable) orders by it';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
   'Why a SKIPPED node did not run: its condition was false, a dependency was skipped, or the run failed';
+-- run_id and agent_id are not foreign keys: PostgreSQL checks a row's keys again at every
+-- update of a row the same transaction wrote before, a statement per key, and the nodes a
+-- worker updates most are such rows (a chain's next step, a wide run's last node, updated
+-- once per finished dependency). Triggers do what the keys' actions did: a deleted run's
+-- nodes are deleted with it (runs_deleted), a deleted agent's id becomes NULL
+-- (agents_deleted). The scheduler reads an agent id whose agent is gone as NULL, the agent
+-- deleted, whichever it finds.
+COMMENT ON COLUMN orchestration.workflow_run_nodes.run_id IS
+  'The node''s run; deleted with it (the runs_deleted trigger)';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.agent_id IS
+  'The agent the node calls; NULL once it is deleted (the agents_deleted trigger), and the node, if it has yet to run, is failed saying so';
 
 CREATE TABLE orchestration.agent_runs (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   project_id       integer NOT NULL,
-  agent_id         bigint REFERENCES orchestration.agents ON DELETE SET NULL,
+  agent_id         bigint,
   agent_name       text NOT NULL,
   run_id           bigint,
   run_node_id      bigint REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
@@ -273,6 +284,8 @@ COMMENT ON COLUMN orchestration.agent_runs.node_key IS
 -- Not a foreign key of its own: run_node_id's already deletes the attempt with its node,
 -- and so with its run, and a second check per attempt would cost record_attempts a
 -- statement per row.
+COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
+  'The agent of the attempt; NULL once it is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
 COMMENT ON COLUMN orchestration.agent_runs.run_id IS
   'The run of run_node_id (deleted with it, through the node)';
 COMMENT ON COLUMN orchestration.agent_runs.traceparent IS

@@ -314,6 +314,28 @@ $$;
 COMMENT ON FUNCTION orchestration.delete_agent(bigint) IS
   'Deletes an agent and its capabilities. Refused while a workflow or a live run uses it. Past attempts in agent_runs keep the agent''s name';
 
+-- What ON DELETE SET NULL did for the agent ids of run nodes and attempts (10_tables.sql
+-- says why they are not foreign keys). Nodes first: a worker recording attempts of a node
+-- holds its row, so this waits for that worker to commit, and the next statement, with a
+-- snapshot of its own, then sees the attempts it wrote.
+CREATE FUNCTION orchestration.forget_deleted_agents() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET agent_id = NULL
+  WHERE n.agent_id IN (SELECT d.id FROM deleted_agents d);
+  UPDATE orchestration.agent_runs a SET agent_id = NULL
+  WHERE a.agent_id IN (SELECT d.id FROM deleted_agents d);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.forget_deleted_agents() IS
+  'Internal (trigger on agents): sets the agent id of the deleted agents'' run nodes and attempts to NULL';
+CREATE TRIGGER agents_deleted AFTER DELETE ON orchestration.agents
+  REFERENCING OLD TABLE AS deleted_agents FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.forget_deleted_agents();
+
 CREATE FUNCTION orchestration.get_agent(agent_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

@@ -25,18 +25,8 @@
 -- W3C trace context: a run is a span, a child of the caller's span when context.traceparent
 -- is valid (else the root of a new trace); each node attempt is a child span of its run.
 CREATE FUNCTION orchestration.child_traceparent(parent text) RETURNS text
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN '00-'
-         || CASE WHEN parent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
-                      AND substr(parent, 4, 32) <> repeat('0', 32)
-                 THEN substr(parent, 4, 32)
-                 ELSE replace(gen_random_uuid()::text, '-', '') END
-         || '-' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) || '-01';
-END
-$$;
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_child_traceparent';
 COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
   'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not a valid traceparent): a run''s span in its caller''s trace, a node attempt''s in its run''s';
 
@@ -56,6 +46,23 @@ LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'orch_started_runs';
 COMMENT ON FUNCTION orchestration.started_runs() IS
   'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
+
+-- What ON DELETE CASCADE did for a run's nodes (10_tables.sql says why run_id is not a
+-- foreign key); their attempts and approvals go with them by their own keys.
+CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.workflow_run_nodes n WHERE n.run_id IN (SELECT d.id FROM deleted_runs d);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
+  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and, through their foreign keys, their attempts and approvals)';
+CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
+  REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
 
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.

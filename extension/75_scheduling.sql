@@ -269,14 +269,19 @@ COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
 -- taking turns only for the second part and their commits. A run's status is derived
 -- again (refresh_run) only when it may have changed; and the span trigger on agent_runs
 -- fires only while tracing is on.
-CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
+CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], attempt_inputs jsonb[],
                                               outputs jsonb[], errors text[],
                                               started_at timestamptz[], finished_at timestamptz[],
                                               scheduler_round bigint,
                                               exit_codes integer[] DEFAULT NULL,
                                               log_tails text[] DEFAULT NULL,
-                                              container_ids text[] DEFAULT NULL)
-RETURNS void
+                                              container_ids text[] DEFAULT NULL,
+                                              hand_off boolean DEFAULT false)
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- Its statements take arrays: planned for their sizes each time, they would cost more
@@ -289,6 +294,7 @@ SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET jit = off
 AS $$
+#variable_conflict use_column
 DECLARE
   emitted bigint;
   refreshed bigint[];
@@ -299,9 +305,10 @@ DECLARE
   live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
   wake_rule boolean;
   wake_containers boolean;
+  released_rule bigint[];   -- the RULE nodes made runnable here, in dispatch order
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
-     OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(attempt_inputs)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
     RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
@@ -325,7 +332,7 @@ BEGIN
            -- The attempt's span: the one its container got, or a new one in the run's trace.
            coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
                     orchestration.child_traceparent(r.traceparent)) AS traceparent
-    FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
+    FROM unnest(node_ids, succeeded, attempt_inputs, outputs, errors, started_at, finished_at,
                 exit_codes, log_tails, container_ids) WITH ORDINALITY
          AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
               log_tail, container_id, position)
@@ -418,13 +425,14 @@ BEGIN
       UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
       FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
       WHERE d.id = f.id
-      RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+      RETURNING d.id, d.run_id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
                 (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
     )
     SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
+           array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) FILTER (WHERE l.runnable AND l.rule),
            -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
            refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
-      INTO wake_rule, wake_containers, refreshed
+      INTO wake_rule, wake_containers, released_rule, refreshed
     FROM released l;
   ELSE
     refreshed := refreshed || live_runs;
@@ -451,10 +459,88 @@ BEGIN
   FOR i IN 1 .. coalesce(cardinality(failed_runs), 0) LOOP
     PERFORM orchestration.skip_unstarted_nodes(failed_runs[i]);
   END LOOP;
+  -- A chain's next step without the queue (hand_off, a RULE worker's): its claim took
+  -- every runnable RULE node of its project it could lock (a full claim ends its pass), so
+  -- the RULE nodes released here, which nobody else sees before this transaction commits,
+  -- are what it goes on with. It holds them already: it wrote their rows (the counters
+  -- above) and their runs' rows (the lock above). One no longer runnable (its run failed
+  -- meanwhile) is left.
+  -- Each node and its run are looked up by key (subqueries of their own): a generic plan
+  -- that joined them could scan every live run or every runnable node instead.
+  IF hand_off AND released_rule IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM orchestration.claimed_node_details(ARRAY(
+      SELECT u.id FROM unnest(released_rule) AS u(id)
+      WHERE (SELECT n.status = 'PENDING' AND n.pending_deps = 0
+                    AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+                    AND orchestration.written_in_this_transaction(n.xmin)
+                    AND (SELECT r.status FROM orchestration.workflow_runs r WHERE r.id = n.run_id)
+                          IN ('RUNNING', 'WAITING_APPROVAL')
+             FROM orchestration.workflow_run_nodes n WHERE n.id = u.id)));
+  END IF;
 END
 $$;
-COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]) IS
-  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt';
+COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean) IS
+  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt. With hand_off, returns the RULE nodes its successes made runnable (which this transaction holds), as claim_nodes returns the nodes it claims: a chain''s next step without a look at the queue';
+
+-- What the scheduler needs to move claimed nodes on (claim_nodes, record_attempts): each
+-- node with its agent, its template scope, whether it still needs an approval, and its
+-- capability's id and row version, in dispatch order.
+CREATE FUNCTION orchestration.claimed_node_details(node_ids bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+           a.runs_as,
+           coalesce(claimed.timeout_seconds, a.timeout_seconds),
+           jsonb_build_object(
+             'context', r.context,
+             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                       'started_by', r.started_by, 'traceparent', r.traceparent),
+             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+             -- The outputs its templates read, each looked up by (run_id, node_key).
+             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                                   FROM orchestration.workflow_run_nodes u
+                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
+                                                     AND u.status = 'SUCCESS') AS upstream
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+           -- An approval counts only for the agent and function it was given for: one
+           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
+           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
+                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
+                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
+                ELSE false END,
+           -- The row version identifies the schemas, so the scheduler compiles them
+           -- once and again only after update_agent changes them.
+           c.id, c.xmin::text,
+           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
+           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
+    FROM orchestration.workflow_run_nodes claimed
+    -- A node whose agent was deleted, or lost the capability, since its run started is
+    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
+    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
+    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
+    JOIN orchestration.workflows w ON w.id = r.workflow_id
+    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    WHERE claimed.id = ANY (node_ids)
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.claimed_node_details(bigint[]) IS
+  'Internal (claim_nodes, record_attempts): each claimed node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache), in dispatch order. A node whose agent was deleted or lost the capability has agent_name or capability_id NULL';
 
 -- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
 -- what the scheduler needs to move each one on: its agent, its template scope, and whether
@@ -604,44 +690,7 @@ BEGIN
               array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
   END IF;
 
-  RETURN QUERY
-    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
-           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
-           a.runs_as,
-           coalesce(claimed.timeout_seconds, a.timeout_seconds),
-           jsonb_build_object(
-             'context', r.context,
-             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
-                                       'started_by', r.started_by, 'traceparent', r.traceparent),
-             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-             -- The outputs its templates read, each looked up by (run_id, node_key).
-             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
-                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
-                                                   FROM orchestration.workflow_run_nodes u
-                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
-                                                     AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
-           -- An approval counts only for the agent and function it was given for: one
-           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
-           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
-                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
-                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
-                ELSE false END,
-           -- The row version identifies the schemas, so the scheduler compiles them
-           -- once and again only after update_agent changes them.
-           c.id, c.xmin::text,
-           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
-           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
-    FROM orchestration.workflow_run_nodes claimed
-    -- A node whose agent was deleted, or lost the capability, since its run started is
-    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
-    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
-    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
-    JOIN orchestration.workflows w ON w.id = r.workflow_id
-    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
-    WHERE claimed.id = ANY (claimed_ids)
-    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
+  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS

@@ -5,9 +5,8 @@
 -- its run's: the same ids the events and the containers' TRACEPARENT carry.
 
 CREATE FUNCTION orchestration.tracing_enabled() RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT coalesce(current_setting('orchestration.otlp_endpoint', true), '') <> '' $$;
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'orch_tracing_enabled';
 COMMENT ON FUNCTION orchestration.tracing_enabled() IS
   'Internal: whether orchestration.otlp_endpoint is set, so that spans are kept for the relay to send';
 

@@ -61,10 +61,24 @@ SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['
                                      ARRAY[NULL::jsonb, NULL], ARRAY[NULL::text, NULL],
                                      ARRAY[now(), now()], ARRAY[now(), now()], 1);
 
--- Deleting a run deletes its nodes and their attempts: agent_runs.run_id is the run of
--- run_node_id, whose foreign key deletes the attempt with its node.
+-- Deleting a run deletes its nodes (the runs_deleted trigger: run_id is not a foreign
+-- key) and their attempts: agent_runs.run_id is the run of run_node_id, whose foreign key
+-- deletes the attempt with its node.
 BEGIN;
 DELETE FROM orchestration.workflow_runs WHERE id = :run_id;
-SELECT count(*) AS attempts_left FROM orchestration.agent_runs WHERE run_id = :run_id;
+SELECT (SELECT count(*) FROM orchestration.workflow_run_nodes WHERE run_id = :run_id) AS nodes_left,
+       (SELECT count(*) FROM orchestration.agent_runs WHERE run_id = :run_id) AS attempts_left;
 ROLLBACK;
 SELECT count(*) AS attempts_kept_after_rollback FROM orchestration.agent_runs WHERE run_id = :run_id;
+
+-- Deleting an agent leaves its finished runs' nodes and attempts without one (agent_id
+-- NULL, the attempt keeps the name): the agents_deleted trigger, as agent_id is not a
+-- foreign key.
+SELECT orchestration.register_agent(95, '{"name": "once", "type": "RULE", "function": "public.rounds_echo", "capabilities": [{"name": "say"}]}') AS once_id \gset
+SELECT orchestration.create_workflow(95, '{"name": "once", "nodes": [{"id": "only", "agent": "once", "action": "say"}]}') AS once_workflow \gset
+SELECT orchestration.start_workflow(95, 'once') AS once_run \gset
+SELECT r->>'status' AS status FROM orchestration.wait_for_run(:once_run, '30 seconds') r;
+SELECT orchestration.update_workflow(:once_workflow, '{"name": "once", "nodes": [{"id": "only", "agent": "echo", "action": "say"}]}') IS NOT NULL AS moved_to_echo;
+SELECT orchestration.delete_agent(:once_id);
+SELECT count(*) AS nodes, count(agent_id) AS with_agent FROM orchestration.workflow_run_nodes WHERE run_id = :once_run;
+SELECT agent_id, agent_name, status FROM orchestration.agent_runs WHERE run_id = :once_run;

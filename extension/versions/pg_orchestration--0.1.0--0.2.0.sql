@@ -3101,3 +3101,532 @@ GRANT EXECUTE ON FUNCTION
   orchestration.delete_schema(integer, text)
 TO orchestration_admin;
 -- ==== End of: contracts: registered schemas (issue 17) ========================================
+
+-- ==== Performance: a chain's next step without the queue; fewer checks per node (issue 16) ====
+
+-- In C, without settings (they ran once per attempt in the scheduler's hot path).
+CREATE OR REPLACE FUNCTION orchestration.child_traceparent(parent text) RETURNS text
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_child_traceparent';
+COMMENT ON FUNCTION orchestration.child_traceparent(text) IS
+  'A W3C traceparent for a new span in the same trace as parent (a new trace when parent is not a valid traceparent): a run''s span in its caller''s trace, a node attempt''s in its run''s';
+
+CREATE OR REPLACE FUNCTION orchestration.tracing_enabled() RETURNS boolean
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'orch_tracing_enabled';
+COMMENT ON FUNCTION orchestration.tracing_enabled() IS
+  'Internal: whether orchestration.otlp_endpoint is set, so that spans are kept for the relay to send';
+
+-- Not foreign keys any more (10_tables.sql says why); triggers do what their actions did.
+ALTER TABLE orchestration.workflow_run_nodes
+  DROP CONSTRAINT workflow_run_nodes_run_id_fkey,
+  DROP CONSTRAINT workflow_run_nodes_agent_id_fkey;
+ALTER TABLE orchestration.agent_runs DROP CONSTRAINT agent_runs_agent_id_fkey;
+-- run_id and agent_id are not foreign keys: PostgreSQL checks a row's keys again at every
+-- update of a row the same transaction wrote before, a statement per key, and the nodes a
+-- worker updates most are such rows (a chain's next step, a wide run's last node, updated
+-- once per finished dependency). Triggers do what the keys' actions did: a deleted run's
+-- nodes are deleted with it (runs_deleted), a deleted agent's id becomes NULL
+-- (agents_deleted). The scheduler reads an agent id whose agent is gone as NULL, the agent
+-- deleted, whichever it finds.
+COMMENT ON COLUMN orchestration.workflow_run_nodes.run_id IS
+  'The node''s run; deleted with it (the runs_deleted trigger)';
+COMMENT ON COLUMN orchestration.workflow_run_nodes.agent_id IS
+  'The agent the node calls; NULL once it is deleted (the agents_deleted trigger), and the node, if it has yet to run, is failed saying so';
+COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
+  'The agent of the attempt; NULL once it is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
+
+-- What ON DELETE SET NULL did for the agent ids of run nodes and attempts (10_tables.sql
+-- says why they are not foreign keys). Nodes first: a worker recording attempts of a node
+-- holds its row, so this waits for that worker to commit, and the next statement, with a
+-- snapshot of its own, then sees the attempts it wrote.
+CREATE FUNCTION orchestration.forget_deleted_agents() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE orchestration.workflow_run_nodes n SET agent_id = NULL
+  WHERE n.agent_id IN (SELECT d.id FROM deleted_agents d);
+  UPDATE orchestration.agent_runs a SET agent_id = NULL
+  WHERE a.agent_id IN (SELECT d.id FROM deleted_agents d);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.forget_deleted_agents() IS
+  'Internal (trigger on agents): sets the agent id of the deleted agents'' run nodes and attempts to NULL';
+
+CREATE TRIGGER agents_deleted AFTER DELETE ON orchestration.agents
+  REFERENCING OLD TABLE AS deleted_agents FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.forget_deleted_agents();
+
+-- What ON DELETE CASCADE did for a run's nodes (10_tables.sql says why run_id is not a
+-- foreign key); their attempts and approvals go with them by their own keys.
+CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.workflow_run_nodes n WHERE n.run_id IN (SELECT d.id FROM deleted_runs d);
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
+  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and, through their foreign keys, their attempts and approvals)';
+
+CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
+  REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
+
+-- It hands off the RULE nodes its successes made runnable: a new argument and result type.
+DROP FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]);
+-- What the scheduler needs to move claimed nodes on (claim_nodes, record_attempts): each
+-- node with its agent, its template scope, whether it still needs an approval, and its
+-- capability's id and row version, in dispatch order.
+CREATE FUNCTION orchestration.claimed_node_details(node_ids bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
+           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
+           a.runs_as,
+           coalesce(claimed.timeout_seconds, a.timeout_seconds),
+           jsonb_build_object(
+             'context', r.context,
+             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
+                                       'started_by', r.started_by, 'traceparent', r.traceparent),
+             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
+             -- The outputs its templates read, each looked up by (run_id, node_key).
+             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                                   FROM orchestration.workflow_run_nodes u
+                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
+                                                     AND u.status = 'SUCCESS') AS upstream
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+           -- An approval counts only for the agent and function it was given for: one
+           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
+           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
+                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
+                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
+                ELSE false END,
+           -- The row version identifies the schemas, so the scheduler compiles them
+           -- once and again only after update_agent changes them.
+           c.id, c.xmin::text,
+           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
+           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
+    FROM orchestration.workflow_run_nodes claimed
+    -- A node whose agent was deleted, or lost the capability, since its run started is
+    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
+    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
+    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
+    JOIN orchestration.workflows w ON w.id = r.workflow_id
+    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
+    WHERE claimed.id = ANY (node_ids)
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
+END
+$$;
+COMMENT ON FUNCTION orchestration.claimed_node_details(bigint[]) IS
+  'Internal (claim_nodes, record_attempts): each claimed node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache), in dispatch order. A node whose agent was deleted or lost the capability has agent_name or capability_id NULL';
+-- The outcomes of attempts, in the order given. Each becomes an agent_runs row, and its
+-- node moves on: SUCCESS releases its dependents; a failure is retried after exponential
+-- backoff while retries remain, else it fails the node and the run. The scheduler records
+-- a claim round of RULE nodes in one call (one statement per step, not per node) and a
+-- finished container in a call of its own. Arrays left NULL (exit_codes, log_tails,
+-- container_ids: RULE attempts have none) count as all NULL.
+--
+-- This is the scheduler's hot path: a chain of RULE nodes records one node per call, so
+-- what a call costs is mostly how many statements it runs and how big their plans are,
+-- not the rows. Two statements do the work: the first writes what concerns only the
+-- nodes this worker holds (the attempts, their nodes' moves, the events); the second,
+-- after the runs' rows are locked for writing, what other writers of the run also
+-- change (the dependents' counters). Several workers record nodes of one run at once,
+-- taking turns only for the second part and their commits. A run's status is derived
+-- again (refresh_run) only when it may have changed; and the span trigger on agent_runs
+-- fires only while tracing is on.
+CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], attempt_inputs jsonb[],
+                                              outputs jsonb[], errors text[],
+                                              started_at timestamptz[], finished_at timestamptz[],
+                                              scheduler_round bigint,
+                                              exit_codes integer[] DEFAULT NULL,
+                                              log_tails text[] DEFAULT NULL,
+                                              container_ids text[] DEFAULT NULL,
+                                              hand_off boolean DEFAULT false)
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Its statements take arrays: planned for their sizes each time, they would cost more
+-- to plan than to run. So each has one generic plan, made the first time, perhaps while
+-- the tables were small and had no statistics: it must not be a scan of a whole table
+-- (enable_seqscan), and each statement is written to be driven by its arrays through
+-- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
+-- which would also make it compile the plan (jit).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+  emitted bigint;
+  refreshed bigint[];
+  failed_ids bigint[];
+  failed_errors text[];
+  failed_runs bigint[];
+  dependent_ids bigint[];   -- a dependent of n nodes that succeeded here is n times in it
+  live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
+  wake_rule boolean;
+  wake_containers boolean;
+  released_rule bigint[];   -- the RULE nodes made runnable here, in dispatch order
+BEGIN
+  IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(attempt_inputs)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
+     OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
+    RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- 1. The attempts and their nodes, which this transaction holds (a claim locked them, or
+  -- a container's node is RUNNING: nobody claims it): no other writer touches these rows.
+  WITH attempt AS (
+    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
+           r.status AS run_status, r.traceparent AS run_traceparent,
+           CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
+                WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
+                WHEN u.succeeded THEN 'succeeded'
+                -- No retry in a run that another node failed meanwhile (while another
+                -- worker held this one): the attempt's failure is final.
+                WHEN n.attempt + 1 <= n.retries AND r.status <> 'FAILED' THEN 'retrying'
+                ELSE 'failed' END AS outcome,
+           -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
+           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
+           -- The attempt's span: the one its container got, or a new one in the run's trace.
+           coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
+                    orchestration.child_traceparent(r.traceparent)) AS traceparent
+    FROM unnest(node_ids, succeeded, attempt_inputs, outputs, errors, started_at, finished_at,
+                exit_codes, log_tails, container_ids) WITH ORDINALITY
+         AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
+              log_tail, container_id, position)
+    JOIN orchestration.workflow_run_nodes n ON n.id = u.node_id
+    JOIN orchestration.workflow_runs r ON r.id = n.run_id
+  ), kept AS (
+    INSERT INTO orchestration.agent_runs
+      (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
+       output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+       started_at, finished_at, duration_ms, traceparent)
+    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+           CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
+           t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
+           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
+           t.traceparent
+    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    ORDER BY t.position
+  ), moved AS (
+    -- One update per node: its attempt count and, unless it fails for good (fail_node
+    -- below does that), its new state.
+    UPDATE orchestration.workflow_run_nodes n SET
+      attempt = t.number,
+      status = CASE t.outcome WHEN 'cancelled' THEN 'CANCELLED' WHEN 'succeeded' THEN 'SUCCESS'
+                              WHEN 'retrying' THEN 'PENDING' ELSE n.status END,
+      output = CASE WHEN t.outcome = 'succeeded' THEN t.output ELSE n.output END,
+      error = CASE t.outcome WHEN 'cancelled' THEN 'run cancelled' WHEN 'succeeded' THEN NULL
+                             WHEN 'retrying' THEN t.error ELSE n.error END,
+      resolved_input = CASE WHEN t.outcome IS NULL THEN n.resolved_input ELSE t.input END,
+      started_at = CASE WHEN t.outcome IN ('succeeded', 'retrying', 'failed')
+                        THEN coalesce(n.started_at, t.started_at) ELSE n.started_at END,
+      finished_at = CASE WHEN t.outcome IN ('cancelled', 'succeeded') THEN t.finished_at ELSE n.finished_at END,
+      next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
+                                       ELSE n.next_attempt_at END
+    FROM attempt t WHERE n.id = t.node_id
+  ), inserted AS (
+    -- The node events, as emit_events writes them (a failure for good gets its event
+    -- from fail_node).
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT t.project_id, v.type, v.subject, t.run_id,
+           orchestration.event_document(t.project_id, v.type, v.subject, t.run_id, t.node_key, t.run_traceparent,
+             CASE t.outcome
+               WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
+               WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number, 'output', t.output)
+               ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
+                                       'next_attempt_at', t.retry_at) END)
+    FROM attempt t,
+         LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
+                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+    WHERE t.outcome <> 'failed'
+    ORDER BY t.position
+    RETURNING e.id, e.type, e.run_id
+  ), notified AS (
+    SELECT count(*) AS events
+    FROM (SELECT * FROM inserted ORDER BY id) i,
+         LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
+  ), dependent AS (
+    -- The dependents of the nodes that succeeded, once per finished dependency, each looked
+    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
+    -- dependent whatever the statistics say about the table.
+    SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
+            WHERE d.run_id = t.run_id AND d.node_key = k) AS id
+    FROM attempt t, unnest(t.dependents) AS k
+    WHERE t.outcome = 'succeeded'
+  )
+  SELECT (SELECT n.events FROM notified n),
+         (SELECT array_agg(d.id) FROM dependent d),
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
+         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
+         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
+         array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
+                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
+    INTO emitted, dependent_ids, live_runs, refreshed, failed_ids, failed_errors
+  FROM attempt t;
+
+  -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
+  -- order. Writers of a run take turns from here to their commit, so what follows sees
+  -- what the previous writer committed; claims of other workers go on.
+  -- A locked row is read as it is now: the runs another worker failed meanwhile.
+  SELECT array_agg(l.id) FILTER (WHERE l.status = 'FAILED') INTO failed_runs
+  FROM (SELECT r.id, r.status FROM orchestration.workflow_runs r
+        WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+        ORDER BY r.id FOR NO KEY UPDATE OF r) l;
+
+  IF dependent_ids IS NOT NULL THEN
+    -- Each finished dependency takes one off its dependents' counters (a node succeeding
+    -- here is never a dependent of another one recorded here: it ran, so they had ended).
+    -- A dependent that is no longer PENDING (skipped when its run failed while this
+    -- node ran) has a counter nobody reads (retry_run recounts).
+    WITH released AS (
+      UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
+      FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
+      WHERE d.id = f.id
+      RETURNING d.id, d.run_id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+                (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+    )
+    SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
+           array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) FILTER (WHERE l.runnable AND l.rule),
+           -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
+           refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
+      INTO wake_rule, wake_containers, released_rule, refreshed
+    FROM released l;
+  ELSE
+    refreshed := refreshed || live_runs;
+  END IF;
+
+  IF emitted > 0 THEN
+    PERFORM orchestration.wake_relay();
+  END IF;
+  -- Released nodes wake the worker that runs them (a RULE worker recording its own
+  -- results wakes no other: it looks again itself).
+  IF wake_rule OR wake_containers THEN
+    PERFORM orchestration.wake_workers(wake_rule, wake_containers);
+  END IF;
+  FOR i IN 1 .. coalesce(cardinality(refreshed), 0) LOOP
+    PERFORM orchestration.refresh_run(refreshed[i]);
+  END LOOP;
+  FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
+    PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
+  END LOOP;
+  -- A run another worker failed while these nodes were held: what the failure passed over
+  -- and nobody holds now is skipped, and so is a node of this call retried on the strength
+  -- of the older look at the run in statement 1 (a worker that held nodes of it and died
+  -- left them too).
+  FOR i IN 1 .. coalesce(cardinality(failed_runs), 0) LOOP
+    PERFORM orchestration.skip_unstarted_nodes(failed_runs[i]);
+  END LOOP;
+  -- A chain's next step without the queue (hand_off, a RULE worker's): its claim took
+  -- every runnable RULE node of its project it could lock (a full claim ends its pass), so
+  -- the RULE nodes released here, which nobody else sees before this transaction commits,
+  -- are what it goes on with. It holds them already: it wrote their rows (the counters
+  -- above) and their runs' rows (the lock above). One no longer runnable (its run failed
+  -- meanwhile) is left.
+  -- Each node and its run are looked up by key (subqueries of their own): a generic plan
+  -- that joined them could scan every live run or every runnable node instead.
+  IF hand_off AND released_rule IS NOT NULL THEN
+    RETURN QUERY SELECT * FROM orchestration.claimed_node_details(ARRAY(
+      SELECT u.id FROM unnest(released_rule) AS u(id)
+      WHERE (SELECT n.status = 'PENDING' AND n.pending_deps = 0
+                    AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+                    AND orchestration.written_in_this_transaction(n.xmin)
+                    AND (SELECT r.status FROM orchestration.workflow_runs r WHERE r.id = n.run_id)
+                          IN ('RUNNING', 'WAITING_APPROVAL')
+             FROM orchestration.workflow_run_nodes n WHERE n.id = u.id)));
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean) IS
+  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt. With hand_off, returns the RULE nodes its successes made runnable (which this transaction holds), as claim_nodes returns the nodes it claims: a chain''s next step without a look at the queue';
+
+
+
+-- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
+-- what the scheduler needs to move each one on: its agent, its template scope, and whether
+-- it still needs an approval (the scheduler checks the node's condition first: a node
+-- that is skipped never asks anyone). Only containers stay RUNNING between transactions,
+-- so only they count against the concurrency limits.
+CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+                                          max_running_per_project integer,
+                                          reserved_runs bigint[], node_kind text,
+                                          excluded_projects integer[], only_project integer,
+                                          finished_nodes bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  running_total integer;
+  claimed_ids bigint[];
+  started_runs bigint[];
+  started_projects integer[];
+  lock_project integer := only_project;
+BEGIN
+  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
+    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
+  -- itself, the rows nobody can lock now (SKIP LOCKED: a node another worker holds, a run
+  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
+  -- left out: however many such nodes there are, they cannot hide the ones behind them.
+  -- The run row is locked too, and before the node (the lock order in 70_runs.sql): FOR
+  -- KEY SHARE, which other claims share, so several workers run nodes of one run at once,
+  -- while the API's FOR UPDATE (cancel_run, retry_run, approve, reject) waits for them all
+  -- and makes the scan pass over the run. A scan that passes over a run someone holds
+  -- takes none of its nodes on the way (locked in the other order, every node of a held
+  -- run the scan looked at stayed locked until its transaction ended, out of reach of the
+  -- transaction holding the run).
+  -- An agent's type is read by its key (a subquery, not a join the generic plan could
+  -- turn into a scan of agents per node).
+  IF node_kind = 'rule' THEN
+    -- A RULE worker claims one project's nodes per transaction (the first project with a
+    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
+    -- nodes never stay RUNNING, so no limit counts them.
+    IF lock_project IS NULL THEN
+      SELECT n.project_id INTO lock_project
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT 1
+      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED;
+      IF lock_project IS NULL THEN
+        RETURN;
+      END IF;
+    END IF;
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level, n.priority
+          FROM orchestration.workflow_run_nodes n
+          JOIN orchestration.workflow_runs r ON r.id = n.run_id
+          WHERE n.status = 'PENDING' AND n.pending_deps = 0
+            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
+            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+          ORDER BY n.priority DESC, n.level, n.id
+          LIMIT max_nodes
+          FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
+  ELSE
+    -- The scheduler's claim takes the run's row for writing at once (FOR NO KEY UPDATE,
+    -- passing over runs a RULE worker is writing): what its pass writes then never waits
+    -- for a RULE worker, which may hold a run's row while a tenant's function runs.
+    -- Containers count against the limits while they run; one that has finished and
+    -- waits for its result to be recorded (its run is locked by someone) does not.
+    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
+    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
+    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
+    -- node, and the containers while fewer than max_running_per_project run in their
+    -- project and, of those, fewer than max_running in all. The others locked stay
+    -- PENDING (and locked until this transaction ends).
+    WITH locked AS MATERIALIZED (
+      SELECT n.id, n.project_id, n.level, n.priority,
+             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
+        AND NOT n.project_id = ANY (excluded_projects)
+        AND (only_project IS NULL OR n.project_id = only_project)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT max_nodes * 4
+      FOR NO KEY UPDATE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
+    ), busy AS (
+      SELECT n.project_id, count(*) AS running
+      FROM orchestration.workflow_run_nodes n
+      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
+      GROUP BY n.project_id
+    ), in_project AS (
+      SELECT l.*, count(*) FILTER (WHERE l.container)
+                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
+      FROM locked l
+    ), allowed_in_project AS (
+      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
+      WHERE NOT p.container OR max_running_per_project <= 0
+         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+    ), ranked AS (
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
+      FROM allowed_in_project p
+    )
+    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level, k.priority FROM ranked k
+          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
+          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
+  END IF;
+  IF claimed_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  -- A run's first claim starts it. Another worker starting it at the same moment is not
+  -- waited for (SKIP LOCKED): one of them does it.
+  WITH started AS (
+    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
+                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
+                                                    WHERE n.id = ANY (claimed_ids)))
+                              AND p.status = 'PENDING'
+                            FOR NO KEY UPDATE OF p SKIP LOCKED))
+    RETURNING r.id, r.project_id
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
+    INTO started_runs, started_projects FROM started s;
+  IF started_runs IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
+              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
+  END IF;
+
+  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
+END
+$$;
+COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
+  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
+
+REVOKE ALL ON FUNCTION
+  orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean),
+  orchestration.claimed_node_details(bigint[]),
+  orchestration.forget_deleted_agents(),
+  orchestration.delete_nodes_of_deleted_runs()
+FROM PUBLIC;
+-- ==== End of: a chain's next step without the queue (issue 16) ====================================

@@ -1,5 +1,6 @@
 #include "scheduler/dispatch.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <memory>
@@ -58,8 +59,9 @@ struct ClaimedNode {
   bool rule() const { return agent_type && *agent_type == "RULE"; }
 };
 
-std::vector<ClaimedNode> claimed_nodes(const pg::Rows& rows) {
-  pg::RowReader r(rows, "claim_nodes");
+// function: the one whose rows these are (claim_nodes, or record_attempts handing off).
+std::vector<ClaimedNode> claimed_nodes(const pg::Rows& rows, const char* function = "claim_nodes") {
+  pg::RowReader r(rows, function);
   std::vector<ClaimedNode> nodes(r.size());
   for (std::size_t i = 0; i < r.size(); ++i) {
     ClaimedNode& n = nodes[i];
@@ -94,9 +96,12 @@ constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)
 constexpr const char* kMayRunAsSql = "SELECT orchestration.may_run_as($1::name, $2::integer)";
 constexpr const char* kApprovalSql =
     "SELECT orchestration.request_approval($1::bigint, $2::int, $3::jsonb)";
+// With $12 (hand_off), its rows are the RULE nodes the recorded successes made runnable,
+// as claim_nodes returns them.
 constexpr const char* kRecordSql =
-    "SELECT orchestration.record_attempts($1::bigint[], $2::boolean[], $3::jsonb[], $4::jsonb[], "
-    "$5::text[], $6::timestamptz[], $7::timestamptz[], $8::bigint, $9::int[], $10::text[], $11::text[])";
+    "SELECT * FROM orchestration.record_attempts($1::bigint[], $2::boolean[], $3::jsonb[], $4::jsonb[], "
+    "$5::text[], $6::timestamptz[], $7::timestamptz[], $8::bigint, $9::int[], $10::text[], $11::text[], "
+    "$12::boolean)";
 constexpr const char* kExpireSql = "SELECT orchestration.expire_approvals()";
 constexpr const char* kNextDueSql =
     "SELECT (extract(epoch FROM orchestration.next_due_at() - clock_timestamp()) * 1000)::bigint";
@@ -306,16 +311,21 @@ class Attempts {
     attempts_.push_back(std::move(attempt));
   }
 
-  // round: the claim round of RULE nodes (nullopt for containers).
-  void record(const Value& round) {
-    if (attempts_.empty()) return;
+  // round: the claim round of RULE nodes (nullopt for containers). hand_off: return the
+  // RULE nodes the recorded successes made runnable, claimed (record_attempts says when
+  // a worker may go on with them).
+  std::vector<ClaimedNode> record(const Value& round, bool hand_off = false) {
+    std::vector<ClaimedNode> handed;
+    if (attempts_.empty()) return handed;
     std::vector<Attempt> batch;
     batch.swap(attempts_);
     if (!careful_recording) {
-      write(batch.begin(), batch.end(), round);
-      return;
+      write(batch.begin(), batch.end(), round, hand_off, &handed);
+      return handed;
     }
-    if (!pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); })) return;
+    if (!pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round, hand_off, &handed); }))
+      return handed;
+    handed.clear();
     // Which results cannot be stored: each is written alone, in claim order, inside a
     // probe that is then undone, and one refused becomes a failure that says why. Then
     // the batch is written as one, so that the others are recorded as they would have
@@ -323,7 +333,7 @@ class Attempts {
     {
       pg::Subtransaction probe;
       for (auto& attempt : batch) {
-        auto refused = pg::try_subtransaction([&] { write(&attempt, &attempt + 1, round); });
+        auto refused = pg::try_subtransaction([&] { write(&attempt, &attempt + 1, round, false, nullptr); });
         if (!refused) continue;
         attempt.succeeded = false;
         attempt.output.clear();
@@ -331,14 +341,19 @@ class Attempts {
       }
       probe.rollback();
     }
-    if (auto refused = pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round); }))
+    if (auto refused =
+            pg::try_subtransaction([&] { write(batch.begin(), batch.end(), round, hand_off, &handed); })) {
       // The nodes stay as they are; a later pass meets them again.
       pg::log_worker_error("pg_orchestration", UserError("results could not be stored: " + refused->message));
+      handed.clear();
+    }
+    return handed;
   }
 
  private:
+  // handed: where the nodes handed off go (nullptr: a write to be undone).
   template <typename It>
-  static void write(It first, It last, const Value& round) {
+  static void write(It first, It last, const Value& round, bool hand_off, std::vector<ClaimedNode>* handed) {
     auto unless_empty = [](const std::string& text) { return text.empty() ? std::nullopt : Value(text); };
     ArrayLiteral node_ids, succeeded, inputs, outputs, errors, started, finished, exit_codes, log_tails,
         container_ids;
@@ -354,8 +369,10 @@ class Attempts {
       log_tails.add(unless_empty(a->log_tail));
       container_ids.add(unless_empty(a->container_id));
     }
-    spi_run(kRecordSql, {node_ids.str(), succeeded.str(), inputs.str(), outputs.str(), errors.str(), started.str(),
-                         finished.str(), round, exit_codes.str(), log_tails.str(), container_ids.str()});
+    pg::Rows rows = spi_run(kRecordSql, {node_ids.str(), succeeded.str(), inputs.str(), outputs.str(), errors.str(),
+                                         started.str(), finished.str(), round, exit_codes.str(), log_tails.str(),
+                                         container_ids.str(), Value(hand_off && handed ? "t" : "f")});
+    if (handed) *handed = claimed_nodes(rows, "record_attempts");
   }
 
   std::vector<Attempt> attempts_;
@@ -541,7 +558,9 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
   auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
   if (claiming != Claiming::rule_nodes) spi_run(kExpireSql);
   std::optional<int> project;  // a RULE worker's, once its first claim chose it
-  bool woke_another = false;   // a RULE worker's: it asked another to claim beside it
+  // The RULE nodes the last claim round's results made runnable, handed off by
+  // record_attempts: a chain's next step, taken without a look at the queue.
+  std::vector<ClaimedNode> handed;
   const char* kinds[] = {"any", "container", "rule"};
   while (true) {
     int room = config::max_nodes_per_transaction - result.nodes;
@@ -552,23 +571,32 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     // Runs others are about to lock, and runs of stopped attempts not yet recorded.
     std::vector<std::int64_t> reserved = workers::reserved_runs();
     for (std::int64_t run : rule_pool::held_runs(slot)) reserved.push_back(run);
-    bool choosing = claiming == Claiming::rule_nodes && !project;
-    std::vector<ClaimedNode> claimed = claimed_nodes(spi_run(
-        kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
-                    std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
-                    kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
-                    project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)}));
-    if (claimed.empty()) break;
-    if (choosing) {
-      project = std::stoi(claimed.front().project_id);
-      if (!rule_pool::hold_project(*project)) throw ProjectTaken();
-    }
-    // A full claim means more runnable RULE nodes wait, perhaps of this very run: another
-    // RULE worker claims them now, beside this one (its claim passes over the nodes this
-    // transaction holds), rather than after this transaction commits.
-    if (claiming == Claiming::rule_nodes && static_cast<int>(claimed.size()) == room && !woke_another) {
-      workers::wake_now(workers::Worker::rule);
-      woke_another = true;
+    // Handed-off nodes of those runs, and those past the room, are left PENDING: runnable
+    // by anyone once this transaction commits.
+    std::vector<ClaimedNode> claimed;
+    for (auto& node : handed)
+      if (static_cast<int>(claimed.size()) < room &&
+          std::find(reserved.begin(), reserved.end(), node.run_id) == reserved.end())
+        claimed.push_back(std::move(node));
+    handed.clear();
+    if (claimed.empty()) {
+      bool choosing = claiming == Claiming::rule_nodes && !project;
+      claimed = claimed_nodes(spi_run(
+          kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
+                      std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
+                      kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
+                      project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)}));
+      if (claimed.empty()) break;
+      if (choosing) {
+        project = std::stoi(claimed.front().project_id);
+        if (!rule_pool::hold_project(*project)) throw ProjectTaken();
+      }
+      // A full claim means more runnable RULE nodes wait, perhaps of this very run: another
+      // RULE worker claims them now, beside this one (its claim passes over the nodes this
+      // transaction holds), rather than after this transaction commits. (It fills the
+      // pass's room: this pass claims no more.)
+      if (claiming == Claiming::rule_nodes && static_cast<int>(claimed.size()) == room)
+        workers::wake_now(workers::Worker::rule);
     }
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
@@ -587,7 +615,9 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       crash_marker::working_on(0);
       ++moved;
     }
-    claim.attempts.record(std::to_string(claim.number));
+    // Only the round's last write hands off: a write after it (a skip, a failure) could
+    // have ended the run of the nodes it handed off.
+    handed = claim.attempts.record(std::to_string(claim.number), claiming != Claiming::containers);
     result.nodes += moved;
     if (set_apart) {
       result.budget_spent = true;  // go on at once

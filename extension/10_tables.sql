@@ -245,12 +245,13 @@ COMMENT ON COLUMN orchestration.workflow_run_nodes.skip_reason IS
 -- worker updates most are such rows (a chain's next step, a wide run's last node, updated
 -- once per finished dependency). Triggers do what the keys' actions did: a deleted run's
 -- nodes are deleted with it (runs_deleted), a deleted agent's id becomes NULL
--- (agents_deleted). The scheduler reads an agent id whose agent is gone as NULL, the agent
--- deleted, whichever it finds.
+-- (agents_deleted). Nothing keeps a concurrent writer from leaving an id whose row is gone
+-- (a foreign key would lock it), so every reader joins agents with LEFT JOIN and reads
+-- such an id as NULL: the agent deleted.
 COMMENT ON COLUMN orchestration.workflow_run_nodes.run_id IS
   'The node''s run; deleted with it (the runs_deleted trigger)';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.agent_id IS
-  'The agent the node calls; NULL once it is deleted (the agents_deleted trigger), and the node, if it has yet to run, is failed saying so';
+  'The agent the node calls; set to NULL when the agent is deleted (the agents_deleted trigger). An agent that is gone, either way, fails the node, if it has yet to run, saying so';
 
 CREATE TABLE orchestration.agent_runs (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -285,7 +286,7 @@ COMMENT ON COLUMN orchestration.agent_runs.node_key IS
 -- and so with its run, and a second check per attempt would cost record_attempts a
 -- statement per row.
 COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
-  'The agent of the attempt; NULL once it is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
+  'The agent of the attempt; set to NULL when the agent is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
 COMMENT ON COLUMN orchestration.agent_runs.run_id IS
   'The run of run_node_id (deleted with it, through the node)';
 COMMENT ON COLUMN orchestration.agent_runs.traceparent IS

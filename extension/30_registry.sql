@@ -320,6 +320,9 @@ COMMENT ON FUNCTION orchestration.delete_agent(bigint) IS
 -- snapshot of its own, then sees the attempts it wrote.
 CREATE FUNCTION orchestration.forget_deleted_agents() RETURNS trigger
 LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner, so a role that may delete agents need not
+-- be able to write the nodes and attempts (nor pass their row security).
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

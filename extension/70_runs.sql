@@ -51,6 +51,8 @@ COMMENT ON FUNCTION orchestration.started_runs() IS
 -- foreign key); their attempts and approvals go with them by their own keys.
 CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
 LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

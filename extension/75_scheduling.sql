@@ -343,12 +343,12 @@ BEGIN
       (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
        output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
        started_at, finished_at, duration_ms, traceparent)
-    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+    SELECT t.project_id, t.agent_id, coalesce(ag.name, '(deleted)'), t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
            CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
            t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
            t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
            t.traceparent
-    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    FROM attempt t LEFT JOIN orchestration.agents ag ON ag.id = t.agent_id
     ORDER BY t.position
   ), moved AS (
     -- One update per node: its attempt count and, unless it fails for good (fail_node
@@ -920,8 +920,10 @@ AS $$
          coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256),
          coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action, a.secrets
   FROM orchestration.workflow_run_nodes n
-  JOIN orchestration.agents a ON a.id = n.agent_id
-  JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action
+  -- An agent or capability deleted meanwhile (by its table's owner: delete_agent refuses
+  -- while a run uses it) reads as NULLs, and the scheduler fails the node saying so.
+  LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+  LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action
   WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL
 $$;
 COMMENT ON FUNCTION orchestration.running_containers() IS

@@ -1864,12 +1864,12 @@ BEGIN
       (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
        output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
        started_at, finished_at, duration_ms, traceparent)
-    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+    SELECT t.project_id, t.agent_id, coalesce(ag.name, '(deleted)'), t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
            CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
            t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
            t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
            t.traceparent
-    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    FROM attempt t LEFT JOIN orchestration.agents ag ON ag.id = t.agent_id
     ORDER BY t.position
   ), moved AS (
     -- One update per node: its attempt count and, unless it fails for good (fail_node
@@ -2695,8 +2695,10 @@ AS $$
          coalesce(n.timeout_seconds, a.timeout_seconds), coalesce(a.memory_mb, 256),
          coalesce(a.pids_limit, 128), c.id, c.xmin::text, a.name || '.' || n.action, a.secrets
   FROM orchestration.workflow_run_nodes n
-  JOIN orchestration.agents a ON a.id = n.agent_id
-  JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action
+  -- An agent or capability deleted meanwhile (by its table's owner: delete_agent refuses
+  -- while a run uses it) reads as NULLs, and the scheduler fails the node saying so.
+  LEFT JOIN orchestration.agents a ON a.id = n.agent_id
+  LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = n.action
   WHERE n.status = 'RUNNING' AND n.container_name IS NOT NULL
 $$;
 COMMENT ON FUNCTION orchestration.running_containers() IS
@@ -3127,14 +3129,15 @@ ALTER TABLE orchestration.agent_runs DROP CONSTRAINT agent_runs_agent_id_fkey;
 -- worker updates most are such rows (a chain's next step, a wide run's last node, updated
 -- once per finished dependency). Triggers do what the keys' actions did: a deleted run's
 -- nodes are deleted with it (runs_deleted), a deleted agent's id becomes NULL
--- (agents_deleted). The scheduler reads an agent id whose agent is gone as NULL, the agent
--- deleted, whichever it finds.
+-- (agents_deleted). Nothing keeps a concurrent writer from leaving an id whose row is gone
+-- (a foreign key would lock it), so every reader joins agents with LEFT JOIN and reads
+-- such an id as NULL: the agent deleted.
 COMMENT ON COLUMN orchestration.workflow_run_nodes.run_id IS
   'The node''s run; deleted with it (the runs_deleted trigger)';
 COMMENT ON COLUMN orchestration.workflow_run_nodes.agent_id IS
-  'The agent the node calls; NULL once it is deleted (the agents_deleted trigger), and the node, if it has yet to run, is failed saying so';
+  'The agent the node calls; set to NULL when the agent is deleted (the agents_deleted trigger). An agent that is gone, either way, fails the node, if it has yet to run, saying so';
 COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
-  'The agent of the attempt; NULL once it is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
+  'The agent of the attempt; set to NULL when the agent is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
 
 -- What ON DELETE SET NULL did for the agent ids of run nodes and attempts (10_tables.sql
 -- says why they are not foreign keys). Nodes first: a worker recording attempts of a node
@@ -3142,6 +3145,9 @@ COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
 -- snapshot of its own, then sees the attempts it wrote.
 CREATE FUNCTION orchestration.forget_deleted_agents() RETURNS trigger
 LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner, so a role that may delete agents need not
+-- be able to write the nodes and attempts (nor pass their row security).
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -3163,6 +3169,8 @@ CREATE TRIGGER agents_deleted AFTER DELETE ON orchestration.agents
 -- foreign key); their attempts and approvals go with them by their own keys.
 CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
 LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -3328,12 +3336,12 @@ BEGIN
       (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
        output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
        started_at, finished_at, duration_ms, traceparent)
-    SELECT t.project_id, t.agent_id, ag.name, t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
+    SELECT t.project_id, t.agent_id, coalesce(ag.name, '(deleted)'), t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
            CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
            t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
            t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
            t.traceparent
-    FROM attempt t JOIN orchestration.agents ag ON ag.id = t.agent_id
+    FROM attempt t LEFT JOIN orchestration.agents ag ON ag.id = t.agent_id
     ORDER BY t.position
   ), moved AS (
     -- One update per node: its attempt count and, unless it fails for good (fail_node

@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <array>
+#include <stdexcept>
 #include <string>
 
 #include "config/gucs.hpp"

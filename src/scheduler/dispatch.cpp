@@ -92,6 +92,8 @@ constexpr const char* kClaimSql =
     "$8::bigint[])";
 constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)";
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
+// Locks the node's run for writing; false (the node skipped) if the run has ended.
+constexpr const char* kLiveRunSql = "SELECT orchestration.lock_live_run_of($1::bigint)";
 // A RULE agent's runs_as role still vouches for it (checked before every attempt).
 constexpr const char* kMayRunAsSql = "SELECT orchestration.may_run_as($1::name, $2::integer)";
 constexpr const char* kApprovalSql =
@@ -389,10 +391,29 @@ struct ClaimRound {
   // skip, a failure, an approval, a container start), so every effect lands in claim
   // order, as if each node had been recorded at once.
   Attempts attempts;
+  // Runs an outcome of this round may have failed (a failed attempt, a node failed), in
+  // whose nodes it has yet to start a run: those start only if the run is still live.
+  std::set<std::int64_t> maybe_failed;
   // Runs a write that is not a RULE outcome, after the outcomes gathered so far.
   pg::Rows write(const char* sql, const std::vector<Value>& params) {
     attempts.record(std::to_string(number));
     return spi_run(sql, params);
+  }
+  // Fails the node for good (and so its run).
+  void fail(const ClaimedNode& node, const std::string& error) {
+    write(kFailSql, {node.id, error});
+    maybe_failed.insert(node.run_id);
+  }
+  // Whether the node may start: after its run may have failed in this round, asked under
+  // the run's lock once the outcomes so far are recorded (a run that failed skips it).
+  bool may_start(const ClaimedNode& node) {
+    if (!maybe_failed.count(node.run_id)) return true;
+    pg::Rows rows = write(kLiveRunSql, {node.id});
+    if (pg::RowReader(rows, "lock_live_run_of").boolean(0, "lock_live_run_of")) {
+      maybe_failed.erase(node.run_id);  // its failures so far were retries
+      return true;
+    }
+    return false;
   }
 };
 
@@ -405,8 +426,8 @@ void prepare_container(const ClaimedNode& node, const json& input, const std::st
   std::string image = agent.value("image", "");
   std::string patterns = config::allowed_images ? config::allowed_images : "";
   if (!docker::image_allowed(image, patterns)) {
-    round.write(kFailSql, {id, "image \"" + image + "\" is not allowed by orchestration.allowed_images (\"" + patterns +
-                               "\"); no container was created"});
+    round.fail(node, "image \"" + image + "\" is not allowed by orchestration.allowed_images (\"" + patterns +
+                               "\"); no container was created");
     return;
   }
   std::map<std::string, std::string> secrets;
@@ -417,8 +438,8 @@ void prepare_container(const ClaimedNode& node, const json& input, const std::st
     secrets = project_secrets(node.project_id, names + "}");
     for (const auto& name : wanted)
       if (!secrets.count(name)) {
-        round.write(kFailSql, {id, "secret \"" + name + "\" is not set in project " + node.project_id +
-                                   "; set it with orchestration.set_secret()"});
+        round.fail(node, "secret \"" + name + "\" is not set in project " + node.project_id +
+                                   "; set it with orchestration.set_secret()");
         return;
       }
   }
@@ -471,14 +492,15 @@ bool may_run_as(const std::string& role, const std::string& project) {
 
 void process_node(const ClaimedNode& node, ClaimRound& round) {
   const std::string& id = node.id;
+  if (!round.may_start(node)) return;
   // The run keeps the nodes it started with; their agent may have changed since.
   if (!node.agent_name) {
-    round.write(kFailSql, {id, "its agent was deleted after the run started"});
+    round.fail(node, "its agent was deleted after the run started");
     return;
   }
   if (!node.capability_id) {
-    round.write(kFailSql, {id, "agent \"" + *node.agent_name + "\" has no capability \"" + node.action +
-                               "\" any more (it was removed after the run started)"});
+    round.fail(node, "agent \"" + *node.agent_name + "\" has no capability \"" + node.action +
+                               "\" any more (it was removed after the run started)");
     return;
   }
   json scope, condition, input;
@@ -491,7 +513,7 @@ void process_node(const ClaimedNode& node, ClaimRound& round) {
     }
     input = templating::render(parse(node.inputs), scope);
   } catch (const UserError& e) {
-    round.write(kFailSql, {id, e.what()});
+    round.fail(node, e.what());
     return;
   }
   // The input must satisfy the capability's input schema before anything runs or anyone
@@ -499,7 +521,7 @@ void process_node(const ClaimedNode& node, ClaimRound& round) {
   std::string capability = *node.agent_name + "." + node.action;
   const Contract& contract = contract_for(*node.capability_id, node.contract_version.value_or(""));
   if (!contract.error.empty()) {
-    round.write(kFailSql, {id, "the contract of " + capability + " cannot be used: " + contract.error});
+    round.fail(node, "the contract of " + capability + " cannot be used: " + contract.error);
     return;
   }
   std::vector<schema::Violation> violations;
@@ -509,8 +531,8 @@ void process_node(const ClaimedNode& node, ClaimRound& round) {
     violations.push_back({"", e.what()});
   }
   if (!violations.empty()) {
-    round.write(kFailSql, {id, "input does not match the input schema of " + capability + ": " +
-                               schema::describe(violations)});
+    round.fail(node, "input does not match the input schema of " + capability + ": " +
+                               schema::describe(violations));
     return;
   }
   if (node.needs_approval) {
@@ -545,6 +567,7 @@ void process_node(const ClaimedNode& node, ClaimRound& round) {
   }
   std::string finished = now_text();
   if (outcome.succeeded) check_output(outcome, contract.output.get(), capability);
+  if (!outcome.succeeded) round.maybe_failed.insert(node.run_id);  // unless a retry is left
   round.attempts.add({std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error, started,
                       finished});
 }
@@ -710,6 +733,14 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
   pg::RowReader running(rows, "running_containers");
   std::set<std::string> wanted;
   for (std::size_t i = 0; i < running.size(); ++i) {
+    // Its agent or capability was deleted while it ran (by the table's owner; delete_agent
+    // refuses): nothing says how to check its output, so it fails, and its container,
+    // which no node waits for now, is removed below.
+    if (!running.value(i, "capability_id")) {
+      spi_run(kFailSql, {running.text(i, "node_id"),
+                         "its agent, or the capability it calls, was deleted while its container ran"});
+      continue;
+    }
     ContainerFacts facts;
     facts.node_id = running.int64(i, "node_id");
     facts.project_id = running.int64(i, "project_id");

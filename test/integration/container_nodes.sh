@@ -122,6 +122,23 @@ is "$(q "SELECT count(*) FROM (SELECT run_node_id FROM orchestration.agent_runs 
 sleep 1
 is "$(docker ps -aq --filter "label=orchestration.database=$PGDATABASE" | wc -l)" "0" "no container is left behind"
 
+# 7. A container node whose agent its table's owner deleted (delete_agent would refuse: a
+#    run uses it) while the scheduler was down: recovery fails the node saying so and
+#    removes its container, rather than leaving the node RUNNING for ever.
+q "SELECT orchestration.register_agent(1, '{\"name\": \"doomed\", \"type\": \"SCRIPT\", \"image\": \"orchestration/busybox:test\", \"command\": [\"sh\", \"-c\", \"sleep 60; echo {}\"], \"capabilities\": [{\"name\": \"wait\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"doomed\", \"nodes\": [{\"id\": \"d\", \"agent\": \"doomed\", \"action\": \"wait\"}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'doomed')")
+wait_for 30 "SELECT status = 'RUNNING' FROM orchestration.workflow_run_nodes WHERE run_id = $run" >/dev/null
+q "SELECT orchestration.update_workflow(id, '{\"name\": \"doomed\", \"nodes\": [{\"id\": \"d\", \"agent\": \"echo\", \"action\": \"echo\"}]}') FROM orchestration.workflows WHERE name = 'doomed'" >/dev/null
+q "DELETE FROM orchestration.agents WHERE name = 'doomed'"
+kill -9 "$(scheduler_pid)"
+ok "$(wait_for 30 "SELECT status = 'FAILED' FROM orchestration.workflow_run_nodes WHERE run_id = $run"; echo $?)" \
+   "after a crash, a running container node whose agent was deleted fails"
+is "$(q "SELECT error FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
+   "its agent, or the capability it calls, was deleted while its container ran" "saying why"
+sleep 1
+is "$(docker ps -aq --filter "label=orchestration.database=$PGDATABASE" | wc -l)" "0" "and its container was removed"
+
 q "ALTER SYSTEM RESET orchestration.allowed_images"
 q "SELECT pg_reload_conf()" >/dev/null
 done_testing

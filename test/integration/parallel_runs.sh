@@ -50,16 +50,23 @@ is "$(q "SELECT count(*) FILTER (WHERE type = 'orchestration.run.succeeded') || 
         FROM orchestration.events WHERE run_id = $run")" "1 true" \
    "one run.succeeded event, the run's last"
 
-# A node fails for good in the first worker's claim while the second worker holds nodes
-# of the same run: the run fails at once; the second worker's nodes, passed over by the
-# failure, finish and are recorded; nothing stays PENDING.
-wide failing "$n" 1
+# A node fails for good in the middle of the first worker's claim (n1..n$max_nodes, in key
+# order) while the second worker holds nodes of the same run: the run fails at once; the
+# first worker does not run the nodes it claimed after the failing one; the second
+# worker's nodes, claimed before the failure and passed over by it, finish and are
+# recorded; nothing stays PENDING.
+failing=$((max_nodes / 2))
+wide failing "$n" "$failing"
 run=$(q "SELECT orchestration.start_workflow(1, 'failing')")
-is "$(q "SELECT orchestration.wait_for_run($run, '120 s')->>'status'")" "FAILED" "a run whose first node fails, fails"
+is "$(q "SELECT orchestration.wait_for_run($run, '120 s')->>'status'")" "FAILED" "a run whose node fails, fails"
 ok "$(wait_for 30 "SELECT count(*) = 0 FROM orchestration.workflow_run_nodes WHERE run_id = $run AND status NOT IN ('SUCCESS', 'FAILED', 'SKIPPED')"; echo $?)" \
    "and every one of its nodes ends (none left PENDING by a worker holding it)"
 is "$(q "SELECT count(DISTINCT output->>'pid') FROM orchestration.workflow_run_nodes WHERE run_id = $run AND status = 'SUCCESS'")" "2" \
    "nodes of both workers succeeded (the second worker's ran while the run failed)"
+is "$(q "SELECT count(*) FROM orchestration.workflow_run_nodes n WHERE n.run_id = $run AND n.status = 'SKIPPED'
+          AND n.skip_reason = 'run failed' AND CASE WHEN n.node_key <> 'last' THEN substr(n.node_key, 2)::int END BETWEEN $((failing + 1)) AND $max_nodes
+          AND NOT EXISTS (SELECT 1 FROM orchestration.agent_runs a WHERE a.run_node_id = n.id)")" "$((max_nodes - failing))" \
+   "the nodes the first worker claimed after the failing one were skipped, never run"
 is "$(q "SELECT status || ' ' || skip_reason FROM orchestration.workflow_run_nodes WHERE run_id = $run AND node_key = 'last'")" "SKIPPED run failed" \
    "the dependent of the failed node is skipped as a failure skips it"
 is "$(q "SELECT count(*) - count(DISTINCT run_node_id) FROM orchestration.agent_runs WHERE run_id = $run")" "0" "no node ran twice"

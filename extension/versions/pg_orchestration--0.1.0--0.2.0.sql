@@ -849,7 +849,9 @@ BEGIN
            claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
            a.runs_as,
            coalesce(claimed.timeout_seconds, a.timeout_seconds),
-           jsonb_build_object(
+           -- The scope its templates read; none for a node whose inputs and condition use
+           -- none (placeholders are "{{ ... }}"; this text search may see one that is not).
+           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0 THEN jsonb_build_object(
              'context', r.context,
              'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
                                        'started_by', r.started_by, 'traceparent', r.traceparent),
@@ -860,7 +862,7 @@ BEGIN
                                                    FROM orchestration.workflow_run_nodes u
                                                    WHERE u.run_id = claimed.run_id AND u.node_key = ref
                                                      AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')) END,
            -- An approval counts only for the agent and function it was given for: one
            -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
            CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
@@ -3196,20 +3198,19 @@ RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
                agent_type orchestration.agent_type, rule_function text, runs_as name,
                timeout_seconds integer, scope jsonb, needs_approval boolean,
                capability_id bigint, contract_version text, agent jsonb)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
--- Planned as record_attempts is, for the same reasons (see there).
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
+-- SQL with no settings of its own, so that the planner inlines it into its callers'
+-- statements (a chain step saves a function call and a copy of its rows): it is planned
+-- with their settings, and its names, all qualified or built in, are resolved with their
+-- search_path (pg_catalog, pg_temp). Nobody else may call it.
+LANGUAGE sql STABLE
 AS $$
-BEGIN
-  RETURN QUERY
     SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
            claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
            a.runs_as,
            coalesce(claimed.timeout_seconds, a.timeout_seconds),
-           jsonb_build_object(
+           -- The scope its templates read; none for a node whose inputs and condition use
+           -- none (placeholders are "{{ ... }}"; this text search may see one that is not).
+           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0 THEN jsonb_build_object(
              'context', r.context,
              'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
                                        'started_by', r.started_by, 'traceparent', r.traceparent),
@@ -3220,13 +3221,15 @@ BEGIN
                                                    FROM orchestration.workflow_run_nodes u
                                                    WHERE u.run_id = claimed.run_id AND u.node_key = ref
                                                      AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')),
+                                      FROM unnest(claimed.refs) AS ref) refs), '{}')) END,
            -- An approval counts only for the agent and function it was given for: one
            -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
            CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
-                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
-                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
+                -- A lookup per node by its run (indexed), never a hash of every approval.
+                THEN (SELECT ap.id FROM orchestration.workflow_approvals ap
+                      WHERE ap.run_id = claimed.run_id AND ap.run_node_id = claimed.id
+                        AND ap.status = 'APPROVED' AND ap.agent_pin = orchestration.agent_pin(a.id)
+                      LIMIT 1) IS NULL
                 ELSE false END,
            -- The row version identifies the schemas, so the scheduler compiles them
            -- once and again only after update_agent changes them.
@@ -3241,11 +3244,10 @@ BEGIN
     JOIN orchestration.workflows w ON w.id = r.workflow_id
     LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
     WHERE claimed.id = ANY (node_ids)
-    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
-END
+    ORDER BY claimed.priority DESC, claimed.level, claimed.id
 $$;
 COMMENT ON FUNCTION orchestration.claimed_node_details(bigint[]) IS
-  'Internal (claim_nodes, record_attempts): each claimed node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache), in dispatch order. A node whose agent was deleted or lost the capability has agent_name or capability_id NULL';
+  'Internal (claim_nodes, record_attempts): each claimed node with its agent, its template scope (NULL for a node that uses no placeholders), whether it still needs an approval, and its capability''s id and row version (for the contract cache), in dispatch order. A node whose agent was deleted or lost the capability has agent_name or capability_id NULL';
 -- The outcomes of attempts, in the order given. Each becomes an agent_runs row, and its
 -- node moves on: SUCCESS releases its dependents; a failure is retried after exponential
 -- backoff while retries remain, else it fails the node and the run. The scheduler records
@@ -3299,6 +3301,9 @@ DECLARE
   wake_rule boolean;
   wake_containers boolean;
   released_rule bigint[];   -- the RULE nodes made runnable here, in dispatch order
+  one record;               -- the one successful attempt recorded the plain way
+  one_attempt integer;
+  one_released boolean;
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(attempt_inputs)
@@ -3310,6 +3315,85 @@ BEGIN
 
   -- 1. The attempts and their nodes, which this transaction holds (a claim locked them, or
   -- a container's node is RUNNING: nobody claims it): no other writer touches these rows.
+  -- One attempt that succeeded, of a node still waiting for it in a RUNNING run (every
+  -- step of a chain, most container completions), is recorded by plain statements: the
+  -- set-based ones below, made for claim rounds of many nodes, cost one node about twice
+  -- as much, most of it the executor's start-up of their plans. It takes the run's lock
+  -- first (statement 2 takes it after statement 1; this transaction keeps it to its end
+  -- either way). A node or run found otherwise goes the general way.
+  IF cardinality(node_ids) = 1 AND succeeded[1] THEN
+    SELECT n.run_id, n.project_id, n.node_key, n.agent_id, n.dependents, n.status, n.attempt_traceparent,
+           r.status AS run_status, r.traceparent AS run_traceparent
+      INTO one
+    FROM orchestration.workflow_run_nodes n JOIN orchestration.workflow_runs r ON r.id = n.run_id
+    WHERE n.id = node_ids[1]
+    FOR NO KEY UPDATE OF r;
+    IF one.run_status = 'RUNNING' AND one.status IN ('PENDING', 'RUNNING') THEN
+      UPDATE orchestration.workflow_run_nodes n SET
+        attempt = n.attempt + 1, status = 'SUCCESS', output = outputs[1], error = NULL,
+        resolved_input = attempt_inputs[1],
+        started_at = coalesce(n.started_at, record_attempts.started_at[1]),
+        finished_at = record_attempts.finished_at[1], next_attempt_at = NULL
+      WHERE n.id = node_ids[1]
+      RETURNING n.attempt INTO one_attempt;
+      INSERT INTO orchestration.agent_runs
+        (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
+         output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
+         started_at, finished_at, duration_ms, traceparent)
+      VALUES (one.project_id, one.agent_id,
+              coalesce((SELECT ag.name FROM orchestration.agents ag WHERE ag.id = one.agent_id), '(deleted)'),
+              one.run_id, node_ids[1], one.node_key, one_attempt, attempt_inputs[1], outputs[1], 'SUCCESS',
+              errors[1], exit_codes[1], log_tails[1], container_ids[1], scheduler_round,
+              record_attempts.started_at[1], record_attempts.finished_at[1],
+              (extract(epoch FROM record_attempts.finished_at[1] - record_attempts.started_at[1]) * 1000)::integer,
+              -- As below: the span its container got, or a new one in the run's trace.
+              coalesce(CASE WHEN one.status = 'RUNNING' THEN one.attempt_traceparent END,
+                       orchestration.child_traceparent(one.run_traceparent)));
+      WITH inserted AS (
+        INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+        VALUES (one.project_id, 'orchestration.node.succeeded', 'run/' || one.run_id || '/node/' || one.node_key,
+                one.run_id,
+                orchestration.event_document(one.project_id, 'orchestration.node.succeeded',
+                  'run/' || one.run_id || '/node/' || one.node_key, one.run_id, one.node_key, one.run_traceparent,
+                  jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1])))
+        RETURNING e.id, e.type, e.run_id
+      )
+      SELECT count(pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id)))
+        INTO emitted
+      FROM inserted i;
+      PERFORM orchestration.wake_relay();
+      -- Its dependents, each looked up by (run_id, node_key) in a subquery of its own, as
+      -- statement 1 does below: an index probe each whatever the statistics say (a plan
+      -- made on empty tables could otherwise walk every live node of the run).
+      WITH released AS (
+        UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - 1
+        WHERE d.id = ANY (ARRAY(SELECT (SELECT x.id FROM orchestration.workflow_run_nodes x
+                                        WHERE x.run_id = one.run_id AND x.node_key = k)
+                                FROM unnest(one.dependents) AS k))
+        RETURNING d.id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
+                  (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule,
+                  d.next_attempt_at IS NULL OR d.next_attempt_at <= clock_timestamp() AS due
+      )
+      SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
+             array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) FILTER (WHERE l.runnable AND l.rule AND l.due),
+             coalesce(bool_or(l.runnable), false)
+        INTO wake_rule, wake_containers, released_rule, one_released
+      FROM released l;
+      IF wake_rule OR wake_containers THEN
+        PERFORM orchestration.wake_workers(wake_rule, wake_containers);
+      END IF;
+      -- A run with a node runnable stays RUNNING: nothing to derive.
+      IF NOT one_released THEN
+        PERFORM orchestration.refresh_run(one.run_id);
+      END IF;
+      -- The hand-off, as at the end below (nothing here can have ended the run).
+      IF hand_off AND released_rule IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM orchestration.claimed_node_details(released_rule);
+      END IF;
+      RETURN;
+    END IF;
+  END IF;
+
   WITH attempt AS (
     SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
            r.status AS run_status, r.traceparent AS run_traceparent,
@@ -3419,10 +3503,11 @@ BEGIN
       FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
       WHERE d.id = f.id
       RETURNING d.id, d.run_id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
-                (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
+                (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule,
+                d.next_attempt_at IS NULL OR d.next_attempt_at <= clock_timestamp() AS due
     )
     SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
-           array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) FILTER (WHERE l.runnable AND l.rule),
+           array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) FILTER (WHERE l.runnable AND l.rule AND l.due),
            -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
            refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
       INTO wake_rule, wake_containers, released_rule, refreshed
@@ -3456,19 +3541,22 @@ BEGIN
   -- every runnable RULE node of its project it could lock (a full claim ends its pass), so
   -- the RULE nodes released here, which nobody else sees before this transaction commits,
   -- are what it goes on with. It holds them already: it wrote their rows (the counters
-  -- above) and their runs' rows (the lock above). One no longer runnable (its run failed
-  -- meanwhile) is left.
-  -- Each node and its run are looked up by key (subqueries of their own): a generic plan
-  -- that joined them could scan every live run or every runnable node instead.
+  -- above, which read them as they are now) and holds their runs' rows (the lock above,
+  -- taken while they were live: a cancel waits for this transaction).
   IF hand_off AND released_rule IS NOT NULL THEN
-    RETURN QUERY SELECT * FROM orchestration.claimed_node_details(ARRAY(
-      SELECT u.id FROM unnest(released_rule) AS u(id)
-      WHERE (SELECT n.status = 'PENDING' AND n.pending_deps = 0
-                    AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-                    AND orchestration.written_in_this_transaction(n.xmin)
-                    AND (SELECT r.status FROM orchestration.workflow_runs r WHERE r.id = n.run_id)
-                          IN ('RUNNING', 'WAITING_APPROVAL')
-             FROM orchestration.workflow_run_nodes n WHERE n.id = u.id)));
+    -- A node failed here, or another worker failed a run: the sweeps above may have
+    -- skipped some of them. Only those still runnable go on, each node and its run looked
+    -- up by key (subqueries of their own: a generic plan that joined them could scan every
+    -- live run or every runnable node instead).
+    IF failed_ids IS NOT NULL OR failed_runs IS NOT NULL THEN
+      released_rule := ARRAY(
+        SELECT u.id FROM unnest(released_rule) AS u(id)
+        WHERE (SELECT n.status = 'PENDING'
+                      AND (SELECT r.status FROM orchestration.workflow_runs r WHERE r.id = n.run_id)
+                            IN ('RUNNING', 'WAITING_APPROVAL')
+               FROM orchestration.workflow_run_nodes n WHERE n.id = u.id));
+    END IF;
+    RETURN QUERY SELECT * FROM orchestration.claimed_node_details(released_rule);
   END IF;
 END
 $$;

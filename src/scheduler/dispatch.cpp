@@ -46,7 +46,7 @@ struct ClaimedNode {
   std::string project_id;
   std::string node_key;
   int attempt = 0;                  // attempts made so far
-  Value inputs, condition, scope;   // jsonb texts
+  Value inputs, condition, scope;   // jsonb texts; scope NULL: the node uses no placeholders
   Value agent_name;                 // NULL: the agent was deleted after the run started
   std::string action;
   Value agent_type;                 // RULE, SCRIPT, ...

@@ -66,6 +66,25 @@ CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
   REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
   EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
 
+-- What TRUNCATE ... CASCADE did through the key: truncating the runs removes their nodes
+-- (and, through their keys, the attempts). A DELETE, not a TRUNCATE: the approvals, which
+-- reference both, are being truncated by the statement that fired this.
+CREATE FUNCTION orchestration.truncate_nodes_of_truncated_runs() RETURNS trigger
+LANGUAGE plpgsql
+-- As the owner, as forget_deleted_agents (30_registry.sql) says.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.workflow_run_nodes;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
+  'Internal (trigger on workflow_runs): deletes every run node (and, through their foreign keys, the attempts) when the runs are truncated';
+CREATE TRIGGER runs_truncated AFTER TRUNCATE ON orchestration.workflow_runs
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_nodes_of_truncated_runs();
+
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.
 CREATE FUNCTION orchestration.create_run(workflow orchestration.workflows, trigger text,

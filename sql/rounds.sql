@@ -80,6 +80,12 @@ SELECT (SELECT count(*) FROM orchestration.workflow_run_nodes WHERE run_id = :ru
        (SELECT count(*) FROM orchestration.agent_runs WHERE run_id = :run_id) AS attempts_left;
 ROLLBACK;
 SELECT count(*) AS attempts_kept_after_rollback FROM orchestration.agent_runs WHERE run_id = :run_id;
+-- So does TRUNCATE ... CASCADE (the runs_truncated trigger): nothing is left behind.
+BEGIN;
+TRUNCATE orchestration.workflow_runs CASCADE;
+SELECT (SELECT count(*) FROM orchestration.workflow_run_nodes) AS nodes_left,
+       (SELECT count(*) FROM orchestration.agent_runs) AS attempts_left;
+ROLLBACK;
 
 -- Deleting an agent leaves its finished runs' nodes and attempts without one (agent_id
 -- NULL, the attempt keeps the name): the agents_deleted trigger, as agent_id is not a

@@ -3187,6 +3187,25 @@ CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
   REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
   EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
 
+-- What TRUNCATE ... CASCADE did through the key: truncating the runs removes their nodes
+-- (and, through their keys, the attempts). A DELETE, not a TRUNCATE: the approvals, which
+-- reference both, are being truncated by the statement that fired this.
+CREATE FUNCTION orchestration.truncate_nodes_of_truncated_runs() RETURNS trigger
+LANGUAGE plpgsql
+-- As the owner, as forget_deleted_agents (30_registry.sql) says.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.workflow_run_nodes;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
+  'Internal (trigger on workflow_runs): deletes every run node (and, through their foreign keys, the attempts) when the runs are truncated';
+CREATE TRIGGER runs_truncated AFTER TRUNCATE ON orchestration.workflow_runs
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_nodes_of_truncated_runs();
+
 -- It hands off the RULE nodes its successes made runnable: a new argument and result type.
 DROP FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]);
 -- What the scheduler needs to move claimed nodes on (claim_nodes, record_attempts): each
@@ -3723,6 +3742,7 @@ REVOKE ALL ON FUNCTION
   orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean),
   orchestration.claimed_node_details(bigint[]),
   orchestration.forget_deleted_agents(),
-  orchestration.delete_nodes_of_deleted_runs()
+  orchestration.delete_nodes_of_deleted_runs(),
+  orchestration.truncate_nodes_of_truncated_runs()
 FROM PUBLIC;
 -- ==== End of: a chain's next step without the queue (issue 16) ====================================

@@ -84,8 +84,13 @@ median_of() {  # median_of N WHAT
   [ "$got" -eq "$1" ] || { echo "scheduler_bench: $2: $got of $1 measurements succeeded" >&2; return 1; }
   median <<<"$values"
 }
+# After the warm-up the tables are vacuumed, as pgbench -i leaves its own for the baseline:
+# new tables grow a page at a time (every update of a node is a new row version), until
+# autovacuum's first pass lets them reuse space. The first chains of a new database ran
+# 10-25% slower than those after it.
 repeat_median() {  # repeat_median WORKFLOW: median seconds over REPS after WARMUP
   for _ in $(seq $WARMUP); do run_seconds "$1" >/dev/null; done
+  q "VACUUM (ANALYZE) orchestration.workflow_runs, orchestration.workflow_run_nodes, orchestration.agent_runs, orchestration.events" >/dev/null
   for _ in $(seq $REPS); do run_seconds "$1"; done | median_of $REPS "workflow $1"
 }
 

@@ -266,7 +266,9 @@ COMMENT ON FUNCTION orchestration.fail_node(bigint, text) IS
 -- nodes this worker holds (the attempts, their nodes' moves, the events); the second,
 -- after the runs' rows are locked for writing, what other writers of the run also
 -- change (the dependents' counters). Several workers record nodes of one run at once,
--- taking turns only for the second part and their commits. A run's status is derived
+-- taking turns only for the second part and their commits. (One success in a RUNNING
+-- run, a chain's step, is written by plain statements under the run's lock from the
+-- start: see the first branch below.) A run's status is derived
 -- again (refresh_run) only when it may have changed; and the span trigger on agent_runs
 -- fires only while tracing is on.
 CREATE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], attempt_inputs jsonb[],
@@ -546,8 +548,8 @@ BEGIN
   -- every runnable RULE node of its project it could lock (a full claim ends its pass), so
   -- the RULE nodes released here, which nobody else sees before this transaction commits,
   -- are what it goes on with. It holds them already: it wrote their rows (the counters
-  -- above, which read them as they are now) and holds their runs' rows (the lock above,
-  -- taken while they were live: a cancel waits for this transaction).
+  -- above, which read them as they are now) and holds their runs' rows (the lock above:
+  -- a cancel waits for this transaction; a run found failed there is in failed_runs).
   IF hand_off AND released_rule IS NOT NULL THEN
     -- A node failed here, or another worker failed a run: the sweeps above may have
     -- skipped some of them. Only those still runnable go on, each node and its run looked

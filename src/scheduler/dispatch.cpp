@@ -567,7 +567,9 @@ void process_node(const ClaimedNode& node, ClaimRound& round) {
   }
   std::string finished = now_text();
   if (outcome.succeeded) check_output(outcome, contract.output.get(), capability);
-  if (!outcome.succeeded) round.maybe_failed.insert(node.run_id);  // unless a retry is left
+  // A failure may have failed the run (unless a retry is left); so may a success recorded
+  // carefully, which fails if its output cannot be stored.
+  if (!outcome.succeeded || careful_recording) round.maybe_failed.insert(node.run_id);
   round.attempts.add({std::stoll(id), outcome.succeeded, input.dump(), outcome.output, outcome.error, started,
                       finished});
 }
@@ -732,13 +734,16 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
   pg::Rows rows = spi_run(kRunningContainersSql);
   pg::RowReader running(rows, "running_containers");
   std::set<std::string> wanted;
+  Attempts orphans;
   for (std::size_t i = 0; i < running.size(); ++i) {
     // Its agent or capability was deleted while it ran (by the table's owner; delete_agent
-    // refuses): nothing says how to check its output, so it fails, and its container,
-    // which no node waits for now, is removed below.
+    // refuses): nothing says how to check its output, so its attempt fails (as any
+    // attempt: retried if it may be, cancelled if its run was), and its container, which
+    // no node waits for now, is removed below.
     if (!running.value(i, "capability_id")) {
-      spi_run(kFailSql, {running.text(i, "node_id"),
-                         "its agent, or the capability it calls, was deleted while its container ran"});
+      orphans.add({running.int64(i, "node_id"), false, running.text(i, "input"), "",
+                   "its agent, or the capability it calls, was deleted while its container ran",
+                   running.text(i, "started_at"), now_text()});
       continue;
     }
     ContainerFacts facts;
@@ -762,6 +767,7 @@ std::vector<executors::ContainerJob> containers_to_adopt(const std::string& data
     wanted.insert(facts.adopt_name);
     jobs.push_back(container_job(database, std::move(facts)));
   }
+  orphans.record(std::nullopt);
   // Containers of this database that no RUNNING node waits for: left by a crash after
   // their result was recorded, or before their node was. Remove them.
   try {

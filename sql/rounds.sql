@@ -59,6 +59,23 @@ SELECT current_setting('orchestration.max_concurrent_nodes') AS limit,
        count(DISTINCT scheduler_round) AS rounds, count(*) AS attempts
 FROM orchestration.agent_runs WHERE run_id = :run_id;
 
+-- claimed_node_details, through which claim_nodes and record_attempts return their nodes,
+-- is inlined by the planner into their statements (a SET clause, STRICT or SECURITY
+-- DEFINER would make it a function call per chain step again).
+DO $$
+DECLARE
+  line text;
+  inlined boolean := true;
+BEGIN
+  SET LOCAL search_path = pg_catalog, pg_temp;
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) SELECT * FROM orchestration.claimed_node_details(ARRAY[1::bigint])' LOOP
+    IF line LIKE '%Function Scan on claimed_node_details%' THEN
+      inlined := false;
+    END IF;
+  END LOOP;
+  RAISE NOTICE 'claimed_node_details inlined: %', inlined;
+END $$;
+
 -- record_attempts refuses arrays of different lengths and changes nothing.
 SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['{}'::jsonb, '{}'],
                                      ARRAY[NULL::jsonb, NULL], ARRAY[NULL::text, NULL],

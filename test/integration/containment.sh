@@ -352,7 +352,9 @@ fi
 
 # A result that passes every check and still cannot be written (a trigger of the test's
 # own on agent_runs refuses it, standing in for a poison not found yet) fails its own node
-# only: the pass that met it is rolled back, and the next records each attempt alone.
+# only: the pass that met it is rolled back, and the next records each attempt alone. The
+# node claimed before it keeps its success; the one claimed after it is not started in
+# that pass, as after any failure of its run (the first pass, rolled back, had run it).
 q "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \$\$
    BEGIN IF NEW.output_json ? 'poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END \$\$"
 q "CREATE TRIGGER refuse_poison BEFORE INSERT ON orchestration.agent_runs FOR EACH ROW EXECUTE FUNCTION public.refuse_poison()"
@@ -361,8 +363,10 @@ workers_before=$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_
 run=$(as alice "SELECT orchestration.start_workflow(1, 'poisoned')")
 q "SELECT orchestration.wait_for_run($run, '60 s')" >/dev/null
 is "$(q "SELECT string_agg(node_key || ' ' || status || coalesce(': ' || error, ''), ', ' ORDER BY node_key) FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
-   "a SUCCESS, b FAILED: its result could not be stored: refused by the test, c SUCCESS" \
-   "a result that cannot be written fails its own node, and the nodes claimed with it are recorded"
+   "a SUCCESS, b FAILED: its result could not be stored: refused by the test, c SKIPPED" \
+   "a result that cannot be written fails its own node; the node claimed before it is recorded, the one after it skipped as the run failed"
+is "$(q "SELECT string_agg(node_key, ' ' ORDER BY id) FROM orchestration.agent_runs WHERE run_id = $run")" "a b" \
+   "no attempt of the skipped node was kept"
 is "$(q "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity WHERE backend_type LIKE 'pg_orchestration%' AND datname = current_database()")" \
    "$workers_before" "no worker restarted"
 q "DROP TRIGGER refuse_poison ON orchestration.agent_runs; DROP FUNCTION public.refuse_poison()"

@@ -1,34 +1,45 @@
 -- What the NATS relay worker runs. It publishes the outbox (orchestration.events) and
 -- starts workflows whose trigger is {"type": "nats", "subject": "..."}; every statement it
 -- needs is here, so the C++ side only moves rows and messages.
+--
+-- The relay runs them for every batch it publishes, beside the workers on the same cores:
+-- they are PL/pgSQL, whose plans are kept for the session. (An SQL function with a SET
+-- clause is planned again at every call; one without, like nats_subject_of, is inlined
+-- into the statement that calls it.)
 
+-- Inlined into relay_next_events: no SET clause, every name built in, and immutable as
+-- declared (the project id is cast to text explicitly).
 CREATE FUNCTION orchestration.nats_subject_of(project_id integer, type text) RETURNS text
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 'orchestration.' || project_id || '.' || substr(type, length('orchestration.') + 1) $$;
+AS $$ SELECT 'orchestration.' || project_id::text || '.' || substr(type, length('orchestration.') + 1) $$;
 COMMENT ON FUNCTION orchestration.nats_subject_of(integer, text) IS
   'The NATS subject of an event: orchestration.<project>.<entity>.<event>, e.g. orchestration.1.run.succeeded';
 
 CREATE FUNCTION orchestration.relay_next_events(batch_size integer)
 RETURNS TABLE (id bigint, msg_id text, subject text, payload text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT e.id, e.payload->>'id', orchestration.nats_subject_of(e.project_id, e.type), e.payload::text
-  FROM orchestration.events e
-  WHERE e.published_at IS NULL
-  ORDER BY e.id
-  LIMIT batch_size
+BEGIN
+  RETURN QUERY
+    SELECT e.id, e.payload->>'id', orchestration.nats_subject_of(e.project_id, e.type), e.payload::text
+    FROM orchestration.events e
+    WHERE e.published_at IS NULL
+    ORDER BY e.id
+    LIMIT batch_size;
+END
 $$;
 COMMENT ON FUNCTION orchestration.relay_next_events(integer) IS
   'Internal (relay): the oldest unpublished events, in id order, with their NATS subject and message id (the CloudEvents id)';
 
 CREATE FUNCTION orchestration.relay_mark_published(event_ids bigint[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   UPDATE orchestration.events e SET published_at = clock_timestamp()
-  WHERE e.id = ANY(event_ids) AND e.published_at IS NULL
+  WHERE e.id = ANY(event_ids) AND e.published_at IS NULL;
+END
 $$;
 COMMENT ON FUNCTION orchestration.relay_mark_published(bigint[]) IS
   'Internal (relay): marks events published once NATS acknowledged them';
@@ -56,12 +67,15 @@ COMMENT ON FUNCTION orchestration.prune_events(interval, integer) IS
   'Deletes up to max_rows events published longer ago than retention and returns how many; unpublished events are never deleted. Also deletes up to max_rows queued spans older than retention (unsent: telemetry is not kept for ever). The relay calls it with orchestration.event_retention';
 
 CREATE FUNCTION orchestration.nats_trigger_subjects() RETURNS SETOF text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT DISTINCT w.trigger->>'subject' FROM orchestration.workflows w
-  WHERE w.status = 'ACTIVE' AND w.trigger->>'type' = 'nats'
-  ORDER BY 1
+BEGIN
+  RETURN QUERY
+    SELECT DISTINCT w.trigger->>'subject' FROM orchestration.workflows w
+    WHERE w.status = 'ACTIVE' AND w.trigger->>'type' = 'nats'
+    ORDER BY 1;
+END
 $$;
 COMMENT ON FUNCTION orchestration.nats_trigger_subjects() IS
   'Internal (relay): the subjects the relay subscribes to, one per distinct trigger subject of an ACTIVE workflow';

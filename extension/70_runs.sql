@@ -425,11 +425,13 @@ $$;
 COMMENT ON FUNCTION orchestration.retry_run(bigint) IS
   'Continues a FAILED run from its failed nodes: they (and the nodes skipped because of the failure) run again; successful nodes are not run again. The retry is a new span of the run''s trace. Requires orchestration_operator and the project';
 
+-- PL/pgSQL, so that its plan is kept: wait_for_run reads a run through it at least twice.
 CREATE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT jsonb_build_object(
+BEGIN
+  RETURN (SELECT jsonb_build_object(
            'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
@@ -445,7 +447,8 @@ AS $$
                     ORDER BY n.level, n.node_key)
              FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
   FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
-  WHERE r.id = run_json.run_id
+  WHERE r.id = run_json.run_id);
+END
 $$;
 COMMENT ON FUNCTION orchestration.run_json(bigint) IS
   'A run''s summary as JSON: status, error, timings, and each node''s status, attempt, output, error and timings';

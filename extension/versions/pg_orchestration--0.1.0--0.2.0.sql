@@ -3751,3 +3751,89 @@ REVOKE ALL ON FUNCTION
   orchestration.truncate_nodes_of_truncated_runs()
 FROM PUBLIC;
 -- ==== End of: a chain's next step without the queue (issue 16) ====================================
+
+-- ==== Hot SQL functions keep their plans (issue 16) ================================================
+-- An SQL function with a SET clause is never inlined and is planned again at every call.
+-- Those on a caller's path (may_run_as, before a RULE attempt) or run for every relay
+-- batch are PL/pgSQL now; nats_subject_of loses its SET clause and is inlined.
+CREATE OR REPLACE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM orchestration.project_grants g
+                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'));
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.may_run_as(role name, project_id integer) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
+                                         AND orchestration.role_in_project(may_run_as.role, may_run_as.project_id))
+                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false);
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.nats_subject_of(project_id integer, type text) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT 'orchestration.' || project_id::text || '.' || substr(type, length('orchestration.') + 1) $$;
+CREATE OR REPLACE FUNCTION orchestration.relay_next_events(batch_size integer)
+RETURNS TABLE (id bigint, msg_id text, subject text, payload text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT e.id, e.payload->>'id', orchestration.nats_subject_of(e.project_id, e.type), e.payload::text
+    FROM orchestration.events e
+    WHERE e.published_at IS NULL
+    ORDER BY e.id
+    LIMIT batch_size;
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.relay_mark_published(event_ids bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE orchestration.events e SET published_at = clock_timestamp()
+  WHERE e.id = ANY(event_ids) AND e.published_at IS NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.nats_trigger_subjects() RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
+    SELECT DISTINCT w.trigger->>'subject' FROM orchestration.workflows w
+    WHERE w.status = 'ACTIVE' AND w.trigger->>'type' = 'nats'
+    ORDER BY 1;
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object(
+           'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
+           'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
+           'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
+           'idempotency_key', r.idempotency_key, 'priority', r.priority,
+           'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
+           'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
+           'nodes', coalesce((
+             SELECT jsonb_agg(jsonb_build_object(
+                      'node_key', n.node_key, 'status', n.status, 'attempt', n.attempt,
+                      'output', n.output, 'error', n.error, 'skip_reason', n.skip_reason,
+                      'started_at', n.started_at, 'finished_at', n.finished_at,
+                      'duration_ms', (extract(epoch FROM n.finished_at - n.started_at) * 1000)::bigint)
+                    ORDER BY n.level, n.node_key)
+             FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
+  FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+  WHERE r.id = run_json.run_id);
+END
+$$;
+-- ==== End of: hot SQL functions keep their plans (issue 16) =========================================

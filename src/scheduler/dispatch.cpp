@@ -606,12 +606,20 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     handed.clear();
     if (claimed.empty()) {
       bool choosing = claiming == Claiming::rule_nodes && !project;
+      std::string at_cap = choosing ? rule_pool::projects_at_cap_literal() : "{}";
       claimed = claimed_nodes(spi_run(
           kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                       std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
-                      kinds[static_cast<int>(claiming)], choosing ? rule_pool::projects_at_cap_literal() : "{}",
+                      kinds[static_cast<int>(claiming)], at_cap,
                       project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)}));
-      if (claimed.empty()) break;
+      if (claimed.empty()) {
+        // This worker may have been woken for a node of a project it left alone (others
+        // hold it up to the cap), by a commit that found those others busy at the end of
+        // their pass, which they will not look at again: it tells them to.
+        if (at_cap != "{}")
+          for (int index : rule_pool::workers_at_cap()) workers::wake_rule_worker(index);
+        break;
+      }
       if (choosing) {
         project = std::stoi(claimed.front().project_id);
         if (!rule_pool::hold_project(*project)) throw ProjectTaken();
@@ -644,6 +652,12 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     // have ended the run of the nodes it handed off.
     handed = claim.attempts.record(std::to_string(claim.number), claiming != Claiming::containers);
     result.nodes += moved;
+    // A RULE worker whose claim took every runnable node there was and got none handed off
+    // is done: a claim now would find nothing it did not make runnable itself, and what it
+    // made runnable, it looks at after its commit (must_look_again). What others made
+    // runnable meanwhile woke a sleeping worker, or told this one to look again.
+    if (claiming == Claiming::rule_nodes && handed.empty() && static_cast<int>(claimed.size()) < room && !set_apart)
+      break;
     if (set_apart) {
       result.budget_spent = true;  // go on at once
       break;

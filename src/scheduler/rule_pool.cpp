@@ -153,6 +153,24 @@ std::string projects_at_cap_literal() {
   return literal.str();
 }
 
+std::vector<int> workers_at_cap() {
+  std::vector<int> indexes;
+  if (!shared || my_slot < 0) return indexes;
+  int cap = project_cap();
+  int found[config::kMaxRuleWorkers];
+  int count = with_pool(my_slot, [&](DatabasePool& pool) {
+    int n = 0;
+    for (int i = 0; i < config::kMaxRuleWorkers; ++i) {
+      int project = pool.workers[i].project;
+      if (i != my_index && pool.workers[i].pid != 0 && project != 0 && holding(pool, project, my_index) >= cap)
+        found[n++] = i;
+    }
+    return n;
+  });
+  indexes.assign(found, found + count);
+  return indexes;
+}
+
 bool hold_project(int project) {
   if (!shared || my_slot < 0) return true;
   int cap = project_cap();

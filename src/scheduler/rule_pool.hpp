@@ -38,6 +38,10 @@ void join(int slot, int index);
 // as a Postgres array literal: not to be claimed by this worker now.
 std::string projects_at_cap_literal();
 
+// The other workers that hold a project as many of them as one project may: those whose
+// nodes this worker leaves alone (projects_at_cap_literal), by their index.
+std::vector<int> workers_at_cap();
+
 // Takes `project` for this worker's transaction; false if others took it meanwhile up
 // to the cap (then the claim must be undone). release_project() when the transaction ends.
 bool hold_project(int project);

@@ -46,7 +46,6 @@ struct RuleWorkerState final : orch::workers::WorkerLoop {
 
 long RuleWorkerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
-  bool moved = false;
   try {
     if (!crashes_noted) {
       orch::scheduler::note_crashes_left();
@@ -56,7 +55,6 @@ long RuleWorkerState::run_once() {
       if (!extension_installed()) return;
       orch::scheduler::PassResult pass =
           orch::scheduler::run_pass(round, database, slot, orch::scheduler::Claiming::rule_nodes);
-      moved = pass.nodes > 0;
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
@@ -71,11 +69,12 @@ long RuleWorkerState::run_once() {
     orch::pg::spi_forget_plans();
   }
   rule_pool::release_project();
-  // A commit during the pass that made more RULE nodes runnable may have found this worker
-  // busy and woken nobody else (wakeup.hpp), or only a worker its project's cap keeps out:
-  // after a pass that moved nodes, it looks once more. (Container nodes its results made
-  // runnable wake the scheduler at commit: record_attempts and skip_node ask for it.)
-  if (moved) sleep_ms = 0;
+  // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped
+  // node's dependents) wake no other RULE worker at its commit: it looks again itself. So
+  // it does when others' commits found every RULE worker busy, or a worker their project's
+  // cap kept out woke it. (Container nodes its results made runnable wake the scheduler
+  // at commit.)
+  if (orch::workers::must_look_again()) sleep_ms = 0;
   return sleep_ms;
 }
 

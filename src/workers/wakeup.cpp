@@ -28,6 +28,8 @@ struct Slot {
   pg_atomic_uint32 database;                  // InvalidOid when no worker runs in this slot
   pg_atomic_uint32 procno_plus1[kProcesses];  // each worker's PGPROC number + 1; 0 when none
   pg_atomic_uint32 sleeping[kProcesses];      // 1 while the worker waits on its latch
+  // 1: a RULE worker is to look again after its pass (tell_to_look_again).
+  pg_atomic_uint32 look_again[kProcesses];
 };
 
 int process_index(Worker worker, int index) {
@@ -52,6 +54,7 @@ bool rule_wake_requested = false;
 Slot* my_slot = nullptr;
 int my_process = -1;
 bool i_am_rule_worker = false;
+bool released_rule_nodes = false;  // a RULE worker's commit made RULE nodes runnable (must_look_again)
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 int my_waiter_slot = -1;           // the slot this backend watches from until its transaction ends
 bool callback_registered = false;
@@ -63,6 +66,7 @@ void init_shared_state(void* memory) {
     pg_atomic_init_u32(&slot.database, InvalidOid);
     for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
     for (auto& sleeping : slot.sleeping) pg_atomic_init_u32(&sleeping, 0);
+    for (auto& look_again : slot.look_again) pg_atomic_init_u32(&look_again, 0);
   }
   for (auto& run : state->reserved_runs) pg_atomic_init_u64(&run, 0);
   for (auto& waiter : state->waiters) pg_atomic_init_u64(&waiter, 0);
@@ -89,6 +93,14 @@ void set_latch_of(Slot& slot, int process) {
   if (procno_plus1 > 0) SetLatch(&ProcGlobal->allProcs[procno_plus1 - 1].procLatch);
 }
 
+// A busy RULE worker is told to look again after its pass with a flag as well as its
+// latch: the function it runs may wait on the latch itself (pg_sleep, a lock) and reset it.
+void tell_to_look_again(Slot& slot, int index) {
+  int process = process_index(Worker::rule, index);
+  pg_atomic_write_u32(&slot.look_again[process], 1);
+  set_latch_of(slot, process);
+}
+
 // Wakes exactly the workers of that kind.
 void wake_workers_of(Oid database, Worker worker) {
   if (!shared) return;
@@ -96,8 +108,7 @@ void wake_workers_of(Oid database, Worker worker) {
     if (pg_atomic_read_u32(&slot.database) != database) continue;
     if (worker != Worker::rule) set_latch_of(slot, static_cast<int>(worker));
     else
-      for (int index = 0; index < config::kMaxRuleWorkers; ++index)
-        set_latch_of(slot, process_index(Worker::rule, index));
+      for (int index = 0; index < config::kMaxRuleWorkers; ++index) tell_to_look_again(slot, index);
   }
 }
 
@@ -105,7 +116,7 @@ void wake_workers_of(Oid database, Worker worker) {
 // for nothing competes with the one that runs the node (and with the caller). So the first
 // sleeping RULE worker is woken (taking its flag, so that two commits at once wake two);
 // when none sleeps, all are busy and each is told to look again after its pass (one that
-// found nothing just now may be on its way to sleep: its latch stays set).
+// found nothing just now may be on its way to sleep: its latch is set too).
 void wake_one_rule_worker(Oid database) {
   if (!shared) return;
   for (auto& slot : shared->slots) {
@@ -140,7 +151,10 @@ void on_transaction_end(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
     release_transaction_slots();
     if (wake_requested[static_cast<int>(Worker::scheduler)]) wake_workers_of(MyDatabaseId, Worker::scheduler);
-    if (rule_wake_requested && !i_am_rule_worker) wake_for_rule_nodes(MyDatabaseId);
+    if (rule_wake_requested) {
+      if (i_am_rule_worker) released_rule_nodes = true;
+      else wake_for_rule_nodes(MyDatabaseId);
+    }
     if (wake_requested[static_cast<int>(Worker::relay)]) {
       wake_workers_of(MyDatabaseId, Worker::relay);
       wake_waiters_of(MyDatabaseId);  // events were written: a run or a node changed
@@ -169,6 +183,7 @@ void leave_slot(int, Datum packed) {
   Slot& slot = shared->slots[DatumGetInt32(packed) % config::kMaxDatabases];
   pg_atomic_write_u32(&slot.procno_plus1[process], 0);
   pg_atomic_write_u32(&slot.sleeping[process], 0);  // a worker stopped in its sleep is not asleep there
+  pg_atomic_write_u32(&slot.look_again[process], 0);
 }
 
 }  // namespace
@@ -199,6 +214,19 @@ void request_wake_at_commit(Worker worker) {
 void wake_now(Worker worker) {
   if (worker == Worker::rule) wake_for_rule_nodes(MyDatabaseId);
   else wake_workers_of(MyDatabaseId, worker);
+}
+
+void wake_rule_worker(int index) {
+  if (!shared || index < 0 || index >= config::kMaxRuleWorkers) return;
+  for (auto& slot : shared->slots)
+    if (pg_atomic_read_u32(&slot.database) == MyDatabaseId) tell_to_look_again(slot, index);
+}
+
+bool must_look_again() {
+  bool again = released_rule_nodes;
+  released_rule_nodes = false;
+  if (my_slot && pg_atomic_exchange_u32(&my_slot->look_again[my_process], 0) != 0) again = true;
+  return again;
 }
 
 void set_sleeping(bool sleeping) {

@@ -32,8 +32,18 @@ void register_worker(Worker worker, int slot, int index);
 // A RULE worker's own commits wake no other RULE worker: it looks again itself.
 void request_wake_at_commit(Worker worker);
 
+// In a RULE worker, after a pass: whether to look again before it sleeps. Yes when a
+// commit of its own made RULE nodes runnable (it woke no other RULE worker), or when it
+// was told to while busy (wake_now, a commit that found every RULE worker busy,
+// wake_rule_worker).
+bool must_look_again();
+
 // Wakes the workers of that kind of this database at once (for Worker::rule, one).
 void wake_now(Worker worker);
+
+// Tells this database's RULE worker with that index (rule_pool numbers them alike) to
+// look again: at once if it sleeps, after its pass if not.
+void wake_rule_worker(int index);
 
 // The worker is about to wait on its latch (true) or has woken (false); a commit that
 // makes RULE nodes runnable wakes a sleeping RULE worker rather than a busy one.

@@ -65,6 +65,32 @@ is "$(q "SELECT orchestration.wait_for_run($run, '60 seconds')->>'status'")" "SU
    "RULE -> container -> RULE finishes with the workers polling every 600 s"
 is "$(q "SELECT finished_at - created_at < interval '20 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
    "each hop was a wake-up, not a poll"
+
+# A RULE worker's own commit wakes no other RULE worker: what it made runnable and did not
+# run itself, it looks at again after its commit. Here a false condition skips "gate" and
+# releases "after" (run_if_skipped) in the worker's transaction, after its claim.
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"gated\", \"nodes\": [
+     {\"id\": \"gate\", \"agent\": \"ping\", \"action\": \"ping\", \"when\": \"{{ context.go }}\"},
+     {\"id\": \"after\", \"agent\": \"ping\", \"action\": \"ping\", \"depends_on\": [\"gate\"], \"run_if_skipped\": true}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'gated', '{\"go\": false}')")
+is "$(q "SELECT string_agg(n->>'node_key' || ' ' || (n->>'status'), ', ') FROM jsonb_array_elements(orchestration.wait_for_run($run, '30 seconds')->'nodes') n")" \
+   "gate SKIPPED, after SUCCESS" "a node a RULE worker's skip released runs without waiting for a poll"
+
+# One project holds at most rule_workers - 1 RULE workers (here 2 of 3). With two of them
+# inside a project's functions, a start in that project wakes the third, which leaves the
+# project alone and wakes the two instead: the first of them done runs the new node.
+q "CREATE FUNCTION public.nap(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_sleep(1.5); RETURN '{}'; END \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"nap\", \"type\": \"RULE\", \"function\": \"public.nap\", \"capabilities\": [{\"name\": \"nap\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"nap\", \"nodes\": [{\"id\": \"nap\", \"agent\": \"nap\", \"action\": \"nap\"}]}')" >/dev/null
+nap1=$(q "SELECT orchestration.start_workflow(1, 'nap')"); sleep 0.4
+nap2=$(q "SELECT orchestration.start_workflow(1, 'nap')"); sleep 0.4
+is "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'")" \
+   "2" "two RULE workers run the project's naps, the most one project may hold"
+run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
+   "a start in that project runs once one of them is done, without waiting for a poll"
+is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'status', ',') FROM unnest(ARRAY[$nap1, $nap2]) id")" "SUCCESS,SUCCESS" \
+   "and both naps end"
 q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
 
 # A rolled-back start creates nothing for it to do.

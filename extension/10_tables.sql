@@ -327,7 +327,8 @@ CREATE TABLE orchestration.events (
   published_at  timestamptz
 );
 CREATE INDEX events_unpublished ON orchestration.events (id) WHERE published_at IS NULL;
-CREATE INDEX ON orchestration.events (created_at);
+-- No index on created_at: nothing reads events by it, and every event written and marked
+-- published (a new row version: published_at is indexed) paid for one.
 -- The relay prunes published events by age (orchestration.event_retention).
 CREATE INDEX events_published ON orchestration.events (published_at) WHERE published_at IS NOT NULL;
 COMMENT ON TABLE orchestration.events IS

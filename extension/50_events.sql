@@ -49,8 +49,10 @@ $$;
 COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
   'Internal: the payload of the NOTIFY orchestration_events sent for an event: empty, or with orchestration.notify_details = on its id, type and run id';
 
--- emit_events writes a batch; emit_event is the one-event case; record_attempts writes the
--- events of the attempts it records itself (one statement for a claim round).
+-- emit_events writes a batch; emit_event is the one-event case, written out with a statement
+-- per row (the batch's statement costs a quarter more for one event: a run's creation and
+-- its start are each one); record_attempts writes the events of the attempts it records
+-- itself (one statement for a claim round).
 CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
                                           node_keys text[], data jsonb[])
 RETURNS void
@@ -93,9 +95,20 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  event_type text := 'orchestration.' || entity || '.' || event;
+  event_subject text := 'run/' || run_id || coalesce('/node/' || node_key, '');
+  event_id bigint;
 BEGIN
-  PERFORM orchestration.emit_events(ARRAY[project_id], ARRAY['orchestration.' || entity || '.' || event],
-                                    ARRAY[run_id], ARRAY[node_key], ARRAY[data]);
+  INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+  VALUES (emit_event.project_id, event_type, event_subject, emit_event.run_id,
+          orchestration.event_document(emit_event.project_id, event_type, event_subject, emit_event.run_id,
+                                       emit_event.node_key,
+                                       (SELECT r.traceparent FROM orchestration.workflow_runs r WHERE r.id = emit_event.run_id),
+                                       emit_event.data))
+  RETURNING e.id INTO event_id;
+  PERFORM pg_notify('orchestration_events', orchestration.event_notification(event_id, event_type, emit_event.run_id));
+  PERFORM orchestration.wake_relay();
 END
 $$;
 COMMENT ON FUNCTION orchestration.emit_event(integer, text, text, bigint, text, jsonb) IS

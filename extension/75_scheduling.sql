@@ -774,7 +774,10 @@ BEGIN
   )
   SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
     INTO started_runs, started_projects FROM started s;
-  IF started_runs IS NOT NULL THEN
+  IF cardinality(started_runs) = 1 THEN  -- a caller waits for it, often
+    PERFORM orchestration.emit_event(started_projects[1], 'run', 'started', started_runs[1], NULL,
+                                     '{"status": "RUNNING"}');
+  ELSIF started_runs IS NOT NULL THEN
     PERFORM orchestration.emit_events(
               started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
               started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),

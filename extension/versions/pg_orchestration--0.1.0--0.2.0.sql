@@ -3837,3 +3837,184 @@ BEGIN
 END
 $$;
 -- ==== End of: hot SQL functions keep their plans (issue 16) =========================================
+
+-- ==== One event, plain statements (issue 16) =======================================================
+-- emit_event writes its one row with a statement per row; claim_nodes uses it for a single
+-- started run.
+CREATE OR REPLACE FUNCTION orchestration.emit_event(project_id integer, entity text, event text,
+                                         run_id bigint, node_key text, data jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  event_type text := 'orchestration.' || entity || '.' || event;
+  event_subject text := 'run/' || run_id || coalesce('/node/' || node_key, '');
+  event_id bigint;
+BEGIN
+  INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+  VALUES (emit_event.project_id, event_type, event_subject, emit_event.run_id,
+          orchestration.event_document(emit_event.project_id, event_type, event_subject, emit_event.run_id,
+                                       emit_event.node_key,
+                                       (SELECT r.traceparent FROM orchestration.workflow_runs r WHERE r.id = emit_event.run_id),
+                                       emit_event.data))
+  RETURNING e.id INTO event_id;
+  PERFORM pg_notify('orchestration_events', orchestration.event_notification(event_id, event_type, emit_event.run_id));
+  PERFORM orchestration.wake_relay();
+END
+$$;
+CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
+                                          max_running_per_project integer,
+                                          reserved_runs bigint[], node_kind text,
+                                          excluded_projects integer[], only_project integer,
+                                          finished_nodes bigint[])
+RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
+               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
+               agent_type orchestration.agent_type, rule_function text, runs_as name,
+               timeout_seconds integer, scope jsonb, needs_approval boolean,
+               capability_id bigint, contract_version text, agent jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  running_total integer;
+  claimed_ids bigint[];
+  started_runs bigint[];
+  started_projects integer[];
+  lock_project integer := only_project;
+BEGIN
+  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
+    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
+  -- itself, the rows nobody can lock now (SKIP LOCKED: a node another worker holds, a run
+  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
+  -- left out: however many such nodes there are, they cannot hide the ones behind them.
+  -- The run row is locked too, and before the node (the lock order in 70_runs.sql): FOR
+  -- KEY SHARE, which other claims share, so several workers run nodes of one run at once,
+  -- while the API's FOR UPDATE (cancel_run, retry_run, approve, reject) waits for them all
+  -- and makes the scan pass over the run. A scan that passes over a run someone holds
+  -- takes none of its nodes on the way (locked in the other order, every node of a held
+  -- run the scan looked at stayed locked until its transaction ended, out of reach of the
+  -- transaction holding the run).
+  -- An agent's type is read by its key (a subquery, not a join the generic plan could
+  -- turn into a scan of agents per node).
+  IF node_kind = 'rule' THEN
+    -- A RULE worker claims one project's nodes per transaction (the first project with a
+    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
+    -- nodes never stay RUNNING, so no limit counts them.
+    IF lock_project IS NULL THEN
+      SELECT n.project_id INTO lock_project
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT 1
+      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED;
+      IF lock_project IS NULL THEN
+        RETURN;
+      END IF;
+    END IF;
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
+    FROM (SELECT n.id, n.level, n.priority
+          FROM orchestration.workflow_run_nodes n
+          JOIN orchestration.workflow_runs r ON r.id = n.run_id
+          WHERE n.status = 'PENDING' AND n.pending_deps = 0
+            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
+            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+          ORDER BY n.priority DESC, n.level, n.id
+          LIMIT max_nodes
+          FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
+  ELSE
+    -- The scheduler's claim takes the run's row for writing at once (FOR NO KEY UPDATE,
+    -- passing over runs a RULE worker is writing): what its pass writes then never waits
+    -- for a RULE worker, which may hold a run's row while a tenant's function runs.
+    -- Containers count against the limits while they run; one that has finished and
+    -- waits for its result to be recorded (its run is locked by someone) does not.
+    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
+    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
+    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
+    -- node, and the containers while fewer than max_running_per_project run in their
+    -- project and, of those, fewer than max_running in all. The others locked stay
+    -- PENDING (and locked until this transaction ends).
+    WITH locked AS MATERIALIZED (
+      SELECT n.id, n.project_id, n.level, n.priority,
+             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
+      FROM orchestration.workflow_run_nodes n
+      JOIN orchestration.workflow_runs r ON r.id = n.run_id
+      WHERE n.status = 'PENDING' AND n.pending_deps = 0
+        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
+        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
+        AND NOT n.project_id = ANY (excluded_projects)
+        AND (only_project IS NULL OR n.project_id = only_project)
+        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
+      ORDER BY n.priority DESC, n.level, n.id
+      LIMIT max_nodes * 4
+      FOR NO KEY UPDATE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
+    ), busy AS (
+      SELECT n.project_id, count(*) AS running
+      FROM orchestration.workflow_run_nodes n
+      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
+      GROUP BY n.project_id
+    ), in_project AS (
+      SELECT l.*, count(*) FILTER (WHERE l.container)
+                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
+      FROM locked l
+    ), allowed_in_project AS (
+      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
+      WHERE NOT p.container OR max_running_per_project <= 0
+         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
+    ), ranked AS (
+      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
+      FROM allowed_in_project p
+    )
+    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
+    FROM (SELECT k.id, k.level, k.priority FROM ranked k
+          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
+          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
+  END IF;
+  IF claimed_ids IS NULL THEN
+    RETURN;
+  END IF;
+
+  -- A run's first claim starts it. Another worker starting it at the same moment is not
+  -- waited for (SKIP LOCKED): one of them does it.
+  WITH started AS (
+    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
+                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
+                                                    WHERE n.id = ANY (claimed_ids)))
+                              AND p.status = 'PENDING'
+                            FOR NO KEY UPDATE OF p SKIP LOCKED))
+    RETURNING r.id, r.project_id
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
+    INTO started_runs, started_projects FROM started s;
+  IF cardinality(started_runs) = 1 THEN  -- a caller waits for it, often
+    PERFORM orchestration.emit_event(started_projects[1], 'run', 'started', started_runs[1], NULL,
+                                     '{"status": "RUNNING"}');
+  ELSIF started_runs IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
+              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
+  END IF;
+
+  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
+END
+$$;
+-- ==== End of: one event, plain statements (issue 16) ================================================
+
+-- ==== The outbox's unused index (issue 16) ==========================================================
+-- Nothing read events by created_at; every event written and marked published paid for it.
+DROP INDEX orchestration.events_created_at_idx;
+-- ==== End of: the outbox's unused index (issue 16) ==================================================

@@ -109,16 +109,37 @@ void follow_settings(RelayState& state) {
   }
 }
 
-// Starts the workflows of the trigger messages that arrived, one transaction each, and
-// answers those that asked for an answer. Keeps the subscriptions in step with workflows.
-void take_triggers(RelayState& state) {
-  orch::nats::Link& link = *state.link;
-  std::set<std::string> patterns;
-  orch::pg::run_transaction("pg_orchestration: NATS triggers", [&] {
+// What a turn acts on, read in one transaction (one per turn: a turn's fixed cost competes
+// with the workers for the same cores): the subjects the relay is to be subscribed to, as
+// workflows' NATS triggers say now, and the oldest unpublished events.
+struct Outbox {
+  std::set<std::string> trigger_subjects;
+  std::vector<std::int64_t> ids;
+  std::vector<orch::nats::OutgoingMessage> batch;
+};
+
+Outbox read_outbox() {
+  Outbox outbox;
+  orch::pg::run_transaction("pg_orchestration: reading the outbox", [&] {
     if (!extension_installed()) return;
     for (const auto& row : orch::pg::spi_run("SELECT orchestration.nats_trigger_subjects()").rows)
-      if (row[0]) patterns.insert(*row[0]);
+      if (row[0]) outbox.trigger_subjects.insert(*row[0]);
+    orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
+                                            {std::to_string(orch::config::relay_batch_size)});
+    orch::pg::RowReader events(rows, "relay_next_events");
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      outbox.ids.push_back(events.int64(i, "id"));
+      outbox.batch.push_back({events.value(i, "msg_id").value_or(std::to_string(outbox.ids.back())),
+                              events.text(i, "subject"), events.text(i, "payload")});
+    }
   });
+  return outbox;
+}
+
+// Keeps the subscriptions in step with workflows; starts the workflows of the trigger
+// messages that arrived, one transaction each, and answers those that asked for an answer.
+void take_triggers(RelayState& state, const std::set<std::string>& patterns) {
+  orch::nats::Link& link = *state.link;
   link.subscribe(patterns);
   for (auto& message : link.take_messages()) {
     std::string answer;
@@ -140,21 +161,10 @@ void take_triggers(RelayState& state) {
   }
 }
 
-// Publishes one batch; returns true when a full batch went out (there may be more).
-bool publish_batch(RelayState& state) {
-  std::vector<std::int64_t> ids;
-  std::vector<orch::nats::OutgoingMessage> batch;
-  orch::pg::run_transaction("pg_orchestration: reading the outbox", [&] {
-    if (!extension_installed()) return;
-    orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
-                                            {std::to_string(orch::config::relay_batch_size)});
-    orch::pg::RowReader events(rows, "relay_next_events");
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      ids.push_back(events.int64(i, "id"));
-      batch.push_back({events.value(i, "msg_id").value_or(std::to_string(ids.back())), events.text(i, "subject"),
-                       events.text(i, "payload")});
-    }
-  });
+// Publishes the batch read; returns true when a full batch went out (there may be more).
+bool publish_batch(RelayState& state, Outbox& outbox) {
+  std::vector<std::int64_t>& ids = outbox.ids;
+  std::vector<orch::nats::OutgoingMessage>& batch = outbox.batch;
   if (batch.empty()) return false;
   // An event larger than the server takes goes out reduced (oversized_event.hpp), so it
   // cannot hold back the events after it.
@@ -269,8 +279,9 @@ long RelayState::run_once() {
       state.link->drain_wake();
       for (const auto& line : state.link->take_log()) log_line(line);
       if (state.link->connected()) {
-        take_triggers(state);
-        if (publish_batch(state)) sleep_ms = 0;
+        Outbox outbox = read_outbox();
+        take_triggers(state, outbox.trigger_subjects);
+        if (publish_batch(state, outbox)) sleep_ms = 0;
         else if (!state.last_problem.empty()) sleep_ms = kRetryMs;
       } else {
         sleep_ms = kRetryMs;  // the link's pipe wakes us sooner when it reconnects

@@ -606,18 +606,18 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     handed.clear();
     if (claimed.empty()) {
       bool choosing = claiming == Claiming::rule_nodes && !project;
-      std::string at_cap = choosing ? rule_pool::projects_at_cap_literal() : "{}";
+      rule_pool::AtCap at_cap = choosing ? rule_pool::projects_at_cap() : rule_pool::AtCap{"{}", {}};
       claimed = claimed_nodes(spi_run(
           kClaimSql, {std::to_string(room), std::to_string(config::max_concurrent_nodes),
                       std::to_string(config::max_concurrent_nodes_per_project), array_literal(reserved),
-                      kinds[static_cast<int>(claiming)], at_cap,
+                      kinds[static_cast<int>(claiming)], at_cap.projects,
                       project ? Value(std::to_string(*project)) : std::nullopt, array_literal(finished)}));
       if (claimed.empty()) {
         // This worker may have been woken for a node of a project it left alone (others
         // hold it up to the cap), by a commit that found those others busy at the end of
-        // their pass, which they will not look at again: it tells them to.
-        if (at_cap != "{}")
-          for (int index : rule_pool::workers_at_cap()) workers::wake_rule_worker(index);
+        // their pass, which they will not look at again: it tells them to (those that held
+        // it when the claim began, which may have let it go since).
+        for (int index : at_cap.workers) workers::wake_rule_worker(index);
         break;
       }
       if (choosing) {

@@ -135,40 +135,31 @@ void join(int slot, int index) {
   pg::guard([] { on_shmem_exit(leave, 0); });
 }
 
-std::string projects_at_cap_literal() {
+AtCap projects_at_cap() {
+  AtCap at_cap;
   ArrayLiteral literal;
-  if (!shared || my_slot < 0) return literal.str();
+  if (!shared || my_slot < 0) {
+    at_cap.projects = literal.str();
+    return at_cap;
+  }
   int cap = project_cap();
   int projects[config::kMaxRuleWorkers];
+  int workers[config::kMaxRuleWorkers];
   int count = with_pool(my_slot, [&](DatabasePool& pool) {
     int n = 0;
     for (int i = 0; i < config::kMaxRuleWorkers; ++i) {
       int project = pool.workers[i].project;
-      if (i != my_index && pool.workers[i].pid != 0 && project != 0 && holding(pool, project, my_index) >= cap)
-        projects[n++] = project;
+      if (i != my_index && pool.workers[i].pid != 0 && project != 0 && holding(pool, project, my_index) >= cap) {
+        projects[n] = project;
+        workers[n++] = i;
+      }
     }
     return n;
   });
   for (int i = 0; i < count; ++i) literal.add(static_cast<std::int64_t>(projects[i]));
-  return literal.str();
-}
-
-std::vector<int> workers_at_cap() {
-  std::vector<int> indexes;
-  if (!shared || my_slot < 0) return indexes;
-  int cap = project_cap();
-  int found[config::kMaxRuleWorkers];
-  int count = with_pool(my_slot, [&](DatabasePool& pool) {
-    int n = 0;
-    for (int i = 0; i < config::kMaxRuleWorkers; ++i) {
-      int project = pool.workers[i].project;
-      if (i != my_index && pool.workers[i].pid != 0 && project != 0 && holding(pool, project, my_index) >= cap)
-        found[n++] = i;
-    }
-    return n;
-  });
-  indexes.assign(found, found + count);
-  return indexes;
+  at_cap.projects = literal.str();
+  at_cap.workers.assign(workers, workers + count);
+  return at_cap;
 }
 
 bool hold_project(int project) {

@@ -34,13 +34,14 @@ void request_shared_memory();
 // exit; a stopped attempt recorded there stays for the scheduler.
 void join(int slot, int index);
 
-// The projects the other workers of this database hold as many of as one project may,
-// as a Postgres array literal: not to be claimed by this worker now.
-std::string projects_at_cap_literal();
-
-// The other workers that hold a project as many of them as one project may: those whose
-// nodes this worker leaves alone (projects_at_cap_literal), by their index.
-std::vector<int> workers_at_cap();
+// The projects the other workers of this database hold as many of as one project may:
+// not to be claimed by this worker now (a Postgres array literal), and the workers that
+// hold them (by index), read at the same moment.
+struct AtCap {
+  std::string projects;
+  std::vector<int> workers;
+};
+AtCap projects_at_cap();
 
 // Takes `project` for this worker's transaction; false if others took it meanwhile up
 // to the cap (then the claim must be undone). release_project() when the transaction ends.

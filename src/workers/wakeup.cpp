@@ -116,7 +116,9 @@ void wake_workers_of(Oid database, Worker worker) {
 // for nothing competes with the one that runs the node (and with the caller). So the first
 // sleeping RULE worker is woken (taking its flag, so that two commits at once wake two);
 // when none sleeps, all are busy and each is told to look again after its pass (one that
-// found nothing just now may be on its way to sleep: its latch is set too).
+// found nothing just now may be on its way to sleep: its latch is set too). The one woken
+// is told to look again after its pass, too: its pass serves one project, and the commit
+// may have made nodes of several runnable.
 void wake_one_rule_worker(Oid database) {
   if (!shared) return;
   for (auto& slot : shared->slots) {
@@ -126,7 +128,7 @@ void wake_one_rule_worker(Oid database) {
       uint32 sleeping = 1;
       if (pg_atomic_read_u32(&slot.procno_plus1[process]) > 0 &&
           pg_atomic_compare_exchange_u32(&slot.sleeping[process], &sleeping, 0)) {
-        set_latch_of(slot, process);
+        tell_to_look_again(slot, index);
         return;
       }
     }

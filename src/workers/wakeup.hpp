@@ -33,9 +33,10 @@ void register_worker(Worker worker, int slot, int index);
 void request_wake_at_commit(Worker worker);
 
 // In a RULE worker, after a pass: whether to look again before it sleeps. Yes when a
-// commit of its own made RULE nodes runnable (it woke no other RULE worker), or when it
-// was told to while busy (wake_now, a commit that found every RULE worker busy,
-// wake_rule_worker).
+// commit of its own made RULE nodes runnable (it woke no other RULE worker), or when a
+// commit woke it (its pass served one project; the commit may have made nodes of several
+// runnable), or told it to while it was busy (wake_now, a commit that found every RULE
+// worker busy, wake_rule_worker).
 bool must_look_again();
 
 // Wakes the workers of that kind of this database at once (for Worker::rule, one).

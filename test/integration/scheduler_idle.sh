@@ -76,6 +76,15 @@ run=$(q "SELECT orchestration.start_workflow(1, 'gated', '{\"go\": false}')")
 is "$(q "SELECT string_agg(n->>'node_key' || ' ' || (n->>'status'), ', ') FROM jsonb_array_elements(orchestration.wait_for_run($run, '30 seconds')->'nodes') n")" \
    "gate SKIPPED, after SUCCESS" "a node a RULE worker's skip released runs without waiting for a poll"
 
+# One commit that makes nodes of two projects runnable wakes one RULE worker, whose pass
+# serves one project: it looks again after its pass, and runs the other's too.
+q "SELECT orchestration.register_agent(2, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(2, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+sleep 0.3
+runs=$(q "SELECT orchestration.start_workflow(1, 'ping') || ',' || orchestration.start_workflow(2, 'ping')")
+is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'status', ',') FROM unnest('{$runs}'::bigint[]) id")" \
+   "SUCCESS,SUCCESS" "runs of two projects started in one transaction both finish without waiting for a poll"
+
 # One project holds at most rule_workers - 1 RULE workers (here 2 of 3). With two of them
 # inside a project's functions, a start in that project wakes the third, which leaves the
 # project alone and wakes the two instead: the first of them done runs the new node.

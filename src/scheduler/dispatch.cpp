@@ -580,7 +580,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
                     const std::vector<std::int64_t>& finished) {
   PassResult result;
   may_run_as_answers.clear();  // grants may have changed since the last pass
-  auto deadline = std::chrono::steady_clock::now() + kTransactionBudget;
+  auto started = std::chrono::steady_clock::now();
+  auto deadline = started + kTransactionBudget;
   if (claiming != Claiming::rule_nodes) spi_run(kExpireSql);
   std::optional<int> project;  // a RULE worker's, once its first claim chose it
   // The RULE nodes the last claim round's results made runnable, handed off by
@@ -664,7 +665,17 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     }
   }
   pg::Rows due = spi_run(kNextDueSql);
-  if (due.size() == 1 && due.at(0, 0)) result.next_due_ms = std::max(0L, std::stol(*due.at(0, 0)));
+  if (due.size() == 1 && due.at(0, 0)) {
+    long due_ms = std::stol(*due.at(0, 0));  // below 0: due already
+    long pass_ms = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    // Due before this pass began, and the pass took nothing: its claim passed over the
+    // node, which is someone else's for now (a retry another worker runs, a project at its
+    // cap, a container the limits hold back, a RULE node the scheduler leaves to the RULE
+    // workers). What frees it wakes a worker; a due time of 0 would make this one spin.
+    bool passed_over = result.nodes == 0 && due_ms < -pass_ms;
+    if (!passed_over) result.next_due_ms = std::max(0L, due_ms);
+  }
   return result;
 }
 

@@ -100,6 +100,29 @@ is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SU
    "a start in that project runs once one of them is done, without waiting for a poll"
 is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'status', ',') FROM unnest(ARRAY[$nap1, $nap2]) id")" "SUCCESS,SUCCESS" \
    "and both naps end"
+
+# A retry that is due and that another worker runs is not a reason to spin: the scheduler
+# (which leaves RULE nodes to the RULE workers) learnt its due time in a pass during the
+# back-off, and sleeps, not loops, while the retry's 2 s attempt runs.
+q "CREATE FUNCTION public.flaky(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN
+     IF (orchestration.rule_call()->>'attempt')::int = 1 THEN RAISE EXCEPTION 'first attempt fails'; END IF;
+     PERFORM pg_sleep(2);
+     RETURN '{}';
+   END \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"flaky\", \"type\": \"RULE\", \"function\": \"public.flaky\", \"capabilities\": [{\"name\": \"try\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"flaky\", \"nodes\": [{\"id\": \"try\", \"agent\": \"flaky\", \"action\": \"try\", \"retries\": 1, \"retry_backoff_seconds\": 1}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'flaky')")
+for _ in $(seq 50); do [ "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE run_id = $run")" = 1 ] && break; sleep 0.1; done
+q "SELECT orchestration.wake_scheduler()" >/dev/null
+for _ in $(seq 50); do
+  [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'")" = 1 ] && break
+  sleep 0.1
+done
+before=$(cpu_ticks "$pid"); sleep 1; after=$(cpu_ticks "$pid")
+[ $((after - before)) -lt 10 ]
+ok $? "the scheduler used $((after - before)) ticks of CPU in the retry's first second (fewer than 10: it slept)"
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "and the retry succeeds"
 q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
 
 # A rolled-back start creates nothing for it to do.

@@ -120,6 +120,8 @@ constexpr const char* kCancelledSql = "SELECT * FROM orchestration.cancelled_nod
 constexpr const char* kContractSql = "SELECT * FROM orchestration.capability_contract($1::bigint)";
 
 constexpr auto kTransactionBudget = std::chrono::milliseconds(50);
+// How soon a worker looks again at a due node its pass passed over (run_pass).
+constexpr long kPassedOverMs = 250;
 
 // A capability's schemas, compiled once and kept while its row is unchanged.
 struct Contract {
@@ -672,9 +674,11 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     // Due before this pass began, and the pass took nothing: its claim passed over the
     // node, which is someone else's for now (a retry another worker runs, a project at its
     // cap, a container the limits hold back, a RULE node the scheduler leaves to the RULE
-    // workers). What frees it wakes a worker; a due time of 0 would make this one spin.
+    // workers). A due time of 0 would make this worker spin until then; it looks again a
+    // little later instead (what frees the node usually wakes a worker, not always: a
+    // lock let go, say), and then sees the due times behind that one, too.
     bool passed_over = result.nodes == 0 && due_ms < -pass_ms;
-    if (!passed_over) result.next_due_ms = std::max(0L, due_ms);
+    result.next_due_ms = passed_over ? kPassedOverMs : std::max(0L, due_ms);
   }
   return result;
 }

@@ -40,12 +40,15 @@ struct RuleWorkerState final : orch::workers::WorkerLoop {
   std::int64_t round = 0;        // the last claim round's number where there is no shared counter
   bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
+  bool looking_again = false;    // this pass is a look again (must_look_again, below)
 
   long run_once() override;
 };
 
 long RuleWorkerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
+  bool moved = false;
+  bool taken = false;
   try {
     if (!crashes_noted) {
       orch::scheduler::note_crashes_left();
@@ -55,14 +58,17 @@ long RuleWorkerState::run_once() {
       if (!extension_installed()) return;
       orch::scheduler::PassResult pass =
           orch::scheduler::run_pass(round, database, slot, orch::scheduler::Claiming::rule_nodes);
+      moved = pass.nodes > 0;
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
     orch::scheduler::record_carefully(false);
   } catch (const orch::scheduler::ProjectTaken&) {
     // Another worker took the project at the same moment: nothing ran, the claim is
-    // undone; try again after a few milliseconds, each worker after its own.
+    // undone; try again after a few milliseconds, each worker after its own (whatever it
+    // was told meanwhile waits for that pass).
     sleep_ms = 1 + static_cast<long>(jitter() % 10);
+    taken = true;
   } catch (const std::exception& e) {
     orch::scheduler::record_carefully(true);
     orch::pg::log_worker_error(kName, e);
@@ -71,10 +77,14 @@ long RuleWorkerState::run_once() {
   rule_pool::release_project();
   // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped
   // node's dependents) wake no other RULE worker at its commit: it looks again itself. So
-  // it does when others' commits found every RULE worker busy, or a worker their project's
-  // cap kept out woke it. (Container nodes its results made runnable wake the scheduler
-  // at commit.)
-  if (orch::workers::must_look_again()) sleep_ms = 0;
+  // it does when a commit woke it (its pass served one project of those the commit may
+  // have released nodes of), when others' commits found every RULE worker busy, or when a
+  // worker their project's cap kept out woke it; and it goes on looking while looking
+  // finds nodes, one project a pass. (Container nodes its results made runnable wake the
+  // scheduler at commit.)
+  if (taken) return sleep_ms;
+  looking_again = orch::workers::must_look_again() || (looking_again && moved);
+  if (looking_again) sleep_ms = 0;
   return sleep_ms;
 }
 

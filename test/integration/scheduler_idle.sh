@@ -76,14 +76,16 @@ run=$(q "SELECT orchestration.start_workflow(1, 'gated', '{\"go\": false}')")
 is "$(q "SELECT string_agg(n->>'node_key' || ' ' || (n->>'status'), ', ') FROM jsonb_array_elements(orchestration.wait_for_run($run, '30 seconds')->'nodes') n")" \
    "gate SKIPPED, after SUCCESS" "a node a RULE worker's skip released runs without waiting for a poll"
 
-# One commit that makes nodes of two projects runnable wakes one RULE worker, whose pass
-# serves one project: it looks again after its pass, and runs the other's too.
-q "SELECT orchestration.register_agent(2, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
-q "SELECT orchestration.create_workflow(2, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+# One commit that makes nodes of three projects runnable wakes one RULE worker, whose pass
+# serves one project: it looks again after its pass, and goes on while it finds nodes.
+for project in 2 3; do
+  q "SELECT orchestration.register_agent($project, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
+  q "SELECT orchestration.create_workflow($project, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+done
 sleep 0.3
-runs=$(q "SELECT orchestration.start_workflow(1, 'ping') || ',' || orchestration.start_workflow(2, 'ping')")
+runs=$(q "SELECT string_agg(orchestration.start_workflow(p, 'ping')::text, ',' ORDER BY p) FROM generate_series(1, 3) p")
 is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'status', ',') FROM unnest('{$runs}'::bigint[]) id")" \
-   "SUCCESS,SUCCESS" "runs of two projects started in one transaction both finish without waiting for a poll"
+   "SUCCESS,SUCCESS,SUCCESS" "runs of three projects started in one transaction all finish without waiting for a poll"
 
 # One project holds at most rule_workers - 1 RULE workers (here 2 of 3). With two of them
 # inside a project's functions, a start in that project wakes the third, which leaves the
@@ -103,25 +105,35 @@ is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'statu
 
 # A retry that is due and that another worker runs is not a reason to spin: the scheduler
 # (which leaves RULE nodes to the RULE workers) learnt its due time in a pass during the
-# back-off, and sleeps, not loops, while the retry's 2 s attempt runs.
+# back-off, and sleeps, not loops, while the retry's 3 s attempt runs; so do the other
+# RULE workers.
 q "CREATE FUNCTION public.flaky(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
    BEGIN
      IF (orchestration.rule_call()->>'attempt')::int = 1 THEN RAISE EXCEPTION 'first attempt fails'; END IF;
-     PERFORM pg_sleep(2);
+     PERFORM pg_sleep(3);
      RETURN '{}';
    END \$\$"
 q "SELECT orchestration.register_agent(1, '{\"name\": \"flaky\", \"type\": \"RULE\", \"function\": \"public.flaky\", \"capabilities\": [{\"name\": \"try\"}]}')" >/dev/null
 q "SELECT orchestration.create_workflow(1, '{\"name\": \"flaky\", \"nodes\": [{\"id\": \"try\", \"agent\": \"flaky\", \"action\": \"try\", \"retries\": 1, \"retry_backoff_seconds\": 1}]}')" >/dev/null
 run=$(q "SELECT orchestration.start_workflow(1, 'flaky')")
-for _ in $(seq 50); do [ "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE run_id = $run")" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(q "SELECT count(*) FROM orchestration.agent_runs WHERE run_id = $run")" = 1 ] && break; sleep 0.05; done
+sched_before=$(changes "$pid")
 q "SELECT orchestration.wake_scheduler()" >/dev/null
-for _ in $(seq 50); do
+for _ in $(seq 50); do [ "$(changes "$pid")" != "$sched_before" ] && break; sleep 0.02; done
+is "$(q "SELECT count(*) || ' attempt, ' || (next_attempt_at > clock_timestamp()) FROM orchestration.workflow_run_nodes n JOIN orchestration.agent_runs a ON a.run_node_id = n.id WHERE n.run_id = $run GROUP BY n.next_attempt_at")" \
+   "1 attempt, true" "the first attempt failed, its retry is due later, and the scheduler ran a pass meanwhile"
+for _ in $(seq 100); do
   [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'")" = 1 ] && break
-  sleep 0.1
+  sleep 0.05
 done
-before=$(cpu_ticks "$pid"); sleep 1; after=$(cpu_ticks "$pid")
+is "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_orchestration rule worker' AND datname = current_database() AND wait_event = 'PgSleep'")" \
+   "1" "the retry runs"
+before=$(cpu_ticks "$pid"); rule_before=$(cpu_ticks $rule_pids); sleep 1
+after=$(cpu_ticks "$pid"); rule_after=$(cpu_ticks $rule_pids)
 [ $((after - before)) -lt 10 ]
-ok $? "the scheduler used $((after - before)) ticks of CPU in the retry's first second (fewer than 10: it slept)"
+ok $? "the scheduler used $((after - before)) ticks of CPU in a second of the retry (fewer than 10: it did not spin)"
+[ $((rule_after - rule_before)) -lt 10 ]
+ok $? "nor did the RULE workers ($((rule_after - rule_before)) ticks)"
 is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "and the retry succeeds"
 q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
 

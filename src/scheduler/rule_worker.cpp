@@ -6,7 +6,8 @@
 // first claim), then one pass per transaction that claims RULE nodes of one project and
 // runs them (dispatch.cpp),
 // sleep until woken by a commit that made RULE nodes runnable, until a retry is due, or
-// until the poll interval passes.
+// until the poll interval passes (after a pass that failed, a shorter while:
+// FailureBackoff).
 #include "pg/boundary.hpp"
 
 extern "C" {
@@ -20,6 +21,7 @@ PGDLLEXPORT void orch_rule_worker_main(Datum arg);
 #include <random>
 
 #include "config/gucs.hpp"
+#include "core/common/failure_backoff.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/crash_marker.hpp"
@@ -41,6 +43,7 @@ struct RuleWorkerState final : orch::workers::WorkerLoop {
   bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
   bool looking_again = false;    // this pass is a look again (must_look_again, below)
+  orch::FailureBackoff after_failure;  // how soon a failed pass is tried again
 
   long run_once() override;
 };
@@ -63,6 +66,7 @@ long RuleWorkerState::run_once() {
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
     orch::scheduler::record_carefully(false);
+    after_failure.succeeded();
   } catch (const orch::scheduler::ProjectTaken&) {
     // Another worker took the project at the same moment: nothing ran, the claim is
     // undone; try again after a few milliseconds, each worker after its own (whatever it
@@ -70,9 +74,12 @@ long RuleWorkerState::run_once() {
     sleep_ms = 1 + static_cast<long>(jitter() % 10);
     taken = true;
   } catch (const std::exception& e) {
+    // Rolled back: the nodes it had claimed are PENDING again, and its project's others
+    // wait behind them. The next pass, careful, comes soon (failure_backoff.hpp).
     orch::scheduler::record_carefully(true);
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
+    sleep_ms = after_failure.failed(orch::config::poll_interval_ms);
   }
   rule_pool::release_project();
   // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped

@@ -135,6 +135,34 @@ ok $? "the scheduler used $((after - before)) ticks of CPU in a second of the re
 [ $((rule_after - rule_before)) -lt 10 ]
 ok $? "nor did the RULE workers ($((rule_after - rule_before)) ticks)"
 is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "and the retry succeeds"
+# A pass that failed is tried again soon, not after the 600 s poll interval: the retry
+# records carefully, and the result that broke the pass fails its own node, saying why.
+# A trigger refusing one output stands in for an error nobody foresaw. The RULE node's
+# refused result is its second attempt's, taken by a pass nobody woke (the retry came
+# due): nothing else would make its worker look again. The scheduler's pass held every
+# project's containers.
+q "CREATE FUNCTION public.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN RAISE EXCEPTION 'refused by a test trigger'; END \$\$"
+q "CREATE TRIGGER refuse_boom BEFORE INSERT ON orchestration.agent_runs FOR EACH ROW
+   WHEN (NEW.output_json ? 'boom') EXECUTE FUNCTION public.refuse_boom()"
+q "CREATE FUNCTION public.boom_later(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$
+   BEGIN
+     IF (orchestration.rule_call()->>'attempt')::int = 1 THEN RAISE EXCEPTION 'first attempt fails'; END IF;
+     RETURN '{\"boom\": true}';
+   END \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"boom\", \"type\": \"RULE\", \"function\": \"public.boom_later\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"boom\", \"nodes\": [{\"id\": \"bad\", \"agent\": \"boom\", \"action\": \"go\", \"retries\": 1, \"retry_backoff_seconds\": 1}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"boom-container\", \"nodes\": [{\"id\": \"bad\", \"agent\": \"echo\", \"action\": \"echo\", \"inputs\": {\"boom\": true}}]}')" >/dev/null
+bad_rule=$(q "SELECT orchestration.start_workflow(1, 'boom')")
+bad_container=$(q "SELECT orchestration.start_workflow(1, 'boom-container')")
+is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'status', ',' ORDER BY id) FROM unnest(ARRAY[$bad_rule, $bad_container]) id")" \
+   "FAILED,FAILED" "runs whose results the trigger refuses end, without waiting for a poll"
+is "$(q "SELECT string_agg(status || ': ' || error, '; ' ORDER BY run_id) FROM orchestration.workflow_run_nodes WHERE run_id IN ($bad_rule, $bad_container)")" \
+   "FAILED: its result could not be stored: refused by a test trigger (after 2 attempts); FAILED: its result could not be stored: refused by a test trigger" \
+   "a RULE node's and a container's refused results fail their nodes, saying why"
+is "$(q "SELECT bool_and(finished_at - created_at < interval '10 seconds') FROM orchestration.workflow_runs WHERE id IN ($bad_rule, $bad_container)")" "t" \
+   "the failed passes were tried again at once (well under the 600 s poll interval)"
+q "DROP TRIGGER refuse_boom ON orchestration.agent_runs"
 q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
 
 # A rolled-back start creates nothing for it to do.

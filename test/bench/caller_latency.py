@@ -15,10 +15,16 @@ statement, its commit included, as the client waits for it), wake (from the call
 to the run's start by a worker: the worker's wake-up and its claim; a worker can get there
 before the client hears back, so this can be below 0), run (the run's start to the first
 node's end) and, for a two-node workflow, hop (node 1's end to node 2's start).
+Then the CPU each process used per run, in microseconds (cpu_*: the database's RULE
+workers, relay and scheduler, the backends the client called, nats-server, and the client
+itself): on a small machine they all compete for the same cores while a run goes through.
 
 Uses the PG* environment for the connection (scheduler_bench.sh sets it).
 """
+import glob
+import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -31,9 +37,39 @@ def percentile(values, p):
     return ordered[index]
 
 
+def cpu_ns(pid):
+    """CPU time a process has used so far (every thread of it), in nanoseconds; 0 once gone."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def processes(conn):
+    """The processes a run goes through, by name: this database's workers, and nats-server."""
+    named = {}
+    for pid, kind in conn.execute(
+            """SELECT pid, backend_type FROM pg_stat_activity
+               WHERE datname = current_database() AND backend_type LIKE 'pg_orchestration %%'"""):
+        named.setdefault(kind.removeprefix("pg_orchestration ").replace(" ", "_"), []).append(pid)
+    nats = subprocess.run(["pgrep", "-x", "nats-server"], capture_output=True, text=True).stdout.split()
+    named["nats"] = [int(pid) for pid in nats]
+    return named
+
+
 def main():
     workflow, runs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     persistent = psycopg.connect(autocommit=True)
+    named = processes(persistent)
+    before = {name: sum(cpu_ns(pid) for pid in pids) for name, pids in named.items()}
+    client_before = time.process_time_ns()
+    backends_ns = 0  # the backends that ran start_workflow (and wait_for_run, on the persistent one)
+    persistent_pid = persistent.info.backend_pid
+    persistent_before = cpu_ns(persistent_pid)
     calls = {}  # run id: client times before the call, once connected, once it returned
     for _ in range(runs):
         t0 = time.time()
@@ -42,8 +78,12 @@ def main():
         run = conn.execute("SELECT orchestration.start_workflow(1, %s)", (workflow,)).fetchone()[0]
         calls[run] = (t0, connected, time.time())
         if mode == "new":
+            backends_ns += cpu_ns(conn.info.backend_pid)
             conn.close()
         persistent.execute("SELECT orchestration.wait_for_run(%s, '60 seconds')", (run,))
+    cpu_us = {name: (sum(cpu_ns(pid) for pid in pids) - before[name]) / runs / 1000 for name, pids in named.items()}
+    cpu_us["backends"] = (backends_ns + cpu_ns(persistent_pid) - persistent_before) / runs / 1000
+    cpu_us["client"] = (time.process_time_ns() - client_before) / runs / 1000
     rows = persistent.execute(
         """SELECT r.id, extract(epoch FROM r.created_at), extract(epoch FROM r.started_at),
                   extract(epoch FROM min(n.finished_at) FILTER (WHERE n.node_key = 'n1')),
@@ -71,7 +111,8 @@ def main():
     }
     if hop:
         figures["hop"] = statistics.median(hop)
-    print(" ".join(f"{key}={value:.2f}" for key, value in figures.items()))
+    line = " ".join(f"{key}={value:.2f}" for key, value in figures.items())
+    print(line + " " + " ".join(f"cpu_{name}={value:.0f}" for name, value in cpu_us.items()))
 
 
 if __name__ == "__main__":

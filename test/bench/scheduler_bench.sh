@@ -241,7 +241,7 @@ echo "| workload | figure | baseline (same run) | ratio |"
 echo "| --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
-echo "Where the latency went (medians, ms; caller_latency.py):"
+echo "Where the latency went (medians, ms; cpu_*: microseconds of CPU per run, each process; caller_latency.py):"
 printf '  %s\n' "${breakdown[@]}"
 [ ${#profile[@]} -gt 0 ] && { echo; printf '%s\n' "${profile[@]}"; }
 [ "${#rows[@]}" -eq 11 ]

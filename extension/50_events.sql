@@ -9,6 +9,16 @@ COMMENT ON FUNCTION orchestration.wake_relay() IS
 -- committed. NOTIFY orchestration_events tells LISTENing clients at once; the NATS relay
 -- publishes the rows in id order.
 
+-- An event's subject: run/<id> for a run's events, run/<id>/node/<key> for a node's (NATS
+-- subjects and CloudEvents say the same thing). Inlined like event_document.
+CREATE FUNCTION orchestration.event_subject(run_id bigint, node_key text) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT 'run/' || run_id || coalesce('/node/' || node_key, '')
+$$;
+COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
+  'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';
+
 -- The CloudEvents 1.0 document of an event, built in one place for every writer (emit_events,
 -- record_attempts). A plain SQL function without settings, so the planner inlines it into
 -- the statement that inserts the event (no call per event); it runs inside those
@@ -71,7 +81,7 @@ BEGIN
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
            orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
-    FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
+    FROM (SELECT u.*, orchestration.event_subject(u.run_id, u.node_key) AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
                AS u(project_id, type, run_id, node_key, data, position)) u
     LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
@@ -97,7 +107,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   event_type text := 'orchestration.' || entity || '.' || event;
-  event_subject text := 'run/' || run_id || coalesce('/node/' || node_key, '');
+  event_subject text := orchestration.event_subject(run_id, node_key);
   event_id bigint;
 BEGIN
   INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)

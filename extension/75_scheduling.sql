@@ -358,10 +358,10 @@ BEGIN
                        orchestration.child_traceparent(one.run_traceparent)));
       WITH inserted AS (
         INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-        VALUES (one.project_id, 'orchestration.node.succeeded', 'run/' || one.run_id || '/node/' || one.node_key,
+        VALUES (one.project_id, 'orchestration.node.succeeded', orchestration.event_subject(one.run_id, one.node_key),
                 one.run_id,
                 orchestration.event_document(one.project_id, 'orchestration.node.succeeded',
-                  'run/' || one.run_id || '/node/' || one.node_key, one.run_id, one.node_key, one.run_traceparent,
+                  orchestration.event_subject(one.run_id, one.node_key), one.run_id, one.node_key, one.run_traceparent,
                   jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1])))
         RETURNING e.id, e.type, e.run_id
       )
@@ -467,7 +467,7 @@ BEGIN
                                        'next_attempt_at', t.retry_at) END)
     FROM attempt t,
          LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
-                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+                         orchestration.event_subject(t.run_id, t.node_key) AS subject) v
     WHERE t.outcome <> 'failed'
     ORDER BY t.position
     RETURNING e.id, e.type, e.run_id

@@ -98,8 +98,11 @@ END
 $$;
 COMMENT ON FUNCTION orchestration.queue_run_span() IS
   'Internal (trigger on workflow_runs): while orchestration.otlp_endpoint is set, queues the span of a run that has just ended (SUCCESS, FAILED or CANCELLED), a child of its caller''s span';
+-- While tracing is off, the WHEN clause keeps the function from being called at all (a
+-- call per finished run), as attempt_spans's does.
 CREATE TRIGGER run_spans AFTER UPDATE OF status ON orchestration.workflow_runs
-  FOR EACH ROW WHEN (NEW.status IN ('SUCCESS', 'FAILED', 'CANCELLED') AND OLD.status IS DISTINCT FROM NEW.status)
+  FOR EACH ROW WHEN (NEW.status IN ('SUCCESS', 'FAILED', 'CANCELLED') AND OLD.status IS DISTINCT FROM NEW.status
+                     AND orchestration.tracing_enabled())
   EXECUTE FUNCTION orchestration.queue_run_span();
 
 -- Only the extension's owner (the workers, the API's SECURITY DEFINER functions) reads or

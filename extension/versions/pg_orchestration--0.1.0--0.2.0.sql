@@ -356,6 +356,15 @@ BEGIN
 END
 $$;
 
+-- An event's subject, written in one place (emit_events, emit_event, record_attempts).
+CREATE FUNCTION orchestration.event_subject(run_id bigint, node_key text) RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT 'run/' || run_id || coalesce('/node/' || node_key, '')
+$$;
+COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
+  'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';
+
 CREATE OR REPLACE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
                                           node_keys text[], data jsonb[])
 RETURNS void
@@ -374,7 +383,7 @@ BEGIN
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
            orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
-    FROM (SELECT u.*, 'run/' || u.run_id || coalesce('/node/' || u.node_key, '') AS subject
+    FROM (SELECT u.*, orchestration.event_subject(u.run_id, u.node_key) AS subject
           FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
                AS u(project_id, type, run_id, node_key, data, position)) u
     LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
@@ -1903,7 +1912,7 @@ BEGIN
                                        'next_attempt_at', t.retry_at) END)
     FROM attempt t,
          LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
-                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+                         orchestration.event_subject(t.run_id, t.node_key) AS subject) v
     WHERE t.outcome <> 'failed'
     ORDER BY t.position
     RETURNING e.id, e.type, e.run_id
@@ -2470,6 +2479,7 @@ COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
   'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
 
 REVOKE ALL ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb),
+  orchestration.event_subject(bigint, text),
   orchestration.event_notification(bigint, text, bigint),
   orchestration.wake_workers(boolean, boolean) FROM PUBLIC;
 DROP TRIGGER attempt_spans ON orchestration.agent_runs;
@@ -2477,6 +2487,12 @@ CREATE TRIGGER attempt_spans AFTER INSERT ON orchestration.agent_runs
   REFERENCING NEW TABLE AS attempts FOR EACH STATEMENT
   WHEN (orchestration.tracing_enabled())
   EXECUTE FUNCTION orchestration.queue_attempt_spans();
+-- Likewise for a finished run's span: no call while tracing is off.
+DROP TRIGGER run_spans ON orchestration.workflow_runs;
+CREATE TRIGGER run_spans AFTER UPDATE OF status ON orchestration.workflow_runs
+  FOR EACH ROW WHEN (NEW.status IN ('SUCCESS', 'FAILED', 'CANCELLED') AND OLD.status IS DISTINCT FROM NEW.status
+                     AND orchestration.tracing_enabled())
+  EXECUTE FUNCTION orchestration.queue_run_span();
 
 CREATE OR REPLACE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
 LANGUAGE plpgsql
@@ -3372,10 +3388,10 @@ BEGIN
                        orchestration.child_traceparent(one.run_traceparent)));
       WITH inserted AS (
         INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-        VALUES (one.project_id, 'orchestration.node.succeeded', 'run/' || one.run_id || '/node/' || one.node_key,
+        VALUES (one.project_id, 'orchestration.node.succeeded', orchestration.event_subject(one.run_id, one.node_key),
                 one.run_id,
                 orchestration.event_document(one.project_id, 'orchestration.node.succeeded',
-                  'run/' || one.run_id || '/node/' || one.node_key, one.run_id, one.node_key, one.run_traceparent,
+                  orchestration.event_subject(one.run_id, one.node_key), one.run_id, one.node_key, one.run_traceparent,
                   jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1])))
         RETURNING e.id, e.type, e.run_id
       )
@@ -3481,7 +3497,7 @@ BEGIN
                                        'next_attempt_at', t.retry_at) END)
     FROM attempt t,
          LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
-                         'run/' || t.run_id || '/node/' || t.node_key AS subject) v
+                         orchestration.event_subject(t.run_id, t.node_key) AS subject) v
     WHERE t.outcome <> 'failed'
     ORDER BY t.position
     RETURNING e.id, e.type, e.run_id
@@ -3849,7 +3865,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   event_type text := 'orchestration.' || entity || '.' || event;
-  event_subject text := 'run/' || run_id || coalesce('/node/' || node_key, '');
+  event_subject text := orchestration.event_subject(run_id, node_key);
   event_id bigint;
 BEGIN
   INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)

@@ -10,11 +10,13 @@ COMMENT ON FUNCTION orchestration.wake_relay() IS
 -- publishes the rows in id order.
 
 -- An event's subject: run/<id> for a run's events, run/<id>/node/<key> for a node's (NATS
--- subjects and CloudEvents say the same thing). Inlined like event_document.
+-- subjects and CloudEvents say the same thing). Inlined like event_document: only while its
+-- body is as immutable as it is declared (run_id::text; run_id alone would make || the
+-- stable anytextcat, and the planner would call the function for every event instead).
 CREATE FUNCTION orchestration.event_subject(run_id bigint, node_key text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$
-  SELECT 'run/' || run_id || coalesce('/node/' || node_key, '')
+  SELECT 'run/' || run_id::text || coalesce('/node/' || node_key, '')
 $$;
 COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
   'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';

@@ -35,3 +35,30 @@ INSERT INTO orchestration.events (project_id, type, subject, payload, created_at
   (91, 'orchestration.test.waiting', 'test', '{"n": "never published, 3 days old"}', now() - interval '3 days', NULL);
 SELECT orchestration.prune_events(interval '1 hour') >= 1 AS pruned;
 SELECT type FROM orchestration.events WHERE project_id = 91 AND type LIKE 'orchestration.test.%' ORDER BY id;
+
+-- The helpers that build an event are inlined by the planner into the statement that writes
+-- it (no function call per event): an SQL function with no SET clause, not STRICT, not
+-- SECURITY DEFINER, whose body is no more volatile than it says (event_subject once made
+-- run_id || text the stable anytextcat, and was called for every event).
+DO $$
+DECLARE
+  helper text;
+  line text;
+  called boolean;
+BEGIN
+  SET LOCAL search_path = pg_catalog, pg_temp;
+  -- Arguments from a column (g): constants would fold a call away at planning either way.
+  FOREACH helper IN ARRAY ARRAY[
+      'event_subject(g, ''n1'')',
+      'event_document(g, ''orchestration.run.created'', ''run/7'', g, NULL, NULL, ''{}'')',
+      'event_notification(g, ''orchestration.run.created'', g)',
+      'nats_subject_of(g, ''orchestration.run.created'')'] LOOP
+    called := false;
+    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) SELECT orchestration.' || helper || ' FROM generate_series(1, 2) g' LOOP
+      IF line LIKE '%orchestration.' || split_part(helper, '(', 1) || '(%' THEN
+        called := true;
+      END IF;
+    END LOOP;
+    RAISE NOTICE '% inlined: %', split_part(helper, '(', 1), NOT called;
+  END LOOP;
+END $$;

@@ -1,7 +1,8 @@
 -- pg_orchestration 0.1.0 -> 0.2.0. Each change of extension/*.sql since 0.1.0 (whose
 -- install script is kept as it was in extension/versions/pg_orchestration--0.1.0.sql).
 -- test/integration/upgrade.sh proves that installing 0.1.0 and running this gives the
--- catalog of a fresh 0.2.0 install.
+-- catalog of a fresh 0.2.0 install. A function changed several times before 0.2.0 was
+-- released is written once, in its 0.2.0 form, where its first change was.
 
 \echo Use "ALTER EXTENSION pg_orchestration UPDATE" to load this file. \quit
 
@@ -225,6 +226,7 @@ AS $$
 DECLARE
   stored_id bigint := agent_id;
   in_use record;
+  documents jsonb;
 BEGIN
   BEGIN
     IF stored_id IS NULL THEN
@@ -286,14 +288,26 @@ BEGIN
   DELETE FROM orchestration.agent_capabilities c
   WHERE c.agent_id = stored_id
     AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e);
+  -- The schemas may $ref the project's registered schemas (and only this project's):
+  -- checked now that those are at hand, and recorded, so that they cannot change under the
+  -- capability (register_schema refuses), locked until this commits.
+  PERFORM orchestration.lock_project_schemas(project_id, false);
+  documents := orchestration.project_schemas(project_id);
   INSERT INTO orchestration.agent_capabilities AS c
-    (agent_id, project_id, name, description, input_schema, output_schema)
-  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema'
-  FROM jsonb_array_elements(spec->'capabilities') e
+    (agent_id, project_id, name, description, input_schema, output_schema, schema_refs)
+  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema',
+         ARRAY(SELECT DISTINCT r FROM unnest(
+                 orchestration.schema_refs(e->'input_schema', documents, '',
+                                           format('invalid agent spec field "capabilities[%s].input_schema"', i - 1))
+                 || orchestration.schema_refs(e->'output_schema', documents, '',
+                                              format('invalid agent spec field "capabilities[%s].output_schema"', i - 1))) r
+               ORDER BY r)
+  FROM jsonb_array_elements(spec->'capabilities') WITH ORDINALITY AS caps(e, i)
   ON CONFLICT ON CONSTRAINT agent_capabilities_agent_id_name_key DO UPDATE
     SET description = excluded.description,
         input_schema = excluded.input_schema,
-        output_schema = excluded.output_schema;
+        output_schema = excluded.output_schema,
+        schema_refs = excluded.schema_refs;
   RETURN stored_id;
 END
 $$;
@@ -360,7 +374,7 @@ $$;
 CREATE FUNCTION orchestration.event_subject(run_id bigint, node_key text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$
-  SELECT 'run/' || run_id || coalesce('/node/' || node_key, '')
+  SELECT 'run/' || run_id::text || coalesce('/node/' || node_key, '')
 $$;
 COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
   'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';
@@ -441,6 +455,9 @@ AS $$
 DECLARE
   missing record;
   known text;
+  stored integer;
+  placed integer;
+  level_of jsonb;
 BEGIN
   SELECT e.node->>'id' AS node_key, e.node->>'agent' AS agent_name, e.node->>'action' AS action,
          a.id AS agent_id
@@ -471,8 +488,7 @@ BEGIN
   DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
   INSERT INTO orchestration.workflow_nodes
     (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
-     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents,
-     level)
+     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents)
   SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, e.node->>'id', a.id,
          e.node->>'action', e.node->'inputs',
          ARRAY(SELECT jsonb_array_elements_text(e.node->'depends_on')),
@@ -480,12 +496,57 @@ BEGIN
          (e.node->>'retry_backoff_seconds')::numeric, (e.node->>'timeout_seconds')::integer,
          nullif(e.node->'when', 'null'), (e.node->>'run_if_skipped')::boolean,
          ARRAY(SELECT jsonb_array_elements_text(e.node->'refs')),
-         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents')),
-         (e.node->>'level')::integer
+         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents'))
   FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
   JOIN orchestration.agents a
     ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
   ORDER BY e.ordinal;
+  GET DIAGNOSTICS stored = ROW_COUNT;
+
+  -- Levels, which the scheduler dispatches by (run nodes copy them) and workflow_levels
+  -- shows, are computed here and nowhere else: Kahn's algorithm as a recursive CTE over
+  -- the edges just stored. Each step holds the nodes placed at the last level (waiting =
+  -- 0) and the nodes still waiting for some of their dependencies (waiting > 0: how
+  -- many). A node placed at level k releases each of its dependents once; a node whose
+  -- last dependency is released is placed at level k + 1, one more than its deepest
+  -- dependency. One row per node per step (DISTINCT): the work is the edges plus, per
+  -- node, the levels it waits between its first dependency and its last, never the paths
+  -- (2^200 of them for 200 diamonds in series). Window functions, not GROUP BY, count the
+  -- releases (a recursive term may not aggregate). A node's row is read by its key in a
+  -- subquery (one index probe, once per node placed and once per node first released),
+  -- never by a join: a plan made with the statistics of an emptier table could make that
+  -- join a scan of every node at every level. Cycles were refused already
+  -- (normalize_workflow_spec names them); nodes on one would never be placed, and the
+  -- level bound ends the iteration.
+  WITH RECURSIVE kahn(node_key, level, waiting) AS (
+    SELECT n.node_key, 0, 0 FROM orchestration.workflow_nodes n
+    WHERE n.workflow_id = store_workflow_nodes.workflow_id AND cardinality(n.depends_on) = 0
+    UNION ALL
+    SELECT r.node_key, r.level,
+           coalesce(r.waiting, (SELECT cardinality(v.depends_on) FROM orchestration.workflow_nodes v
+                                WHERE v.workflow_id = store_workflow_nodes.workflow_id AND v.node_key = r.node_key))
+           - r.released
+    FROM (SELECT DISTINCT s.node_key, k.level + 1 AS level, max(s.waiting) OVER per_node AS waiting,
+                 (sum(s.released) OVER per_node)::integer AS released
+          FROM kahn k
+          CROSS JOIN LATERAL (
+            SELECT d.node_key, NULL::integer AS waiting, 1 AS released
+            FROM unnest((SELECT f.dependents FROM orchestration.workflow_nodes f
+                         WHERE f.workflow_id = store_workflow_nodes.workflow_id AND f.node_key = k.node_key)) AS d(node_key)
+            WHERE k.waiting = 0
+            UNION ALL
+            SELECT k.node_key, k.waiting, 0 WHERE k.waiting > 0) s
+          WHERE k.level < stored
+          WINDOW per_node AS (PARTITION BY s.node_key)) r
+  )
+  SELECT count(*), jsonb_object_agg(k.node_key, k.level) INTO placed, level_of FROM kahn k WHERE k.waiting = 0;
+  IF placed <> stored THEN
+    RAISE EXCEPTION 'store_workflow_nodes: % of the % nodes of workflow % got a level', placed, stored, workflow_id
+      USING ERRCODE = 'internal_error';
+  END IF;
+  -- Looked up by key in one pass (no join a misestimate could make a loop over both).
+  UPDATE orchestration.workflow_nodes n SET level = (level_of->>n.node_key)::integer
+  WHERE n.workflow_id = store_workflow_nodes.workflow_id AND (level_of->>n.node_key)::integer > 0;
   UPDATE orchestration.workflows w SET spec_digest = md5(spec::text) WHERE w.id = store_workflow_nodes.workflow_id;
 END
 $$;
@@ -846,57 +907,19 @@ BEGIN
   )
   SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
     INTO started_runs, started_projects FROM started s;
-  IF started_runs IS NOT NULL THEN
+  IF cardinality(started_runs) = 1 THEN  -- a caller waits for it, often
+    PERFORM orchestration.emit_event(started_projects[1], 'run', 'started', started_runs[1], NULL,
+                                     '{"status": "RUNNING"}');
+  ELSIF started_runs IS NOT NULL THEN
     PERFORM orchestration.emit_events(
               started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
               started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
               array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
   END IF;
 
-  RETURN QUERY
-    SELECT claimed.id, claimed.run_id, claimed.project_id, claimed.node_key, claimed.attempt,
-           claimed.inputs, claimed.condition, a.name, claimed.action, a.type, a.rule_function,
-           a.runs_as,
-           coalesce(claimed.timeout_seconds, a.timeout_seconds),
-           -- The scope its templates read; none for a node whose inputs and condition use
-           -- none (placeholders are "{{ ... }}"; this text search may see one that is not).
-           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0 THEN jsonb_build_object(
-             'context', r.context,
-             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
-                                       'started_by', r.started_by, 'traceparent', r.traceparent),
-             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-             -- The outputs its templates read, each looked up by (run_id, node_key).
-             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
-                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
-                                                   FROM orchestration.workflow_run_nodes u
-                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
-                                                     AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')) END,
-           -- An approval counts only for the agent and function it was given for: one
-           -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
-           CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
-                THEN NOT EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
-                                 WHERE ap.run_node_id = claimed.id AND ap.status = 'APPROVED'
-                                   AND ap.agent_pin = orchestration.agent_pin(a.id))
-                ELSE false END,
-           -- The row version identifies the schemas, so the scheduler compiles them
-           -- once and again only after update_agent changes them.
-           c.id, c.xmin::text,
-           -- What a container needs (image, command, limits, secrets); a RULE node needs none.
-           CASE WHEN a.type <> 'RULE' THEN orchestration.agent_json(a) END
-    FROM orchestration.workflow_run_nodes claimed
-    -- A node whose agent was deleted, or lost the capability, since its run started is
-    -- returned all the same (agent_name or capability_id NULL), to be failed saying so.
-    LEFT JOIN orchestration.agents a ON a.id = claimed.agent_id
-    JOIN orchestration.workflow_runs r ON r.id = claimed.run_id
-    JOIN orchestration.workflows w ON w.id = r.workflow_id
-    LEFT JOIN orchestration.agent_capabilities c ON c.agent_id = a.id AND c.name = claimed.action
-    WHERE claimed.id = ANY (claimed_ids)
-    ORDER BY claimed.priority DESC, claimed.level, claimed.id;
+  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;
-COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 CREATE OR REPLACE FUNCTION orchestration.note_crash(node_id bigint) RETURNS void
 LANGUAGE plpgsql
@@ -1037,9 +1060,6 @@ COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[
 
 COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[]) IS
   'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, builds the context, creates the run); called only by that trigger, through fmgr';
-
-COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
-  'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
 COMMENT ON FUNCTION orchestration.note_crash(bigint) IS
   'Internal (scheduler and RULE workers, at start): counts a crash of the worker''s previous process while it worked on a node; a node that brought its worker down twice is failed with a message that says so';
@@ -1703,7 +1723,6 @@ $$;
 COMMENT ON FUNCTION orchestration.cancel_run(bigint, text) IS
   'Cancels a live run: no node starts any more, running containers are stopped, waiting approvals are closed, and the run ends CANCELLED with the reason. Requires orchestration_operator and the project';
 
-
 CREATE FUNCTION orchestration.rule_call() RETURNS jsonb
 -- PARALLEL RESTRICTED: a parallel worker would not know the RULE attempt.
 LANGUAGE c STABLE PARALLEL RESTRICTED
@@ -1808,193 +1827,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION orchestration.record_attempts(node_ids bigint[], succeeded boolean[], inputs jsonb[],
-                                              outputs jsonb[], errors text[],
-                                              started_at timestamptz[], finished_at timestamptz[],
-                                              scheduler_round bigint,
-                                              exit_codes integer[] DEFAULT NULL,
-                                              log_tails text[] DEFAULT NULL,
-                                              container_ids text[] DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
--- Its statements take arrays: planned for their sizes each time, they would cost more
--- to plan than to run. So each has one generic plan, made the first time, perhaps while
--- the tables were small and had no statistics: it must not be a scan of a whole table
--- (enable_seqscan), and each statement is written to be driven by its arrays through
--- unique indexes whatever the statistics say. A disabled scan costs 1e10 to the planner,
--- which would also make it compile the plan (jit).
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
-AS $$
-DECLARE
-  emitted bigint;
-  refreshed bigint[];
-  failed_ids bigint[];
-  failed_errors text[];
-  failed_runs bigint[];
-  dependent_ids bigint[];   -- a dependent of n nodes that succeeded here is n times in it
-  live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
-  wake_rule boolean;
-  wake_containers boolean;
-BEGIN
-  IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
-     OR cardinality(node_ids) IS DISTINCT FROM cardinality(inputs)
-     OR cardinality(node_ids) IS DISTINCT FROM cardinality(started_at)
-     OR cardinality(node_ids) IS DISTINCT FROM cardinality(finished_at) THEN
-    RAISE EXCEPTION 'record_attempts: the arrays must have one element per node'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-
-  -- 1. The attempts and their nodes, which this transaction holds (a claim locked them, or
-  -- a container's node is RUNNING: nobody claims it): no other writer touches these rows.
-  WITH attempt AS (
-    SELECT u.*, n.project_id, n.run_id, n.node_key, n.agent_id, n.retries, n.dependents, n.attempt + 1 AS number,
-           r.status AS run_status, r.traceparent AS run_traceparent,
-           CASE WHEN n.status NOT IN ('PENDING', 'RUNNING') THEN NULL  -- cancelled or skipped meanwhile: only the attempt is kept
-                WHEN r.status = 'CANCELLED' THEN 'cancelled'            -- a container stopped by cancel_run
-                WHEN u.succeeded THEN 'succeeded'
-                -- No retry in a run that another node failed meanwhile (while another
-                -- worker held this one): the attempt's failure is final.
-                WHEN n.attempt + 1 <= n.retries AND r.status <> 'FAILED' THEN 'retrying'
-                ELSE 'failed' END AS outcome,
-           -- Exponential backoff: retry_backoff_seconds, then twice that, then four times, ...
-           u.finished_at + make_interval(secs => n.retry_backoff_seconds * 2 ^ n.attempt) AS retry_at,
-           -- The attempt's span: the one its container got, or a new one in the run's trace.
-           coalesce(CASE WHEN n.status = 'RUNNING' THEN n.attempt_traceparent END,
-                    orchestration.child_traceparent(r.traceparent)) AS traceparent
-    FROM unnest(node_ids, succeeded, inputs, outputs, errors, started_at, finished_at,
-                exit_codes, log_tails, container_ids) WITH ORDINALITY
-         AS u(node_id, succeeded, input, output, error, started_at, finished_at, exit_code,
-              log_tail, container_id, position)
-    JOIN orchestration.workflow_run_nodes n ON n.id = u.node_id
-    JOIN orchestration.workflow_runs r ON r.id = n.run_id
-  ), kept AS (
-    INSERT INTO orchestration.agent_runs
-      (project_id, agent_id, agent_name, run_id, run_node_id, node_key, attempt, input_json,
-       output_json, status, error, exit_code, log_tail, container_id, scheduler_round,
-       started_at, finished_at, duration_ms, traceparent)
-    SELECT t.project_id, t.agent_id, coalesce(ag.name, '(deleted)'), t.run_id, t.node_id, t.node_key, t.number, t.input, t.output,
-           CASE WHEN t.succeeded THEN 'SUCCESS' ELSE 'FAILED' END::orchestration.run_status,
-           t.error, t.exit_code, t.log_tail, t.container_id, scheduler_round, t.started_at,
-           t.finished_at, (extract(epoch FROM t.finished_at - t.started_at) * 1000)::integer,
-           t.traceparent
-    FROM attempt t LEFT JOIN orchestration.agents ag ON ag.id = t.agent_id
-    ORDER BY t.position
-  ), moved AS (
-    -- One update per node: its attempt count and, unless it fails for good (fail_node
-    -- below does that), its new state.
-    UPDATE orchestration.workflow_run_nodes n SET
-      attempt = t.number,
-      status = CASE t.outcome WHEN 'cancelled' THEN 'CANCELLED' WHEN 'succeeded' THEN 'SUCCESS'
-                              WHEN 'retrying' THEN 'PENDING' ELSE n.status END,
-      output = CASE WHEN t.outcome = 'succeeded' THEN t.output ELSE n.output END,
-      error = CASE t.outcome WHEN 'cancelled' THEN 'run cancelled' WHEN 'succeeded' THEN NULL
-                             WHEN 'retrying' THEN t.error ELSE n.error END,
-      resolved_input = CASE WHEN t.outcome IS NULL THEN n.resolved_input ELSE t.input END,
-      started_at = CASE WHEN t.outcome IN ('succeeded', 'retrying', 'failed')
-                        THEN coalesce(n.started_at, t.started_at) ELSE n.started_at END,
-      finished_at = CASE WHEN t.outcome IN ('cancelled', 'succeeded') THEN t.finished_at ELSE n.finished_at END,
-      next_attempt_at = CASE t.outcome WHEN 'succeeded' THEN NULL WHEN 'retrying' THEN t.retry_at
-                                       ELSE n.next_attempt_at END
-    FROM attempt t WHERE n.id = t.node_id
-  ), inserted AS (
-    -- The node events, as emit_events writes them (a failure for good gets its event
-    -- from fail_node).
-    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-    SELECT t.project_id, v.type, v.subject, t.run_id,
-           orchestration.event_document(t.project_id, v.type, v.subject, t.run_id, t.node_key, t.run_traceparent,
-             CASE t.outcome
-               WHEN 'cancelled' THEN jsonb_build_object('status', 'CANCELLED')
-               WHEN 'succeeded' THEN jsonb_build_object('status', 'SUCCESS', 'attempt', t.number, 'output', t.output)
-               ELSE jsonb_build_object('status', 'PENDING', 'attempt', t.number, 'error', t.error,
-                                       'next_attempt_at', t.retry_at) END)
-    FROM attempt t,
-         LATERAL (SELECT 'orchestration.node.' || t.outcome AS type,
-                         orchestration.event_subject(t.run_id, t.node_key) AS subject) v
-    WHERE t.outcome <> 'failed'
-    ORDER BY t.position
-    RETURNING e.id, e.type, e.run_id
-  ), notified AS (
-    SELECT count(*) AS events
-    FROM (SELECT * FROM inserted ORDER BY id) i,
-         LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
-  ), dependent AS (
-    -- The dependents of the nodes that succeeded, once per finished dependency, each looked
-    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
-    SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
-            WHERE d.run_id = t.run_id AND d.node_key = k) AS id
-    FROM attempt t, unnest(t.dependents) AS k
-    WHERE t.outcome = 'succeeded'
-  )
-  SELECT (SELECT n.events FROM notified n),
-         (SELECT array_agg(d.id) FROM dependent d),
-         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
-         array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
-         array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
-         array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
-                        ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO emitted, dependent_ids, live_runs, refreshed, failed_ids, failed_errors
-  FROM attempt t;
-
-  -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
-  -- order. Writers of a run take turns from here to their commit, so what follows sees
-  -- what the previous writer committed; claims of other workers go on.
-  -- A locked row is read as it is now: the runs another worker failed meanwhile.
-  SELECT array_agg(l.id) FILTER (WHERE l.status = 'FAILED') INTO failed_runs
-  FROM (SELECT r.id, r.status FROM orchestration.workflow_runs r
-        WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
-        ORDER BY r.id FOR NO KEY UPDATE OF r) l;
-
-  IF dependent_ids IS NOT NULL THEN
-    -- Each finished dependency takes one off its dependents' counters (a node succeeding
-    -- here is never a dependent of another one recorded here: it ran, so they had ended).
-    -- A dependent that is no longer PENDING (skipped when its run failed while this
-    -- node ran) has a counter nobody reads (retry_run recounts).
-    WITH released AS (
-      UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
-      FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
-      WHERE d.id = f.id
-      RETURNING d.run_id, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
-                (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule
-    )
-    SELECT bool_or(l.rule) FILTER (WHERE l.runnable), bool_or(NOT l.rule) FILTER (WHERE l.runnable),
-           -- A run that was RUNNING and now has a runnable node stays RUNNING: nothing to derive.
-           refreshed || ARRAY(SELECT unnest(live_runs) EXCEPT SELECT l.run_id FROM released l WHERE l.runnable)
-      INTO wake_rule, wake_containers, refreshed
-    FROM released l;
-  ELSE
-    refreshed := refreshed || live_runs;
-  END IF;
-
-  IF emitted > 0 THEN
-    PERFORM orchestration.wake_relay();
-  END IF;
-  -- Released nodes wake the worker that runs them (a RULE worker recording its own
-  -- results wakes no other: it looks again itself).
-  IF wake_rule OR wake_containers THEN
-    PERFORM orchestration.wake_workers(wake_rule, wake_containers);
-  END IF;
-  FOR i IN 1 .. coalesce(cardinality(refreshed), 0) LOOP
-    PERFORM orchestration.refresh_run(refreshed[i]);
-  END LOOP;
-  FOR i IN 1 .. coalesce(cardinality(failed_ids), 0) LOOP
-    PERFORM orchestration.fail_node(failed_ids[i], failed_errors[i]);
-  END LOOP;
-  -- A run another worker failed while these nodes were held: what the failure passed over
-  -- and nobody holds now is skipped, and so is a node of this call retried on the strength
-  -- of the older look at the run in statement 1 (a worker that held nodes of it and died
-  -- left them too).
-  FOR i IN 1 .. coalesce(cardinality(failed_runs), 0) LOOP
-    PERFORM orchestration.skip_unstarted_nodes(failed_runs[i]);
-  END LOOP;
-END
-$$;
-COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]) IS
-  'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt';
-
 CREATE OR REPLACE FUNCTION orchestration.approve(approval_id bigint, notes text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2072,10 +1904,11 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT jsonb_build_object(
+BEGIN
+  RETURN (SELECT jsonb_build_object(
            'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
            'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
            'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
@@ -2091,7 +1924,8 @@ AS $$
                     ORDER BY n.level, n.node_key)
              FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
   FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
-  WHERE r.id = run_json.run_id
+  WHERE r.id = run_json.run_id);
+END
 $$;
 COMMENT ON FUNCTION orchestration.run_json(bigint) IS
   'A run''s summary as JSON: status, error, timings, and each node''s status, attempt, output, error and timings';
@@ -2131,11 +1965,13 @@ $$;
 
 -- Whether a role has a project: a grant to it or to a role it belongs to.
 CREATE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT EXISTS (SELECT 1 FROM orchestration.project_grants g
-                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'))
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM orchestration.project_grants g
+                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'));
+END
 $$;
 COMMENT ON FUNCTION orchestration.role_in_project(name, integer) IS
   'Internal (authorize, may_run_as): whether the role, or a role it belongs to, has been granted the project';
@@ -2144,12 +1980,14 @@ COMMENT ON FUNCTION orchestration.role_in_project(name, integer) IS
 -- with orchestration_admin and the project. One that has lost either since vouches for
 -- nothing: it may still change the function, and must not see the project's inputs.
 CREATE FUNCTION orchestration.may_run_as(role name, project_id integer) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
+BEGIN
+  RETURN coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
                                          AND orchestration.role_in_project(may_run_as.role, may_run_as.project_id))
-                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false)
+                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false);
+END
 $$;
 COMMENT ON FUNCTION orchestration.may_run_as(name, integer) IS
   'Internal (RULE workers, before every attempt): whether a RULE agent''s runs_as role is still a superuser, or an orchestration_admin with the project';
@@ -2549,10 +2387,9 @@ $$;
 COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
   'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
 
-
 -- ==== Levels from a recursive CTE (issue 16) =================================================
--- One source of truth for levels: store_workflow_nodes computes them in SQL (Kahn's algorithm
--- as a recursive CTE over the stored edges); normalize_workflow_spec no longer returns a
+-- One source of truth for levels: store_workflow_nodes (above) computes them in SQL (Kahn's
+-- algorithm as a recursive CTE over the stored edges); normalize_workflow_spec no longer returns a
 -- "level" per node. Stored levels of existing workflows are kept: 0.1.0 computed the same
 -- longest-path depth (Kahn's algorithm in C++), so nothing needs recomputing.
 COMMENT ON COLUMN orchestration.workflow_nodes.level IS
@@ -2564,109 +2401,6 @@ COMMENT ON FUNCTION orchestration.normalize_workflow_spec(jsonb) IS
 COMMENT ON FUNCTION orchestration.workflow_levels(bigint) IS
   'Each node of a workflow with its topological depth (0: no dependencies; else one more than its deepest dependency), as store_workflow_nodes computed it with a recursive CTE over the edges (Kahn''s algorithm, level by level) when the workflow was defined. The scheduler dispatches runnable nodes in this order';
 
-CREATE OR REPLACE FUNCTION orchestration.store_workflow_nodes(workflow_id bigint, project_id integer, spec jsonb)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  missing record;
-  known text;
-  stored integer;
-  placed integer;
-  level_of jsonb;
-BEGIN
-  SELECT e.node->>'id' AS node_key, e.node->>'agent' AS agent_name, e.node->>'action' AS action,
-         a.id AS agent_id
-    INTO missing
-  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
-  LEFT JOIN orchestration.agents a
-    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
-  WHERE a.id IS NULL
-     OR NOT EXISTS (SELECT 1 FROM orchestration.agent_capabilities c
-                    WHERE c.agent_id = a.id AND c.name = e.node->>'action')
-  ORDER BY e.ordinal LIMIT 1;
-  IF FOUND AND missing.agent_id IS NULL THEN
-    SELECT string_agg(a.name, ', ' ORDER BY a.name) INTO known
-    FROM orchestration.agents a WHERE a.project_id = store_workflow_nodes.project_id;
-    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" does not exist in project %',
-                    missing.node_key, missing.agent_name, project_id
-      USING ERRCODE = 'undefined_object',
-            HINT = CASE WHEN known IS NULL THEN 'Project ' || project_id || ' has no agents yet; register one with orchestration.register_agent().'
-                        ELSE 'Agents of project ' || project_id || ': ' || known || '.' END;
-  ELSIF FOUND THEN
-    SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO known
-    FROM orchestration.agent_capabilities c WHERE c.agent_id = missing.agent_id;
-    RAISE EXCEPTION 'invalid workflow spec: node "%": agent "%" has no capability "%"',
-                    missing.node_key, missing.agent_name, missing.action
-      USING ERRCODE = 'undefined_object', HINT = 'Its capabilities: ' || known || '.';
-  END IF;
-
-  DELETE FROM orchestration.workflow_nodes n WHERE n.workflow_id = store_workflow_nodes.workflow_id;
-  INSERT INTO orchestration.workflow_nodes
-    (workflow_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
-     retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs, dependents)
-  SELECT store_workflow_nodes.workflow_id, store_workflow_nodes.project_id, e.node->>'id', a.id,
-         e.node->>'action', e.node->'inputs',
-         ARRAY(SELECT jsonb_array_elements_text(e.node->'depends_on')),
-         (e.node->>'approval_required')::boolean, (e.node->>'retries')::integer,
-         (e.node->>'retry_backoff_seconds')::numeric, (e.node->>'timeout_seconds')::integer,
-         nullif(e.node->'when', 'null'), (e.node->>'run_if_skipped')::boolean,
-         ARRAY(SELECT jsonb_array_elements_text(e.node->'refs')),
-         ARRAY(SELECT jsonb_array_elements_text(e.node->'dependents'))
-  FROM pg_catalog.jsonb_array_elements(spec->'nodes') WITH ORDINALITY AS e(node, ordinal)
-  JOIN orchestration.agents a
-    ON a.project_id = store_workflow_nodes.project_id AND a.name = e.node->>'agent'
-  ORDER BY e.ordinal;
-  GET DIAGNOSTICS stored = ROW_COUNT;
-
-  -- Levels, which the scheduler dispatches by (run nodes copy them) and workflow_levels
-  -- shows, are computed here and nowhere else: Kahn's algorithm as a recursive CTE over
-  -- the edges just stored. Each step holds the nodes placed at the last level (waiting =
-  -- 0) and the nodes still waiting for some of their dependencies (waiting > 0: how
-  -- many). A node placed at level k releases each of its dependents once; a node whose
-  -- last dependency is released is placed at level k + 1, one more than its deepest
-  -- dependency. One row per node per step (DISTINCT): the work is the edges plus, per
-  -- node, the levels it waits between its first dependency and its last, never the paths
-  -- (2^200 of them for 200 diamonds in series). Window functions, not GROUP BY, count the
-  -- releases (a recursive term may not aggregate). A node's row is read by its key in a
-  -- subquery (one index probe, once per node placed and once per node first released),
-  -- never by a join: a plan made with the statistics of an emptier table could make that
-  -- join a scan of every node at every level. Cycles were refused already
-  -- (normalize_workflow_spec names them); nodes on one would never be placed, and the
-  -- level bound ends the iteration.
-  WITH RECURSIVE kahn(node_key, level, waiting) AS (
-    SELECT n.node_key, 0, 0 FROM orchestration.workflow_nodes n
-    WHERE n.workflow_id = store_workflow_nodes.workflow_id AND cardinality(n.depends_on) = 0
-    UNION ALL
-    SELECT r.node_key, r.level,
-           coalesce(r.waiting, (SELECT cardinality(v.depends_on) FROM orchestration.workflow_nodes v
-                                WHERE v.workflow_id = store_workflow_nodes.workflow_id AND v.node_key = r.node_key))
-           - r.released
-    FROM (SELECT DISTINCT s.node_key, k.level + 1 AS level, max(s.waiting) OVER per_node AS waiting,
-                 (sum(s.released) OVER per_node)::integer AS released
-          FROM kahn k
-          CROSS JOIN LATERAL (
-            SELECT d.node_key, NULL::integer AS waiting, 1 AS released
-            FROM unnest((SELECT f.dependents FROM orchestration.workflow_nodes f
-                         WHERE f.workflow_id = store_workflow_nodes.workflow_id AND f.node_key = k.node_key)) AS d(node_key)
-            WHERE k.waiting = 0
-            UNION ALL
-            SELECT k.node_key, k.waiting, 0 WHERE k.waiting > 0) s
-          WHERE k.level < stored
-          WINDOW per_node AS (PARTITION BY s.node_key)) r
-  )
-  SELECT count(*), jsonb_object_agg(k.node_key, k.level) INTO placed, level_of FROM kahn k WHERE k.waiting = 0;
-  IF placed <> stored THEN
-    RAISE EXCEPTION 'store_workflow_nodes: % of the % nodes of workflow % got a level', placed, stored, workflow_id
-      USING ERRCODE = 'internal_error';
-  END IF;
-  -- Looked up by key in one pass (no join a misestimate could make a loop over both).
-  UPDATE orchestration.workflow_nodes n SET level = (level_of->>n.node_key)::integer
-  WHERE n.workflow_id = store_workflow_nodes.workflow_id AND (level_of->>n.node_key)::integer > 0;
-  UPDATE orchestration.workflows w SET spec_digest = md5(spec::text) WHERE w.id = store_workflow_nodes.workflow_id;
-END
-$$;
 COMMENT ON FUNCTION orchestration.store_workflow_nodes(bigint, integer, jsonb) IS
   'Internal: replaces a workflow''s nodes with those of a normalized spec (whose graph normalize_workflow_spec checked), resolving agents and actions in the project, and computes each node''s level (its topological depth) with a recursive CTE over the stored edges: Kahn''s algorithm level by level, polynomial (edges plus, per node, the levels between its first and last dependency), never path by path';
 -- ==== End of: levels from a recursive CTE (issue 16) =========================================
@@ -2722,16 +2456,6 @@ $$;
 COMMENT ON FUNCTION orchestration.running_containers() IS
   'Internal (scheduler): the RUNNING container nodes, with their container''s name, attempt, input, limits, capability (id and row version) and secret names, for crash recovery';
 
-CREATE OR REPLACE FUNCTION orchestration.capability_contract(capability_id bigint)
-RETURNS TABLE (input_schema jsonb, output_schema jsonb)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT c.input_schema, c.output_schema FROM orchestration.agent_capabilities c WHERE c.id = capability_id
-$$;
-COMMENT ON FUNCTION orchestration.capability_contract(bigint) IS
-  'Internal (scheduler): a capability''s input and output JSON Schemas';
-
 CREATE OR REPLACE FUNCTION orchestration.project_secrets(project_id integer, names text[])
 RETURNS TABLE (name text, value text)
 LANGUAGE sql STABLE
@@ -2743,8 +2467,7 @@ COMMENT ON FUNCTION orchestration.project_secrets(integer, text[]) IS
   'Internal (scheduler): the values of a project''s secrets of these names (for a container''s environment, and to mask them in what it prints); no grants';
 
 REVOKE ALL ON FUNCTION orchestration.writable_nodes(bigint[]), orchestration.cancelled_nodes(bigint[]),
-  orchestration.running_containers(), orchestration.capability_contract(bigint),
-  orchestration.project_secrets(integer, text[]) FROM PUBLIC;
+  orchestration.running_containers(), orchestration.project_secrets(integer, text[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION orchestration.lock_run_of(node_id bigint) RETURNS orchestration.run_status
 LANGUAGE sql
@@ -2998,103 +2721,8 @@ $$;
 COMMENT ON FUNCTION orchestration.delete_schema(integer, text) IS
   'Deletes a registered schema; refused while a capability or another registered schema uses it. Requires orchestration_admin and the project';
 
-CREATE OR REPLACE FUNCTION orchestration.store_agent(agent_id bigint, project_id integer, spec jsonb,
-                                          rule_function text, caller name)
-RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  stored_id bigint := agent_id;
-  in_use record;
-  documents jsonb;
-BEGIN
-  BEGIN
-    IF stored_id IS NULL THEN
-      -- The NOT NULL and CHECK columns here; the UPDATE below writes the rest, for
-      -- both a new agent and an updated one.
-      INSERT INTO orchestration.agents AS a
-        (project_id, name, type, version, registered_by, timeout_seconds, image, rule_function,
-         runs_as)
-      VALUES (store_agent.project_id, spec->>'name', (spec->>'type')::orchestration.agent_type,
-              spec->>'version', caller, (spec#>>'{limits,timeout_seconds}')::integer,
-              spec->>'image', store_agent.rule_function,
-              CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END)
-      RETURNING a.id INTO stored_id;
-    END IF;
-    UPDATE orchestration.agents a SET
-      name = spec->>'name',
-      type = (spec->>'type')::orchestration.agent_type,
-      version = spec->>'version',
-      risk_level = (spec->>'risk_level')::orchestration.risk_level,
-      description = spec->>'description',
-      image = spec->>'image',
-      command = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'command')), '{}'),
-      entry_path = spec->>'entry_path',
-      env = coalesce(spec->'env', '{}'),
-      secrets = coalesce(ARRAY(SELECT jsonb_array_elements_text(spec->'secrets')), '{}'),
-      memory_mb = (spec#>>'{limits,memory_mb}')::integer,
-      cpus = (spec#>>'{limits,cpus}')::numeric,
-      timeout_seconds = (spec#>>'{limits,timeout_seconds}')::integer,
-      pids_limit = (spec#>>'{limits,pids}')::integer,
-      allow_network = coalesce((spec->>'allow_network')::boolean, false),
-      rule_function = store_agent.rule_function,
-      -- A RULE function runs as the role that last set it (checked by
-      -- resolve_rule_function to be allowed to execute it), never as an earlier, perhaps
-      -- more privileged, one: whoever points the agent at a function vouches for it.
-      runs_as = CASE WHEN store_agent.rule_function IS NOT NULL THEN caller END,
-      updated_at = now(),
-      spec_digest = md5(spec::text)
-    WHERE a.id = stored_id;
-  EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'agent "%" already exists in project %', spec->>'name', project_id
-      USING ERRCODE = 'unique_violation',
-            HINT = 'Agent names are unique per project; use orchestration.update_agent() to change the existing one.';
-  END;
-
-  -- A capability that a workflow node calls cannot be removed.
-  SELECT c.name AS capability, w.name AS workflow, n.node_key INTO in_use
-  FROM orchestration.agent_capabilities c
-  JOIN orchestration.workflow_nodes n ON n.agent_id = c.agent_id AND n.action = c.name
-  JOIN orchestration.workflows w ON w.id = n.workflow_id
-  WHERE c.agent_id = stored_id
-    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e)
-  LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'capability "%" of agent "%" cannot be removed: workflow "%" (node "%") uses it',
-                    in_use.capability, spec->>'name', in_use.workflow, in_use.node_key
-      USING ERRCODE = 'dependent_objects_still_exist',
-            HINT = 'Change that workflow first with orchestration.update_workflow(), or keep the capability in the spec.';
-  END IF;
-  DELETE FROM orchestration.agent_capabilities c
-  WHERE c.agent_id = stored_id
-    AND c.name NOT IN (SELECT e->>'name' FROM jsonb_array_elements(spec->'capabilities') e);
-  -- The schemas may $ref the project's registered schemas (and only this project's):
-  -- checked now that those are at hand, and recorded, so that they cannot change under the
-  -- capability (register_schema refuses), locked until this commits.
-  PERFORM orchestration.lock_project_schemas(project_id, false);
-  documents := orchestration.project_schemas(project_id);
-  INSERT INTO orchestration.agent_capabilities AS c
-    (agent_id, project_id, name, description, input_schema, output_schema, schema_refs)
-  SELECT stored_id, store_agent.project_id, e->>'name', e->>'description', e->'input_schema', e->'output_schema',
-         ARRAY(SELECT DISTINCT r FROM unnest(
-                 orchestration.schema_refs(e->'input_schema', documents, '',
-                                           format('invalid agent spec field "capabilities[%s].input_schema"', i - 1))
-                 || orchestration.schema_refs(e->'output_schema', documents, '',
-                                              format('invalid agent spec field "capabilities[%s].output_schema"', i - 1))) r
-               ORDER BY r)
-  FROM jsonb_array_elements(spec->'capabilities') WITH ORDINALITY AS caps(e, i)
-  ON CONFLICT ON CONSTRAINT agent_capabilities_agent_id_name_key DO UPDATE
-    SET description = excluded.description,
-        input_schema = excluded.input_schema,
-        output_schema = excluded.output_schema,
-        schema_refs = excluded.schema_refs;
-  RETURN stored_id;
-END
-$$;
-
--- It returns the registered schemas a capability uses as well: a new row type.
-DROP FUNCTION orchestration.capability_contract(bigint);
+-- A capability's schemas for the scheduler's contract cache, with the registered schemas
+-- they use.
 CREATE FUNCTION orchestration.capability_contract(capability_id bigint)
 RETURNS TABLE (input_schema jsonb, output_schema jsonb, documents jsonb)
 LANGUAGE sql STABLE
@@ -3603,159 +3231,11 @@ $$;
 COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean) IS
   'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt. With hand_off, returns the RULE nodes its successes made runnable (which this transaction holds), as claim_nodes returns the nodes it claims: a chain''s next step without a look at the queue';
 
-
-
 -- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
 -- what the scheduler needs to move each one on: its agent, its template scope, and whether
 -- it still needs an approval (the scheduler checks the node's condition first: a node
 -- that is skipped never asks anyone). Only containers stay RUNNING between transactions,
 -- so only they count against the concurrency limits.
-CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
-                                          max_running_per_project integer,
-                                          reserved_runs bigint[], node_kind text,
-                                          excluded_projects integer[], only_project integer,
-                                          finished_nodes bigint[])
-RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
-               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
-               agent_type orchestration.agent_type, rule_function text, runs_as name,
-               timeout_seconds integer, scope jsonb, needs_approval boolean,
-               capability_id bigint, contract_version text, agent jsonb)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
--- Planned as record_attempts is, for the same reasons (see there).
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
-AS $$
-DECLARE
-  running_total integer;
-  claimed_ids bigint[];
-  started_runs bigint[];
-  started_projects integer[];
-  lock_project integer := only_project;
-BEGIN
-  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
-    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
-  -- itself, the rows nobody can lock now (SKIP LOCKED: a node another worker holds, a run
-  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
-  -- left out: however many such nodes there are, they cannot hide the ones behind them.
-  -- The run row is locked too, and before the node (the lock order in 70_runs.sql): FOR
-  -- KEY SHARE, which other claims share, so several workers run nodes of one run at once,
-  -- while the API's FOR UPDATE (cancel_run, retry_run, approve, reject) waits for them all
-  -- and makes the scan pass over the run. A scan that passes over a run someone holds
-  -- takes none of its nodes on the way (locked in the other order, every node of a held
-  -- run the scan looked at stayed locked until its transaction ended, out of reach of the
-  -- transaction holding the run).
-  -- An agent's type is read by its key (a subquery, not a join the generic plan could
-  -- turn into a scan of agents per node).
-  IF node_kind = 'rule' THEN
-    -- A RULE worker claims one project's nodes per transaction (the first project with a
-    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
-    -- nodes never stay RUNNING, so no limit counts them.
-    IF lock_project IS NULL THEN
-      SELECT n.project_id INTO lock_project
-      FROM orchestration.workflow_run_nodes n
-      JOIN orchestration.workflow_runs r ON r.id = n.run_id
-      WHERE n.status = 'PENDING' AND n.pending_deps = 0
-        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
-        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.priority DESC, n.level, n.id
-      LIMIT 1
-      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED;
-      IF lock_project IS NULL THEN
-        RETURN;
-      END IF;
-    END IF;
-    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level, n.priority
-          FROM orchestration.workflow_run_nodes n
-          JOIN orchestration.workflow_runs r ON r.id = n.run_id
-          WHERE n.status = 'PENDING' AND n.pending_deps = 0
-            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
-            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-          ORDER BY n.priority DESC, n.level, n.id
-          LIMIT max_nodes
-          FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
-  ELSE
-    -- The scheduler's claim takes the run's row for writing at once (FOR NO KEY UPDATE,
-    -- passing over runs a RULE worker is writing): what its pass writes then never waits
-    -- for a RULE worker, which may hold a run's row while a tenant's function runs.
-    -- Containers count against the limits while they run; one that has finished and
-    -- waits for its result to be recorded (its run is locked by someone) does not.
-    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
-    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
-    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
-    -- node, and the containers while fewer than max_running_per_project run in their
-    -- project and, of those, fewer than max_running in all. The others locked stay
-    -- PENDING (and locked until this transaction ends).
-    WITH locked AS MATERIALIZED (
-      SELECT n.id, n.project_id, n.level, n.priority,
-             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
-      FROM orchestration.workflow_run_nodes n
-      JOIN orchestration.workflow_runs r ON r.id = n.run_id
-      WHERE n.status = 'PENDING' AND n.pending_deps = 0
-        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
-        AND NOT n.project_id = ANY (excluded_projects)
-        AND (only_project IS NULL OR n.project_id = only_project)
-        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.priority DESC, n.level, n.id
-      LIMIT max_nodes * 4
-      FOR NO KEY UPDATE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
-    ), busy AS (
-      SELECT n.project_id, count(*) AS running
-      FROM orchestration.workflow_run_nodes n
-      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
-      GROUP BY n.project_id
-    ), in_project AS (
-      SELECT l.*, count(*) FILTER (WHERE l.container)
-                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
-      FROM locked l
-    ), allowed_in_project AS (
-      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
-      WHERE NOT p.container OR max_running_per_project <= 0
-         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
-    ), ranked AS (
-      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
-      FROM allowed_in_project p
-    )
-    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
-    FROM (SELECT k.id, k.level, k.priority FROM ranked k
-          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
-          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
-  END IF;
-  IF claimed_ids IS NULL THEN
-    RETURN;
-  END IF;
-
-  -- A run's first claim starts it. Another worker starting it at the same moment is not
-  -- waited for (SKIP LOCKED): one of them does it.
-  WITH started AS (
-    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
-                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
-                                                    WHERE n.id = ANY (claimed_ids)))
-                              AND p.status = 'PENDING'
-                            FOR NO KEY UPDATE OF p SKIP LOCKED))
-    RETURNING r.id, r.project_id
-  )
-  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
-    INTO started_runs, started_projects FROM started s;
-  IF started_runs IS NOT NULL THEN
-    PERFORM orchestration.emit_events(
-              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
-              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
-              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
-  END IF;
-
-  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
-END
-$$;
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
   'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 
@@ -3770,27 +3250,9 @@ FROM PUBLIC;
 
 -- ==== Hot SQL functions keep their plans (issue 16) ================================================
 -- An SQL function with a SET clause is never inlined and is planned again at every call.
--- Those on a caller's path (may_run_as, before a RULE attempt) or run for every relay
--- batch are PL/pgSQL now; nats_subject_of loses its SET clause and is inlined.
-CREATE OR REPLACE FUNCTION orchestration.role_in_project(role name, project_id integer) RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN EXISTS (SELECT 1 FROM orchestration.project_grants g
-                 WHERE g.project_id = role_in_project.project_id AND pg_has_role(role_in_project.role, g.role, 'USAGE'));
-END
-$$;
-CREATE OR REPLACE FUNCTION orchestration.may_run_as(role name, project_id integer) RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN coalesce((SELECT r.rolsuper OR (pg_has_role(r.oid, 'orchestration_admin', 'USAGE')
-                                         AND orchestration.role_in_project(may_run_as.role, may_run_as.project_id))
-                   FROM pg_catalog.pg_roles r WHERE r.rolname = may_run_as.role), false);
-END
-$$;
+-- Those on a caller's path (may_run_as and role_in_project, before a RULE attempt; run_json,
+-- which wait_for_run reads: above, in their 0.2.0 form) or run for every relay batch are
+-- PL/pgSQL now; nats_subject_of loses its SET clause and is inlined.
 CREATE OR REPLACE FUNCTION orchestration.nats_subject_of(project_id integer, type text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$ SELECT 'orchestration.' || project_id::text || '.' || substr(type, length('orchestration.') + 1) $$;
@@ -3828,30 +3290,6 @@ BEGIN
     ORDER BY 1;
 END
 $$;
-CREATE OR REPLACE FUNCTION orchestration.run_json(run_id bigint) RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN (SELECT jsonb_build_object(
-           'run_id', r.id, 'project_id', r.project_id, 'workflow', w.name,
-           'workflow_version', r.workflow_version, 'status', r.status, 'error', r.error,
-           'trigger', r.trigger, 'started_by', r.started_by, 'traceparent', r.traceparent,
-           'idempotency_key', r.idempotency_key, 'priority', r.priority,
-           'created_at', r.created_at, 'started_at', r.started_at, 'finished_at', r.finished_at,
-           'duration_ms', (extract(epoch FROM r.finished_at - r.started_at) * 1000)::bigint,
-           'nodes', coalesce((
-             SELECT jsonb_agg(jsonb_build_object(
-                      'node_key', n.node_key, 'status', n.status, 'attempt', n.attempt,
-                      'output', n.output, 'error', n.error, 'skip_reason', n.skip_reason,
-                      'started_at', n.started_at, 'finished_at', n.finished_at,
-                      'duration_ms', (extract(epoch FROM n.finished_at - n.started_at) * 1000)::bigint)
-                    ORDER BY n.level, n.node_key)
-             FROM orchestration.workflow_run_nodes n WHERE n.run_id = r.id), '[]'))
-  FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
-  WHERE r.id = run_json.run_id);
-END
-$$;
 -- ==== End of: hot SQL functions keep their plans (issue 16) =========================================
 
 -- ==== One event, plain statements (issue 16) =======================================================
@@ -3877,155 +3315,6 @@ BEGIN
   RETURNING e.id INTO event_id;
   PERFORM pg_notify('orchestration_events', orchestration.event_notification(event_id, event_type, emit_event.run_id));
   PERFORM orchestration.wake_relay();
-END
-$$;
-CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
-                                          max_running_per_project integer,
-                                          reserved_runs bigint[], node_kind text,
-                                          excluded_projects integer[], only_project integer,
-                                          finished_nodes bigint[])
-RETURNS TABLE (node_id bigint, run_id bigint, project_id integer, node_key text,
-               attempt integer, inputs jsonb, condition jsonb, agent_name text, action text,
-               agent_type orchestration.agent_type, rule_function text, runs_as name,
-               timeout_seconds integer, scope jsonb, needs_approval boolean,
-               capability_id bigint, contract_version text, agent jsonb)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
--- Planned as record_attempts is, for the same reasons (see there).
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
-AS $$
-DECLARE
-  running_total integer;
-  claimed_ids bigint[];
-  started_runs bigint[];
-  started_projects integer[];
-  lock_project integer := only_project;
-BEGIN
-  IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
-    RAISE EXCEPTION 'claim_nodes: node_kind must be any, container or rule, not %', node_kind
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- Every scan below reads the queue index in dispatch order and passes over, in the scan
-  -- itself, the rows nobody can lock now (SKIP LOCKED: a node another worker holds, a run
-  -- an API call holds), the runs others are about to lock (reserved_runs) and the projects
-  -- left out: however many such nodes there are, they cannot hide the ones behind them.
-  -- The run row is locked too, and before the node (the lock order in 70_runs.sql): FOR
-  -- KEY SHARE, which other claims share, so several workers run nodes of one run at once,
-  -- while the API's FOR UPDATE (cancel_run, retry_run, approve, reject) waits for them all
-  -- and makes the scan pass over the run. A scan that passes over a run someone holds
-  -- takes none of its nodes on the way (locked in the other order, every node of a held
-  -- run the scan looked at stayed locked until its transaction ended, out of reach of the
-  -- transaction holding the run).
-  -- An agent's type is read by its key (a subquery, not a join the generic plan could
-  -- turn into a scan of agents per node).
-  IF node_kind = 'rule' THEN
-    -- A RULE worker claims one project's nodes per transaction (the first project with a
-    -- node it can lock): a function that hangs holds back no other project's nodes. RULE
-    -- nodes never stay RUNNING, so no limit counts them.
-    IF lock_project IS NULL THEN
-      SELECT n.project_id INTO lock_project
-      FROM orchestration.workflow_run_nodes n
-      JOIN orchestration.workflow_runs r ON r.id = n.run_id
-      WHERE n.status = 'PENDING' AND n.pending_deps = 0
-        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-        AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND NOT n.project_id = ANY (excluded_projects)
-        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.priority DESC, n.level, n.id
-      LIMIT 1
-      FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED;
-      IF lock_project IS NULL THEN
-        RETURN;
-      END IF;
-    END IF;
-    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level, n.priority
-          FROM orchestration.workflow_run_nodes n
-          JOIN orchestration.workflow_runs r ON r.id = n.run_id
-          WHERE n.status = 'PENDING' AND n.pending_deps = 0
-            AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-            AND (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) = 'RULE' AND n.project_id = lock_project
-            AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-          ORDER BY n.priority DESC, n.level, n.id
-          LIMIT max_nodes
-          FOR KEY SHARE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED) l;
-  ELSE
-    -- The scheduler's claim takes the run's row for writing at once (FOR NO KEY UPDATE,
-    -- passing over runs a RULE worker is writing): what its pass writes then never waits
-    -- for a RULE worker, which may hold a run's row while a tenant's function runs.
-    -- Containers count against the limits while they run; one that has finished and
-    -- waits for its result to be recorded (its run is locked by someone) does not.
-    SELECT count(*) INTO running_total FROM orchestration.workflow_run_nodes n
-    WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes);
-    -- The first lockable runnable nodes, then those the limits leave room for: every RULE
-    -- node, and the containers while fewer than max_running_per_project run in their
-    -- project and, of those, fewer than max_running in all. The others locked stay
-    -- PENDING (and locked until this transaction ends).
-    WITH locked AS MATERIALIZED (
-      SELECT n.id, n.project_id, n.level, n.priority,
-             (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE' AS container
-      FROM orchestration.workflow_run_nodes n
-      JOIN orchestration.workflow_runs r ON r.id = n.run_id
-      WHERE n.status = 'PENDING' AND n.pending_deps = 0
-        AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= clock_timestamp())
-        AND (node_kind = 'any' OR (SELECT a.type FROM orchestration.agents a WHERE a.id = n.agent_id) IS DISTINCT FROM 'RULE')
-        AND NOT n.project_id = ANY (excluded_projects)
-        AND (only_project IS NULL OR n.project_id = only_project)
-        AND r.status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') AND NOT r.id = ANY (reserved_runs)
-      ORDER BY n.priority DESC, n.level, n.id
-      LIMIT max_nodes * 4
-      FOR NO KEY UPDATE OF r SKIP LOCKED FOR UPDATE OF n SKIP LOCKED
-    ), busy AS (
-      SELECT n.project_id, count(*) AS running
-      FROM orchestration.workflow_run_nodes n
-      WHERE n.status = 'RUNNING' AND NOT n.id = ANY (finished_nodes)
-      GROUP BY n.project_id
-    ), in_project AS (
-      SELECT l.*, count(*) FILTER (WHERE l.container)
-                    OVER (PARTITION BY l.project_id ORDER BY l.priority DESC, l.level, l.id) AS rank_in_project
-      FROM locked l
-    ), allowed_in_project AS (
-      SELECT p.* FROM in_project p LEFT JOIN busy b ON b.project_id = p.project_id
-      WHERE NOT p.container OR max_running_per_project <= 0
-         OR p.rank_in_project + coalesce(b.running, 0) <= max_running_per_project
-    ), ranked AS (
-      SELECT p.*, count(*) FILTER (WHERE p.container) OVER (ORDER BY p.priority DESC, p.level, p.id) AS rank
-      FROM allowed_in_project p
-    )
-    SELECT array_agg(x.id ORDER BY x.priority DESC, x.level, x.id) INTO claimed_ids
-    FROM (SELECT k.id, k.level, k.priority FROM ranked k
-          WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
-          ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
-  END IF;
-  IF claimed_ids IS NULL THEN
-    RETURN;
-  END IF;
-
-  -- A run's first claim starts it. Another worker starting it at the same moment is not
-  -- waited for (SKIP LOCKED): one of them does it.
-  WITH started AS (
-    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
-                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
-                                                    WHERE n.id = ANY (claimed_ids)))
-                              AND p.status = 'PENDING'
-                            FOR NO KEY UPDATE OF p SKIP LOCKED))
-    RETURNING r.id, r.project_id
-  )
-  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
-    INTO started_runs, started_projects FROM started s;
-  IF cardinality(started_runs) = 1 THEN  -- a caller waits for it, often
-    PERFORM orchestration.emit_event(started_projects[1], 'run', 'started', started_runs[1], NULL,
-                                     '{"status": "RUNNING"}');
-  ELSIF started_runs IS NOT NULL THEN
-    PERFORM orchestration.emit_events(
-              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
-              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
-              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
-  END IF;
-
-  RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;
 -- ==== End of: one event, plain statements (issue 16) ================================================

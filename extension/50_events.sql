@@ -12,7 +12,7 @@ COMMENT ON FUNCTION orchestration.wake_relay() IS
 -- An event's subject: run/<id> for a run's events, run/<id>/node/<key> for a node's (NATS
 -- subjects and CloudEvents say the same thing). Inlined like event_document: only while its
 -- body is as immutable as it is declared (run_id::text; run_id alone would make || the
--- stable anytextcat, and the planner would call the function for every event instead).
+-- stable textanycat, and the planner would call the function for every event instead).
 CREATE FUNCTION orchestration.event_subject(run_id bigint, node_key text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $$

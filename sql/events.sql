@@ -39,7 +39,7 @@ SELECT type FROM orchestration.events WHERE project_id = 91 AND type LIKE 'orche
 -- The helpers that build an event are inlined by the planner into the statement that writes
 -- it (no function call per event): an SQL function with no SET clause, not STRICT, not
 -- SECURITY DEFINER, whose body is no more volatile than it says (event_subject once made
--- run_id || text the stable anytextcat, and was called for every event).
+-- 'run/' || run_id the stable textanycat, and was called for every event).
 DO $$
 DECLARE
   helper text;

@@ -2,7 +2,8 @@
 -- install script is kept as it was in extension/versions/pg_orchestration--0.1.0.sql).
 -- test/integration/upgrade.sh proves that installing 0.1.0 and running this gives the
 -- catalog of a fresh 0.2.0 install. A function changed several times before 0.2.0 was
--- released is written once, in its 0.2.0 form, where its first change was.
+-- released is written once, in its 0.2.0 form (where its first change was, or, if it was
+-- dropped and created again, where it was created again).
 
 \echo Use "ALTER EXTENSION pg_orchestration UPDATE" to load this file. \quit
 
@@ -771,6 +772,8 @@ BEGIN
 END
 $$;
 
+-- Locks up to max_nodes runnable nodes, in dispatch order (priority, level, id), and returns
+-- what a worker needs to move each one on (75_scheduling.sql says more).
 CREATE OR REPLACE FUNCTION orchestration.claim_nodes(max_nodes integer, max_running integer,
                                           max_running_per_project integer,
                                           reserved_runs bigint[], node_kind text,
@@ -3231,11 +3234,6 @@ $$;
 COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean) IS
   'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt. With hand_off, returns the RULE nodes its successes made runnable (which this transaction holds), as claim_nodes returns the nodes it claims: a chain''s next step without a look at the queue';
 
--- Locks up to max_nodes runnable nodes, in dispatch order (level, then id), and returns
--- what the scheduler needs to move each one on: its agent, its template scope, and whether
--- it still needs an approval (the scheduler checks the node's condition first: a node
--- that is skipped never asks anyone). Only containers stay RUNNING between transactions,
--- so only they count against the concurrency limits.
 COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[], text, integer[], integer, bigint[]) IS
   'Internal (scheduler, RULE workers): locks runnable nodes of a kind (any, container, rule) in priority and level order, passing over rows others hold (SKIP LOCKED; the run FOR KEY SHARE, so several workers claim nodes of one run), runs that others are about to lock (reserve_run) or whose stopped attempt is not recorded yet, and the excluded projects; containers within the concurrency limits (finished_nodes: RUNNING containers that have finished, not counted); RULE nodes of one project at a time (only_project, or the first it can lock). Returns each node with its agent, its template scope, whether it still needs an approval, and its capability''s id and row version (for the contract cache)';
 

@@ -1,8 +1,10 @@
 // Transactions and subtransactions for the background workers, each guarded.
 //
 // A worker does its work in short transactions: run_transaction(fn) starts one with SPI
-// connected and a snapshot, runs fn, and commits; if fn throws, the transaction is
-// aborted and the exception goes on to the caller, which logs it and carries on.
+// connected and a snapshot, runs fn, and commits; if fn or the commit throws (a deferred
+// trigger, a full NOTIFY queue), the transaction is aborted and the exception goes on to
+// the caller, which logs it and carries on. (Left unaborted, a failed commit would keep
+// its locks, and every later transaction of the worker would fail to begin.)
 #pragma once
 
 #include <optional>
@@ -30,7 +32,12 @@ void run_transaction(const char* activity, Fn&& fn) {
     abort_transaction();
     throw;
   }
-  commit_transaction();
+  try {
+    commit_transaction();
+  } catch (...) {
+    abort_transaction();  // nothing to undo if the error came once the commit was done
+    throw;
+  }
 }
 
 // What a failed subtransaction raised.

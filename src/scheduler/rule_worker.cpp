@@ -52,6 +52,7 @@ long RuleWorkerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
   bool moved = false;
   bool taken = false;
+  bool failed = false;
   try {
     if (!crashes_noted) {
       orch::scheduler::note_crashes_left();
@@ -80,6 +81,7 @@ long RuleWorkerState::run_once() {
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
     sleep_ms = after_failure.failed(orch::config::poll_interval_ms);
+    failed = true;
   }
   rule_pool::release_project();
   // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped
@@ -91,7 +93,9 @@ long RuleWorkerState::run_once() {
   // scheduler at commit.)
   if (taken) return sleep_ms;
   looking_again = orch::workers::must_look_again() || (looking_again && moved);
-  if (looking_again) sleep_ms = 0;
+  // After a failed pass (which may have failed at its commit, having moved nodes), the
+  // look waits for the back-off.
+  if (looking_again && !failed) sleep_ms = 0;
   return sleep_ms;
 }
 

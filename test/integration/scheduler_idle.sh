@@ -160,9 +160,29 @@ is "$(q "SELECT string_agg(orchestration.wait_for_run(id, '30 seconds')->>'statu
 is "$(q "SELECT string_agg(status || ': ' || error, '; ' ORDER BY run_id) FROM orchestration.workflow_run_nodes WHERE run_id IN ($bad_rule, $bad_container)")" \
    "FAILED: its result could not be stored: refused by a test trigger (after 2 attempts); FAILED: its result could not be stored: refused by a test trigger" \
    "a RULE node's and a container's refused results fail their nodes, saying why"
-is "$(q "SELECT bool_and(finished_at - created_at < interval '10 seconds') FROM orchestration.workflow_runs WHERE id IN ($bad_rule, $bad_container)")" "t" \
+is "$(q "SELECT bool_and(finished_at - created_at < interval '20 seconds') FROM orchestration.workflow_runs WHERE id IN ($bad_rule, $bad_container)")" "t" \
    "the failed passes were tried again at once (well under the 600 s poll interval)"
 q "DROP TRIGGER refuse_boom ON orchestration.agent_runs"
+# A pass that fails at its commit (a deferred trigger here; a full NOTIFY queue would do
+# the same) is rolled back too, and its worker goes on: left unaborted, that transaction
+# kept the node's lock, and the worker could begin no other. (From here on a statement
+# waits for a lock 30 s at most: the test fails rather than hangs if that comes back.)
+export PGOPTIONS="${PGOPTIONS:-} -c lock_timeout=30s"
+q "CREATE SEQUENCE public.commit_refusals"
+q "CREATE FUNCTION public.refuse_first_commit() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN
+     IF nextval('public.commit_refusals') = 1 THEN RAISE EXCEPTION 'refused at commit by a test trigger'; END IF;
+     RETURN NULL;
+   END \$\$"
+q "CREATE CONSTRAINT TRIGGER refuse_first_commit AFTER INSERT ON orchestration.agent_runs
+   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.refuse_first_commit()"
+run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
+   "a run whose recording was refused at commit succeeds at the next pass"
+is "$(q "SELECT last_value FROM public.commit_refusals")" "2" "its first commit was refused, the second went through"
+q "DROP TRIGGER refuse_first_commit ON orchestration.agent_runs"
+run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "and the workers go on running nodes"
 q "DELETE FROM orchestration.workflow_runs WHERE id <> (SELECT min(id) FROM orchestration.workflow_runs)"
 
 # A rolled-back start creates nothing for it to do.

@@ -3,8 +3,9 @@
 // going again everything the failed one had taken (a scheduler's pass holds every
 // project's nodes; its retry records carefully, failing alone a result that cannot be
 // stored), then twice as long at each failure in a row, up to a ceiling (the poll
-// interval): an error that persists costs one try, and one logged error, a ceiling's
-// length, and no spin.
+// interval): an error that persists costs, once the waits have grown, a try and a logged
+// error per ceiling, plus one per wake-up the worker gets meanwhile (a commit that gives
+// it work, a container that ends), but no spin.
 #pragma once
 
 #include <algorithm>

@@ -107,6 +107,30 @@ is "$(project1_runs)" "SUCCESS" "the scheduler goes on after a RULE function cha
 is "$(q "SELECT count(*) FROM mallory.called")" "0" "no setting of a RULE function outlives its attempt (the attacker's clock_timestamp was never called)"
 is "$(superuser mallory)" "f" "mallory is still no superuser"
 
+# At-commit code: a trigger a RULE function defers would run at the worker's commit, as
+# the worker's role (a superuser), outside the attempt. PostgreSQL refuses to queue one in
+# a security-restricted operation, which an attempt is: the attempt fails, in its node.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE TABLE mallory.later (x int);
+CREATE FUNCTION mallory.at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON mallory.later
+  DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW EXECUTE FUNCTION mallory.at_commit();
+CREATE FUNCTION mallory.defer(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  SET CONSTRAINTS ALL DEFERRED;
+  INSERT INTO mallory.later VALUES (1);
+  RETURN '{}';
+END $$;
+SELECT orchestration.register_agent(2, '{"name": "defer", "type": "RULE", "function": "mallory.defer", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "defer", "nodes": [{"id": "a", "agent": "defer", "action": "go"}]}');
+SQL
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'defer')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
+   "cannot fire deferred trigger within security-restricted operation" "a RULE function cannot defer a trigger to the worker's commit"
+is "$(superuser mallory)" "f" "nothing ran as the worker's role"
+is "$(project1_runs)" "SUCCESS" "and the workers go on"
+
 # Who a RULE agent runs as: the role that last set its function.
 q "CREATE FUNCTION public.safe(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
 q "SELECT orchestration.register_agent(2, '{\"name\": \"by-super\", \"type\": \"RULE\", \"function\": \"public.safe\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null

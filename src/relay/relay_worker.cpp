@@ -45,10 +45,6 @@ namespace {
 constexpr const char* kName = "pg_orchestration relay";
 constexpr long kIdleMs = 60 * 1000;          // the longest sleep; pruning runs at least this often
 constexpr long kRetryMs = 1000;              // after a failed publish, NATS down or not
-// Events NATS acknowledged are marked published in the transaction of the next turn, the
-// one that reads the next batch: one transaction a turn instead of two. No turn comes of
-// itself sooner than this after a batch went out, so that is as late as a mark can be.
-constexpr long kMarkWithinMs = 50;
 using Clock = std::chrono::steady_clock;
 
 void log_line(const std::string& line) {
@@ -83,8 +79,6 @@ struct RelayState final : orch::workers::WorkerLoop {
   std::string span_problem;  // the same, for the OTLP endpoint
   Clock::time_point next_span_try = Clock::now();  // backs off while the endpoint fails
   long span_backoff_ms = 0;
-  std::vector<std::int64_t> unmarked;  // acknowledged by NATS, not marked published yet
-  Clock::time_point mark_by = Clock::now();  // when the oldest of them must be marked
 
   long run_once() override;
   // Woken by a commit that wrote an event or changed a workflow (the latch), by the NATS
@@ -116,27 +110,18 @@ void follow_settings(RelayState& state) {
 }
 
 // What a turn acts on, read in one transaction (one per turn: a turn's fixed cost competes
-// with the workers for the same cores), which first marks published the events the last
-// turns had acknowledged (`unmarked`, emptied once that commits): the subjects the relay
-// is to be subscribed to, as workflows' NATS triggers say now, and the oldest unpublished
-// events. A crash before the mark sends those events again; JetStream's duplicate window
-// drops them (README, Events).
+// with the workers for the same cores): the subjects the relay is to be subscribed to, as
+// workflows' NATS triggers say now, and the oldest unpublished events.
 struct Outbox {
   std::set<std::string> trigger_subjects;
   std::vector<std::int64_t> ids;
   std::vector<orch::nats::OutgoingMessage> batch;
 };
 
-void mark_published(const std::vector<std::int64_t>& ids) {
-  if (!ids.empty())
-    orch::pg::spi_run("SELECT orchestration.relay_mark_published($1::bigint[])", {orch::array_literal(ids)});
-}
-
-Outbox read_outbox(std::vector<std::int64_t>& unmarked) {
+Outbox read_outbox() {
   Outbox outbox;
   orch::pg::run_transaction("pg_orchestration: reading the outbox", [&] {
     if (!extension_installed()) return;
-    mark_published(unmarked);
     for (const auto& row : orch::pg::spi_run("SELECT orchestration.nats_trigger_subjects()").rows)
       if (row[0]) outbox.trigger_subjects.insert(*row[0]);
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
@@ -148,15 +133,7 @@ Outbox read_outbox(std::vector<std::int64_t>& unmarked) {
                               events.text(i, "subject"), events.text(i, "payload")});
     }
   });
-  unmarked.clear();
   return outbox;
-}
-
-// Marks them in a transaction of their own, when no batch is to be read (no NATS link).
-void mark_alone(std::vector<std::int64_t>& unmarked) {
-  if (unmarked.empty()) return;
-  orch::pg::run_transaction("pg_orchestration: marking events published", [&] { mark_published(unmarked); });
-  unmarked.clear();
 }
 
 // Keeps the subscriptions in step with workflows; starts the workflows of the trigger
@@ -206,8 +183,10 @@ bool publish_batch(RelayState& state, Outbox& outbox) {
     published = state.link->publish(batch);
   }
   if (published > 0) {
-    if (state.unmarked.empty()) state.mark_by = Clock::now() + std::chrono::milliseconds(kMarkWithinMs);
-    state.unmarked.insert(state.unmarked.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(published));
+    std::string literal = orch::array_literal({ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(published)});
+    orch::pg::run_transaction("pg_orchestration: marking events published", [&] {
+      orch::pg::spi_run("SELECT orchestration.relay_mark_published($1::bigint[])", {literal});
+    });
   }
   if (published < batch.size()) {
     std::string problem = state.link->last_error();
@@ -300,7 +279,7 @@ long RelayState::run_once() {
       state.link->drain_wake();
       for (const auto& line : state.link->take_log()) log_line(line);
       if (state.link->connected()) {
-        Outbox outbox = read_outbox(state.unmarked);
+        Outbox outbox = read_outbox();
         take_triggers(state, outbox.trigger_subjects);
         if (publish_batch(state, outbox)) sleep_ms = 0;
         else if (!state.last_problem.empty()) sleep_ms = kRetryMs;
@@ -308,8 +287,6 @@ long RelayState::run_once() {
         sleep_ms = kRetryMs;  // the link's pipe wakes us sooner when it reconnects
       }
     }
-    if (!state.link || !state.link->connected()) mark_alone(state.unmarked);
-    if (!state.unmarked.empty()) sleep_ms = std::min(sleep_ms, ms_until(state.mark_by));
     export_spans(state);  // its thread wakes us when a batch is done
     if (!state.exporter.busy() && !state.span_problem.empty())
       sleep_ms = std::min(sleep_ms, ms_until(state.next_span_try));

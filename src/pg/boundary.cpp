@@ -7,10 +7,6 @@
 
 namespace orch::pg {
 
-const char* PgError::what() const noexcept {
-  return edata_ && edata_->message ? edata_->message : "Postgres error";
-}
-
 ErrorData* take_error(MemoryContext context) {
   MemoryContextSwitchTo(context);
   ErrorData* error = CopyErrorData();

@@ -32,19 +32,29 @@ extern "C" {
 }
 
 #include <exception>
+#include <string>
 #include <type_traits>
 
 namespace orch::pg {
 
-// A Postgres error caught by guard(), on its way back to Postgres.
+// A Postgres error caught by guard(), on its way back to Postgres. Its message and
+// SQLSTATE are its own copies: a worker reads them after the transaction was aborted,
+// when the memory context the error was copied into may be gone.
 class PgError : public std::exception {
  public:
-  explicit PgError(ErrorData* edata) : edata_(edata) {}
-  const char* what() const noexcept override;
+  explicit PgError(ErrorData* edata)
+      : edata_(edata), message_(edata && edata->message ? edata->message : "Postgres error"),
+        sqlerrcode_(edata ? edata->sqlerrcode : ERRCODE_INTERNAL_ERROR) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+  int sqlerrcode() const { return sqlerrcode_; }
+  // Only to re-raise the error in the function call it happened in (ORCH_SQL_FUNCTION),
+  // while the context it lives in, the one that was current in guard(), still exists.
   ErrorData* edata() const { return edata_; }
 
  private:
-  ErrorData* edata_;  // allocated in the memory context that was current in guard()
+  ErrorData* edata_;
+  std::string message_;
+  int sqlerrcode_;
 };
 
 // Copies the error Postgres is handling into `context` and clears Postgres's error state.

@@ -23,27 +23,38 @@ void begin_transaction(const char* activity) {
   });
 }
 
-void commit_transaction() {
+void commit_transaction(MemoryContext caller) {
+  MemoryContextSwitchTo(caller);  // guard() copies an error into the context it starts in
   guard([] {
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
-    pgstat_report_stat(false);
-    pgstat_report_activity(STATE_IDLE, nullptr);
   });
+  MemoryContextSwitchTo(caller);  // the commit left TopMemoryContext current
+  // Committed: what follows is bookkeeping, and its failure is no failure of the work
+  // (the caller would take it for a rollback).
+  try {
+    guard([] {
+      pgstat_report_stat(false);
+      pgstat_report_activity(STATE_IDLE, nullptr);
+    });
+  } catch (const std::exception& e) {
+    log_worker_error("pg_orchestration", e);
+  }
 }
 
-void abort_transaction() {
+void abort_transaction(MemoryContext caller) {
   // The error was already copied and flushed by guard(); what is left is the transaction.
   HOLD_INTERRUPTS();
   AbortCurrentTransaction();
   RESUME_INTERRUPTS();
   pgstat_report_activity(STATE_IDLE, nullptr);
+  MemoryContextSwitchTo(caller);
 }
 
 SubtransactionError subtransaction_error(const std::exception& error) {
   if (const auto* pg_error = dynamic_cast<const PgError*>(&error))
-    return {pg_error->what(), unpack_sql_state(pg_error->edata()->sqlerrcode)};
+    return {pg_error->what(), unpack_sql_state(pg_error->sqlerrcode())};
   return {error.what(), "XX000"};
 }
 

@@ -19,23 +19,28 @@ extern "C" {
 namespace orch::pg {
 
 void begin_transaction(const char* activity);
-void commit_transaction();
-// Cleans up after an error: aborts the transaction, frees SPI, forgets the error.
-void abort_transaction();
+// Commits, in `caller`: the context current before the transaction began, which outlives
+// it, so that an error the commit raises is copied there (SPI's context is gone by then,
+// and the transaction's goes with the abort). It is the current context afterwards.
+void commit_transaction(MemoryContext caller);
+// Cleans up after an error: aborts the transaction (if one was begun), frees SPI, and
+// makes `caller` the current context again.
+void abort_transaction(MemoryContext caller);
 
 template <typename Fn>
 void run_transaction(const char* activity, Fn&& fn) {
-  begin_transaction(activity);
+  MemoryContext caller = CurrentMemoryContext;
   try {
+    begin_transaction(activity);
     fn();
   } catch (...) {
-    abort_transaction();
+    abort_transaction(caller);
     throw;
   }
   try {
-    commit_transaction();
+    commit_transaction(caller);
   } catch (...) {
-    abort_transaction();  // nothing to undo if the error came once the commit was done
+    abort_transaction(caller);
     throw;
   }
 }

@@ -33,11 +33,6 @@ void run_transaction(const char* activity, Fn&& fn) {
   try {
     begin_transaction(activity);
     fn();
-  } catch (...) {
-    abort_transaction(caller);
-    throw;
-  }
-  try {
     commit_transaction(caller);
   } catch (...) {
     abort_transaction(caller);

@@ -10,6 +10,7 @@
 
 #include "config/gucs.hpp"
 #include "core/common/array_literal.hpp"
+#include "core/common/failure_backoff.hpp"
 #include "core/common/json_limits.hpp"
 #include "core/common/secret_mask.hpp"
 #include "core/common/text_sanitize.hpp"
@@ -748,7 +749,19 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
   return recorded;
 }
 
-void record_carefully(bool careful) { careful_recording = careful; }
+namespace {
+FailureBackoff after_failure;  // one loop a process: the worker's
+}  // namespace
+
+void pass_succeeded() {
+  careful_recording = false;
+  after_failure.succeeded();
+}
+
+long pass_failed() {
+  careful_recording = true;
+  return after_failure.failed(config::poll_interval_ms);
+}
 
 void note_crashes_left() {
   crash_marker::note_leftovers(pg::guard([] { return MyDatabaseId; }), [](std::int64_t node) {

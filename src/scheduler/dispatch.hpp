@@ -54,10 +54,14 @@ std::vector<int> record_stopped(const std::vector<rule_pool::StoppedAttempt>& st
 // `finished` keeps those recorded.
 std::vector<executors::FinishedJob> record_containers(std::vector<executors::FinishedJob>& finished);
 
-// After a pass that failed, the next records each claim round in a subtransaction and, if
-// the claim round cannot be written, fails the attempts whose results cannot be stored (see
-// Attempts in dispatch.cpp); after a pass that succeeded, claim rounds are written directly.
-void record_carefully(bool careful);
+// What follows a pass, told by the worker's loop once it committed (pass_succeeded) or
+// rolled back (pass_failed). After a pass that failed, the next records each claim round
+// in a subtransaction and, if the claim round cannot be written, fails the attempts whose
+// results cannot be stored (see Attempts in dispatch.cpp); after a pass that succeeded,
+// claim rounds are written directly. And the next pass comes soon: pass_failed returns how
+// long to wait for it (FailureBackoff, up to the poll interval).
+void pass_succeeded();
+long pass_failed();
 
 // The crash-loop breaker, at a worker's start and before its first claim: counts a crash
 // for every node a process that died left in a marker of this database

@@ -21,7 +21,6 @@ PGDLLEXPORT void orch_rule_worker_main(Datum arg);
 #include <random>
 
 #include "config/gucs.hpp"
-#include "core/common/failure_backoff.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/crash_marker.hpp"
@@ -43,7 +42,6 @@ struct RuleWorkerState final : orch::workers::WorkerLoop {
   bool crashes_noted = false;    // the crash-loop breaker's leftovers (note_crashes_left)
   std::minstd_rand jitter{static_cast<unsigned>(MyProcPid)};
   bool looking_again = false;    // this pass is a look again (must_look_again, below)
-  orch::FailureBackoff after_failure;  // how soon a failed pass is tried again
 
   long run_once() override;
 };
@@ -66,8 +64,7 @@ long RuleWorkerState::run_once() {
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
-    orch::scheduler::record_carefully(false);
-    after_failure.succeeded();
+    orch::scheduler::pass_succeeded();
   } catch (const orch::scheduler::ProjectTaken&) {
     // Another worker took the project at the same moment: nothing ran, the claim is
     // undone; try again after a few milliseconds, each worker after its own (whatever it
@@ -76,11 +73,10 @@ long RuleWorkerState::run_once() {
     taken = true;
   } catch (const std::exception& e) {
     // Rolled back: the nodes it had claimed are PENDING again, and its project's others
-    // wait behind them. The next pass, careful, comes soon (failure_backoff.hpp).
-    orch::scheduler::record_carefully(true);
+    // wait behind them. The next pass, careful, comes soon (pass_failed).
+    sleep_ms = orch::scheduler::pass_failed();
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
-    sleep_ms = after_failure.failed(orch::config::poll_interval_ms);
     failed = true;
   }
   rule_pool::release_project();

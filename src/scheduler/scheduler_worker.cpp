@@ -22,7 +22,6 @@ PGDLLEXPORT void orch_scheduler_main(Datum slot);
 #include <vector>
 
 #include "config/gucs.hpp"
-#include "core/common/failure_backoff.hpp"
 #include "executors/container_executor.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
@@ -50,7 +49,6 @@ struct SchedulerState final : orch::workers::WorkerLoop {
   std::vector<orch::executors::FinishedJob> unrecorded;  // kept until their transaction commits
   bool recovered = false;  // crash recovery of container nodes done
   bool crashes_noted = false;  // the crash-loop breaker's leftovers (note_crashes_left)
-  orch::FailureBackoff after_failure;  // how soon a failed pass is tried again
 
   long run_once() override;
   // Woken by a commit (the latch), a finished container (the executor's pipe), a due
@@ -110,18 +108,16 @@ long SchedulerState::run_once() {
     // skip_node); a timed-out attempt recorded here may be retried: its next due time is
     // theirs to see.
     if (!stopped_recorded.empty() && rule_workers) orch::workers::wake_now(orch::workers::Worker::rule);
-    orch::scheduler::record_carefully(false);
-    state.after_failure.succeeded();
+    orch::scheduler::pass_succeeded();
     for (auto& job : launches) state.executor->launch(std::move(job));
   } catch (const std::exception& e) {
-    // A failed pass is logged and tried again soon, carefully (failure_backoff.hpp): it
-    // held every project's nodes, which wait for it. The worker stays up. Its results are
-    // all kept, the deferred ones too, for the next pass to record.
+    // A failed pass is logged and tried again soon, carefully (pass_failed): it held every
+    // project's nodes, which wait for it. The worker stays up. Its results are all kept,
+    // the deferred ones too, for the next pass to record.
     for (auto& done : deferred) state.unrecorded.push_back(std::move(done));
-    orch::scheduler::record_carefully(true);
+    sleep_ms = orch::scheduler::pass_failed();
     orch::pg::log_worker_error(kName, e);
     orch::pg::spi_forget_plans();
-    sleep_ms = state.after_failure.failed(orch::config::poll_interval_ms);
   }
   // The watchdog: RULE attempts past their deadline are stopped now, and the scheduler
   // wakes for the next deadline, and soon while a stopped attempt waits to be recorded.

@@ -3,7 +3,9 @@
 # under src/: the same src/core files CMake builds for the unit tests, by the same rule
 # (the directory is the list), so the two builds cannot drift apart.
 EXTENSION = pg_orchestration
-EXTVERSION = 0.2.0
+# One version, the control file's: the install script's name and the library's own
+# (src/pg/extension_version.hpp: the library refuses another version's objects).
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 MODULE_big = pg_orchestration
 
 SOURCES := $(sort $(shell find src -name '*.cpp'))
@@ -27,7 +29,7 @@ override CONTRIB_TESTDB = orchestration_regress
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
-              -Wno-register -Isrc
+              -Wno-register -Isrc -DORCH_EXTENSION_VERSION='"$(EXTVERSION)"'
 PG_CPPFLAGS = -Isrc
 SHLIB_LINK = -lstdc++ -lcurl -lnats -lre2
 
@@ -42,6 +44,7 @@ include $(PGXS)
 	$(CXX) $(CXXFLAGS) -isystem $(includedir_server) $(CPPFLAGS) -c -o $@ $<
 
 $(OBJS): $(shell find src -name '*.hpp')
+src/pg/extension_version.o: $(EXTENSION).control
 
 $(EXTENSION_SQL): $(sort $(wildcard extension/*.sql))
 	cat $^ > $@

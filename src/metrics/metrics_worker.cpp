@@ -56,11 +56,12 @@ orch::http::Response scrape() {
         (void)set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0,
                                 false);
       });
-      if (!orch::workers::extension_installed()) {
+      if (!orch::workers::extension_ready()) {
         orch::pg::spi_forget_plans();
         response.status = 503;
         response.content_type = "text/plain; charset=utf-8";
-        response.body = "pg_orchestration is not installed in this database.\n";
+        response.body = "pg_orchestration is not installed in this database, or not at the library's version "
+                        "(ALTER EXTENSION pg_orchestration UPDATE).\n";
         return;
       }
       // The timer runs around the statement only and is off before the transaction ends.

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "core/common/user_error.hpp"
+#include "pg/extension_version.hpp"
 
 namespace orch::pg {
 
@@ -44,6 +45,7 @@ Datum call_from_postgres(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinf
   ErrorContextCallback* saved_context_stack = error_context_stack;
   PendingError pending;
   try {
+    require_current_version();
     return body(fcinfo);
   } catch (const PgError& e) {
     pending.postgres = e.edata();

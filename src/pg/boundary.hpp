@@ -10,6 +10,8 @@
 //                     ereport(): a UserError keeps its SQLSTATE, message, detail and hint;
 //                     a PgError (below) is re-thrown exactly as Postgres raised it; any
 //                     other exception becomes an internal error naming the extension.
+//                     Before the body runs, the database's pg_orchestration must be the
+//                     library's version (extension_version.hpp).
 //
 //   C++ -> Postgres   pg::guard([&] { ...Postgres calls... }) runs Postgres code that may
 //                     ereport(). An error becomes a PgError exception, which unwinds the

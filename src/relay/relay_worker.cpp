@@ -68,7 +68,7 @@ orch::nats::Settings settings_now(const std::string& database) {
   return s;
 }
 
-using orch::workers::extension_installed;
+using orch::workers::extension_ready;
 
 struct RelayState final : orch::workers::WorkerLoop {
   std::string database;
@@ -121,7 +121,7 @@ struct Outbox {
 Outbox read_outbox() {
   Outbox outbox;
   orch::pg::run_transaction("pg_orchestration: reading the outbox", [&] {
-    if (!extension_installed()) return;
+    if (!extension_ready()) return;
     for (const auto& row : orch::pg::spi_run("SELECT orchestration.nats_trigger_subjects()").rows)
       if (row[0]) outbox.trigger_subjects.insert(*row[0]);
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.relay_next_events($1::integer)",
@@ -229,7 +229,7 @@ void export_spans(RelayState& state) {
   orch::otlp::Batch batch;
   std::vector<std::string> spans;
   orch::pg::run_transaction("pg_orchestration: reading spans", [&] {
-    if (!extension_installed()) return;
+    if (!extension_ready()) return;
     orch::pg::Rows rows = orch::pg::spi_run("SELECT * FROM orchestration.spans_to_send($1::integer)",
                                             {std::to_string(kBatch)});
     orch::pg::RowReader queued(rows, "spans_to_send");
@@ -261,7 +261,7 @@ void prune_if_due(RelayState& state) {
   if (Clock::now() < state.next_prune) return;
   state.next_prune = next_prune_from(Clock::now());
   orch::pg::run_transaction("pg_orchestration: pruning events", [&] {
-    if (!extension_installed()) return;
+    if (!extension_ready()) return;
     orch::pg::spi_run("SELECT orchestration.prune_events(make_interval(secs => $1::integer))",
                       {std::to_string(orch::config::event_retention_seconds)});
   });

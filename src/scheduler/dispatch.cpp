@@ -763,12 +763,14 @@ long pass_failed() {
   return after_failure.failed(config::poll_interval_ms);
 }
 
-void note_crashes_left() {
+bool note_crashes_left() {
+  bool ready = false;
+  pg::run_transaction("pg_orchestration: noting crashes", [&] { ready = workers::extension_ready(); });
+  if (!ready) return false;  // the markers stay until there is somewhere to note them
   crash_marker::note_leftovers(pg::guard([] { return MyDatabaseId; }), [](std::int64_t node) {
-    pg::run_transaction("pg_orchestration: noting a crash", [&] {
-      if (workers::extension_installed()) spi_run(kNoteCrashSql, {std::to_string(node)});
-    });
+    pg::run_transaction("pg_orchestration: noting a crash", [&] { spi_run(kNoteCrashSql, {std::to_string(node)}); });
   });
+  return true;
 }
 
 std::vector<executors::ContainerJob> containers_to_adopt(const std::string& database) {

@@ -67,8 +67,9 @@ long pass_failed();
 // for every node a process that died left in a marker of this database
 // (crash_marker.hpp), failing a node at its second; each in a transaction of its own,
 // committed before any work (if the node brings a process down again, the count must
-// already be there). Throws if one cannot be noted now (try again before claiming).
-void note_crashes_left();
+// already be there). Throws if one cannot be noted now (try again before claiming); false,
+// noting nothing, while the extension is not ready (worker_main.hpp) in this database.
+bool note_crashes_left();
 
 // Crash recovery, once at start: every RUNNING container node is collected (adopted)
 // and every container of this database that no node is waiting for is removed.

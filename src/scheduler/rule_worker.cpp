@@ -32,7 +32,7 @@ namespace {
 
 constexpr const char* kName = "pg_orchestration rule worker";
 
-using orch::workers::extension_installed;
+using orch::workers::extension_ready;
 namespace rule_pool = orch::scheduler::rule_pool;
 
 struct RuleWorkerState final : orch::workers::WorkerLoop {
@@ -53,11 +53,10 @@ long RuleWorkerState::run_once() {
   bool failed = false;
   try {
     if (!crashes_noted) {
-      orch::scheduler::note_crashes_left();
-      crashes_noted = true;
+      crashes_noted = orch::scheduler::note_crashes_left();
     }
     orch::pg::run_transaction("pg_orchestration: running RULE nodes", [&] {
-      if (!extension_installed()) return;
+      if (!extension_ready()) return;
       orch::scheduler::PassResult pass =
           orch::scheduler::run_pass(round, database, slot, orch::scheduler::Claiming::rule_nodes);
       moved = pass.nodes > 0;

@@ -37,7 +37,7 @@ constexpr const char* kName = "pg_orchestration scheduler";
 // not exited yet, are tried again.
 constexpr long kDeferredRetryMs = 100;
 
-using orch::workers::extension_installed;
+using orch::workers::extension_ready;
 namespace rule_pool = orch::scheduler::rule_pool;
 
 // What the loop keeps between passes.
@@ -68,12 +68,11 @@ long SchedulerState::run_once() {
   rule_pool::stop_overdue(state.slot);  // and again after the pass, which may have taken long
   try {
     if (!state.crashes_noted) {
-      orch::scheduler::note_crashes_left();
-      state.crashes_noted = true;
+      state.crashes_noted = orch::scheduler::note_crashes_left();
     }
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
       launches.clear();
-      if (!extension_installed()) return;  // CREATE EXTENSION has not run (yet)
+      if (!extension_ready()) return;  // CREATE EXTENSION has not run (yet)
       if (!state.executor) state.executor = std::make_unique<orch::executors::ContainerExecutor>();
       if (!state.recovered) {
         launches = orch::scheduler::containers_to_adopt(state.database);

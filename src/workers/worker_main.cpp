@@ -16,6 +16,7 @@ extern "C" {
 #include <vector>
 
 #include "config/gucs.hpp"
+#include "pg/extension_version.hpp"
 #include "pg/transaction.hpp"
 
 namespace orch::workers {
@@ -105,8 +106,27 @@ void run_worker(Datum arg, Worker worker, const char* name, MakeLoop make_loop) 
 }
 
 // A catalog lookup, not a query: every turn of every worker asks (a query cost 20 µs).
-bool extension_installed() {
-  return pg::guard([] { return OidIsValid(get_extension_oid("pg_orchestration", true)); });
+bool extension_ready() {
+  // The version this worker last said it waits for the update from ("": none), so that it
+  // says so once, not every turn.
+  static std::string waiting_for;
+  pg::InstalledExtension installed = pg::installed_extension();
+  const char* name = MyBgworkerEntry ? MyBgworkerEntry->bgw_type : "pg_orchestration";
+  if (installed.state == pg::InstalledExtension::other_version && installed.version != waiting_for) {
+    waiting_for = installed.version;
+    pg::guard([&] {
+      ereport(LOG, (errmsg("%s: pg_orchestration in this database is version %s, but the library loaded is "
+                           "version %s; waiting for ALTER EXTENSION pg_orchestration UPDATE",
+                           name, installed.version.c_str(), pg::kLibraryVersion)));
+    });
+  } else if (installed.state == pg::InstalledExtension::current && !waiting_for.empty()) {
+    waiting_for.clear();
+    pg::guard([&] {
+      ereport(LOG, (errmsg("%s: pg_orchestration in this database is version %s now; going on", name,
+                           pg::kLibraryVersion)));
+    });
+  }
+  return installed.state == pg::InstalledExtension::current;
 }
 
 }  // namespace orch::workers

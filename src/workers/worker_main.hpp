@@ -43,7 +43,9 @@ Datum worker_arg(int slot, int index);
 // bgw_restart_time.
 [[noreturn]] void run_worker(Datum arg, Worker worker, const char* name, MakeLoop make_loop);
 
-// Whether CREATE EXTENSION pg_orchestration has run in this database (in a transaction).
-bool extension_installed();
+// Whether this database has pg_orchestration at the library's version (in a transaction):
+// not before CREATE EXTENSION, nor, after a new library was installed, before ALTER
+// EXTENSION pg_orchestration UPDATE (which the worker logs once, and again once updated).
+bool extension_ready();
 
 }  // namespace orch::workers

@@ -91,6 +91,63 @@ catalog orchestration_upgrade_old > /tmp/orch_catalog_upgraded.txt
 ! diff -q /tmp/orch_catalog_upgraded.txt /tmp/orch_catalog_fresh.txt >/dev/null
 ok $? "a changed comment is a difference the comparison sees"
 
+# Between installing a new library and ALTER EXTENSION ... UPDATE, a database keeps the
+# objects of the version it had. The library's functions refuse to run against them with
+# an error that says what to do, and write nothing (0.1.0's create_workflow, run with this
+# library's C code, fails on a column the code no longer fills).
+oldest=$(echo "$versions" | head -1)
+old_db() { psql -X -q -At -d orchestration_upgrade_old "$@" 2>&1; }
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS orchestration_upgrade_old" >/dev/null 2>&1
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE orchestration_upgrade_old" >/dev/null
+old_db -c "CREATE EXTENSION pg_orchestration VERSION '$oldest'" >/dev/null
+register_agent="SELECT orchestration.register_agent(1, '{\"name\": \"s\", \"type\": \"SCRIPT\", \"image\": \"x\", \"capabilities\": [{\"name\": \"c\"}]}')"
+refused=$(old_db -v VERBOSITY=verbose -c "$register_agent")
+is "$(echo "$refused" | grep -o 'ERROR:  55000: pg_orchestration in this database is version [0-9.]*, but the library loaded is version [0-9.]*')" \
+   "ERROR:  55000: pg_orchestration in this database is version $oldest, but the library loaded is version $current" \
+   "before the update, a $oldest function that reaches the library's code is refused with both versions"
+echo "$refused" | grep -q 'HINT:  Run ALTER EXTENSION pg_orchestration UPDATE in this database.'
+ok $? "and the hint says what to run"
+is "$(old_db -c "SELECT count(*) FROM orchestration.agents")" "0" "it wrote nothing"
+old_db -c "ALTER EXTENSION pg_orchestration UPDATE" >/dev/null
+is "$(old_db -c "$register_agent")" "1" "after the update the same call works"
+
+# The workers of a database left at an earlier version wait for its update, saying so once
+# each, instead of failing every poll on functions that are not there; after the update
+# they go on by themselves. (orchestration_test is served by workers; the other tests
+# start from reset_database, which installs the current version.)
+log="$DATA/log/postgresql.log"
+log_from=$(($(wc -l < "$log") + 1))
+q "DROP EXTENSION IF EXISTS pg_orchestration CASCADE" >/dev/null 2>&1
+q "CREATE EXTENSION pg_orchestration VERSION '$oldest'" >/dev/null
+workers=$(q "SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND backend_type LIKE 'pg_orchestration %'
+               AND backend_type <> 'pg_orchestration metrics'")
+waiting_lines() { tail -n +"$log_from" "$log" | grep -c "\[$1\] .*pg_orchestration in this database is version $oldest, but the library loaded is version $current; waiting for ALTER EXTENSION pg_orchestration UPDATE"; }
+deadline=$((SECONDS + 15))
+for pid in $workers; do
+  while [ "$(waiting_lines "$pid")" = 0 ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+done
+sleep 3  # three poll intervals more: time for any worker to repeat itself or fail
+said=""
+for pid in $workers; do said="$said $(waiting_lines "$pid")"; done
+is "$said" "$(for pid in $workers; do printf ' 1'; done)" \
+   "each worker of the database ($workers) said once that it waits for the update"
+is "$(tail -n +"$log_from" "$log" | grep -E "\[($(echo "$workers" | tr ' ' '|'))\] " | grep -v 'waiting for ALTER EXTENSION' | grep -c 'pg_orchestration')" "0" \
+   "and logged nothing else meanwhile (no function missing, no failed pass)"
+q "ALTER EXTENSION pg_orchestration UPDATE" >/dev/null
+q "CREATE FUNCTION public.after_update(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{\"ok\": true}'::jsonb \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"after\", \"type\": \"RULE\", \"function\": \"public.after_update\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"after\", \"nodes\": [{\"id\": \"a\", \"agent\": \"after\", \"action\": \"go\"}]}')" >/dev/null
+run=$(q "SELECT orchestration.start_workflow(1, 'after')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
+   "after the update the same workers run a workflow, without a restart"
+going_on() { tail -n +"$log_from" "$log" | grep -c "pg_orchestration in this database is version $current now; going on"; }
+deadline=$((SECONDS + 10))
+while [ "$(going_on)" -lt "$(echo "$workers" | wc -w)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+is "$(going_on)" "$(echo "$workers" | wc -w)" "and each said, once, that it goes on (at its next poll)"
+q "DROP FUNCTION public.after_update(jsonb) CASCADE" >/dev/null 2>&1
+reset_database
+
 for db in orchestration_upgrade_old orchestration_upgrade_new; do
   psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 done

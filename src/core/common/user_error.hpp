@@ -13,6 +13,7 @@ namespace sqlstate {
 inline constexpr const char* invalid_parameter_value = "22023";
 inline constexpr const char* invalid_text_representation = "22P02";
 inline constexpr const char* program_limit_exceeded = "54000";
+inline constexpr const char* object_not_in_prerequisite_state = "55000";
 // What PostgreSQL reports for a \u0000 it cannot convert to text.
 inline constexpr const char* untranslatable_character = "22P05";
 }  // namespace sqlstate

@@ -9,7 +9,10 @@ Python client's wait() does).
 
 "persistent": one connection for every call; "new": a new connection per call (psql, cron
 jobs, many web handlers), its connection time included. Prints one line of key=value
-figures in milliseconds: p50, p90, p99 of the latency, and the medians of where it went:
+figures in milliseconds: p50, p90, p99 of the latency; seen_p50 and seen_p90, from the
+same moment to the caller's wait_for_run returning with the run's SUCCESS (what a caller
+waits for: the node's end is stamped before its result is recorded and committed, and
+the waiting session is woken by that commit); and the medians of where it went:
 connect (a new connection's set-up; 0 for a persistent one), call (the start_workflow
 statement, its commit included, as the client waits for it), wake (from the call's return
 to the run's start by a worker: the worker's wake-up and its claim; a worker can get there
@@ -71,6 +74,7 @@ def main():
     persistent_pid = persistent.info.backend_pid
     persistent_before = cpu_ns(persistent_pid)
     calls = {}  # run id: client times before the call, once connected, once it returned
+    seen = {}  # run id: client time when wait_for_run returned
     for _ in range(runs):
         t0 = time.time()
         conn = psycopg.connect(autocommit=True) if mode == "new" else persistent
@@ -81,6 +85,7 @@ def main():
             backends_ns += cpu_ns(conn.info.backend_pid)
             conn.close()
         persistent.execute("SELECT orchestration.wait_for_run(%s, '60 seconds')", (run,))
+        seen[run] = time.time()
     cpu_us = {name: (sum(cpu_ns(pid) for pid in pids) - before[name]) / runs / 1000 for name, pids in named.items()}
     cpu_us["backends"] = (backends_ns + cpu_ns(persistent_pid) - persistent_before) / runs / 1000
     cpu_us["client"] = (time.process_time_ns() - client_before) / runs / 1000
@@ -95,10 +100,11 @@ def main():
     if len(rows) != runs:
         sys.exit(f"caller_latency: {runs - len(rows)} of {runs} runs did not succeed")
     ms = lambda a, b: (float(b) - float(a)) * 1000.0
-    latency, connect, call, wake, run, hop = [], [], [], [], [], []
+    latency, seen_latency, connect, call, wake, run, hop = [], [], [], [], [], [], []
     for run_id, _created, run_started, n1_done, done, n2_started in rows:
         t0, connected, returned = calls[run_id]
         latency.append(ms(t0, done))
+        seen_latency.append(ms(t0, seen[run_id]))
         connect.append(ms(t0, connected))
         call.append(ms(connected, returned))
         wake.append(ms(returned, run_started))
@@ -107,6 +113,7 @@ def main():
             hop.append(ms(n1_done, n2_started))
     figures = {
         "p50": statistics.median(latency), "p90": percentile(latency, 90), "p99": percentile(latency, 99),
+        "seen_p50": statistics.median(seen_latency), "seen_p90": percentile(seen_latency, 90),
         "connect": statistics.median(connect), "call": statistics.median(call), "wake": statistics.median(wake), "run": statistics.median(run),
     }
     if hop:

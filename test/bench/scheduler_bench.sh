@@ -115,16 +115,20 @@ row "wide-$N (RULE nodes/s)" "$wide_rate" "$(printf '%.0f' "$tps4") tx/s (pgbenc
 # --- latency and hop, as a caller sees them --------------------------------------------
 # A client process on its own connection calls start_workflow and commits; from just before
 # the call to the node's SUCCESS (test/bench/caller_latency.py, which also says where the
-# time went). Baselines: one pgbench -N transaction, on a persistent connection and on a
-# new connection per transaction (-C).
+# time went): to the node's end as stamped (finished_at), and to the moment the caller's
+# wait_for_run returns with it (after the result is recorded and committed). Baselines:
+# one pgbench -N transaction, on a persistent connection and on a new connection per
+# transaction (-C).
 read -r _ latC <<<"$(pgbench_run 1 -C)"
-figure() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }  # figure NAME LINE: NAME=value in caller_latency.py's line
+figure() { sed -E -n "s/(^|.* )$1=([0-9.]*).*/\2/p" <<<"$2"; }  # figure NAME LINE: NAME=value in caller_latency.py's line
 latency_row() {  # latency_row MODE BASELINE_MS BASELINE_TEXT
   local figures; figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" one $LAT_RUNS "$1") || exit 1
   breakdown+=("latency, $1 connection: $figures")
-  local p50 p99
+  local p50 p99 seen_p50 seen_p90
   p50=$(figure p50 "$figures"); p99=$(figure p99 "$figures")
+  seen_p50=$(figure seen_p50 "$figures"); seen_p90=$(figure seen_p90 "$figures")
   row "latency, $1 connection: start_workflow → node SUCCESS (ms, p50 / p99 of $LAT_RUNS)" "$p50 / $p99" "$2 ms ($3)" "$(ratio "$p50" "$2")"
+  row "latency, $1 connection: start_workflow → wait_for_run returns SUCCESS (ms, p50 / p90)" "$seen_p50 / $seen_p90" "$2 ms ($3)" "$(ratio "$seen_p50" "$2")"
 }
 breakdown=()
 latency_row persistent "$lat1" "one pgbench -N -c 1 transaction"
@@ -244,4 +248,4 @@ echo
 echo "Where the latency went (medians, ms; cpu_*: microseconds of CPU per run, each process; caller_latency.py):"
 printf '  %s\n' "${breakdown[@]}"
 [ ${#profile[@]} -gt 0 ] && { echo; printf '%s\n' "${profile[@]}"; }
-[ "${#rows[@]}" -eq 11 ]
+[ "${#rows[@]}" -eq 13 ]

@@ -54,6 +54,15 @@ database_without_workers() {
   q "CREATE EXTENSION pg_orchestration"
 }
 
+# rule_workflow NAME [PROJECT]: in the project (1 by default), a RULE agent NAME calling
+# public.NAME(jsonb), made beforehand, for its capability NAME, and a workflow NAME of one
+# node, NAME, that runs it.
+rule_workflow() {
+  local project=${2:-1}
+  q "SELECT orchestration.register_agent($project, '{\"name\": \"$1\", \"type\": \"RULE\", \"function\": \"public.$1\", \"capabilities\": [{\"name\": \"$1\"}]}')" >/dev/null
+  q "SELECT orchestration.create_workflow($project, '{\"name\": \"$1\", \"nodes\": [{\"id\": \"$1\", \"agent\": \"$1\", \"action\": \"$1\"}]}')" >/dev/null
+}
+
 # wait_for_sleeper SECONDS: until a session of this database runs "SELECT pg_sleep(SECONDS)",
 # the pause a test's background transaction holds its locks in.
 wait_for_sleeper() {

@@ -27,8 +27,7 @@ is "$((after - before))" "0" "it used no CPU in 3 idle seconds (utime+stime tick
 is "$((rule_after - rule_before))" "0" "nor did the RULE workers"
 
 q "CREATE FUNCTION public.ping(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{\"pong\": true}'::jsonb \$\$"
-q "SELECT orchestration.register_agent(1, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
-q "SELECT orchestration.create_workflow(1, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+rule_workflow ping
 run=$(q "SELECT orchestration.start_workflow(1, 'ping')")
 # Far less than the 600 s poll interval: only the commit-time wake-up can explain it.
 is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
@@ -79,8 +78,7 @@ is "$(q "SELECT string_agg(n->>'node_key' || ' ' || (n->>'status'), ', ') FROM j
 # One commit that makes nodes of three projects runnable wakes one RULE worker, whose pass
 # serves one project: it looks again after its pass, and goes on while it finds nodes.
 for project in 2 3; do
-  q "SELECT orchestration.register_agent($project, '{\"name\": \"ping\", \"type\": \"RULE\", \"function\": \"public.ping\", \"capabilities\": [{\"name\": \"ping\"}]}')" >/dev/null
-  q "SELECT orchestration.create_workflow($project, '{\"name\": \"ping\", \"nodes\": [{\"id\": \"ping\", \"agent\": \"ping\", \"action\": \"ping\"}]}')" >/dev/null
+  rule_workflow ping "$project"
 done
 sleep 0.3
 runs=$(q "SELECT string_agg(orchestration.start_workflow(p, 'ping')::text, ',' ORDER BY p) FROM generate_series(1, 3) p")

@@ -136,9 +136,8 @@ is "$(tail -n +"$log_from" "$log" | grep -E "\[($(echo "$workers" | tr ' ' '|'))
    "and logged nothing else meanwhile (no function missing, no failed pass)"
 q "ALTER EXTENSION pg_orchestration UPDATE" >/dev/null
 q "CREATE FUNCTION public.after_update(input jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{\"ok\": true}'::jsonb \$\$"
-q "SELECT orchestration.register_agent(1, '{\"name\": \"after\", \"type\": \"RULE\", \"function\": \"public.after_update\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
-q "SELECT orchestration.create_workflow(1, '{\"name\": \"after\", \"nodes\": [{\"id\": \"a\", \"agent\": \"after\", \"action\": \"go\"}]}')" >/dev/null
-run=$(q "SELECT orchestration.start_workflow(1, 'after')")
+rule_workflow after_update
+run=$(q "SELECT orchestration.start_workflow(1, 'after_update')")
 is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" \
    "after the update the same workers run a workflow, without a restart"
 going_on() { tail -n +"$log_from" "$log" | grep -c "pg_orchestration in this database is version $current now; going on"; }

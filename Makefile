@@ -5,7 +5,8 @@
 EXTENSION = pg_orchestration
 # One version, the control file's: the install script's name and the library's own
 # (src/pg/extension_version.hpp: the library refuses another version's objects).
-EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+EXTVERSION := $(shell sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+$(if $(EXTVERSION),,$(error cannot read default_version from $(EXTENSION).control))
 MODULE_big = pg_orchestration
 
 SOURCES := $(sort $(shell find src -name '*.cpp'))
@@ -29,8 +30,8 @@ override CONTRIB_TESTDB = orchestration_regress
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Werror -Wno-missing-field-initializers \
-              -Wno-register -Isrc -DORCH_EXTENSION_VERSION='"$(EXTVERSION)"'
-PG_CPPFLAGS = -Isrc
+              -Wno-register -Isrc
+PG_CPPFLAGS = -Isrc -DORCH_EXTENSION_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lstdc++ -lcurl -lnats -lre2
 
 # No LLVM bitcode for C++ sources: JIT inlining of this code buys nothing.

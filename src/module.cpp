@@ -16,6 +16,7 @@ void _PG_init(void);
 #include <cstdio>
 
 #include "config/gucs.hpp"
+#include "pg/extension_version.hpp"
 #include "scheduler/rule_pool.hpp"
 #include "workers/wakeup.hpp"
 #include "workers/worker_main.hpp"
@@ -64,6 +65,7 @@ void _PG_init(void) {
   // Nothing here may start threads or initialise libcurl or nats.c: the postmaster forks
   // every backend from this state.
   orch::config::define_gucs();
+  orch::pg::watch_extension_changes();
   if (!process_shared_preload_libraries_in_progress) return;
   orch::workers::request_shared_memory();
   orch::scheduler::rule_pool::request_shared_memory();

@@ -21,6 +21,7 @@
 #include "core/template/template.hpp"
 #include "executors/rule_executor.hpp"
 #include "pg/boundary.hpp"
+#include "pg/extension_version.hpp"
 #include "pg/spi.hpp"
 #include "pg/transaction.hpp"
 #include "scheduler/crash_marker.hpp"
@@ -764,10 +765,13 @@ long pass_failed() {
 }
 
 bool note_crashes_left() {
-  bool ready = false;
-  pg::run_transaction("pg_orchestration: noting crashes", [&] { ready = workers::extension_ready(); });
-  if (!ready) return false;  // the markers stay until there is somewhere to note them
-  crash_marker::note_leftovers(pg::guard([] { return MyDatabaseId; }), [](std::int64_t node) {
+  pg::InstalledExtension::State state = pg::InstalledExtension::missing;
+  pg::run_transaction("pg_orchestration: noting crashes", [&] { state = pg::installed_extension().state; });
+  // Another version's objects: the markers wait for the update. No extension: the nodes
+  // they name are gone, and a new one's would be others with the same ids.
+  if (state == pg::InstalledExtension::other_version) return false;
+  crash_marker::note_leftovers(pg::guard([] { return MyDatabaseId; }), [&](std::int64_t node) {
+    if (state != pg::InstalledExtension::current) return;
     pg::run_transaction("pg_orchestration: noting a crash", [&] { spi_run(kNoteCrashSql, {std::to_string(node)}); });
   });
   return true;

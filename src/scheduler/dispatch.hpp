@@ -68,7 +68,7 @@ long pass_failed();
 // (crash_marker.hpp), failing a node at its second; each in a transaction of its own,
 // committed before any work (if the node brings a process down again, the count must
 // already be there). Throws if one cannot be noted now (try again before claiming); false,
-// noting nothing, while the extension is not ready (worker_main.hpp) in this database.
+// noting nothing, while this database has another version's objects (extension_version.hpp).
 bool note_crashes_left();
 
 // Crash recovery, once at start: every RUNNING container node is collected (adopted)

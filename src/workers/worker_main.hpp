@@ -45,7 +45,8 @@ Datum worker_arg(int slot, int index);
 
 // Whether this database has pg_orchestration at the library's version (in a transaction):
 // not before CREATE EXTENSION, nor, after a new library was installed, before ALTER
-// EXTENSION pg_orchestration UPDATE (which the worker logs once, and again once updated).
+// EXTENSION pg_orchestration UPDATE (which each worker process logs once when it finds
+// another version, and once when the update is there).
 bool extension_ready();
 
 }  // namespace orch::workers

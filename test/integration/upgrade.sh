@@ -105,9 +105,20 @@ refused=$(old_db -v VERBOSITY=verbose -c "$register_agent")
 is "$(echo "$refused" | grep -o 'ERROR:  55000: pg_orchestration in this database is version [0-9.]*, but the library loaded is version [0-9.]*')" \
    "ERROR:  55000: pg_orchestration in this database is version $oldest, but the library loaded is version $current" \
    "before the update, a $oldest function that reaches the library's code is refused with both versions"
-echo "$refused" | grep -q 'HINT:  Run ALTER EXTENSION pg_orchestration UPDATE in this database.'
+echo "$refused" | grep -q 'HINT:  Run ALTER EXTENSION pg_orchestration UPDATE in this database'
 ok $? "and the hint says what to run"
 is "$(old_db -c "SELECT count(*) FROM orchestration.agents")" "0" "it wrote nothing"
+# A check passed in a savepoint whose update is then rolled back does not count after it.
+rolled_back=$(old_db -v VERBOSITY=verbose -c "BEGIN; SAVEPOINT s; ALTER EXTENSION pg_orchestration UPDATE;
+  SELECT orchestration.calling_role() IS NOT NULL; ROLLBACK TO s; $register_agent; COMMIT")
+echo "$rolled_back" | grep -q "ERROR:  55000: pg_orchestration in this database is version $oldest"
+ok $? "an update rolled back to a savepoint leaves the calls after it refused"
+is "$(old_db -c "SELECT count(*) FROM orchestration.agents")" "0" "and they wrote nothing"
+recreated=$(old_db -v VERBOSITY=verbose -c "BEGIN; ALTER EXTENSION pg_orchestration UPDATE;
+  SELECT orchestration.calling_role() IS NOT NULL; DROP EXTENSION pg_orchestration;
+  CREATE EXTENSION pg_orchestration VERSION '$oldest'; $register_agent; ROLLBACK")
+echo "$recreated" | grep -q "ERROR:  55000: pg_orchestration in this database is version $oldest"
+ok $? "so does an extension dropped and created again at $oldest in the transaction that passed the check"
 old_db -c "ALTER EXTENSION pg_orchestration UPDATE" >/dev/null
 is "$(old_db -c "$register_agent")" "1" "after the update the same call works"
 

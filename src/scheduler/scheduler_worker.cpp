@@ -72,7 +72,7 @@ long SchedulerState::run_once() {
     }
     orch::pg::run_transaction("pg_orchestration: scheduling", [&] {
       launches.clear();
-      if (!extension_ready()) return;  // CREATE EXTENSION has not run (yet)
+      if (!extension_ready()) return;  // not installed (yet), or another version's objects
       if (!state.executor) state.executor = std::make_unique<orch::executors::ContainerExecutor>();
       if (!state.recovered) {
         launches = orch::scheduler::containers_to_adopt(state.database);

@@ -2,7 +2,6 @@
 
 extern "C" {
 #include "miscadmin.h"
-#include "commands/extension.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"

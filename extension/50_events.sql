@@ -24,9 +24,11 @@ COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
 -- The CloudEvents 1.0 document of an event, built in one place for every writer (emit_events,
 -- record_attempts). A plain SQL function without settings, so the planner inlines it into
 -- the statement that inserts the event (no call per event); it runs inside those
--- functions, whose search_path is fixed.
+-- functions, whose search_path is fixed. Its time is now, or occurred_at: a run's start
+-- is written when its first node's attempt is recorded, and says when the attempt began.
 CREATE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
-                                             node_key text, traceparent text, data jsonb)
+                                             node_key text, traceparent text, data jsonb,
+                                             occurred_at timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql VOLATILE
 AS $$
@@ -36,14 +38,14 @@ AS $$
            'source', format('/orchestration/%s/%s', current_database(), project_id),
            'type', type,
            'subject', subject,
-           'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'time', to_char(coalesce(occurred_at, clock_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'datacontenttype', 'application/json',
            'data', jsonb_build_object('project_id', project_id, 'run_id', run_id, 'traceparent', traceparent)
                    || CASE WHEN node_key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('node_key', node_key) END
                    || coalesce(data, '{}'))
 $$;
-COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb) IS
-  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
+COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb, timestamptz) IS
+  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now or occurred_at, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
 
 -- What NOTIFY orchestration_events says about an event. Any login role may LISTEN
 -- (PostgreSQL cannot restrict it), so by default a notification says only that events were
@@ -62,11 +64,11 @@ COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
   'Internal: the payload of the NOTIFY orchestration_events sent for an event: empty, or with orchestration.notify_details = on its id, type and run id';
 
 -- emit_events writes a batch; emit_event is the one-event case, written out with a statement
--- per row (the batch's statement costs a quarter more for one event: a run's creation and
--- its start are each one); record_attempts writes the events of the attempts it records
--- itself (one statement for a claim round).
+-- per row (the batch's statement costs a quarter more for one event: a run's creation is
+-- one); record_attempts writes the events of the attempts it records itself (one
+-- statement for a claim round, or for a run's start and its first node's success).
 CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
-                                          node_keys text[], data jsonb[])
+                                          node_keys text[], data jsonb[], occurred_at timestamptz[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -82,10 +84,11 @@ BEGIN
   WITH inserted AS (
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
-           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
+           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data,
+                                        u.occurred_at)
     FROM (SELECT u.*, orchestration.event_subject(u.run_id, u.node_key) AS subject
-          FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
-               AS u(project_id, type, run_id, node_key, data, position)) u
+          FROM unnest(project_ids, types, run_ids, node_keys, data, occurred_at) WITH ORDINALITY
+               AS u(project_id, type, run_id, node_key, data, occurred_at, position)) u
     LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
     ORDER BY u.position
     RETURNING e.id, e.type, e.run_id
@@ -98,8 +101,8 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
-  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[], timestamptz[]) IS
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>; the time now, or occurred_at where it is given), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
 
 CREATE FUNCTION orchestration.emit_event(project_id integer, entity text, event text,
                                          run_id bigint, node_key text, data jsonb)

@@ -13,7 +13,8 @@
 --   waits for a RULE worker that holds the run while a tenant's function runs.
 -- - A worker writing what happened (record_attempts, skip_node, fail_node,
 --   request_approval, start_container_node, requeue_node, note_crash, expire_approvals:
---   lock_run_of) takes it FOR NO KEY UPDATE, which claims do not wait for: the writers of
+--   lock_run_of, or start_run_of, which also starts a PENDING run) takes it FOR NO KEY
+--   UPDATE, which claims do not wait for: the writers of
 --   a run take turns, and each sees what the one before committed (so the last node to
 --   finish finds every other one finished and ends the run).
 -- A writer waits for no node another worker holds: the nodes it changes are its own, or

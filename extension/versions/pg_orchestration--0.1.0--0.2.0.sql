@@ -380,8 +380,9 @@ $$;
 COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
   'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';
 
-CREATE OR REPLACE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
-                                          node_keys text[], data jsonb[])
+DROP FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]);
+CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
+                                          node_keys text[], data jsonb[], occurred_at timestamptz[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -397,10 +398,11 @@ BEGIN
   WITH inserted AS (
     INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
     SELECT u.project_id, u.type, u.subject, u.run_id,
-           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data)
+           orchestration.event_document(u.project_id, u.type, u.subject, u.run_id, u.node_key, r.traceparent, u.data,
+                                        u.occurred_at)
     FROM (SELECT u.*, orchestration.event_subject(u.run_id, u.node_key) AS subject
-          FROM unnest(project_ids, types, run_ids, node_keys, data) WITH ORDINALITY
-               AS u(project_id, type, run_id, node_key, data, position)) u
+          FROM unnest(project_ids, types, run_ids, node_keys, data, occurred_at) WITH ORDINALITY
+               AS u(project_id, type, run_id, node_key, data, occurred_at, position)) u
     LEFT JOIN orchestration.workflow_runs r ON r.id = u.run_id
     ORDER BY u.position
     RETURNING e.id, e.type, e.run_id
@@ -413,8 +415,9 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
-  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[], timestamptz[]) IS
+  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>; the time now, or occurred_at where it is given), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
+REVOKE ALL ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[], timestamptz[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION orchestration.start_workflows_from_nats(pattern text, subject text, message text)
 RETURNS jsonb
@@ -794,8 +797,6 @@ AS $$
 DECLARE
   running_total integer;
   claimed_ids bigint[];
-  started_runs bigint[];
-  started_projects integer[];
   lock_project integer := only_project;
 BEGIN
   IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
@@ -897,29 +898,8 @@ BEGIN
     RETURN;
   END IF;
 
-  -- A run's first claim starts it. Another worker starting it at the same moment is not
-  -- waited for (SKIP LOCKED): one of them does it.
-  WITH started AS (
-    UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-    WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
-                            WHERE p.id = ANY (ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n
-                                                    WHERE n.id = ANY (claimed_ids)))
-                              AND p.status = 'PENDING'
-                            FOR NO KEY UPDATE OF p SKIP LOCKED))
-    RETURNING r.id, r.project_id
-  )
-  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id)
-    INTO started_runs, started_projects FROM started s;
-  IF cardinality(started_runs) = 1 THEN  -- a caller waits for it, often
-    PERFORM orchestration.emit_event(started_projects[1], 'run', 'started', started_runs[1], NULL,
-                                     '{"status": "RUNNING"}');
-  ELSIF started_runs IS NOT NULL THEN
-    PERFORM orchestration.emit_events(
-              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_runs)]),
-              started_runs, array_fill(NULL::text, ARRAY[cardinality(started_runs)]),
-              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_runs)]));
-  END IF;
-
+  -- The claim does not start a PENDING run: the first write that moves one of its nodes
+  -- does (start_run_of).
   RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;
@@ -1058,9 +1038,6 @@ COMMENT ON FUNCTION orchestration.resolve_rule_function(text, name) IS
 COMMENT ON FUNCTION orchestration.update_agent(bigint, jsonb) IS
   'Replaces an agent''s spec (the whole spec, as register_agent takes it; to change one field pass get_agent(id) || ''{"version": "2"}'') and returns the agent as get_agent shows it. A capability used by a workflow cannot be removed. A RULE agent then runs as the caller (runs_as), who must be allowed to execute its function';
 
-COMMENT ON FUNCTION orchestration.emit_events(integer[], text[], bigint[], text[], jsonb[]) IS
-  'Internal: writes CloudEvents 1.0 documents to the outbox (orchestration.events) in array order, one per element (type is the full orchestration.<entity>.<event>), sends NOTIFY orchestration_events (an empty payload; with orchestration.notify_details = on, each event''s id, type and run id), and wakes the NATS relay at commit. Runs in the caller''s transaction: a rollback emits nothing';
-
 COMMENT ON FUNCTION orchestration.start_run_from_trigger(oid, text, text, text, jsonb, jsonb, text[]) IS
   'Internal: the part of start_workflow_trigger that runs as the extension owner (authorizes the table''s owner, builds the context, creates the run); called only by that trigger, through fmgr';
 
@@ -1087,7 +1064,7 @@ DECLARE
   approval_id bigint;
   previous_id bigint;
 BEGIN
-  IF NOT orchestration.lock_live_run_of(node_id) THEN
+  IF NOT orchestration.lock_live_run_of(node_id, true) THEN
     RETURN;  -- another worker failed the run meanwhile
   END IF;
   -- Only a node still PENDING: an earlier node of the same claim round may have ended its
@@ -1143,7 +1120,7 @@ DECLARE
   node orchestration.workflow_run_nodes;
   run_status orchestration.run_status;
 BEGIN
-  PERFORM orchestration.lock_run_of(node_id);
+  PERFORM orchestration.start_run_of(node_id);
   -- Only a node that has not ended: one skipped by an earlier failure of its run (in the
   -- same claim round, say) stays skipped.
   UPDATE orchestration.workflow_run_nodes n
@@ -1181,7 +1158,7 @@ DECLARE
   node orchestration.workflow_run_nodes;
   span text;  -- the attempt's traceparent
 BEGIN
-  IF NOT orchestration.lock_live_run_of(node_id) THEN
+  IF NOT orchestration.lock_live_run_of(node_id, true) THEN
     RETURN NULL;  -- another worker failed the run meanwhile: nothing starts
   END IF;
   span := orchestration.child_traceparent(
@@ -2220,8 +2197,9 @@ COMMENT ON FUNCTION orchestration.metrics() IS
 -- (inlined), record_attempts as one statement with the events and the released
 -- dependents, runs refreshed only when their status may change, the span trigger only
 -- while tracing is on, and wake-ups targeted at the worker that runs the released nodes.
-CREATE OR REPLACE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
-                                             node_key text, traceparent text, data jsonb)
+CREATE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
+                                             node_key text, traceparent text, data jsonb,
+                                             occurred_at timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql VOLATILE
 AS $$
@@ -2231,14 +2209,14 @@ AS $$
            'source', format('/orchestration/%s/%s', current_database(), project_id),
            'type', type,
            'subject', subject,
-           'time', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'time', to_char(coalesce(occurred_at, clock_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            'datacontenttype', 'application/json',
            'data', jsonb_build_object('project_id', project_id, 'run_id', run_id, 'traceparent', traceparent)
                    || CASE WHEN node_key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('node_key', node_key) END
                    || coalesce(data, '{}'))
 $$;
-COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb) IS
-  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
+COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb, timestamptz) IS
+  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now or occurred_at, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
 
 CREATE OR REPLACE FUNCTION orchestration.event_notification(id bigint, type text, run_id bigint)
 RETURNS text
@@ -2281,7 +2259,7 @@ DECLARE
   dependent orchestration.workflow_run_nodes;
 BEGIN
   -- The run first: its dependents' counters are changed by other writers of the run too.
-  PERFORM orchestration.lock_run_of(node_id);
+  PERFORM orchestration.start_run_of(node_id);
   WHILE cardinality(queue) > 0 LOOP
     current_id := queue[1];
     current_reason := reasons[1];
@@ -2319,7 +2297,7 @@ $$;
 COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
   'Internal: marks a node SKIPPED with a reason; dependents with run_if_skipped count it as done (one that becomes runnable wakes its worker at commit), the others are skipped too';
 
-REVOKE ALL ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb),
+REVOKE ALL ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb, timestamptz),
   orchestration.event_subject(bigint, text),
   orchestration.event_notification(bigint, text, bigint),
   orchestration.wake_workers(boolean, boolean) FROM PUBLIC;
@@ -2335,7 +2313,8 @@ CREATE TRIGGER run_spans AFTER UPDATE OF status ON orchestration.workflow_runs
                      AND orchestration.tracing_enabled())
   EXECUTE FUNCTION orchestration.queue_run_span();
 
-CREATE OR REPLACE FUNCTION orchestration.refresh_run(run_id bigint) RETURNS void
+DROP FUNCTION orchestration.refresh_run(bigint);
+CREATE FUNCTION orchestration.refresh_run(run_id bigint, started_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- Planned as record_attempts is: one generic plan per statement, made once, never a scan
@@ -2377,9 +2356,12 @@ BEGIN
   END IF;
   UPDATE orchestration.workflow_runs r SET
     status = next_status,
-    started_at = coalesce(r.started_at, clock_timestamp()),
+    started_at = coalesce(r.started_at, refresh_run.started_at, clock_timestamp()),
     finished_at = CASE WHEN next_status IN ('SUCCESS', 'FAILED') THEN clock_timestamp() END
   WHERE r.id = run_id;
+  IF current_status = 'PENDING' AND refresh_run.started_at IS NOT NULL AND next_status = 'RUNNING' THEN
+    RETURN;  -- its run.started event is written
+  END IF;
   PERFORM orchestration.emit_event(project, 'run',
             CASE next_status WHEN 'RUNNING' THEN CASE WHEN current_status = 'PENDING' THEN 'started' ELSE 'resumed' END
                              WHEN 'SUCCESS' THEN 'succeeded' WHEN 'FAILED' THEN 'failed'
@@ -2387,8 +2369,9 @@ BEGIN
             run_id, NULL, jsonb_build_object('status', next_status));
 END
 $$;
-COMMENT ON FUNCTION orchestration.refresh_run(bigint) IS
-  'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes';
+COMMENT ON FUNCTION orchestration.refresh_run(bigint, timestamptz) IS
+  'Internal: derives a live run''s status from its nodes (RUNNING while something can progress, WAITING_APPROVAL when only approvals can, SUCCESS or FAILED when every node is final) and emits an event when it changes; started_at: the caller started the PENDING run (wrote its run.started event), and the run started then';
+REVOKE ALL ON FUNCTION orchestration.refresh_run(bigint, timestamptz) FROM PUBLIC;
 
 -- ==== Levels from a recursive CTE (issue 16) =================================================
 -- One source of truth for levels: store_workflow_nodes (above) computes them in SQL (Kahn's
@@ -2513,12 +2496,51 @@ $$;
 COMMENT ON FUNCTION orchestration.skip_unstarted_nodes(bigint) IS
   'Internal: in a failed run (its row locked), skips the nodes that have not started and no other worker holds, and closes its waiting approvals';
 
-CREATE FUNCTION orchestration.lock_live_run_of(node_id bigint) RETURNS boolean
+-- A run starts (RUNNING, started_at, its run.started event) with the first write that
+-- moves one of its nodes: a container's start, an approval asked for, a node skipped or
+-- failed (these lock the run here), or an attempt recorded (record_attempts, which starts
+-- it with the attempt's start and writes its row once). Not with the claim: a RULE node is
+-- claimed, run and recorded in one transaction, and nobody sees the run before it commits.
+-- The run.started event comes before the node's events. Returns the run's status after.
+CREATE FUNCTION orchestration.start_run_of(node_id bigint) RETURNS orchestration.run_status
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  run_status orchestration.run_status := orchestration.lock_run_of(node_id);
+  started orchestration.workflow_runs;
 BEGIN
-  IF orchestration.lock_run_of(node_id) IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') THEN
+  IF run_status IS DISTINCT FROM 'PENDING' THEN
+    RETURN run_status;
+  END IF;
+  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)
+  RETURNING * INTO started;
+  PERFORM orchestration.emit_events(ARRAY[started.project_id], ARRAY['orchestration.run.started'], ARRAY[started.id],
+                                    ARRAY[NULL], ARRAY['{"status": "RUNNING"}'::jsonb], ARRAY[started.started_at]);
+  RETURN 'RUNNING';
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_run_of(bigint) IS
+  'Internal: locks the node''s run for a worker''s write (lock_run_of) and, if it is PENDING, starts it (RUNNING, started_at now, a run.started event) before the write moves the node; returns the run''s status after';
+
+-- For a worker about to move a node it holds on (an approval, a container start): locks
+-- the node's run (and starts it, when starting: start_run_of) and says whether it is still
+-- live. A run that another worker failed while this one held the node is not; its
+-- unstarted nodes, this one among them, are skipped here.
+CREATE FUNCTION orchestration.lock_live_run_of(node_id bigint, starting boolean DEFAULT false) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  run_status orchestration.run_status;
+BEGIN
+  IF starting THEN
+    run_status := orchestration.start_run_of(node_id);
+  ELSE
+    run_status := orchestration.lock_run_of(node_id);
+  END IF;
+  IF run_status IN ('PENDING', 'RUNNING', 'WAITING_APPROVAL') THEN
     RETURN true;
   END IF;
   PERFORM orchestration.skip_unstarted_nodes(n.run_id)
@@ -2526,10 +2548,11 @@ BEGIN
   RETURN false;
 END
 $$;
-COMMENT ON FUNCTION orchestration.lock_live_run_of(bigint) IS
-  'Internal: locks the node''s run for writing (lock_run_of) and returns whether it is live; in a run that has ended, skips the unstarted nodes (this one too) first';
+COMMENT ON FUNCTION orchestration.lock_live_run_of(bigint, boolean) IS
+  'Internal: locks the node''s run for writing (lock_run_of; with starting, start_run_of, which starts a PENDING run) and returns whether it is live; in a run that has ended, skips the unstarted nodes (this one too) first';
 
-REVOKE ALL ON FUNCTION orchestration.skip_unstarted_nodes(bigint), orchestration.lock_live_run_of(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION orchestration.skip_unstarted_nodes(bigint), orchestration.lock_live_run_of(bigint, boolean),
+  orchestration.start_run_of(bigint) FROM PUBLIC;
 
 -- agent_runs.run_id is no foreign key of its own any more (run_node_id's deletes the
 -- attempt with its node, and so with its run): one check less per recorded attempt.
@@ -2972,6 +2995,9 @@ DECLARE
   one record;               -- the one successful attempt recorded the plain way
   one_attempt integer;
   one_released boolean;
+  starting_runs bigint[];   -- PENDING runs this call starts (start_run_of says why here)
+  starting_projects integer[];
+  started_at_of timestamptz[];
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(attempt_inputs)
@@ -2983,12 +3009,14 @@ BEGIN
 
   -- 1. The attempts and their nodes, which this transaction holds (a claim locked them, or
   -- a container's node is RUNNING: nobody claims it): no other writer touches these rows.
-  -- One attempt that succeeded, of a node still waiting for it in a RUNNING run (every
-  -- step of a chain, most container completions), is recorded by plain statements: the
-  -- set-based ones below, made for claim rounds of many nodes, cost one node about twice
-  -- as much, most of it the executor's start-up of their plans. It takes the run's lock
-  -- first (statement 2 takes it after statement 1; this transaction keeps it to its end
-  -- either way). A node or run found otherwise goes the general way.
+  -- One attempt that succeeded, of a node still waiting for it in a live run that is not
+  -- waiting for an approval (every step of a chain, most container completions, a
+  -- one-node run), is recorded by plain statements: the set-based ones below, made for
+  -- claim rounds of many nodes, cost one node about twice as much, most of it the
+  -- executor's start-up of their plans. It takes the run's lock first (statement 2 takes
+  -- it after statement 1; this transaction keeps it to its end either way). A PENDING run
+  -- starts here (start_run_of): its run.started event goes before the node's, and its row
+  -- is written once, by refresh_run. A node or run found otherwise goes the general way.
   IF cardinality(node_ids) = 1 AND succeeded[1] THEN
     SELECT n.run_id, n.project_id, n.node_key, n.agent_id, n.dependents, n.status, n.attempt_traceparent,
            r.status AS run_status, r.traceparent AS run_traceparent
@@ -2996,7 +3024,7 @@ BEGIN
     FROM orchestration.workflow_run_nodes n JOIN orchestration.workflow_runs r ON r.id = n.run_id
     WHERE n.id = node_ids[1]
     FOR NO KEY UPDATE OF r;
-    IF one.run_status = 'RUNNING' AND one.status IN ('PENDING', 'RUNNING') THEN
+    IF one.run_status IN ('PENDING', 'RUNNING') AND one.status IN ('PENDING', 'RUNNING') THEN
       UPDATE orchestration.workflow_run_nodes n SET
         attempt = n.attempt + 1, status = 'SUCCESS', output = outputs[1], error = NULL,
         resolved_input = attempt_inputs[1],
@@ -3019,11 +3047,16 @@ BEGIN
                        orchestration.child_traceparent(one.run_traceparent)));
       WITH inserted AS (
         INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-        VALUES (one.project_id, 'orchestration.node.succeeded', orchestration.event_subject(one.run_id, one.node_key),
-                one.run_id,
-                orchestration.event_document(one.project_id, 'orchestration.node.succeeded',
-                  orchestration.event_subject(one.run_id, one.node_key), one.run_id, one.node_key, one.run_traceparent,
-                  jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1])))
+        SELECT one.project_id, v.type, v.subject, one.run_id,
+               orchestration.event_document(one.project_id, v.type, v.subject, one.run_id, v.node_key,
+                                            one.run_traceparent, v.data, v.occurred_at)
+        FROM (VALUES (1, 'orchestration.run.started', NULL, '{"status": "RUNNING"}'::jsonb, record_attempts.started_at[1]),
+                     (2, 'orchestration.node.succeeded', one.node_key,
+                      jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1]), NULL))
+             AS u(position, type, node_key, data, occurred_at),
+             LATERAL (SELECT u.*, orchestration.event_subject(one.run_id, u.node_key) AS subject) v
+        WHERE u.position = 2 OR one.run_status = 'PENDING'
+        ORDER BY u.position
         RETURNING e.id, e.type, e.run_id
       )
       SELECT count(pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id)))
@@ -3053,9 +3086,14 @@ BEGIN
       IF wake_rule OR wake_containers THEN
         PERFORM orchestration.wake_workers(wake_rule, wake_containers);
       END IF;
-      -- A run with a node runnable stays RUNNING: nothing to derive.
+      -- A run with a node runnable is RUNNING: nothing to derive (a chain's first step
+      -- starts it).
       IF NOT one_released THEN
-        PERFORM orchestration.refresh_run(one.run_id);
+        PERFORM orchestration.refresh_run(one.run_id,
+                                          CASE WHEN one.run_status = 'PENDING' THEN record_attempts.started_at[1] END);
+      ELSIF one.run_status = 'PENDING' THEN
+        UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = record_attempts.started_at[1]
+        WHERE r.id = one.run_id;
       END IF;
       -- The hand-off, as at the end below (nothing here can have ended the run).
       IF hand_off AND released_rule IS NOT NULL THEN
@@ -3063,6 +3101,31 @@ BEGIN
       END IF;
       RETURN;
     END IF;
+  END IF;
+
+  -- The PENDING runs among these start first (start_run_of), when their first attempt
+  -- began, their run.started events before their nodes': their rows locked for writing
+  -- (statement 2 below takes the others' locks), in id order.
+  SELECT array_agg(l.id ORDER BY l.id), array_agg(l.project_id ORDER BY l.id) INTO starting_runs, starting_projects
+  FROM (SELECT r.id, r.project_id FROM orchestration.workflow_runs r
+        WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
+          AND r.status = 'PENDING'
+        ORDER BY r.id FOR NO KEY UPDATE OF r) l;
+  IF starting_runs IS NOT NULL THEN
+    WITH started AS (
+      UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = f.first
+      FROM (SELECT n.run_id, min(u.started_at) AS first
+            FROM unnest(node_ids, record_attempts.started_at) AS u(id, started_at)
+            JOIN orchestration.workflow_run_nodes n ON n.id = u.id
+            GROUP BY n.run_id) f
+      WHERE r.id = f.run_id AND r.id = ANY (starting_runs)
+      RETURNING r.id, r.started_at
+    )
+    SELECT array_agg(s.started_at ORDER BY s.id) INTO started_at_of FROM started s;
+    PERFORM orchestration.emit_events(
+              starting_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(starting_runs)]),
+              starting_runs, array_fill(NULL::text, ARRAY[cardinality(starting_runs)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(starting_runs)]), started_at_of);
   END IF;
 
   WITH attempt AS (
@@ -3291,8 +3354,7 @@ $$;
 -- ==== End of: hot SQL functions keep their plans (issue 16) =========================================
 
 -- ==== One event, plain statements (issue 16) =======================================================
--- emit_event writes its one row with a statement per row; claim_nodes uses it for a single
--- started run.
+-- emit_event writes its one row with a statement per row.
 CREATE OR REPLACE FUNCTION orchestration.emit_event(project_id integer, entity text, event text,
                                          run_id bigint, node_key text, data jsonb)
 RETURNS void

@@ -1,0 +1,58 @@
+-- A run starts (RUNNING, started_at, its run.started event) with the first write that moves
+-- one of its nodes, whatever that write is: an attempt recorded, a node skipped or failed,
+-- an approval asked for. Its run.started event comes first of its events after
+-- run.created, once, and says when the run started.
+\set SHOW_CONTEXT never
+DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 1300000, false)
+  FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
+CREATE FUNCTION public.start_echo(input jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT input $$;
+CREATE FUNCTION public.start_fail(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'no'; END $$;
+SELECT count(orchestration.register_agent(97, spec::jsonb)) AS registered FROM (VALUES
+  ('{"name": "echo", "type": "RULE", "function": "public.start_echo", "capabilities": [{"name": "say"}]}'),
+  ('{"name": "fail", "type": "RULE", "function": "public.start_fail", "capabilities": [{"name": "try"}]}')) s(spec);
+SELECT count(orchestration.create_workflow(97, spec::jsonb)) AS created FROM (VALUES
+  ('{"name": "one", "nodes": [{"id": "a", "agent": "echo", "action": "say"}]}'),
+  ('{"name": "skipped", "nodes": [{"id": "a", "agent": "echo", "action": "say", "when": "1 > 2"}]}'),
+  ('{"name": "failing", "nodes": [{"id": "a", "agent": "fail", "action": "try"}]}'),
+  ('{"name": "asking", "nodes": [{"id": "a", "agent": "echo", "action": "say", "approval_required": true}]}'),
+  ('{"name": "wide", "nodes": ' || (SELECT json_agg(json_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say'))
+                                    FROM generate_series(1, 60) i) || '}')) s(spec);
+
+-- Each kind of first move, and the events of its run in order.
+CREATE TEMP TABLE started_runs AS
+SELECT w, orchestration.start_workflow(97, w) AS id
+FROM unnest(ARRAY['one', 'skipped', 'failing', 'asking', 'wide']) w;
+SELECT s.w AS workflow, r->>'status' AS status
+FROM started_runs s, orchestration.wait_for_run(s.id, '60 seconds') r ORDER BY s.id;
+SELECT s.w AS workflow, string_agg(substr(e.type, 15), ', ' ORDER BY e.id) AS events
+FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id
+WHERE s.w <> 'wide' GROUP BY s.id, s.w ORDER BY s.id;
+
+-- Started once, by whichever worker first recorded one of its nodes, before any of them.
+SELECT count(*) FILTER (WHERE e.type = 'orchestration.run.started') AS started_events,
+       min(e.id) FILTER (WHERE e.type = 'orchestration.run.started')
+         < min(e.id) FILTER (WHERE e.type LIKE 'orchestration.node.%') AS started_first,
+       count(*) FILTER (WHERE e.type = 'orchestration.node.succeeded') AS nodes_succeeded
+FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id WHERE s.w = 'wide';
+
+-- The run's start is its first node's: the attempt's start for a node that ran, and the
+-- event's time says the same.
+SELECT s.w AS workflow,
+       r.started_at IS NOT NULL AND r.started_at <= r.finished_at IS NOT FALSE AS started,
+       r.started_at = (SELECT min(a.started_at) FROM orchestration.agent_runs a WHERE a.run_id = r.id) AS at_first_attempt,
+       (SELECT e.payload->>'time' FROM orchestration.events e
+        WHERE e.run_id = r.id AND e.type = 'orchestration.run.started')
+         = to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time
+FROM started_runs s JOIN orchestration.workflow_runs r ON r.id = s.id ORDER BY s.id;
+
+-- A claim alone starts nothing: in this transaction (the workers do not see its run), the
+-- node is claimed and the run is still PENDING, without a start or a run.started event.
+BEGIN;
+SELECT orchestration.start_workflow(97, 'one') AS unseen \gset
+SELECT count(*) AS claimed FROM orchestration.claim_nodes(10, 0, 0, '{}', 'rule', '{}', 97, '{}') c
+WHERE c.run_id = :unseen;
+SELECT status, started_at IS NULL AS no_start,
+       (SELECT count(*) FROM orchestration.events e WHERE e.run_id = r.id AND e.type = 'orchestration.run.started') AS started_events
+FROM orchestration.workflow_runs r WHERE r.id = :unseen;
+ROLLBACK;

@@ -739,6 +739,9 @@ AS $$
 DECLARE
   running_total integer;
   claimed_ids bigint[];
+  leading_runs bigint[];    -- PENDING runs whose claimed RULE nodes lead on to others
+  started_projects integer[];
+  started_at_of timestamptz[];
   lock_project integer := only_project;
 BEGIN
   IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
@@ -777,8 +780,10 @@ BEGIN
         RETURN;
       END IF;
     END IF;
-    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id) INTO claimed_ids
-    FROM (SELECT n.id, n.level, n.priority
+    SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id),
+           array_agg(DISTINCT l.run_id) FILTER (WHERE l.run_status = 'PENDING' AND cardinality(l.dependents) > 0)
+      INTO claimed_ids, leading_runs
+    FROM (SELECT n.id, n.level, n.priority, n.run_id, n.dependents, r.status AS run_status
           FROM orchestration.workflow_run_nodes n
           JOIN orchestration.workflow_runs r ON r.id = n.run_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
@@ -840,8 +845,30 @@ BEGIN
     RETURN;
   END IF;
 
-  -- The claim does not start a PENDING run: the first write that moves one of its nodes
-  -- does (start_run_of).
+  -- A PENDING run starts with the first write that moves one of its nodes (start_run_of),
+  -- which writes a one-node run's row once, from PENDING to its end. A run whose claimed
+  -- RULE node leads on to others (a chain's first step) starts here instead, before the
+  -- function runs: its first hop, from that node's end to the next one's start, does not
+  -- carry the start. Another worker starting it at the same moment is not waited for
+  -- (SKIP LOCKED): one of them does it, or a first write.
+  IF leading_runs IS NOT NULL THEN
+    WITH started AS (
+      UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
+      WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
+                              WHERE p.id = ANY (leading_runs) AND p.status = 'PENDING'
+                              FOR NO KEY UPDATE OF p SKIP LOCKED))
+      RETURNING r.id, r.project_id, r.started_at
+    )
+    SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id), array_agg(s.started_at ORDER BY s.id)
+      INTO leading_runs, started_projects, started_at_of
+    FROM started s;
+    IF leading_runs IS NOT NULL THEN
+      PERFORM orchestration.emit_events(
+                started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(leading_runs)]),
+                leading_runs, array_fill(NULL::text, ARRAY[cardinality(leading_runs)]),
+                array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(leading_runs)]), started_at_of);
+    END IF;
+  END IF;
   RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;

@@ -16,13 +16,14 @@ SELECT count(orchestration.create_workflow(97, spec::jsonb)) AS created FROM (VA
   ('{"name": "skipped", "nodes": [{"id": "a", "agent": "echo", "action": "say", "when": "1 > 2"}]}'),
   ('{"name": "failing", "nodes": [{"id": "a", "agent": "fail", "action": "try"}]}'),
   ('{"name": "asking", "nodes": [{"id": "a", "agent": "echo", "action": "say", "approval_required": true}]}'),
+  ('{"name": "chain", "nodes": [{"id": "a", "agent": "echo", "action": "say"}, {"id": "b", "agent": "echo", "action": "say", "depends_on": ["a"]}]}'),
   ('{"name": "wide", "nodes": ' || (SELECT json_agg(json_build_object('id', 'n' || i, 'agent', 'echo', 'action', 'say'))
                                     FROM generate_series(1, 60) i) || '}')) s(spec);
 
 -- Each kind of first move, and the events of its run in order.
 CREATE TEMP TABLE started_runs AS
 SELECT w, orchestration.start_workflow(97, w) AS id
-FROM unnest(ARRAY['one', 'skipped', 'failing', 'asking', 'wide']) w;
+FROM unnest(ARRAY['one', 'skipped', 'failing', 'asking', 'chain', 'wide']) w;
 SELECT s.w AS workflow, r->>'status' AS status
 FROM started_runs s, orchestration.wait_for_run(s.id, '60 seconds') r ORDER BY s.id;
 SELECT s.w AS workflow, string_agg(substr(e.type, 15), ', ' ORDER BY e.id) AS events
@@ -36,8 +37,8 @@ SELECT count(*) FILTER (WHERE e.type = 'orchestration.run.started') AS started_e
        count(*) FILTER (WHERE e.type = 'orchestration.node.succeeded') AS nodes_succeeded
 FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id WHERE s.w = 'wide';
 
--- The run's start is its first node's: the attempt's start for a node that ran, and the
--- event's time says the same.
+-- The run's start is its first node's: the attempt's start for a node that ran (a chain's:
+-- its first node's claim, just before), and the event's time says the same.
 SELECT s.w AS workflow,
        r.started_at IS NOT NULL AND r.started_at <= r.finished_at IS NOT FALSE AS started,
        r.started_at = (SELECT min(a.started_at) FROM orchestration.agent_runs a WHERE a.run_id = r.id) AS at_first_attempt,
@@ -48,11 +49,14 @@ FROM started_runs s JOIN orchestration.workflow_runs r ON r.id = s.id ORDER BY s
 
 -- A claim alone starts nothing: in this transaction (the workers do not see its run), the
 -- node is claimed and the run is still PENDING, without a start or a run.started event.
+-- Except a chain's: its first node leads on to another, and the claim starts the run
+-- before the function runs, so that its first hop does not carry the start.
 BEGIN;
-SELECT orchestration.start_workflow(97, 'one') AS unseen \gset
+SELECT orchestration.start_workflow(97, 'one') AS unseen, orchestration.start_workflow(97, 'chain') AS unseen_chain \gset
 SELECT count(*) AS claimed FROM orchestration.claim_nodes(10, 0, 0, '{}', 'rule', '{}', 97, '{}') c
-WHERE c.run_id = :unseen;
-SELECT status, started_at IS NULL AS no_start,
+WHERE c.run_id IN (:unseen, :unseen_chain);
+SELECT w.name AS workflow, r.status, r.started_at IS NULL AS no_start,
        (SELECT count(*) FROM orchestration.events e WHERE e.run_id = r.id AND e.type = 'orchestration.run.started') AS started_events
-FROM orchestration.workflow_runs r WHERE r.id = :unseen;
+FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+WHERE r.id IN (:unseen, :unseen_chain) ORDER BY r.id;
 ROLLBACK;

@@ -66,7 +66,7 @@ COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
 -- emit_events writes a batch; emit_event is the one-event case, written out with a statement
 -- per row (the batch's statement costs a quarter more for one event: a run's creation is
 -- one); record_attempts writes the events of the attempts it records itself (one
--- statement for a claim round, or for a run's start and its first node's success).
+-- statement for a claim round).
 CREATE FUNCTION orchestration.emit_events(project_ids integer[], types text[], run_ids bigint[],
                                           node_keys text[], data jsonb[], occurred_at timestamptz[] DEFAULT NULL)
 RETURNS void

@@ -1,7 +1,8 @@
--- A run starts (RUNNING, started_at, its run.started event) with the first write that moves
--- one of its nodes, whatever that write is: an attempt recorded, a node skipped or failed,
--- an approval asked for. Its run.started event comes first of its events after
--- run.created, once, and says when the run started.
+-- A run starts (RUNNING, started_at, its run.started event) when its first nodes are
+-- claimed; a one-node run claimed by a RULE worker, with the write that moves its node,
+-- whatever that write is: its attempt recorded, the node skipped or failed, an approval
+-- asked for. Its run.started event comes first of its events after run.created, once, and
+-- says when the run started.
 \set SHOW_CONTEXT never
 DO $$ BEGIN PERFORM setval(pg_get_serial_sequence('orchestration.' || t, 'id'), 1300000, false)
   FROM unnest(ARRAY['agents', 'workflows', 'workflow_runs', 'workflow_approvals']) t; END $$;
@@ -30,15 +31,15 @@ SELECT s.w AS workflow, string_agg(substr(e.type, 15), ', ' ORDER BY e.id) AS ev
 FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id
 WHERE s.w <> 'wide' GROUP BY s.id, s.w ORDER BY s.id;
 
--- Started once, by whichever worker first recorded one of its nodes, before any of them.
+-- A run of 60 nodes: started once, before any of its nodes' events.
 SELECT count(*) FILTER (WHERE e.type = 'orchestration.run.started') AS started_events,
        min(e.id) FILTER (WHERE e.type = 'orchestration.run.started')
          < min(e.id) FILTER (WHERE e.type LIKE 'orchestration.node.%') AS started_first,
        count(*) FILTER (WHERE e.type = 'orchestration.node.succeeded') AS nodes_succeeded
 FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id WHERE s.w = 'wide';
 
--- The run's start is its first node's: the attempt's start for a node that ran (a chain's:
--- its first node's claim, just before), and the event's time says the same.
+-- A one-node run's start is its node's attempt's; the others' is their first claim, just
+-- before. The event's time says the same.
 SELECT s.w AS workflow,
        r.started_at IS NOT NULL AND r.started_at <= r.finished_at IS NOT FALSE AS started,
        r.started_at = (SELECT min(a.started_at) FROM orchestration.agent_runs a WHERE a.run_id = r.id) AS at_first_attempt,

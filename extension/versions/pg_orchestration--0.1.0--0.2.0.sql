@@ -797,7 +797,7 @@ AS $$
 DECLARE
   running_total integer;
   claimed_ids bigint[];
-  leading_runs bigint[];    -- PENDING runs whose claimed RULE nodes lead on to others
+  starting_runs bigint[];   -- the runs of the claimed nodes this claim starts, if PENDING
   started_projects integer[];
   started_at_of timestamptz[];
   lock_project integer := only_project;
@@ -838,10 +838,15 @@ BEGIN
         RETURN;
       END IF;
     END IF;
+    -- A PENDING run of more than one node starts below; a one-node run is left to its
+    -- first write (an index probe by (run_id, node_key) tells them apart).
     SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id),
-           array_agg(DISTINCT l.run_id) FILTER (WHERE l.run_status = 'PENDING' AND cardinality(l.dependents) > 0)
-      INTO claimed_ids, leading_runs
-    FROM (SELECT n.id, n.level, n.priority, n.run_id, n.dependents, r.status AS run_status
+           array_agg(DISTINCT l.run_id) FILTER (
+             WHERE l.run_status = 'PENDING'
+               AND EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes m
+                           WHERE m.run_id = l.run_id AND m.node_key <> l.node_key))
+      INTO claimed_ids, starting_runs
+    FROM (SELECT n.id, n.level, n.priority, n.run_id, n.node_key, r.status AS run_status
           FROM orchestration.workflow_run_nodes n
           JOIN orchestration.workflow_runs r ON r.id = n.run_id
           WHERE n.status = 'PENDING' AND n.pending_deps = 0
@@ -898,33 +903,35 @@ BEGIN
     FROM (SELECT k.id, k.level, k.priority FROM ranked k
           WHERE NOT k.container OR max_running <= 0 OR k.rank <= max_running - running_total
           ORDER BY k.priority DESC, k.level, k.id LIMIT max_nodes) x;
+    starting_runs := ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (claimed_ids));
   END IF;
   IF claimed_ids IS NULL THEN
     RETURN;
   END IF;
 
-  -- A PENDING run starts with the first write that moves one of its nodes (start_run_of),
-  -- which writes a one-node run's row once, from PENDING to its end. A run whose claimed
-  -- RULE node leads on to others (a chain's first step) starts here instead, before the
-  -- function runs: its first hop, from that node's end to the next one's start, does not
-  -- carry the start. Another worker starting it at the same moment is not waited for
-  -- (SKIP LOCKED): one of them does it, or a first write.
-  IF leading_runs IS NOT NULL THEN
+  -- The claim starts the PENDING runs of its nodes (before a RULE node's function runs:
+  -- the step from a chain's first node to the next does not carry the start), except a
+  -- RULE worker's one-node runs, which start with the write that records their node, or
+  -- skips, fails it or asks for its approval (start_run_of): a one-node run's row is
+  -- written once, PENDING to its end, after its function. Another worker starting a run
+  -- at the same moment is not waited for (SKIP LOCKED): one of them does it, or the
+  -- first write.
+  IF cardinality(starting_runs) > 0 THEN
     WITH started AS (
       UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
       WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
-                              WHERE p.id = ANY (leading_runs) AND p.status = 'PENDING'
+                              WHERE p.id = ANY (starting_runs) AND p.status = 'PENDING'
                               FOR NO KEY UPDATE OF p SKIP LOCKED))
       RETURNING r.id, r.project_id, r.started_at
     )
     SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id), array_agg(s.started_at ORDER BY s.id)
-      INTO leading_runs, started_projects, started_at_of
+      INTO starting_runs, started_projects, started_at_of
     FROM started s;
-    IF leading_runs IS NOT NULL THEN
+    IF starting_runs IS NOT NULL THEN
       PERFORM orchestration.emit_events(
-                started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(leading_runs)]),
-                leading_runs, array_fill(NULL::text, ARRAY[cardinality(leading_runs)]),
-                array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(leading_runs)]), started_at_of);
+                started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(starting_runs)]),
+                starting_runs, array_fill(NULL::text, ARRAY[cardinality(starting_runs)]),
+                array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(starting_runs)]), started_at_of);
     END IF;
   END IF;
   RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
@@ -2523,12 +2530,15 @@ $$;
 COMMENT ON FUNCTION orchestration.skip_unstarted_nodes(bigint) IS
   'Internal: in a failed run (its row locked), skips the nodes that have not started and no other worker holds, and closes its waiting approvals';
 
--- A run starts (RUNNING, started_at, its run.started event) with the first write that
--- moves one of its nodes: a container's start, an approval asked for, a node skipped or
--- failed (these lock the run here), or an attempt recorded (record_attempts, which starts
--- it with the attempt's start and writes its row once). Not with the claim: a RULE node is
--- claimed, run and recorded in one transaction, and nobody sees the run before it commits.
--- The run.started event comes before the node's events. Returns the run's status after.
+-- A run starts (RUNNING, started_at, its run.started event) when its nodes are first
+-- claimed (claim_nodes), except a one-node run claimed by a RULE worker: it starts with
+-- the first write that moves its node, an attempt recorded (record_attempts, which starts
+-- it with the attempt's start) or the node skipped, failed or stopped for an approval
+-- (these lock the run here). Its node is claimed, run and recorded in one transaction, so
+-- only its own function sees the run PENDING, and the run's row is written once when it
+-- succeeds. The run.started event comes before the node's events. Returns the run's
+-- status after. A container's start goes through here too, for a run another claim was
+-- starting at the same moment (claim_nodes passes over it).
 CREATE FUNCTION orchestration.start_run_of(node_id bigint) RETURNS orchestration.run_status
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -3072,18 +3082,19 @@ BEGIN
               -- As below: the span its container got, or a new one in the run's trace.
               coalesce(CASE WHEN one.status = 'RUNNING' THEN one.attempt_traceparent END,
                        orchestration.child_traceparent(one.run_traceparent)));
+      -- A one-node run starts here (claim_nodes starts the others): its run.started first.
+      IF one.run_status = 'PENDING' THEN
+        PERFORM orchestration.emit_events(ARRAY[one.project_id], ARRAY['orchestration.run.started'], ARRAY[one.run_id],
+                                          ARRAY[NULL], ARRAY['{"status": "RUNNING"}'::jsonb],
+                                          ARRAY[record_attempts.started_at[1]]);
+      END IF;
       WITH inserted AS (
         INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
-        SELECT one.project_id, v.type, v.subject, one.run_id,
-               orchestration.event_document(one.project_id, v.type, v.subject, one.run_id, v.node_key,
-                                            one.run_traceparent, v.data, v.occurred_at)
-        FROM (VALUES (1, 'orchestration.run.started', NULL, '{"status": "RUNNING"}'::jsonb, record_attempts.started_at[1]),
-                     (2, 'orchestration.node.succeeded', one.node_key,
-                      jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1]), NULL))
-             AS u(position, type, node_key, data, occurred_at),
-             LATERAL (SELECT u.*, orchestration.event_subject(one.run_id, u.node_key) AS subject) v
-        WHERE u.position = 2 OR one.run_status = 'PENDING'
-        ORDER BY u.position
+        VALUES (one.project_id, 'orchestration.node.succeeded', orchestration.event_subject(one.run_id, one.node_key),
+                one.run_id,
+                orchestration.event_document(one.project_id, 'orchestration.node.succeeded',
+                  orchestration.event_subject(one.run_id, one.node_key), one.run_id, one.node_key, one.run_traceparent,
+                  jsonb_build_object('status', 'SUCCESS', 'attempt', one_attempt, 'output', outputs[1])))
         RETURNING e.id, e.type, e.run_id
       )
       SELECT count(pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id)))

@@ -15,9 +15,10 @@ waits for: the node's end is stamped before its result is recorded and committed
 the waiting session is woken by that commit); and the medians of where it went:
 connect (a new connection's set-up; 0 for a persistent one), call (the start_workflow
 statement, its commit included, as the client waits for it), wake (from the call's return
-to the run's start by a worker: the worker's wake-up and its claim; a worker can get there
+to the run's start by a worker: the worker's wake-up and its claim, and for a one-node run,
+which starts with its node's attempt, everything up to its function; a worker can get there
 before the client hears back, so this can be below 0), run (the run's start to the first
-node's end) and, for a two-node workflow, hop (node 1's end to node 2's start).
+node's end: a one-node run's is its function) and, for a two-node workflow, hop (node 1's end to node 2's start).
 Then the CPU each process used per run, in microseconds (cpu_*: the database's RULE
 workers, relay and scheduler, the backends the client called, nats-server, and the client
 itself): on a small machine they all compete for the same cores while a run goes through.

@@ -50,8 +50,8 @@ FROM started_runs s JOIN orchestration.workflow_runs r ON r.id = s.id ORDER BY s
 
 -- A claim alone starts nothing: in this transaction (the workers do not see its run), the
 -- node is claimed and the run is still PENDING, without a start or a run.started event.
--- Except a chain's: its first node leads on to another, and the claim starts the run
--- before the function runs, so that its first hop does not carry the start.
+-- Except a run of more than one node (a chain here): the claim starts it before the
+-- function runs, so that the step to its next node does not carry the start.
 BEGIN;
 SELECT orchestration.start_workflow(97, 'one') AS unseen, orchestration.start_workflow(97, 'chain') AS unseen_chain \gset
 SELECT count(*) AS claimed FROM orchestration.claim_nodes(10, 0, 0, '{}', 'rule', '{}', 97, '{}') c
@@ -60,4 +60,18 @@ SELECT w.name AS workflow, r.status, r.started_at IS NULL AS no_start,
        (SELECT count(*) FROM orchestration.events e WHERE e.run_id = r.id AND e.type = 'orchestration.run.started') AS started_events
 FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
 WHERE r.id IN (:unseen, :unseen_chain) ORDER BY r.id;
+ROLLBACK;
+
+-- A run of several nodes that its claim did not start (another worker's claim was starting
+-- it at that moment, SKIP LOCKED, and rolled back) starts with its first node's result:
+-- run.started first, started_at the attempt's start, RUNNING with the next node handed on.
+BEGIN;
+SELECT orchestration.start_workflow(97, 'chain') AS lone_chain \gset
+SELECT id AS first_node FROM orchestration.workflow_run_nodes WHERE run_id = :lone_chain AND node_key = 'a' \gset
+SELECT node_key AS handed_on FROM orchestration.record_attempts(
+  ARRAY[:first_node]::bigint[], ARRAY[true], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[NULL::text],
+  ARRAY['2026-01-01 00:00:00+00'::timestamptz], ARRAY['2026-01-01 00:00:01+00'::timestamptz], 0, hand_off => true);
+SELECT status, started_at = '2026-01-01 00:00:00+00' AS at_attempt_start,
+       (SELECT string_agg(substr(e.type, 15), ', ' ORDER BY e.id) FROM orchestration.events e WHERE e.run_id = r.id) AS events
+FROM orchestration.workflow_runs r WHERE r.id = :lone_chain;
 ROLLBACK;

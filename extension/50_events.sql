@@ -24,8 +24,9 @@ COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
 -- The CloudEvents 1.0 document of an event, built in one place for every writer (emit_events,
 -- record_attempts). A plain SQL function without settings, so the planner inlines it into
 -- the statement that inserts the event (no call per event); it runs inside those
--- functions, whose search_path is fixed. Its time is now, or occurred_at: a run's start
--- is written when its first node's attempt is recorded, and says when the attempt began.
+-- functions, whose search_path is fixed. Its time is now, or occurred_at: a run that
+-- starts with its first recorded attempt (a one-node run, start_runs says which) has its
+-- run.started say when that attempt began.
 CREATE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
                                              node_key text, traceparent text, data jsonb,
                                              occurred_at timestamptz DEFAULT NULL)

@@ -75,3 +75,21 @@ SELECT status, started_at = '2026-01-01 00:00:00+00' AS at_attempt_start,
        (SELECT string_agg(substr(e.type, 15), ', ' ORDER BY e.id) FROM orchestration.events e WHERE e.run_id = r.id) AS events
 FROM orchestration.workflow_runs r WHERE r.id = :lone_chain;
 ROLLBACK;
+
+-- start_runs, which every start above goes through, starts only what is still PENDING:
+-- given a RUNNING run and two PENDING ones (one with its start, one without: now), it
+-- starts the two, in id order, with one run.started each, and leaves the other alone.
+BEGIN;
+SELECT orchestration.start_workflow(97, 'chain') AS going, orchestration.start_workflow(97, 'chain') AS later,
+       orchestration.start_workflow(97, 'chain') AS dated \gset
+SELECT orchestration.start_runs(ARRAY[:going]);
+SELECT orchestration.start_runs(ARRAY[:dated, :going, :later],
+                                ARRAY['2026-01-01 00:00:00+00', '2026-01-02 00:00:00+00', NULL]::timestamptz[]);
+SELECT r.id = :going AS first_started, r.status,
+       CASE WHEN r.id = :dated THEN r.started_at = '2026-01-01 00:00:00+00'
+            ELSE r.started_at > '2026-01-02 00:00:00+00' END AS start_as_given,
+       (SELECT count(*) FROM orchestration.events e WHERE e.run_id = r.id AND e.type = 'orchestration.run.started') AS started_events
+FROM orchestration.workflow_runs r WHERE r.id IN (:going, :later, :dated) ORDER BY r.id;
+SELECT array_agg(e.run_id ORDER BY e.id) = ARRAY[:going, :later, :dated]::bigint[] AS events_in_id_order
+FROM orchestration.events e WHERE e.run_id IN (:going, :later, :dated) AND e.type = 'orchestration.run.started';
+ROLLBACK;

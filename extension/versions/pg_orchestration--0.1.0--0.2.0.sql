@@ -798,8 +798,6 @@ DECLARE
   running_total integer;
   claimed_ids bigint[];
   starting_runs bigint[];   -- the runs of the claimed nodes this claim starts, if PENDING
-  started_projects integer[];
-  started_at_of timestamptz[];
   lock_project integer := only_project;
 BEGIN
   IF node_kind IS NULL OR node_kind NOT IN ('any', 'container', 'rule') THEN
@@ -917,23 +915,12 @@ BEGIN
   -- at the same moment is not waited for (SKIP LOCKED): one of them does it, or the
   -- first write.
   IF cardinality(starting_runs) > 0 THEN
-    WITH started AS (
-      UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-      WHERE r.id = ANY (ARRAY(SELECT p.id FROM orchestration.workflow_runs p
-                              WHERE p.id = ANY (starting_runs) AND p.status = 'PENDING'
-                              FOR NO KEY UPDATE OF p SKIP LOCKED))
-      RETURNING r.id, r.project_id, r.started_at
-    )
-    SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id), array_agg(s.started_at ORDER BY s.id)
-      INTO starting_runs, started_projects, started_at_of
-    FROM started s;
-    IF starting_runs IS NOT NULL THEN
-      PERFORM orchestration.emit_events(
-                started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(starting_runs)]),
-                starting_runs, array_fill(NULL::text, ARRAY[cardinality(starting_runs)]),
-                array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(starting_runs)]), started_at_of);
-    END IF;
+    PERFORM orchestration.start_runs(ARRAY(SELECT p.id FROM orchestration.workflow_runs p
+                                           WHERE p.id = ANY (starting_runs) AND p.status = 'PENDING'
+                                           ORDER BY p.id
+                                           FOR NO KEY UPDATE OF p SKIP LOCKED));
   END IF;
+
   RETURN QUERY SELECT * FROM orchestration.claimed_node_details(claimed_ids);
 END
 $$;
@@ -2536,25 +2523,64 @@ COMMENT ON FUNCTION orchestration.skip_unstarted_nodes(bigint) IS
 -- it with the attempt's start) or the node skipped, failed or stopped for an approval
 -- (these lock the run here). Its node is claimed, run and recorded in one transaction, so
 -- only its own function sees the run PENDING, and the run's row is written once when it
--- succeeds. The run.started event comes before the node's events. Returns the run's
--- status after. A container's start goes through here too, for a run another claim was
--- starting at the same moment (claim_nodes passes over it).
+-- succeeds. The run.started event comes before the node's events. A container's start
+-- goes through here too, for a run another claim was starting at the same moment
+-- (claim_nodes passes over it).
+--
+-- Starting is written here, once; each caller picks and locks the runs its own way (a
+-- claim passes over runs others hold, a writer waits for them in id order). The runs
+-- among run_ids still PENDING become RUNNING, each started at its start_times entry (now
+-- when that is NULL or missing), with their run.started events, in id order. The caller
+-- holds their rows (FOR NO KEY UPDATE): this waits for no one. (record_attempts' plain
+-- path for one node does not come here: it writes the run's row once, with its end.)
+CREATE FUNCTION orchestration.start_runs(run_ids bigint[], start_times timestamptz[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- Planned as record_attempts is, for the same reasons (see there).
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+AS $$
+DECLARE
+  started_ids bigint[];
+  started_projects integer[];
+  started_at_of timestamptz[];
+BEGIN
+  WITH started AS (
+    UPDATE orchestration.workflow_runs r
+       SET status = 'RUNNING', started_at = coalesce(u.start_time, clock_timestamp())
+      FROM unnest(run_ids, start_times) AS u(id, start_time)
+     WHERE r.id = u.id AND r.status = 'PENDING'
+    RETURNING r.id, r.project_id, r.started_at
+  )
+  SELECT array_agg(s.id ORDER BY s.id), array_agg(s.project_id ORDER BY s.id), array_agg(s.started_at ORDER BY s.id)
+    INTO started_ids, started_projects, started_at_of
+  FROM started s;
+  IF started_ids IS NOT NULL THEN
+    PERFORM orchestration.emit_events(
+              started_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(started_ids)]),
+              started_ids, array_fill(NULL::text, ARRAY[cardinality(started_ids)]),
+              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(started_ids)]), started_at_of);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION orchestration.start_runs(bigint[], timestamptz[]) IS
+  'Internal (claim_nodes, record_attempts, start_run_of): starts the runs that are still PENDING among those given, whose rows the caller has locked: RUNNING, started_at (start_times, in the same order, or now), and a run.started event each, in id order';
+
+-- For a worker's write that moves a node: locks the node's run (lock_run_of) and starts it
+-- if it is PENDING (start_runs says which runs start there). Returns the run's status after.
 CREATE FUNCTION orchestration.start_run_of(node_id bigint) RETURNS orchestration.run_status
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   run_status orchestration.run_status := orchestration.lock_run_of(node_id);
-  started orchestration.workflow_runs;
 BEGIN
   IF run_status IS DISTINCT FROM 'PENDING' THEN
     RETURN run_status;
   END IF;
-  UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = clock_timestamp()
-  WHERE r.id = (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id)
-  RETURNING * INTO started;
-  PERFORM orchestration.emit_events(ARRAY[started.project_id], ARRAY['orchestration.run.started'], ARRAY[started.id],
-                                    ARRAY[NULL], ARRAY['{"status": "RUNNING"}'::jsonb], ARRAY[started.started_at]);
+  PERFORM orchestration.start_runs(ARRAY(SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = node_id));
   RETURN 'RUNNING';
 END
 $$;
@@ -2589,7 +2615,7 @@ COMMENT ON FUNCTION orchestration.lock_live_run_of(bigint, boolean) IS
   'Internal: locks the node''s run for writing (lock_run_of; with starting, start_run_of, which starts a PENDING run) and returns whether it is live; in a run that has ended, skips the unstarted nodes (this one too) first';
 
 REVOKE ALL ON FUNCTION orchestration.skip_unstarted_nodes(bigint), orchestration.lock_live_run_of(bigint, boolean),
-  orchestration.start_run_of(bigint) FROM PUBLIC;
+  orchestration.start_run_of(bigint), orchestration.start_runs(bigint[], timestamptz[]) FROM PUBLIC;
 
 -- agent_runs.run_id is no foreign key of its own any more (run_node_id's deletes the
 -- attempt with its node, and so with its run): one check less per recorded attempt.
@@ -3032,9 +3058,7 @@ DECLARE
   one record;               -- the one successful attempt recorded the plain way
   one_attempt integer;
   one_released boolean;
-  starting_runs bigint[];   -- PENDING runs this call starts (start_run_of says why here)
-  starting_projects integer[];
-  started_at_of timestamptz[];
+  starting_runs bigint[];   -- PENDING runs this call starts (start_runs says why here)
 BEGIN
   IF cardinality(node_ids) IS DISTINCT FROM cardinality(succeeded)
      OR cardinality(node_ids) IS DISTINCT FROM cardinality(attempt_inputs)
@@ -3141,29 +3165,21 @@ BEGIN
     END IF;
   END IF;
 
-  -- The PENDING runs among these start first (start_run_of), when their first attempt
-  -- began, their run.started events before their nodes': their rows locked for writing
+  -- The PENDING runs among these start first (start_runs), when their first attempt began,
+  -- their run.started events before their nodes': their rows locked for writing
   -- (statement 2 below takes the others' locks), in id order.
-  SELECT array_agg(l.id ORDER BY l.id), array_agg(l.project_id ORDER BY l.id) INTO starting_runs, starting_projects
-  FROM (SELECT r.id, r.project_id FROM orchestration.workflow_runs r
+  SELECT array_agg(l.id ORDER BY l.id) INTO starting_runs
+  FROM (SELECT r.id FROM orchestration.workflow_runs r
         WHERE r.id IN (SELECT n.run_id FROM orchestration.workflow_run_nodes n WHERE n.id = ANY (node_ids))
           AND r.status = 'PENDING'
         ORDER BY r.id FOR NO KEY UPDATE OF r) l;
   IF starting_runs IS NOT NULL THEN
-    WITH started AS (
-      UPDATE orchestration.workflow_runs r SET status = 'RUNNING', started_at = f.first
-      FROM (SELECT n.run_id, min(u.started_at) AS first
-            FROM unnest(node_ids, record_attempts.started_at) AS u(id, started_at)
-            JOIN orchestration.workflow_run_nodes n ON n.id = u.id
-            GROUP BY n.run_id) f
-      WHERE r.id = f.run_id AND r.id = ANY (starting_runs)
-      RETURNING r.id, r.started_at
-    )
-    SELECT array_agg(s.started_at ORDER BY s.id) INTO started_at_of FROM started s;
-    PERFORM orchestration.emit_events(
-              starting_projects, array_fill('orchestration.run.started'::text, ARRAY[cardinality(starting_runs)]),
-              starting_runs, array_fill(NULL::text, ARRAY[cardinality(starting_runs)]),
-              array_fill('{"status": "RUNNING"}'::jsonb, ARRAY[cardinality(starting_runs)]), started_at_of);
+    PERFORM orchestration.start_runs(starting_runs,
+              ARRAY(SELECT min(u.started_at)
+                    FROM unnest(node_ids, record_attempts.started_at) AS u(id, started_at)
+                    JOIN orchestration.workflow_run_nodes n ON n.id = u.id
+                    WHERE n.run_id = ANY (starting_runs)
+                    GROUP BY n.run_id ORDER BY n.run_id));
   END IF;
 
   WITH attempt AS (

@@ -85,7 +85,8 @@ def main():
         if mode == "new":
             backends_ns += cpu_ns(conn.info.backend_pid)
             conn.close()
-        persistent.execute("SELECT orchestration.wait_for_run(%s, '60 seconds')", (run,))
+        # As the Python client's wait() calls it (_calls.py): the timeout as a number.
+        persistent.execute("SELECT orchestration.wait_for_run(%s, %s::float8, %s::text)", (run, 60.0, "settled"))
         seen[run] = time.time()
     cpu_us = {name: (sum(cpu_ns(pid) for pid in pids) - before[name]) / runs / 1000 for name, pids in named.items()}
     cpu_us["backends"] = (backends_ns + cpu_ns(persistent_pid) - persistent_before) / runs / 1000

@@ -20,8 +20,13 @@
 -- A writer waits for no node another worker holds: the nodes it changes are its own, or
 -- dependents that are not runnable yet (nobody claims them), or, when a run fails, the
 -- nodes nobody holds (fail_node passes over the others; their worker finds the run ended
--- when it writes). So a transaction waits only for others that wait for nothing of its,
--- and no deadlock can form.
+-- when it writes). Across runs, a writer waits only in run id order: a RULE worker's claim
+-- round that holds nodes of several runs takes all their rows in id order before its first
+-- write (lock_runs), instead of as its nodes come, a pass never waits for a run below one
+-- it holds (dispatch.cpp leaves such nodes for its next transaction), and the claim starts
+-- a PENDING run (taking its row) only when it holds nodes of no other run. The scheduler
+-- waits for no run: it takes what it writes at its claim, passing over what others hold.
+-- So writers that wait for each other wait in one order, and no deadlock can form.
 
 -- W3C trace context: a run is a span, a child of the caller's span when context.traceparent
 -- is valid (else the root of a new trace); each node attempt is a child span of its run.

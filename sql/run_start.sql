@@ -1,5 +1,6 @@
 -- A run starts (RUNNING, started_at, its run.started event) when its first nodes are
--- claimed; a one-node run claimed by a RULE worker, with the write that moves its node,
+-- claimed; a one-node run claimed by a RULE worker (or a run whose nodes a RULE worker
+-- claimed with another run's), with the write that moves its node,
 -- whatever that write is: its attempt recorded, the node skipped or failed, an approval
 -- asked for. Its run.started event comes first of its events after run.created, once, and
 -- says when the run started.
@@ -38,8 +39,9 @@ SELECT count(*) FILTER (WHERE e.type = 'orchestration.run.started') AS started_e
        count(*) FILTER (WHERE e.type = 'orchestration.node.succeeded') AS nodes_succeeded
 FROM started_runs s JOIN orchestration.events e ON e.run_id = s.id WHERE s.w = 'wide';
 
--- A one-node run's start is its node's attempt's; the others' is their first claim, just
--- before. The event's time says the same.
+-- A one-node run's start is its node's attempt's; so is every run's here: started in one
+-- statement, their nodes were claimed together, and a claim of several runs' nodes starts
+-- none of them (below). The event's time says the same.
 SELECT s.w AS workflow,
        r.started_at IS NOT NULL AND r.started_at <= r.finished_at IS NOT FALSE AS started,
        r.started_at = (SELECT min(a.started_at) FROM orchestration.agent_runs a WHERE a.run_id = r.id) AS at_first_attempt,
@@ -50,8 +52,23 @@ FROM started_runs s JOIN orchestration.workflow_runs r ON r.id = s.id ORDER BY s
 
 -- A claim alone starts nothing: in this transaction (the workers do not see its run), the
 -- node is claimed and the run is still PENDING, without a start or a run.started event.
--- Except a run of more than one node (a chain here): the claim starts it before the
--- function runs, so that the step to its next node does not carry the start.
+-- Except a run of more than one node (a chain here) whose nodes are all the claim took:
+-- the claim starts it before the function runs, so that the step to its next node does
+-- not carry the start.
+BEGIN;
+SELECT orchestration.start_workflow(97, 'chain') AS unseen_chain \gset
+SELECT count(*) AS claimed FROM orchestration.claim_nodes(10, 0, 0, '{}', 'rule', '{}', 97, '{}') c
+WHERE c.run_id = :unseen_chain;
+SELECT w.name AS workflow, r.status, r.started_at IS NULL AS no_start,
+       (SELECT count(*) FROM orchestration.events e WHERE e.run_id = r.id AND e.type = 'orchestration.run.started') AS started_events
+FROM orchestration.workflow_runs r JOIN orchestration.workflows w ON w.id = r.workflow_id
+WHERE r.id = :unseen_chain;
+ROLLBACK;
+
+-- A RULE claim that takes nodes of several runs starts none of them, the chain neither:
+-- starting a run takes its row, and the worker's first write takes the rows of all the
+-- claim's runs in id order (lock_runs), which must not mean waiting for a run below one
+-- it holds (the lock order, 70_runs.sql). Each starts with its first node's write.
 BEGIN;
 SELECT orchestration.start_workflow(97, 'one') AS unseen, orchestration.start_workflow(97, 'chain') AS unseen_chain \gset
 SELECT count(*) AS claimed FROM orchestration.claim_nodes(10, 0, 0, '{}', 'rule', '{}', 97, '{}') c

@@ -837,12 +837,16 @@ BEGIN
       END IF;
     END IF;
     -- A PENDING run of more than one node starts below; a one-node run is left to its
-    -- first write (an index probe by (run_id, node_key) tells them apart).
+    -- first write (an index probe by (run_id, node_key) tells them apart). So are the
+    -- runs of a claim that holds nodes of several runs: starting one takes its row at
+    -- once, and the worker's first write then takes the others' in id order (lock_runs),
+    -- which could mean waiting for a run below one it holds (the lock order, 70_runs.sql).
     SELECT array_agg(l.id ORDER BY l.priority DESC, l.level, l.id),
-           array_agg(DISTINCT l.run_id) FILTER (
-             WHERE l.run_status = 'PENDING'
-               AND EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes m
-                           WHERE m.run_id = l.run_id AND m.node_key <> l.node_key))
+           CASE WHEN count(DISTINCT l.run_id) = 1 THEN
+             array_agg(DISTINCT l.run_id) FILTER (
+               WHERE l.run_status = 'PENDING'
+                 AND EXISTS (SELECT 1 FROM orchestration.workflow_run_nodes m
+                             WHERE m.run_id = l.run_id AND m.node_key <> l.node_key)) END
       INTO claimed_ids, starting_runs
     FROM (SELECT n.id, n.level, n.priority, n.run_id, n.node_key, r.status AS run_status
           FROM orchestration.workflow_run_nodes n
@@ -911,9 +915,9 @@ BEGIN
   -- the step from a chain's first node to the next does not carry the start), except a
   -- RULE worker's one-node runs, which start with the write that records their node, or
   -- skips, fails it or asks for its approval (start_run_of): a one-node run's row is
-  -- written once, PENDING to its end, after its function. Another worker starting a run
-  -- at the same moment is not waited for (SKIP LOCKED): one of them does it, or the
-  -- first write.
+  -- written once, PENDING to its end, after its function. (So do the runs of a RULE claim
+  -- of several runs, above.) Another worker starting a run at the same moment is not
+  -- waited for (SKIP LOCKED): one of them does it, or the first write.
   IF cardinality(starting_runs) > 0 THEN
     PERFORM orchestration.start_runs(ARRAY(SELECT p.id FROM orchestration.workflow_runs p
                                            WHERE p.id = ANY (starting_runs) AND p.status = 'PENDING'
@@ -3106,7 +3110,8 @@ BEGIN
               -- As below: the span its container got, or a new one in the run's trace.
               coalesce(CASE WHEN one.status = 'RUNNING' THEN one.attempt_traceparent END,
                        orchestration.child_traceparent(one.run_traceparent)));
-      -- A one-node run starts here (claim_nodes starts the others): its run.started first.
+      -- A run its claim did not start (one node, or claimed with another run's nodes)
+      -- starts here: its run.started first.
       IF one.run_status = 'PENDING' THEN
         PERFORM orchestration.emit_events(ARRAY[one.project_id], ARRAY['orchestration.run.started'], ARRAY[one.run_id],
                                           ARRAY[NULL], ARRAY['{"status": "RUNNING"}'::jsonb],
@@ -3437,3 +3442,22 @@ $$;
 -- Nothing read events by created_at; every event written and marked published paid for it.
 DROP INDEX orchestration.events_created_at_idx;
 -- ==== End of: the outbox's unused index (issue 16) ==================================================
+
+-- ==== The lock order across runs (issue 16) =========================================================
+-- A RULE worker's claim round with nodes of several runs takes their rows in id order before
+-- its first write (lock_runs), and its claim starts a PENDING run only when it holds no
+-- other run's nodes: two workers can no longer each hold one run and wait for the other's.
+-- The lock order across runs (70_runs.sql): a RULE worker's claim round that holds nodes of
+-- several runs takes all their rows here, in id order, before its first write; its writes
+-- then wait for no run. (Taken as its nodes came, a skip in run B before a result in run A
+-- could wait for A while another worker, recording A and then B, waits for B.)
+CREATE FUNCTION orchestration.lock_runs(run_ids bigint[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT 1 FROM orchestration.workflow_runs r WHERE r.id = ANY (run_ids) ORDER BY r.id FOR NO KEY UPDATE
+$$;
+COMMENT ON FUNCTION orchestration.lock_runs(bigint[]) IS
+  'Internal (RULE workers): locks the rows of these runs for a worker''s writes (FOR NO KEY UPDATE), in id order, waiting for each: the order every writer of several runs takes them in';
+REVOKE ALL ON FUNCTION orchestration.lock_runs(bigint[]) FROM PUBLIC;
+-- ==== End of: the lock order across runs (issue 16) =================================================

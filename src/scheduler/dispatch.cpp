@@ -96,6 +96,8 @@ constexpr const char* kSkipSql = "SELECT orchestration.skip_node($1::bigint, $2)
 constexpr const char* kFailSql = "SELECT orchestration.fail_node($1::bigint, $2)";
 // Locks the node's run for writing; false (the node skipped) if the run has ended.
 constexpr const char* kLiveRunSql = "SELECT orchestration.lock_live_run_of($1::bigint)";
+// Locks runs for writing, in id order (the lock order across runs, 70_runs.sql).
+constexpr const char* kLockRunsSql = "SELECT orchestration.lock_runs($1::bigint[])";
 // A RULE agent's runs_as role still vouches for it (checked before every attempt).
 constexpr const char* kMayRunAsSql = "SELECT orchestration.may_run_as($1::name, $2::integer)";
 constexpr const char* kApprovalSql =
@@ -309,6 +311,8 @@ class Attempts {
     std::string log_tail, container_id;
   };
 
+  bool empty() const { return attempts_.empty(); }
+
   void add(Attempt attempt) {
     // Text that reaches a table or an event is valid UTF-8 without NUL, whatever the
     // agent printed or the error quoted.
@@ -398,9 +402,21 @@ struct ClaimRound {
   // Runs an outcome of this round may have failed (a failed attempt, a node failed), in
   // whose nodes it has yet to start a run: those start only if the run is still live.
   std::set<std::int64_t> maybe_failed;
+  // The runs a RULE worker's round takes before its first write, in id order, when it
+  // has nodes of several runs it does not hold yet (RunLocks::order); empty once taken.
+  std::vector<std::int64_t> runs_to_lock;
+
+  // Writes the outcomes gathered so far; from the round's last write, returns the RULE
+  // nodes they made runnable, claimed, when hand_off.
+  std::vector<ClaimedNode> record(bool hand_off = false) {
+    if (attempts.empty()) return {};
+    lock_runs();
+    return attempts.record(std::to_string(number), hand_off);
+  }
   // Runs a write that is not a RULE outcome, after the outcomes gathered so far.
   pg::Rows write(const char* sql, const std::vector<Value>& params) {
-    attempts.record(std::to_string(number));
+    lock_runs();
+    record();
     return spi_run(sql, params);
   }
   // Fails the node for good (and so its run).
@@ -418,6 +434,54 @@ struct ClaimRound {
       return true;
     }
     return false;
+  }
+
+ private:
+  void lock_runs() {
+    if (runs_to_lock.empty()) return;
+    spi_run(kLockRunsSql, {array_literal(runs_to_lock)});
+    runs_to_lock.clear();
+  }
+};
+
+// The lock order across runs (70_runs.sql) in a RULE worker's pass: it waits for a run's
+// row only in run id order. A round takes the runs of its nodes it does not hold yet in id
+// order, all before its first write when they are several (ClaimRound::runs_to_lock). It
+// never waits for a run below one it may already hold: the nodes of such a run stay
+// PENDING, for its next transaction. (A pass claims once, and its later rounds are the
+// hand-offs of runs it has written, unless the runs of a hand-off were reserved meanwhile
+// and it claims again.)
+struct RunLocks {
+  std::set<std::int64_t> held;  // written (or locked) by this transaction: no wait
+  std::int64_t highest = 0;     // the highest run it may hold
+
+  // Leaves out the nodes of runs it must not wait for; returns whether it left any.
+  bool order(std::vector<ClaimedNode>& claimed, ClaimRound& round) const {
+    std::set<std::int64_t> taking;
+    bool left = false;
+    std::vector<ClaimedNode> kept;
+    for (auto& node : claimed) {
+      std::int64_t run = node.run_id;
+      if (!held.count(run) && run <= highest) {
+        left = true;
+        continue;
+      }
+      if (!held.count(run)) taking.insert(run);
+      kept.push_back(std::move(node));
+    }
+    claimed.swap(kept);
+    if (taking.size() > 1) round.runs_to_lock.assign(taking.begin(), taking.end());
+    return left;
+  }
+
+  // After the round: the runs of the nodes it moved are held (each node's write took its
+  // run), unless the round was written carefully, where a write undone lets its run go.
+  void moved(const std::vector<ClaimedNode>& claimed, int count) {
+    for (int i = 0; i < count; ++i) {
+      std::int64_t run = claimed[static_cast<std::size_t>(i)].run_id;
+      highest = std::max(highest, run);
+      if (!careful_recording) held.insert(run);
+    }
   }
 };
 
@@ -591,6 +655,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
   // The RULE nodes the last claim round's results made runnable, handed off by
   // record_attempts: a chain's next step, taken without a look at the queue.
   std::vector<ClaimedNode> handed;
+  RunLocks run_locks;  // a RULE worker's: the scheduler waits for no run (claim_nodes)
   const char* kinds[] = {"any", "container", "rule"};
   while (true) {
     int room = config::max_nodes_per_transaction - result.nodes;
@@ -638,7 +703,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     }
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
-    bool set_apart = false;
+    // Nodes left PENDING for the next transaction (it goes on at once).
+    bool set_apart = claiming == Claiming::rule_nodes && run_locks.order(claimed, claim);
     for (const auto& node : claimed) {
       // A RULE node tried before (it failed, maybe ran past its timeout and had its worker
       // stopped, which rolls back the whole transaction) runs first in a transaction of
@@ -655,7 +721,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     }
     // Only the round's last write hands off: a write after it (a skip, a failure) could
     // have ended the run of the nodes it handed off.
-    handed = claim.attempts.record(std::to_string(claim.number), claiming != Claiming::containers);
+    handed = claim.record(claiming != Claiming::containers);
+    run_locks.moved(claimed, moved);
     result.nodes += moved;
     // A RULE worker whose claim took every runnable node there was and got none handed off
     // is done: a claim now would find nothing it did not make runnable itself, and what it

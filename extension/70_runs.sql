@@ -25,8 +25,11 @@
 -- write (lock_runs), instead of as its nodes come, a pass never waits for a run below one
 -- it holds (dispatch.cpp leaves such nodes for its next transaction), and the claim starts
 -- a PENDING run (taking its row) only when it holds nodes of no other run. The scheduler
--- waits for no run: it takes what it writes at its claim, passing over what others hold.
--- So writers that wait for each other wait in one order, and no deadlock can form.
+-- takes what it writes at its claim, passing over what others hold; it waits for runs
+-- only first thing in a transaction, in id order (the attempts of containers orphaned by
+-- a crash). So writers that wait for each other wait in one order, and no deadlock can
+-- form among them. (A tenant's RULE function that calls cancel_run or retry_run waits for
+-- a run while its worker holds others: that wait is outside this order.)
 
 -- W3C trace context: a run is a span, a child of the caller's span when context.traceparent
 -- is valid (else the root of a new trace); each node attempt is a child span of its run.

@@ -95,9 +95,9 @@ COMMENT ON FUNCTION orchestration.skip_unstarted_nodes(bigint) IS
 -- (record_attempts, which starts it with the attempt's start) or the node skipped, failed
 -- or stopped for an approval (these lock the run here). Its nodes are claimed, run and
 -- recorded in one transaction, so only their own functions see the run PENDING, and a
--- one-node run's row is written once when it succeeds. The run.started event comes before the node's events. A container's start
--- goes through here too, for a run another claim was starting at the same moment
--- (claim_nodes passes over it).
+-- one-node run's row is written once when it succeeds. The run.started event comes
+-- before the node's events. A container's start goes through here too, for a run
+-- another claim was starting at the same moment (claim_nodes passes over it).
 --
 -- Starting is written here, once; each caller picks and locks the runs its own way (a
 -- claim passes over runs others hold, a writer waits for them in id order). The runs

@@ -12,6 +12,7 @@
 #include "core/common/array_literal.hpp"
 #include "core/common/failure_backoff.hpp"
 #include "core/common/json_limits.hpp"
+#include "core/common/run_lock_order.hpp"
 #include "core/common/secret_mask.hpp"
 #include "core/common/text_sanitize.hpp"
 #include "core/common/user_error.hpp"
@@ -403,7 +404,7 @@ struct ClaimRound {
   // whose nodes it has yet to start a run: those start only if the run is still live.
   std::set<std::int64_t> maybe_failed;
   // The runs a RULE worker's round takes before its first write, in id order, when it
-  // has nodes of several runs it does not hold yet (RunLocks::order); empty once taken.
+  // has nodes of several runs it does not hold yet (RunLockOrder); empty once taken.
   std::vector<std::int64_t> runs_to_lock;
 
   // Writes the outcomes gathered so far; from the round's last write, returns the RULE
@@ -444,46 +445,20 @@ struct ClaimRound {
   }
 };
 
-// The lock order across runs (70_runs.sql) in a RULE worker's pass: it waits for a run's
-// row only in run id order. A round takes the runs of its nodes it does not hold yet in id
-// order, all before its first write when they are several (ClaimRound::runs_to_lock). It
-// never waits for a run below one it may already hold: the nodes of such a run stay
-// PENDING, for its next transaction. (A pass claims once, and its later rounds are the
-// hand-offs of runs it has written, unless the runs of a hand-off were reserved meanwhile
-// and it claims again.)
-struct RunLocks {
-  std::set<std::int64_t> held;  // written (or locked) by this transaction: no wait
-  std::int64_t highest = 0;     // the highest run it may hold
-
-  // Leaves out the nodes of runs it must not wait for; returns whether it left any.
-  bool order(std::vector<ClaimedNode>& claimed, ClaimRound& round) const {
-    std::set<std::int64_t> taking;
-    bool left = false;
-    std::vector<ClaimedNode> kept;
-    for (auto& node : claimed) {
-      std::int64_t run = node.run_id;
-      if (!held.count(run) && run <= highest) {
-        left = true;
-        continue;
-      }
-      if (!held.count(run)) taking.insert(run);
-      kept.push_back(std::move(node));
-    }
-    claimed.swap(kept);
-    if (taking.size() > 1) round.runs_to_lock.assign(taking.begin(), taking.end());
-    return left;
-  }
-
-  // After the round: the runs of the nodes it moved are held (each node's write took its
-  // run), unless the round was written carefully, where a write undone lets its run go.
-  void moved(const std::vector<ClaimedNode>& claimed, int count) {
-    for (int i = 0; i < count; ++i) {
-      std::int64_t run = claimed[static_cast<std::size_t>(i)].run_id;
-      highest = std::max(highest, run);
-      if (!careful_recording) held.insert(run);
-    }
-  }
-};
+// A RULE worker's round in the lock order across runs (run_lock_order.hpp): leaves out
+// the nodes of runs it must not wait for (PENDING for its next transaction) and has the
+// round take its new runs in id order before its first write. Returns whether it left any.
+bool keep_lock_order(const RunLockOrder& order, std::vector<ClaimedNode>& claimed, ClaimRound& round) {
+  std::vector<std::int64_t> runs;
+  for (const auto& node : claimed) runs.push_back(node.run_id);
+  RunLockOrder::Round plan = order.plan(runs);
+  std::vector<ClaimedNode> kept;
+  for (std::size_t i = 0; i < claimed.size(); ++i)
+    if (plan.keep[i]) kept.push_back(std::move(claimed[i]));
+  claimed.swap(kept);
+  round.runs_to_lock = std::move(plan.lock);
+  return plan.left_any();
+}
 
 // A container node: refused before anything is created if its image is not allowed or a
 // secret it needs is not set; else RUNNING in this transaction, launched after commit.
@@ -655,7 +630,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
   // The RULE nodes the last claim round's results made runnable, handed off by
   // record_attempts: a chain's next step, taken without a look at the queue.
   std::vector<ClaimedNode> handed;
-  RunLocks run_locks;  // a RULE worker's: the scheduler waits for no run (claim_nodes)
+  RunLockOrder run_locks;  // a RULE worker's: the scheduler takes its runs at its claim
   const char* kinds[] = {"any", "container", "rule"};
   while (true) {
     int room = config::max_nodes_per_transaction - result.nodes;
@@ -704,7 +679,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};
     int moved = 0;
     // Nodes left PENDING for the next transaction (it goes on at once).
-    bool set_apart = claiming == Claiming::rule_nodes && run_locks.order(claimed, claim);
+    bool set_apart = false;
+    if (claiming == Claiming::rule_nodes) set_apart = keep_lock_order(run_locks, claimed, claim);
     for (const auto& node : claimed) {
       // A RULE node tried before (it failed, maybe ran past its timeout and had its worker
       // stopped, which rolls back the whole transaction) runs first in a transaction of
@@ -722,7 +698,11 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
     // Only the round's last write hands off: a write after it (a skip, a failure) could
     // have ended the run of the nodes it handed off.
     handed = claim.record(claiming != Claiming::containers);
-    run_locks.moved(claimed, moved);
+    if (claiming == Claiming::rule_nodes) {
+      std::vector<std::int64_t> moved_runs;
+      for (int i = 0; i < moved; ++i) moved_runs.push_back(claimed[static_cast<std::size_t>(i)].run_id);
+      run_locks.moved(moved_runs, careful_recording);
+    }
     result.nodes += moved;
     // A RULE worker whose claim took every runnable node there was and got none handed off
     // is done: a claim now would find nothing it did not make runnable itself, and what it

@@ -86,4 +86,16 @@ deadlocks=$(tail -c +"$((log_from + 1))" "$log" | grep -c "deadlock detected")
 is "$deadlocks" "0" "no deadlock between the two workers (the server log says none was detected)"
 if [ "$deadlocks" != 0 ]; then tail -c +"$((log_from + 1))" "$log" | grep -A3 "deadlock detected" | head -12 | sed 's/^/# /'; fi
 
+# lock_runs takes every run it is given for writing (FOR NO KEY UPDATE), whatever their
+# order in the array, and claims (FOR KEY SHARE) go on beside it.
+psql -X -q -At -c "BEGIN" -c "SELECT orchestration.lock_runs(ARRAY[$run_b, $run_a])" -c "SELECT pg_sleep(2)" -c "COMMIT" \
+  >/dev/null 2>&1 &
+locker=$!
+wait_for_sleeper 2
+is "$(q "SELECT count(*) FROM (SELECT 1 FROM orchestration.workflow_runs WHERE id IN ($run_a, $run_b) FOR NO KEY UPDATE SKIP LOCKED) r")" "0" \
+   "lock_runs holds both runs against other writers"
+is "$(q "SELECT count(*) FROM (SELECT 1 FROM orchestration.workflow_runs WHERE id IN ($run_a, $run_b) FOR KEY SHARE SKIP LOCKED) r")" "2" \
+   "and not against claims"
+wait "$locker"
+
 done_testing

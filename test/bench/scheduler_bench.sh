@@ -33,6 +33,7 @@ export PGDATABASE=$DB
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 rows=()
+breakdown=()  # lines printed under the table: where the time went
 row() { rows+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$3" "$4")"); }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", (b > 0 ? a / b : 0) }'; }
 
@@ -105,7 +106,23 @@ read -r tps1 lat1 <<<"$(pgbench_run 1)"
 read -r tps4 _ <<<"$(pgbench_run 4)"
 
 # --- chain, wide ------------------------------------------------------------------------------
+# The RULE workers' minor page faults and CPU so far, summed: "FAULTS CPU_NS". A page fault
+# costs about 10 µs on the virtual machines this runs on, so their count is printed beside
+# what chain-1000 cost a node (worker_main.cpp: keep_freed_memory).
+rule_worker_counters() {
+  local pid faults=0 cpu=0 f c
+  for pid in $(q "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND backend_type = 'pg_orchestration rule worker'"); do
+    f=$(awk '{print $10}' "/proc/$pid/stat" 2>/dev/null) || continue
+    c=$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')
+    faults=$((faults + f)); cpu=$((cpu + c))
+  done
+  echo "$faults $cpu"
+}
+read -r faults_before cpu_before <<<"$(rule_worker_counters)"
 chain_s=$(repeat_median chain) || exit 1
+read -r faults_after cpu_after <<<"$(rule_worker_counters)"
+breakdown+=("$(awk -v size=$N -v f=$((faults_after - faults_before)) -v c=$((cpu_after - cpu_before)) -v n=$((N * (WARMUP + REPS))) \
+  'BEGIN {printf "chain-%d, its warm-up and repetitions: the RULE workers used %.0f µs of CPU and had %.2f minor page faults a node", size, c / 1000 / n, f / n}')")
 chain_rate=$(awk -v n=$N -v s="$chain_s" 'BEGIN {printf "%.0f", n / s}')
 row "chain-$N (RULE nodes/s)" "$chain_rate" "$(printf '%.0f' "$tps1") tx/s (pgbench -N -c 1)" "$(ratio "$chain_rate" "$tps1")"
 wide_s=$(repeat_median wide) || exit 1
@@ -130,7 +147,6 @@ latency_row() {  # latency_row MODE BASELINE_MS BASELINE_TEXT
   row "latency, $1 connection: start_workflow → node SUCCESS (ms, p50 / p99 of $LAT_RUNS)" "$p50 / $p99" "$2 ms ($3)" "$(ratio "$p50" "$2")"
   row "latency, $1 connection: start_workflow → wait_for_run returns SUCCESS (ms, p50 / p90)" "$seen_p50 / $seen_p90" "$2 ms ($3)" "$(ratio "$seen_p50" "$2")"
 }
-breakdown=()
 latency_row persistent "$lat1" "one pgbench -N -c 1 transaction"
 latency_row new "$latC" "one pgbench -N -c 1 -C transaction, its connection included"
 hop_figures=$(/usr/bin/python3 "$ROOT/test/bench/caller_latency.py" hop $LAT_RUNS persistent) || exit 1
@@ -245,7 +261,7 @@ echo "| workload | figure | baseline (same run) | ratio |"
 echo "| --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
-echo "Where the latency went (medians, ms; cpu_*: microseconds of CPU per run, each process; caller_latency.py):"
+echo "Where the time went (latency: medians, ms; cpu_*: microseconds of CPU per run, each process; caller_latency.py):"
 printf '  %s\n' "${breakdown[@]}"
 [ ${#profile[@]} -gt 0 ] && { echo; printf '%s\n' "${profile[@]}"; }
 [ "${#rows[@]}" -eq 13 ]

@@ -6,7 +6,8 @@
 #                                create the databases of orchestration.database_name
 #   scripts/cluster.sh stop      stop it (fast shutdown)
 #   scripts/cluster.sh restart   stop, then start (after make install of a new .so)
-#   scripts/cluster.sh destroy   stop it and delete its files
+#   scripts/cluster.sh destroy   stop it, delete its files, and give back the huge pages
+#                                start reserved
 #   scripts/cluster.sh env       print the PG* variables that point psql at it
 #
 # ORCH_PGPORT (default 55432) and ORCH_PGDATA (default /tmp/pg_orchestration/data) move it;
@@ -53,6 +54,37 @@ log_line_prefix = '%m [%p] %u@%d '
 CONF
 }
 
+# Huge pages for the shared memory: PostgreSQL uses them when the kernel has enough free
+# (huge_pages = try, its default), and the kernel has none reserved unless told to. On the
+# virtual machines this is measured on a page fault costs about 10 µs, and every process
+# takes one on each 4 kB page of shared memory it touches for the first time (the shared
+# buffers a growing table is given, a new connection's first look at everything): with
+# 2 MB pages a caller's latency p50 was 0.1-0.2 ms lower and a new connection's 8 ms
+# (README, Performance). As root, start reserves the pages the cluster
+# needs that the kernel does not have free, and notes how many; destroy gives those back.
+# Without root, or where /proc/sys is read-only, the cluster runs on 4 kB pages as before.
+HUGE_PAGES_NOTE=$(dirname "$DATA")/huge_pages_reserved
+reserve_huge_pages() {
+  { [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; } || return 0
+  local needed free total
+  needed=$(as_postgres "$PGBIN/postgres" -D "$DATA" -C shared_memory_size_in_huge_pages 2>/dev/null) || return 0
+  free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  total=$(cat /proc/sys/vm/nr_hugepages)
+  [ -n "$needed" ] && [ "$needed" -gt 0 ] && [ "${free:-0}" -lt "$needed" ] || return 0
+  echo $((total + needed - free)) > /proc/sys/vm/nr_hugepages 2>/dev/null || return 0
+  # The kernel may find fewer free 2 MB blocks than asked for: note what it gave.
+  local given=$(($(cat /proc/sys/vm/nr_hugepages) - total))
+  [ "$given" -gt 0 ] && echo $(($(cat "$HUGE_PAGES_NOTE" 2>/dev/null || echo 0) + given)) > "$HUGE_PAGES_NOTE"
+  return 0
+}
+release_huge_pages() {
+  [ -f "$HUGE_PAGES_NOTE" ] && [ -w /proc/sys/vm/nr_hugepages ] || return 0
+  local total; total=$(cat /proc/sys/vm/nr_hugepages)
+  local reserved; reserved=$(cat "$HUGE_PAGES_NOTE")
+  echo $((total > reserved ? total - reserved : 0)) > /proc/sys/vm/nr_hugepages 2>/dev/null || true
+  rm -f "$HUGE_PAGES_NOTE"
+}
+
 start() {
   [ -f "$DATA/PG_VERSION" ] || create
   # The scheduler launches containers through the Docker socket, which belongs to the
@@ -61,6 +93,7 @@ start() {
     usermod -aG docker postgres
   fi
   if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    reserve_huge_pages
     as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
     echo "cluster.sh: PostgreSQL running on 127.0.0.1:$PORT (data $DATA)"
   fi
@@ -90,7 +123,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;
-  destroy) stop; rm -rf "$DATA" "$SOCKDIR" "$LOG" ;;
+  destroy) stop; release_huge_pages; rm -rf "$DATA" "$SOCKDIR" "$LOG" ;;
   env) echo "export PGHOST=$SOCKDIR PGPORT=$PORT PGUSER=postgres" ;;
   *) echo "usage: $0 start|stop|restart|destroy|env" >&2; exit 2 ;;
 esac

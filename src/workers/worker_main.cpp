@@ -81,15 +81,17 @@ void loop(WorkerLoop& worker_loop, int slot, int index, Worker worker, const cha
 // the process frees). A worker's turn frees what the next turn allocates again (an
 // executor's memory contexts, the 27 KiB state of each B-tree scan), so each turn touched
 // fresh pages again: a page fault each, which costs about 10 µs on the virtual machines
-// this is measured on. On chain-1000 the RULE workers took 1,300-7,200 faults a chain and
-// 370-600 µs of CPU a node; with these limits 200-800 faults and 350-410 µs (three
-// alternations, README Performance). Up to 16 MiB free at the top of the heap stay; blocks
-// of 4 MiB and more (a large output) are still mapped on their own and go back when freed,
-// so what a worker keeps does not grow with the largest output it ever saw.
+// this is measured on. On chain-1000, after a first chain, the RULE workers took 420-7,200
+// faults a chain and 370-600 µs of CPU a node; with limits of 4 MiB and 16 MiB, 190-750
+// faults and 350-460 µs (three alternations, README Performance). Those limits kept what a
+// 1 MB output needed: a RULE worker stayed at 49 MiB. With these, blocks of 1 MiB and
+// more (an output, its copies) are mapped on their own and go back when freed, at most
+// 4 MiB free stay at the top of the heap, and the same worker stays at 12 MiB, while a
+// chain's faults after its first stay in the hundreds.
 void keep_freed_memory() {
 #ifdef __GLIBC__
-  (void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-  (void)mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+  (void)mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+  (void)mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 #endif
 }
 

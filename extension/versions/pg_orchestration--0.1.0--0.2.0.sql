@@ -979,9 +979,26 @@ BEGIN
   END IF;
   caller := orchestration.authorize(run.project_id, required_role, object => 'run ' || run_id);
   PERFORM orchestration.reserve_run(run_id);
-  SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
+  IF orchestration.in_rule_attempt() THEN
+    -- A RULE agent's function runs inside its worker's transaction, which may hold other
+    -- runs' rows (its claim, its records so far): waiting here would be a wait outside the
+    -- lock order (above), and a deadlock it closed could roll back another worker's pass,
+    -- whose functions would then run again. So an agent's call does not wait: the run is
+    -- taken now or the call fails, and with it the node (its retries apply).
+    BEGIN
+      SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE EXCEPTION 'run % is in use by another transaction (a worker running its nodes, or a caller changing it); an agent''s function does not wait for a run', run_id
+        USING ERRCODE = 'lock_not_available',
+              HINT = 'The node fails; with retries left, it calls again after its backoff.';
+    END;
+  ELSE
+    SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
+  END IF;
 END
 $$;
+COMMENT ON FUNCTION orchestration.run_for_write(bigint, name) IS
+  'Internal: locks a run for cancel_run/retry_run after checking the caller''s role and project; a run of a project the caller lacks is reported as not existing. Called from a RULE agent''s function, it does not wait for a run another transaction holds: it fails (lock_not_available)';
 
 CREATE OR REPLACE FUNCTION orchestration.answer_approval(approval_id bigint,
                                               answer orchestration.approval_status, notes text)

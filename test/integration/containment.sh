@@ -187,6 +187,41 @@ is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")
    "approval $approval cannot be answered by an agent (a RULE function runs as \"mallory\")" "a RULE function cannot answer an approval"
 is "$(q "SELECT status FROM orchestration.workflow_approvals WHERE id = $approval")" "PENDING" "the approval is still pending"
 
+# Nor does a RULE function wait for a run: its worker's transaction may hold other runs'
+# rows, and a wait there is outside the lock order (a deadlock it closed would roll back
+# another worker's pass). cancel_run on a run another transaction holds fails at once, and
+# the node with it; a run nobody holds is cancelled.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION mallory.canceller(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM orchestration.cancel_run((input->>'run_id')::bigint, 'by an agent'); RETURN '{}'; END $$;
+SELECT orchestration.register_agent(2, '{"name": "canceller", "type": "RULE", "function": "mallory.canceller", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "canceller", "nodes": [{"id": "a", "agent": "canceller", "action": "go", "timeout_seconds": 30, "inputs": {"run_id": "{{ context.run_id }}"}}]}');
+SQL
+target=$(as mallory "SELECT orchestration.start_workflow(2, 'gated')")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.workflow_approvals WHERE run_id = $target"
+# The run's row held as a RULE worker's claim holds it, for 8 seconds; the holder prints
+# the time just before it commits.
+holder_end=$(mktemp)
+psql -X -q -At -v ON_ERROR_STOP=1 >"$holder_end" <<SQL &
+BEGIN; SELECT 1 FROM orchestration.workflow_runs WHERE id = $target FOR KEY SHARE \g /dev/null
+SELECT pg_sleep(8) \g /dev/null
+SELECT clock_timestamp(); COMMIT;
+SQL
+holder=$!
+wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(8)%' AND wait_event = 'PgSleep'"
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'canceller', jsonb_build_object('run_id', $target))")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
+   "run $target is in use by another transaction (a worker running its nodes, or a caller changing it); an agent's function does not wait for a run" \
+   "a RULE function's cancel_run of a run another transaction holds fails at once"
+is "$(q "SELECT status FROM orchestration.workflow_runs WHERE id = $target")" "WAITING_APPROVAL" "and the run is not cancelled"
+wait "$holder"
+is "$(q "SELECT finished_at < '$(cat "$holder_end")' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
+   "the node ended before the transaction holding the run did: its function did not wait"
+rm -f "$holder_end"
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'canceller', jsonb_build_object('run_id', $target))")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'") $(q "SELECT status || ': ' || error FROM orchestration.workflow_runs WHERE id = $target")" \
+   "SUCCESS CANCELLED: cancelled by mallory: by an agent" "a run nobody holds, a RULE function cancels"
+
 # Announcing a run to the scheduler (done before waiting for its lock) needs the right to
 # change it: another project's runs are not held up by a transaction that tried.
 ( echo "BEGIN; DO \$\$ BEGIN FOR i IN 1..64 LOOP BEGIN PERFORM orchestration.cancel_run(i); EXCEPTION WHEN OTHERS THEN NULL; END; END LOOP; END \$\$; SELECT pg_sleep(6); ROLLBACK;" |

@@ -978,21 +978,24 @@ BEGIN
     RAISE EXCEPTION 'run % does not exist', coalesce(run_id::text, 'NULL') USING ERRCODE = 'undefined_object';
   END IF;
   caller := orchestration.authorize(run.project_id, required_role, object => 'run ' || run_id);
-  PERFORM orchestration.reserve_run(run_id);
   IF orchestration.in_rule_attempt() THEN
     -- A RULE agent's function runs inside its worker's transaction, which may hold other
     -- runs' rows (its claim, its records so far): waiting here would be a wait outside the
     -- lock order (above), and a deadlock it closed could roll back another worker's pass,
     -- whose functions would then run again. So an agent's call does not wait: the run is
-    -- taken now or the call fails, and with it the node (its retries apply).
+    -- taken now or the call fails (its own run too, while another worker holds nodes of
+    -- it). Announced only once taken: an announcement lasts to the end of the worker's
+    -- pass, and one left by a failed call would keep every claim off the run meanwhile.
     BEGIN
       SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE NOWAIT;
     EXCEPTION WHEN lock_not_available THEN
       RAISE EXCEPTION 'run % is in use by another transaction (a worker running its nodes, or a caller changing it); an agent''s function does not wait for a run', run_id
         USING ERRCODE = 'lock_not_available',
-              HINT = 'The node fails; with retries left, it calls again after its backoff.';
+              HINT = 'Uncaught, this fails the node; with retries left, it runs again after its backoff.';
     END;
+    PERFORM orchestration.reserve_run(run_id);
   ELSE
+    PERFORM orchestration.reserve_run(run_id);
     SELECT * INTO run FROM orchestration.workflow_runs r WHERE r.id = run_id FOR UPDATE;
   END IF;
 END

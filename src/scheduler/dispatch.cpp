@@ -672,11 +672,8 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       // A full claim means more runnable RULE nodes wait, perhaps of this very run: another
       // RULE worker claims them now, beside this one (its claim passes over the nodes this
       // transaction holds), rather than after this transaction commits. (It fills the
-      // pass's room: this pass claims no more.) Unless the project has as many workers as
-      // it may: the one woken could claim none of its nodes, and would only pass over them
-      // all (other projects' runnable nodes woke workers when they became runnable).
-      if (claiming == Claiming::rule_nodes && static_cast<int>(claimed.size()) == room &&
-          !rule_pool::project_full(*project))
+      // pass's room: this pass claims no more.)
+      if (claiming == Claiming::rule_nodes && static_cast<int>(claimed.size()) == room)
         workers::wake_now(workers::Worker::rule);
     }
     ClaimRound claim{rule_pool::next_round(slot, round), database, result.launches, {}};

@@ -172,12 +172,6 @@ bool hold_project(int project) {
   });
 }
 
-bool project_full(int project) {
-  if (!shared || my_slot < 0) return false;
-  int cap = project_cap();
-  return with_pool(my_slot, [&](DatabasePool& pool) { return holding(pool, project, -1) >= cap; });
-}
-
 void release_project() {
   if (!shared || my_slot < 0) return;
   with_pool(my_slot, [](DatabasePool& pool) {

@@ -47,9 +47,6 @@ AtCap projects_at_cap();
 // to the cap (then the claim must be undone). release_project() when the transaction ends.
 bool hold_project(int project);
 void release_project();
-// Whether `project` is held by as many workers as one project may be, this one included:
-// no other worker may claim its nodes now.
-bool project_full(int project);
 
 // Around one attempt. attempt_ended() returns false if the scheduler has already stopped
 // it (its SIGTERM is on the way): the transaction must not commit.

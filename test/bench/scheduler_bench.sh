@@ -72,11 +72,13 @@ q "ALTER SYSTEM SET orchestration.max_concurrent_nodes = 4"
 q "SELECT pg_reload_conf()" >/dev/null
 
 # Runs a workflow once; prints the seconds from the run's creation to its end. The run is
-# created by a session that has made the same call once already, rolled back: a session's
-# first call costs about 15 ms more than its next ones (PL/pgSQL compiled, catalog caches
-# filled, plans made). That is a new connection's cost, which the latency rows report, not
-# the scheduler's, and pgbench's baselines (ten seconds of one session each) do not carry
-# it either. COLD=1: created by a new session's first call (the method before session 19).
+# created by a session that has called start_workflow once already (the one-node
+# workflow, rolled back: it leaves one dead row, not a copy of the measured run's): a
+# session's first call costs about 15 ms more than its next ones (PL/pgSQL compiled,
+# catalog caches filled, plans made, whatever the workflow). That is a new connection's
+# cost, which the latency rows report, not the scheduler's, and pgbench's baselines (ten
+# seconds of one session each) do not carry it either. COLD=1: created by a new session's
+# first call (the method before session 19).
 run_seconds() {
   local run
   if [ "${COLD:-0}" = 1 ]; then
@@ -84,7 +86,7 @@ run_seconds() {
   else
     run=$(psql -X -q -At -v ON_ERROR_STOP=1 <<SQL | tail -1
 BEGIN;
-SELECT orchestration.start_workflow(1, '$1') \g /dev/null
+SELECT orchestration.start_workflow(1, 'one') \g /dev/null
 ROLLBACK;
 SELECT orchestration.start_workflow(1, '$1');
 SQL

@@ -209,6 +209,7 @@ SELECT clock_timestamp(); COMMIT;
 SQL
 holder=$!
 wait_for 10 "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(8)%' AND wait_event = 'PgSleep'"
+ok $? "a session holds the run's row as a RULE worker's claim does"
 run=$(as mallory "SELECT orchestration.start_workflow(2, 'canceller', jsonb_build_object('run_id', $target))")
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->'nodes'->0->>'error'")" \
    "run $target is in use by another transaction (a worker running its nodes, or a caller changing it); an agent's function does not wait for a run" \
@@ -221,6 +222,30 @@ rm -f "$holder_end"
 run=$(as mallory "SELECT orchestration.start_workflow(2, 'canceller', jsonb_build_object('run_id', $target))")
 is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'") $(q "SELECT status || ': ' || error FROM orchestration.workflow_runs WHERE id = $target")" \
    "SUCCESS CANCELLED: cancelled by mallory: by an agent" "a run nobody holds, a RULE function cancels"
+# Its own run, alone in it: its worker holds the run already, there is nothing to wait for.
+# And a FAILED run nobody holds, it retries.
+psql -X -q -U mallory >/dev/null 2>&1 <<'SQL'
+CREATE FUNCTION mallory.quitter(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM orchestration.cancel_run((orchestration.rule_call()->>'run_id')::bigint, 'quits'); RETURN '{}'; END $$;
+CREATE FUNCTION mallory.boom(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$;
+CREATE FUNCTION mallory.retrier(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM orchestration.retry_run((input->>'run_id')::bigint); RETURN '{}'; END $$;
+SELECT orchestration.register_agent(2, '{"name": "quitter", "type": "RULE", "function": "mallory.quitter", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.register_agent(2, '{"name": "boom", "type": "RULE", "function": "mallory.boom", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.register_agent(2, '{"name": "retrier", "type": "RULE", "function": "mallory.retrier", "capabilities": [{"name": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "quitter", "nodes": [{"id": "a", "agent": "quitter", "action": "go"}, {"id": "b", "agent": "quitter", "action": "go", "depends_on": ["a"]}]}');
+SELECT orchestration.create_workflow(2, '{"name": "boom", "nodes": [{"id": "a", "agent": "boom", "action": "go"}]}');
+SELECT orchestration.create_workflow(2, '{"name": "retrier", "nodes": [{"id": "a", "agent": "retrier", "action": "go", "inputs": {"run_id": "{{ context.run_id }}"}}]}');
+SQL
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'quitter')")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'error'") $(q "SELECT string_agg(node_key || '=' || status, ' ' ORDER BY node_key) FROM orchestration.workflow_run_nodes WHERE run_id = $run")" \
+   "cancelled by mallory: quits a=CANCELLED b=CANCELLED" "a RULE function alone in its run cancels it"
+failed=$(as mallory "SELECT orchestration.start_workflow(2, 'boom')")
+is "$(q "SELECT orchestration.wait_for_run($failed, '60 s')->>'status'")" "FAILED" "a run that fails"
+run=$(as mallory "SELECT orchestration.start_workflow(2, 'retrier', jsonb_build_object('run_id', $failed))")
+is "$(q "SELECT orchestration.wait_for_run($run, '60 s')->>'status'")" "SUCCESS" "a RULE function retries it"
+wait_for 30 "SELECT count(*) = 2 FROM orchestration.agent_runs WHERE run_id = $failed"
+ok $? "and its node runs again"
 
 # Announcing a run to the scheduler (done before waiting for its lock) needs the right to
 # change it: another project's runs are not held up by a transaction that tried.

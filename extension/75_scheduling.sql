@@ -12,11 +12,12 @@ COMMENT ON FUNCTION orchestration.wake_scheduler() IS
 -- Who is woken by what: runnable RULE nodes need one RULE worker, runnable container nodes
 -- the scheduler. Each process woken for nothing competes, on a small machine, with the one
 -- that runs the node and with the caller waiting for it.
-CREATE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean) RETURNS void
+CREATE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean,
+                                           project_id integer DEFAULT NULL) RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'orch_wake_workers';
-COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean) IS
-  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback';
+COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean, integer) IS
+  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback. project_id: the RULE nodes are that project''s alone (every call of the transaction naming the same one), so a worker that serves it need not look again for more';
 
 CREATE FUNCTION orchestration.reserve_run(run_id bigint) RETURNS void
 LANGUAGE c VOLATILE STRICT
@@ -702,6 +703,54 @@ $$;
 COMMENT ON FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean) IS
   'Internal (scheduler): records attempts of nodes (one agent_runs row each, in array order) and moves each node on: SUCCESS releases its dependents; a failure is retried after exponential backoff while retries remain, else fails the node and the run; a node cancelled or skipped meanwhile keeps only the attempt. With hand_off, returns the RULE nodes its successes made runnable (which this transaction holds), as claim_nodes returns the nodes it claims: a chain''s next step without a look at the queue';
 
+-- What claimed_node_details computes only for the nodes that need it, as calls, not
+-- subqueries: a subquery's plan is set up at every execution of the statement it is in,
+-- whether any row needs it or not (about an eighth of a one-node claim); a call costs
+-- nothing where it is not made. PL/pgSQL, so that a call is not inlined back into a
+-- subquery and its plan is kept for the session.
+
+-- The scope a node's templates read: the run's context, the run, the workflow and the
+-- outputs of the upstream nodes its templates name (refs), each looked up by
+-- (run_id, node_key).
+CREATE FUNCTION orchestration.template_scope(run orchestration.workflow_runs, workflow_name text, refs text[])
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN jsonb_build_object(
+    'context', run.context,
+    'run', jsonb_build_object('id', run.id, 'project_id', run.project_id, 'trigger', run.trigger,
+                              'started_by', run.started_by, 'traceparent', run.traceparent),
+    'workflow', jsonb_build_object('id', run.workflow_id, 'name', workflow_name, 'version', run.workflow_version),
+    'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                       FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                          FROM orchestration.workflow_run_nodes u
+                                          WHERE u.run_id = run.id AND u.node_key = ref
+                                            AND u.status = 'SUCCESS') AS upstream
+                             FROM unnest(refs) AS ref) r), '{}'));
+END
+$$;
+COMMENT ON FUNCTION orchestration.template_scope(orchestration.workflow_runs, text, text[]) IS
+  'Internal (claimed_node_details): the scope a node''s templates read: context, run, workflow, and nodes (the outputs of the SUCCESS upstream nodes of refs, by key)';
+
+-- Whether a node has an approval that counts: one given for the agent and function as
+-- they are now (update_agent or CREATE OR REPLACE FUNCTION since asks again).
+CREATE FUNCTION orchestration.approval_given(run_id bigint, node_id bigint, agent_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- A lookup per node by its run (indexed), never a hash of every approval.
+  RETURN EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                 WHERE ap.run_id = approval_given.run_id AND ap.run_node_id = approval_given.node_id
+                   AND ap.status = 'APPROVED' AND ap.agent_pin = orchestration.agent_pin(approval_given.agent_id));
+END
+$$;
+COMMENT ON FUNCTION orchestration.approval_given(bigint, bigint, bigint) IS
+  'Internal (claimed_node_details): whether a node has an APPROVED approval given for its agent and function as they are now (agent_pin)';
+
 -- What the scheduler needs to move claimed nodes on (claim_nodes, record_attempts): each
 -- node with its agent, its template scope, whether it still needs an approval, and its
 -- capability's id and row version, in dispatch order.
@@ -723,26 +772,12 @@ AS $$
            coalesce(claimed.timeout_seconds, a.timeout_seconds),
            -- The scope its templates read; none for a node whose inputs and condition use
            -- none (placeholders are "{{ ... }}"; this text search may see one that is not).
-           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0 THEN jsonb_build_object(
-             'context', r.context,
-             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
-                                       'started_by', r.started_by, 'traceparent', r.traceparent),
-             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-             -- The outputs its templates read, each looked up by (run_id, node_key).
-             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
-                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
-                                                   FROM orchestration.workflow_run_nodes u
-                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
-                                                     AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')) END,
+           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0
+                THEN orchestration.template_scope(r, w.name, claimed.refs) END,
            -- An approval counts only for the agent and function it was given for: one
            -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
            CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
-                -- A lookup per node by its run (indexed), never a hash of every approval.
-                THEN (SELECT ap.id FROM orchestration.workflow_approvals ap
-                      WHERE ap.run_id = claimed.run_id AND ap.run_node_id = claimed.id
-                        AND ap.status = 'APPROVED' AND ap.agent_pin = orchestration.agent_pin(a.id)
-                      LIMIT 1) IS NULL
+                THEN NOT orchestration.approval_given(claimed.run_id, claimed.id, a.id)
                 ELSE false END,
            -- The row version identifies the schemas, so the scheduler compiles them
            -- once and again only after update_agent changes them.

@@ -648,10 +648,13 @@ SET search_path = pg_catalog, pg_temp
 -- of a whole table (planned at every call, its statements cost more to plan than to run).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+-- The nodes are copied in node_key order by an index scan, not a bitmap scan and a sort.
+SET enable_bitmapscan = off
 SET jit = off
 AS $$
 DECLARE
   run_id bigint;
+  event_id bigint;
   first_rule boolean;
   first_container boolean;
 BEGIN
@@ -666,36 +669,51 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Templates read it as {{ context.<key> }}: pass {"key": value}.';
   END IF;
-  INSERT INTO orchestration.workflow_runs AS r
-    (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
-     started_login, idempotency_key, priority)
-  VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
-          orchestration.child_traceparent(context->>'traceparent'), started_by,
-          orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
-  RETURNING r.id INTO run_id;
-  -- The nodes, and which workers their first nodes need (a node whose agent was deleted is
-  -- failed by the scheduler).
-  WITH inserted AS (
+  -- The run, a copy of every node and the run's created event, in one statement (as three,
+  -- with emit_event, they cost a start_workflow call a tenth more); then what emit_event
+  -- does after its insert. The copies are made in node_key order (the unique index's): ids
+  -- break ties only after level in dispatch order. Which workers the first nodes
+  -- need: a node whose agent was deleted is failed by the scheduler.
+  WITH run AS (
+    INSERT INTO orchestration.workflow_runs AS r
+      (workflow_id, project_id, workflow_version, trigger, context, traceparent, started_by,
+       started_login, idempotency_key, priority)
+    VALUES (workflow.id, workflow.project_id, workflow.version, trigger, context,
+            orchestration.child_traceparent(context->>'traceparent'), started_by,
+            orchestration.calling_login(), create_run.idempotency_key, create_run.priority)
+    RETURNING r.id, r.traceparent
+  ), copied AS (
     INSERT INTO orchestration.workflow_run_nodes
       (run_id, project_id, node_key, agent_id, action, inputs, depends_on, approval_required,
        retries, retry_backoff_seconds, timeout_seconds, condition, run_if_skipped, refs,
        dependents, level, pending_deps, priority)
-    SELECT run_id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
+    SELECT run.id, n.project_id, n.node_key, n.agent_id, n.action, n.inputs, n.depends_on,
            n.approval_required, n.retries, n.retry_backoff_seconds, n.timeout_seconds,
            n.condition, n.run_if_skipped, n.refs, n.dependents, n.level, cardinality(n.depends_on),
            create_run.priority
-    FROM orchestration.workflow_nodes n
+    FROM run, orchestration.workflow_nodes n
     WHERE n.workflow_id = workflow.id
-    ORDER BY n.level, n.node_key
-    RETURNING agent_id, pending_deps)
-  SELECT bool_or(a.type IS NOT DISTINCT FROM 'RULE'), bool_or(a.type IS DISTINCT FROM 'RULE')
-    INTO first_rule, first_container
-  FROM inserted i LEFT JOIN orchestration.agents a ON a.id = i.agent_id
-  WHERE i.pending_deps = 0;
-  PERFORM orchestration.emit_event(workflow.project_id, 'run', 'created', run_id, NULL,
-            jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id,
-                               'status', 'PENDING', 'trigger', trigger, 'started_by', started_by));
-  PERFORM orchestration.wake_workers(first_rule, first_container);
+    ORDER BY n.node_key
+    RETURNING agent_id, pending_deps
+  ), created AS (
+    INSERT INTO orchestration.events AS e (project_id, type, subject, run_id, payload)
+    SELECT workflow.project_id, 'orchestration.run.created', orchestration.event_subject(run.id, NULL), run.id,
+           orchestration.event_document(workflow.project_id, 'orchestration.run.created',
+             orchestration.event_subject(run.id, NULL), run.id, NULL, run.traceparent,
+             jsonb_build_object('workflow', workflow.name, 'workflow_id', workflow.id, 'status', 'PENDING',
+                                'trigger', trigger, 'started_by', started_by))
+    FROM run
+    RETURNING e.id
+  )
+  SELECT run.id, created.id, first.rule, first.container
+    INTO run_id, event_id, first_rule, first_container
+  FROM run, created,
+       (SELECT bool_or(a.type IS NOT DISTINCT FROM 'RULE') AS rule, bool_or(a.type IS DISTINCT FROM 'RULE') AS container
+        FROM copied c LEFT JOIN orchestration.agents a ON a.id = c.agent_id
+        WHERE c.pending_deps = 0) first;
+  PERFORM pg_notify('orchestration_events', orchestration.event_notification(event_id, 'orchestration.run.created', run_id));
+  PERFORM orchestration.wake_relay();
+  PERFORM orchestration.wake_workers(first_rule, first_container, workflow.project_id);
   PERFORM orchestration.note_started_run(run_id);
   RETURN run_id;
 END
@@ -2238,30 +2256,18 @@ $$;
 COMMENT ON FUNCTION orchestration.metrics() IS
   'The metrics of orchestration.metric_samples in the Prometheus text exposition format (version 0.0.4), what the metrics worker serves on orchestration.metrics_listen as GET /metrics; sees the caller''s projects (a superuser or a role granted every project sees all)';
 
--- Performance (issue 16): the events' document and notification in one place each
--- (inlined), record_attempts as one statement with the events and the released
+-- Performance (issue 16): the events' document (in C) and notification (inlined) in one
+-- place each, record_attempts as one statement with the events and the released
 -- dependents, runs refreshed only when their status may change, the span trigger only
 -- while tracing is on, and wake-ups targeted at the worker that runs the released nodes.
 CREATE FUNCTION orchestration.event_document(project_id integer, type text, subject text, run_id bigint,
                                              node_key text, traceparent text, data jsonb,
                                              occurred_at timestamptz DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE sql VOLATILE
-AS $$
-  SELECT jsonb_build_object(
-           'specversion', '1.0',
-           'id', gen_random_uuid()::text,
-           'source', format('/orchestration/%s/%s', current_database(), project_id),
-           'type', type,
-           'subject', subject,
-           'time', to_char(coalesce(occurred_at, clock_timestamp()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'datacontenttype', 'application/json',
-           'data', jsonb_build_object('project_id', project_id, 'run_id', run_id, 'traceparent', traceparent)
-                   || CASE WHEN node_key IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('node_key', node_key) END
-                   || coalesce(data, '{}'))
-$$;
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'orch_event_document';
 COMMENT ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb, timestamptz) IS
-  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now or occurred_at, and data: project_id, run_id, the run''s traceparent, node_key, and the event''s own fields)';
+  'Internal: the CloudEvents 1.0 document of an outbox event (a new id, the source /orchestration/<database>/<project>, type, subject, the time now or occurred_at, and data: project_id, run_id, the run''s traceparent, node_key, and the fields of data, a JSON object or NULL)';
 
 CREATE OR REPLACE FUNCTION orchestration.event_notification(id bigint, type text, run_id bigint)
 RETURNS text
@@ -2274,11 +2280,12 @@ $$;
 COMMENT ON FUNCTION orchestration.event_notification(bigint, text, bigint) IS
   'Internal: the payload of the NOTIFY orchestration_events sent for an event: empty, or with orchestration.notify_details = on its id, type and run id';
 
-CREATE OR REPLACE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean) RETURNS void
+CREATE OR REPLACE FUNCTION orchestration.wake_workers(rule_nodes boolean, container_nodes boolean,
+                                           project_id integer DEFAULT NULL) RETURNS void
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'orch_wake_workers';
-COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean) IS
-  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback';
+COMMENT ON FUNCTION orchestration.wake_workers(boolean, boolean, integer) IS
+  'Internal: when the current transaction commits, wakes a sleeping RULE worker of this database if rule_nodes (all of them when none sleeps; the scheduler with orchestration.rule_workers = 0) and the scheduler if container_nodes; nothing on rollback. project_id: the RULE nodes are that project''s alone (every call of the transaction naming the same one), so a worker that serves it need not look again for more';
 
 CREATE OR REPLACE FUNCTION orchestration.wake_scheduler() RETURNS void
 LANGUAGE c VOLATILE
@@ -2345,7 +2352,7 @@ COMMENT ON FUNCTION orchestration.skip_node(bigint, text) IS
 REVOKE ALL ON FUNCTION orchestration.event_document(integer, text, text, bigint, text, text, jsonb, timestamptz),
   orchestration.event_subject(bigint, text),
   orchestration.event_notification(bigint, text, bigint),
-  orchestration.wake_workers(boolean, boolean) FROM PUBLIC;
+  orchestration.wake_workers(boolean, boolean, integer) FROM PUBLIC;
 DROP TRIGGER attempt_spans ON orchestration.agent_runs;
 CREATE TRIGGER attempt_spans AFTER INSERT ON orchestration.agent_runs
   REFERENCING NEW TABLE AS attempts FOR EACH STATEMENT
@@ -2963,6 +2970,54 @@ COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
 CREATE TRIGGER runs_truncated AFTER TRUNCATE ON orchestration.workflow_runs
   FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_nodes_of_truncated_runs();
 
+-- What claimed_node_details computes only for the nodes that need it, as calls, not
+-- subqueries: a subquery's plan is set up at every execution of the statement it is in,
+-- whether any row needs it or not (about an eighth of a one-node claim); a call costs
+-- nothing where it is not made. PL/pgSQL, so that a call is not inlined back into a
+-- subquery and its plan is kept for the session.
+
+-- The scope a node's templates read: the run's context, the run, the workflow and the
+-- outputs of the upstream nodes its templates name (refs), each looked up by
+-- (run_id, node_key).
+CREATE FUNCTION orchestration.template_scope(run orchestration.workflow_runs, workflow_name text, refs text[])
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN jsonb_build_object(
+    'context', run.context,
+    'run', jsonb_build_object('id', run.id, 'project_id', run.project_id, 'trigger', run.trigger,
+                              'started_by', run.started_by, 'traceparent', run.traceparent),
+    'workflow', jsonb_build_object('id', run.workflow_id, 'name', workflow_name, 'version', run.workflow_version),
+    'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
+                       FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
+                                          FROM orchestration.workflow_run_nodes u
+                                          WHERE u.run_id = run.id AND u.node_key = ref
+                                            AND u.status = 'SUCCESS') AS upstream
+                             FROM unnest(refs) AS ref) r), '{}'));
+END
+$$;
+COMMENT ON FUNCTION orchestration.template_scope(orchestration.workflow_runs, text, text[]) IS
+  'Internal (claimed_node_details): the scope a node''s templates read: context, run, workflow, and nodes (the outputs of the SUCCESS upstream nodes of refs, by key)';
+
+-- Whether a node has an approval that counts: one given for the agent and function as
+-- they are now (update_agent or CREATE OR REPLACE FUNCTION since asks again).
+CREATE FUNCTION orchestration.approval_given(run_id bigint, node_id bigint, agent_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- A lookup per node by its run (indexed), never a hash of every approval.
+  RETURN EXISTS (SELECT 1 FROM orchestration.workflow_approvals ap
+                 WHERE ap.run_id = approval_given.run_id AND ap.run_node_id = approval_given.node_id
+                   AND ap.status = 'APPROVED' AND ap.agent_pin = orchestration.agent_pin(approval_given.agent_id));
+END
+$$;
+COMMENT ON FUNCTION orchestration.approval_given(bigint, bigint, bigint) IS
+  'Internal (claimed_node_details): whether a node has an APPROVED approval given for its agent and function as they are now (agent_pin)';
+
 -- It hands off the RULE nodes its successes made runnable: a new argument and result type.
 DROP FUNCTION orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[]);
 -- What the scheduler needs to move claimed nodes on (claim_nodes, record_attempts): each
@@ -2986,26 +3041,12 @@ AS $$
            coalesce(claimed.timeout_seconds, a.timeout_seconds),
            -- The scope its templates read; none for a node whose inputs and condition use
            -- none (placeholders are "{{ ... }}"; this text search may see one that is not).
-           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0 THEN jsonb_build_object(
-             'context', r.context,
-             'run', jsonb_build_object('id', r.id, 'project_id', r.project_id, 'trigger', r.trigger,
-                                       'started_by', r.started_by, 'traceparent', r.traceparent),
-             'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'version', r.workflow_version),
-             -- The outputs its templates read, each looked up by (run_id, node_key).
-             'nodes', coalesce((SELECT jsonb_object_agg(ref, upstream) FILTER (WHERE upstream IS NOT NULL)
-                                FROM (SELECT ref, (SELECT jsonb_build_object('output', u.output)
-                                                   FROM orchestration.workflow_run_nodes u
-                                                   WHERE u.run_id = claimed.run_id AND u.node_key = ref
-                                                     AND u.status = 'SUCCESS') AS upstream
-                                      FROM unnest(claimed.refs) AS ref) refs), '{}')) END,
+           CASE WHEN claimed.condition IS NOT NULL OR strpos(claimed.inputs::text, '{{') > 0
+                THEN orchestration.template_scope(r, w.name, claimed.refs) END,
            -- An approval counts only for the agent and function it was given for: one
            -- changed since (update_agent, CREATE OR REPLACE FUNCTION) is asked about again.
            CASE WHEN claimed.approval_required OR a.risk_level = 'APPROVAL_REQUIRED'
-                -- A lookup per node by its run (indexed), never a hash of every approval.
-                THEN (SELECT ap.id FROM orchestration.workflow_approvals ap
-                      WHERE ap.run_id = claimed.run_id AND ap.run_node_id = claimed.id
-                        AND ap.status = 'APPROVED' AND ap.agent_pin = orchestration.agent_pin(a.id)
-                      LIMIT 1) IS NULL
+                THEN NOT orchestration.approval_given(claimed.run_id, claimed.id, a.id)
                 ELSE false END,
            -- The row version identifies the schemas, so the scheduler compiles them
            -- once and again only after update_agent changes them.
@@ -3382,6 +3423,8 @@ COMMENT ON FUNCTION orchestration.claim_nodes(integer, integer, integer, bigint[
 REVOKE ALL ON FUNCTION
   orchestration.record_attempts(bigint[], boolean[], jsonb[], jsonb[], text[], timestamptz[], timestamptz[], bigint, integer[], text[], text[], boolean),
   orchestration.claimed_node_details(bigint[]),
+  orchestration.template_scope(orchestration.workflow_runs, text, text[]),
+  orchestration.approval_given(bigint, bigint, bigint),
   orchestration.forget_deleted_agents(),
   orchestration.delete_nodes_of_deleted_runs(),
   orchestration.truncate_nodes_of_truncated_runs()

@@ -8,12 +8,12 @@ extern "C" {
 }
 
 #include <array>
-#include <stdexcept>
 #include <string>
 
 #include "config/gucs.hpp"
 #include "core/otlp/traceparent.hpp"
 #include "pg/jsonb.hpp"
+#include "pg/strong_random.hpp"
 
 // tracing_enabled() returns boolean: whether orchestration.otlp_endpoint is set (spans are
 // then queued for the relay to send)
@@ -27,7 +27,6 @@ ORCH_SQL_FUNCTION(orch_tracing_enabled) {
 ORCH_SQL_FUNCTION(orch_child_traceparent) {
   std::string parent = orch::pg::guard([&] { return !PG_ARGISNULL(0); }) ? orch::pg::arg_text(fcinfo, 0) : "";
   std::array<unsigned char, 24> random{};
-  bool drawn = orch::pg::guard([&] { return pg_strong_random(random.data(), random.size()); });
-  if (!drawn) throw std::runtime_error("could not generate random bytes for a trace id");
+  orch::pg::strong_random(random.data(), random.size());
   return orch::pg::text_datum(orch::otlp::child_traceparent(parent, random));
 }

@@ -23,13 +23,17 @@ ORCH_SQL_FUNCTION(orch_wake_scheduler) {
   return (Datum)0;
 }
 
-// wake_workers(rule_nodes boolean, container_nodes boolean) returns void: at commit, wake
-// a RULE worker if RULE nodes became runnable, the scheduler if container nodes did
+// wake_workers(rule_nodes boolean, container_nodes boolean, project_id integer) returns
+// void: at commit, wake a RULE worker if RULE nodes became runnable (those of project_id
+// alone, when it is given), the scheduler if container nodes did
 ORCH_SQL_FUNCTION(orch_wake_workers) {
   bool rule_nodes = orch::pg::guard([&] { return !PG_ARGISNULL(0) && PG_GETARG_BOOL(0); });
   bool container_nodes = orch::pg::guard([&] { return !PG_ARGISNULL(1) && PG_GETARG_BOOL(1); });
+  std::int64_t project = orch::pg::guard([&] {
+    return PG_NARGS() > 2 && !PG_ARGISNULL(2) ? static_cast<std::int64_t>(PG_GETARG_INT32(2)) : 0;
+  });
   orch::pg::guard([&] {
-    if (rule_nodes) orch::workers::request_wake_at_commit(orch::workers::Worker::rule);
+    if (rule_nodes) orch::workers::request_wake_at_commit(orch::workers::Worker::rule, project);
     if (container_nodes) orch::workers::request_wake_at_commit(orch::workers::Worker::scheduler);
   });
   return (Datum)0;

@@ -715,6 +715,7 @@ PassResult run_pass(std::int64_t& round, const std::string& database, int slot, 
       break;
     }
   }
+  result.project = project.value_or(0);
   pg::Rows due = spi_run(kNextDueSql);
   if (due.size() == 1 && due.at(0, 0)) {
     long due_ms = std::stol(*due.at(0, 0));  // below 0: due already

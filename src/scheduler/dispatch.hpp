@@ -17,6 +17,7 @@ struct PassResult {
   int nodes = 0;                // nodes moved on
   bool budget_spent = false;    // more work may be runnable right now
   long next_due_ms = -1;        // when a retry or an expiry is due (-1: nothing scheduled)
+  int project = 0;              // a RULE worker's: the project whose nodes it claimed (0: none)
   // Container attempts to start once this transaction has committed (their nodes are
   // RUNNING in it): never before, or a crash could leave a container no row knows about.
   std::vector<executors::ContainerJob> launches;

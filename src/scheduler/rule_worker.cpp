@@ -49,6 +49,7 @@ struct RuleWorkerState final : orch::workers::WorkerLoop {
 long RuleWorkerState::run_once() {
   long sleep_ms = orch::config::poll_interval_ms;
   bool moved = false;
+  int served_project = 0;
   bool taken = false;
   bool failed = false;
   try {
@@ -60,6 +61,7 @@ long RuleWorkerState::run_once() {
       orch::scheduler::PassResult pass =
           orch::scheduler::run_pass(round, database, slot, orch::scheduler::Claiming::rule_nodes);
       moved = pass.nodes > 0;
+      served_project = pass.project;
       if (pass.budget_spent) sleep_ms = 0;
       else if (pass.next_due_ms >= 0) sleep_ms = std::min(sleep_ms, pass.next_due_ms);
     });
@@ -87,7 +89,7 @@ long RuleWorkerState::run_once() {
   // finds nodes, one project a pass. (Container nodes its results made runnable wake the
   // scheduler at commit.)
   if (taken) return sleep_ms;
-  looking_again = orch::workers::must_look_again() || (looking_again && moved);
+  looking_again = orch::workers::must_look_again(served_project) || (looking_again && moved);
   // After a failed pass (which may have failed at its commit, having moved nodes), the
   // look waits for the back-off.
   if (looking_again && !failed) sleep_ms = 0;

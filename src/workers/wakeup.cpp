@@ -30,6 +30,9 @@ struct Slot {
   pg_atomic_uint32 sleeping[kProcesses];      // 1 while the worker waits on its latch
   // 1: a RULE worker is to look again after its pass (tell_to_look_again).
   pg_atomic_uint32 look_again[kProcesses];
+  // The one project whose nodes a commit that woke this sleeping RULE worker made
+  // runnable (0: none named): a pass that served it need not look again for that commit.
+  pg_atomic_uint32 woken_for[kProcesses];
 };
 
 int process_index(Worker worker, int index) {
@@ -49,6 +52,10 @@ struct SharedState {
 SharedState* shared = nullptr;  // null where the library was not preloaded
 bool wake_requested[kWakeKinds] = {false, false};
 bool rule_wake_requested = false;
+// The project of the RULE nodes this transaction made runnable, when every request named
+// the same one; kSeveralProjects when they did not (or one named none).
+constexpr std::int64_t kSeveralProjects = -1;
+std::int64_t rule_wake_project = 0;
 // This process's place, when it is a worker (register_worker): a RULE worker looks again
 // by itself after a pass that moved nodes, so its own commits wake no other RULE worker.
 Slot* my_slot = nullptr;
@@ -67,6 +74,7 @@ void init_shared_state(void* memory) {
     for (auto& procno : slot.procno_plus1) pg_atomic_init_u32(&procno, 0);
     for (auto& sleeping : slot.sleeping) pg_atomic_init_u32(&sleeping, 0);
     for (auto& look_again : slot.look_again) pg_atomic_init_u32(&look_again, 0);
+    for (auto& woken_for : slot.woken_for) pg_atomic_init_u32(&woken_for, 0);
   }
   for (auto& run : state->reserved_runs) pg_atomic_init_u64(&run, 0);
   for (auto& waiter : state->waiters) pg_atomic_init_u64(&waiter, 0);
@@ -117,9 +125,11 @@ void wake_workers_of(Oid database, Worker worker) {
 // sleeping RULE worker is woken (taking its flag, so that two commits at once wake two);
 // when none sleeps, all are busy and each is told to look again after its pass (one that
 // found nothing just now may be on its way to sleep: its latch is set too). The one woken
-// is told to look again after its pass, too: its pass serves one project, and the commit
-// may have made nodes of several runnable.
-void wake_one_rule_worker(Oid database) {
+// looks again after its pass, too (its pass serves one project, and the commit may have
+// made nodes of several runnable), unless the commit named the one project it released
+// (`project`, 0: not named) and the pass served that project: a run started costs its
+// worker one pass, not a second that finds nothing.
+void wake_one_rule_worker(Oid database, std::int64_t project) {
   if (!shared) return;
   for (auto& slot : shared->slots) {
     if (pg_atomic_read_u32(&slot.database) != database) continue;
@@ -128,7 +138,12 @@ void wake_one_rule_worker(Oid database) {
       uint32 sleeping = 1;
       if (pg_atomic_read_u32(&slot.procno_plus1[process]) > 0 &&
           pg_atomic_compare_exchange_u32(&slot.sleeping[process], &sleeping, 0)) {
-        tell_to_look_again(slot, index);
+        if (project > 0 && project <= PG_INT32_MAX) {
+          pg_atomic_write_u32(&slot.woken_for[process], static_cast<uint32>(project));
+          set_latch_of(slot, process);
+        } else {
+          tell_to_look_again(slot, index);
+        }
         return;
       }
     }
@@ -137,9 +152,9 @@ void wake_one_rule_worker(Oid database) {
 }
 
 // Runnable RULE nodes are the RULE workers', or the scheduler's when there are none.
-void wake_for_rule_nodes(Oid database) {
+void wake_for_rule_nodes(Oid database, std::int64_t project) {
   if (config::rule_workers == 0) wake_workers_of(database, Worker::scheduler);
-  else wake_one_rule_worker(database);
+  else wake_one_rule_worker(database, project);
 }
 
 void release_transaction_slots() {
@@ -155,7 +170,7 @@ void on_transaction_end(XactEvent event, void*) {
     if (wake_requested[static_cast<int>(Worker::scheduler)]) wake_workers_of(MyDatabaseId, Worker::scheduler);
     if (rule_wake_requested) {
       if (i_am_rule_worker) released_rule_nodes = true;
-      else wake_for_rule_nodes(MyDatabaseId);
+      else wake_for_rule_nodes(MyDatabaseId, rule_wake_project);
     }
     if (wake_requested[static_cast<int>(Worker::relay)]) {
       wake_workers_of(MyDatabaseId, Worker::relay);
@@ -163,12 +178,14 @@ void on_transaction_end(XactEvent event, void*) {
     }
     for (bool& requested : wake_requested) requested = false;
     rule_wake_requested = false;
+    rule_wake_project = 0;
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PREPARE) {
     // A prepared transaction commits later, perhaps in another backend: its work is found
     // by the next poll.
     release_transaction_slots();
     for (bool& requested : wake_requested) requested = false;
     rule_wake_requested = false;
+    rule_wake_project = 0;
   }
 }
 
@@ -186,6 +203,7 @@ void leave_slot(int, Datum packed) {
   pg_atomic_write_u32(&slot.procno_plus1[process], 0);
   pg_atomic_write_u32(&slot.sleeping[process], 0);  // a worker stopped in its sleep is not asleep there
   pg_atomic_write_u32(&slot.look_again[process], 0);
+  pg_atomic_write_u32(&slot.woken_for[process], 0);
 }
 
 }  // namespace
@@ -207,14 +225,21 @@ void register_worker(Worker worker, int slot_index, int index) {
   on_shmem_exit(leave_slot, Int32GetDatum(process * config::kMaxDatabases + slot_index));
 }
 
-void request_wake_at_commit(Worker worker) {
+void request_wake_at_commit(Worker worker, std::int64_t project) {
   register_transaction_callback();
-  if (worker == Worker::rule) rule_wake_requested = true;
-  else wake_requested[static_cast<int>(worker)] = true;
+  if (worker != Worker::rule) {
+    wake_requested[static_cast<int>(worker)] = true;
+    return;
+  }
+  // Savepoints are not followed: a request a rolled-back one made still counts, which at
+  // worst costs a look that finds nothing.
+  if (!rule_wake_requested) rule_wake_project = project > 0 ? project : kSeveralProjects;
+  else if (rule_wake_project != project) rule_wake_project = kSeveralProjects;
+  rule_wake_requested = true;
 }
 
 void wake_now(Worker worker) {
-  if (worker == Worker::rule) wake_for_rule_nodes(MyDatabaseId);
+  if (worker == Worker::rule) wake_for_rule_nodes(MyDatabaseId, 0);
   else wake_workers_of(MyDatabaseId, worker);
 }
 
@@ -224,10 +249,16 @@ void wake_rule_worker(int index) {
     if (pg_atomic_read_u32(&slot.database) == MyDatabaseId) tell_to_look_again(slot, index);
 }
 
-bool must_look_again() {
+bool must_look_again(int served_project) {
   bool again = released_rule_nodes;
   released_rule_nodes = false;
   if (my_slot && pg_atomic_exchange_u32(&my_slot->look_again[my_process], 0) != 0) again = true;
+  // Woken for one project's nodes: the pass may have served another (the claim takes the
+  // first runnable node, whoever's it is); then that project's wait for a look.
+  if (my_slot) {
+    uint32 woken_for = pg_atomic_exchange_u32(&my_slot->woken_for[my_process], 0);
+    if (woken_for != 0 && static_cast<std::int64_t>(woken_for) != served_project) again = true;
+  }
   return again;
 }
 

@@ -29,15 +29,19 @@ void request_shared_memory();
 void register_worker(Worker worker, int slot, int index);
 
 // Called by the SQL API (orchestration.wake_workers(), wake_scheduler(), wake_relay()).
-// A RULE worker's own commits wake no other RULE worker: it looks again itself.
-void request_wake_at_commit(Worker worker);
+// A RULE worker's own commits wake no other RULE worker: it looks again itself. For
+// Worker::rule, `project` names the one project whose nodes the request is for (0: not
+// named, or several).
+void request_wake_at_commit(Worker worker, std::int64_t project = 0);
 
-// In a RULE worker, after a pass: whether to look again before it sleeps. Yes when a
-// commit of its own made RULE nodes runnable (it woke no other RULE worker), or when a
-// commit woke it (its pass served one project; the commit may have made nodes of several
-// runnable), or told it to while it was busy (wake_now, a commit that found every RULE
-// worker busy, wake_rule_worker).
-bool must_look_again();
+// In a RULE worker, after a pass that served `served_project` (0: none): whether to look
+// again before it sleeps. Yes when a commit of its own made RULE nodes runnable (it woke
+// no other RULE worker), or when a commit woke it, unless that commit named the one
+// project it released and the pass served it (a pass serves one project; the commit may
+// have made nodes of several runnable, or of another than the pass took), or when it was
+// told to while it was busy (wake_now, a commit that found every RULE worker busy,
+// wake_rule_worker).
+bool must_look_again(int served_project);
 
 // Wakes the workers of that kind of this database at once (for Worker::rule, one).
 void wake_now(Worker worker);

@@ -12,6 +12,7 @@ extern "C" {
 #include "utils/memutils.h"
 }
 
+#include <algorithm>
 #include <vector>
 
 #ifdef __GLIBC__
@@ -25,19 +26,33 @@ extern "C" {
 namespace orch::workers {
 namespace {
 
+// The wait set of a worker that waits on its latch alone (RULE workers), made once and
+// kept, as WaitLatch keeps its own: making one costs four system calls and freeing it one,
+// the last of them between a wake-up and the pass it is for. A set with descriptors is
+// made for each sleep: a descriptor closed and reopened under the same number (the NATS
+// link's pipe after a reconnect) would silently be missing from a kept one.
+WaitEventSet* latch_only_set = nullptr;
+
+WaitEventSet* make_wait_set(const int* fds, std::size_t count) {
+  WaitEventSet* set = CreateWaitEventSet(TopMemoryContext, 2 + static_cast<int>(count));
+  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+  for (std::size_t i = 0; i < count; ++i)
+    if (fds[i] != PGINVALID_SOCKET) AddWaitEventToSet(set, WL_SOCKET_READABLE, fds[i], nullptr, nullptr);
+  return set;
+}
+
 // Sleeps until the latch is set, one of `fds` becomes readable, or sleep_ms pass (as
 // WaitLatchOrSocket does, for any number of descriptors); exits if the postmaster dies.
 void sleep_on(const std::vector<int>& fds, long sleep_ms) {
-  WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, 2 + static_cast<int>(fds.size()));
-  AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-  AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-  for (int fd : fds)
-    if (fd != PGINVALID_SOCKET) AddWaitEventToSet(set, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+  bool latch_only = std::all_of(fds.begin(), fds.end(), [](int fd) { return fd == PGINVALID_SOCKET; });
+  if (latch_only && !latch_only_set) latch_only_set = make_wait_set(nullptr, 0);
+  WaitEventSet* set = latch_only ? latch_only_set : make_wait_set(fds.data(), fds.size());
   WaitEvent event;
   set_sleeping(true);
   (void)WaitEventSetWait(set, sleep_ms, &event, 1, PG_WAIT_EXTENSION);
   set_sleeping(false);
-  FreeWaitEventSet(set);
+  if (!latch_only) FreeWaitEventSet(set);
   ResetLatch(MyLatch);
 }
 

@@ -66,6 +66,53 @@ IFS=, read -r -a rb <<<"$rules_before"; IFS=, read -r -a ra <<<"$(changes "${rul
 for i in "${!rb[@]}"; do [ "${rb[$i]}" != "${ra[$i]}" ] && woken=$((woken + 1)); done
 is "$woken" "1" "each start woke one RULE worker (the first asleep), not all of them"
 
+# And for one pass, not two: the commit names the one project it made nodes runnable in,
+# and a pass that served it does not look again for more (before session 20 every start
+# cost its worker a second pass that found nothing). Counted in pg_stat_user_functions: a
+# worker sends its counts at the end of a pass a second or more after it last did, so a
+# start 1.2 s after the others sends theirs with its own.
+q "ALTER SYSTEM SET track_functions = 'all'"
+q "SELECT pg_reload_conf()" >/dev/null
+claims() { q "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE schemaname = 'orchestration' AND funcname = 'claim_nodes'"; }
+ping() {
+  local run; run=$(q "SELECT orchestration.start_workflow(${1:-1}, 'ping')")
+  q "SELECT orchestration.wait_for_run($run, '30 seconds')" >/dev/null
+  sleep 0.3  # the worker asleep again: the next start wakes the same one
+}
+sleep 0.5; ping; sleep 1.2; ping; sleep 1.2
+before=$(claims)
+for _ in $(seq 20); do ping; done
+sleep 1.2; ping
+# 21 with one pass each, 42 with two. Counts sent late or early move a few across the
+# window (seen: 23-25).
+claimed=$(($(claims) - before))
+[ "$claimed" -ge 15 ] && [ "$claimed" -le 30 ]
+ok $? "21 starts cost the RULE workers $claimed claims (one pass each: 21; two each: 42)"
+q "ALTER SYSTEM RESET track_functions"
+q "SELECT pg_reload_conf()" >/dev/null
+
+# A worker woken for one project's nodes may serve another project first (its claim takes
+# the first runnable node, whoever's it is): it then looks again, and the project it was
+# woken for does not wait for a poll. Project 1's node below becomes runnable without
+# waking anyone (the due time of its retry moved by hand), then project 2's start wakes a
+# worker, which takes project 1's node first.
+q "CREATE FUNCTION public.refuses(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'refused'; END \$\$"
+q "SELECT orchestration.register_agent(1, '{\"name\": \"refuses\", \"type\": \"RULE\", \"function\": \"public.refuses\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
+q "SELECT orchestration.create_workflow(1, '{\"name\": \"refuses\", \"nodes\": [{\"id\": \"go\", \"agent\": \"refuses\", \"action\": \"go\", \"retries\": 1, \"retry_backoff_seconds\": 3600}]}')" >/dev/null
+stuck=$(q "SELECT orchestration.start_workflow(1, 'refuses')")
+wait_for 30 "SELECT count(*) = 1 FROM orchestration.agent_runs WHERE run_id = $stuck"
+ok $? "project 1's node failed its first attempt; its retry is due in an hour"
+rule_workflow ping 2
+sleep 0.5
+q "UPDATE orchestration.workflow_run_nodes SET next_attempt_at = clock_timestamp() WHERE run_id = $stuck"
+run=$(q "SELECT orchestration.start_workflow(2, 'ping')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "project 2's run succeeds"
+is "$(q "SELECT finished_at - created_at < interval '5 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
+   "without waiting for a poll, though the worker its start woke took project 1's node first"
+is "$(q "SELECT count(*) || ' attempts, the retry first: ' || (max(a.started_at) < (SELECT started_at FROM orchestration.agent_runs WHERE run_id = $run))
+         FROM orchestration.agent_runs a WHERE a.run_id = $stuck")" "2 attempts, the retry first: true" \
+   "which it ran first (the retry)"
+
 # Released nodes wake the worker that runs them: a RULE node's success wakes the scheduler
 # for the container after it, a container's result a RULE worker for the RULE node after
 # it, all well under the 600 s poll interval.

@@ -133,6 +133,9 @@ q "CREATE EXTENSION pg_orchestration VERSION '$oldest'" >/dev/null
 workers=$(q "SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_stat_activity
              WHERE datname = current_database() AND backend_type LIKE 'pg_orchestration %'
                AND backend_type <> 'pg_orchestration metrics'")
+# The scheduler and the RULE workers look every poll interval; the relay only when woken
+# (or to prune, once a minute): a reload wakes it for a turn, as any latch does.
+q "SELECT pg_reload_conf()" >/dev/null
 waiting_lines() { tail -n +"$log_from" "$log" | grep -c "\[$1\] .*pg_orchestration in this database is version $oldest, but the library loaded is version $current; waiting for ALTER EXTENSION pg_orchestration UPDATE"; }
 deadline=$((SECONDS + 15))
 for pid in $workers; do

@@ -32,22 +32,16 @@ const std::string& database_name() {
 }
 
 // The pushes below run inside guard(): plain Postgres calls on plain data.
-void push_key(JsonbParseState** state, const char* key, int length) {
-  JsonbValue value;
-  value.type = jbvString;
-  value.val.string.val = const_cast<char*>(key);
-  value.val.string.len = length;
-  pushJsonbValue(state, WJB_KEY, &value);
-}
-
-void push_key(JsonbParseState** state, const char* key) { push_key(state, key, static_cast<int>(strlen(key))); }
-
-void push_string(JsonbParseState** state, const char* text, int length) {
+void push_string(JsonbParseState** state, JsonbIteratorToken token, const char* text, int length) {
   JsonbValue value;
   value.type = jbvString;
   value.val.string.val = const_cast<char*>(text);
   value.val.string.len = length;
-  pushJsonbValue(state, WJB_VALUE, &value);
+  pushJsonbValue(state, token, &value);
+}
+
+void push_key(JsonbParseState** state, const char* key) {
+  push_string(state, WJB_KEY, key, static_cast<int>(strlen(key)));
 }
 
 void push_null(JsonbParseState** state) {
@@ -60,7 +54,7 @@ void push_null(JsonbParseState** state) {
 void push_text_arg(JsonbParseState** state, FunctionCallInfo fcinfo, int argno) {
   if (PG_ARGISNULL(argno)) return push_null(state);
   text* value = PG_GETARG_TEXT_PP(argno);
-  push_string(state, VARDATA_ANY(value), static_cast<int>(VARSIZE_ANY_EXHDR(value)));
+  push_string(state, WJB_VALUE, VARDATA_ANY(value), static_cast<int>(VARSIZE_ANY_EXHDR(value)));
 }
 
 void push_number(JsonbParseState** state, int64 number) {
@@ -105,20 +99,20 @@ ORCH_SQL_FUNCTION(orch_event_document) {
     JsonbParseState* state = nullptr;
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
     push_key(&state, "specversion");
-    push_string(&state, "1.0", 3);
+    push_string(&state, WJB_VALUE, "1.0", 3);
     push_key(&state, "id");
-    push_string(&state, id.c_str(), static_cast<int>(id.size()));
+    push_string(&state, WJB_VALUE, id.c_str(), static_cast<int>(id.size()));
     push_key(&state, "source");
-    push_string(&state, source.c_str(), static_cast<int>(source.size()));
+    push_string(&state, WJB_VALUE, source.c_str(), static_cast<int>(source.size()));
     push_key(&state, "type");
     push_text_arg(&state, fcinfo, 1);
     push_key(&state, "subject");
     push_text_arg(&state, fcinfo, 2);
     push_key(&state, "time");
-    if (facts.time_finite) push_string(&state, time.c_str(), static_cast<int>(time.size()));
+    if (facts.time_finite) push_string(&state, WJB_VALUE, time.c_str(), static_cast<int>(time.size()));
     else push_null(&state);  // as to_char() of an infinite time
     push_key(&state, "datacontenttype");
-    push_string(&state, "application/json", 16);
+    push_string(&state, WJB_VALUE, "application/json", 16);
     push_key(&state, "data");
     pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
     push_key(&state, "project_id");

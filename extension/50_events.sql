@@ -23,7 +23,7 @@ COMMENT ON FUNCTION orchestration.event_subject(bigint, text) IS
   'Internal: the subject of an outbox event, run/<run id> or run/<run id>/node/<node key>';
 
 -- The CloudEvents 1.0 document of an event, built in one place for every writer (emit_event,
--- emit_events, record_attempts): in C (src/functions/event_functions.cpp), since every
+-- emit_events, create_run, record_attempts): in C (src/functions/event_functions.cpp), since every
 -- event of every run pays for it; as SQL (jsonb_build_object, ||, format, to_char) it
 -- cost about a seventh of a start_workflow call. Its time is now, or occurred_at: a run
 -- that starts with its first recorded attempt (a one-node run, start_runs says which) has

@@ -91,9 +91,7 @@ ORCH_SQL_FUNCTION(orch_event_document) {
   });
   const std::string source =
       "/orchestration/" + database_name() + "/" + (facts.project_null ? "" : std::to_string(facts.project_id));
-  // TimestampTz counts microseconds from 2000-01-01 UTC.
-  constexpr std::int64_t kUnixToPostgresEpoch = 946684800LL * 1000000;
-  const std::string time = facts.time_finite ? orch::events::utc_time_text(facts.time + kUnixToPostgresEpoch) : "";
+  const std::string time = facts.time_finite ? orch::events::utc_time_text(facts.time) : "";
 
   return orch::pg::guard([&] {
     JsonbParseState* state = nullptr;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,22 +24,9 @@ namespace orch::scheduler::crash_marker {
 namespace {
 
 int marker_fd = -1;
-// The record, mapped (MAP_SHARED): marking a node is a store to the page cache, not a
-// system call, and what a crash leaves there is what the file holds. nullptr where the
-// mapping failed: then pwrite.
-char* mapped = nullptr;
 std::uint64_t my_generation = 0;
 // "<node> <generation>", padded: always one write.
 constexpr std::size_t kRecord = 48;
-
-void put(const char* record) {
-  if (mapped) {
-    std::memcpy(mapped, record, kRecord);
-  } else if (marker_fd >= 0) {
-    // Best effort: a marker that cannot be written only disables the breaker.
-    [[maybe_unused]] ssize_t written = pwrite(marker_fd, record, kRecord, 0);
-  }
-}
 
 void format_record(char (&record)[kRecord], std::int64_t node, std::uint64_t generation) {
   std::memset(record, ' ', sizeof record);
@@ -54,19 +40,22 @@ void write_node(std::int64_t node) {
   if (marker_fd < 0) return;
   char record[kRecord];
   format_record(record, node, my_generation);
-  put(record);
+  // Best effort: a marker that cannot be written only disables the breaker.
+  [[maybe_unused]] ssize_t written = pwrite(marker_fd, record, sizeof record, 0);
 }
 
 // proc_exit runs this on every orderly exit (FATAL, SIGTERM, shutdown); a crash skips it.
 void clear_on_exit(int, Datum) { write_node(0); }
 
 // SIGQUIT: another process crashed and the postmaster ends every backend. This one did
-// not crash on its node: the marker is cleared (a store or a pwrite of a record made in
-// advance is async-signal-safe) before the usual quick exit, so only the process that
-// crashed counts a crash for its node.
+// not crash on its node: the marker is cleared (pwrite of a record made in advance is
+// async-signal-safe) before the usual quick exit, so only the process that crashed
+// counts a crash for its node.
 char cleared_record[kRecord];
 void clear_on_sigquit(int signal) {
-  put(cleared_record);
+  if (marker_fd >= 0) {
+    [[maybe_unused]] ssize_t written = pwrite(marker_fd, cleared_record, kRecord, 0);
+  }
   SignalHandlerForCrashExit(signal);
 }
 
@@ -85,14 +74,6 @@ void open(const std::string& name, std::uint64_t generation) {
                           "; nodes that crash this worker will not be failed by the crash-loop breaker";
     pg::guard([&] { ereport(WARNING, (errmsg("%s", message.c_str()))); });
     return;
-  }
-  // The file holds at least a record, so the mapped bytes are the file's (a leftover
-  // record stays as it is: note_leftovers reads it).
-  struct stat file {};
-  if (fstat(marker_fd, &file) == 0 && (file.st_size >= static_cast<off_t>(kRecord) ||
-                                       ftruncate(marker_fd, static_cast<off_t>(kRecord)) == 0)) {
-    void* memory = mmap(nullptr, kRecord, PROT_READ | PROT_WRITE, MAP_SHARED, marker_fd, 0);
-    if (memory != MAP_FAILED) mapped = static_cast<char*>(memory);
   }
   format_record(cleared_record, 0, generation);
   pg::guard([] {

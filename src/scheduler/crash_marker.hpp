@@ -8,9 +8,12 @@
 // crash leaves it (a process the postmaster ends because another crashed clears it), and
 // after the restart the first worker to look counts a crash for that node
 // (orchestration.note_crash), and a node counted twice is failed instead of being run a
-// third time. The record is mapped into the worker's memory: marking a node costs two
-// stores, no system call and no fsync: it must survive the process, which the page cache
-// does, not the machine (after a machine crash the loop, if any, marks it again).
+// third time. Writing it costs two pwrite calls per node, no fsync: it must survive the
+// process, not the machine (after a machine crash the loop, if any, marks it again). Not
+// a mapped page, which would save the calls: a store into it raises SIGBUS, and the
+// postmaster restarts the whole cluster, wherever the file system finds no room for the
+// page (a full disk, or any write-back on a copy-on-write file system); pwrite fails
+// with ENOSPC instead, which only disables the breaker.
 #pragma once
 
 #include <cstdint>

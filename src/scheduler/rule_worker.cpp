@@ -84,7 +84,8 @@ long RuleWorkerState::run_once() {
   // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped
   // node's dependents) wake no other RULE worker at its commit: it looks again itself. So
   // it does when a commit woke it (its pass served one project of those the commit may
-  // have released nodes of), when others' commits found every RULE worker busy, or when a
+  // have released nodes of; not when the commit named the one project it released and
+  // the pass served it), when others' commits found every RULE worker busy, or when a
   // worker their project's cap kept out woke it; and it goes on looking while looking
   // finds nodes, one project a pass. (Container nodes its results made runnable wake the
   // scheduler at commit.)

@@ -94,7 +94,7 @@ q "SELECT pg_reload_conf()" >/dev/null
 # A worker woken for one project's nodes may serve another project first (its claim takes
 # the first runnable node, whoever's it is): it then looks again, and the project it was
 # woken for does not wait for a poll. Project 1's node below becomes runnable without
-# waking anyone (the due time of its retry moved by hand), then project 2's start wakes a
+# waking anyone (the due time of its retry moved by hand), then project 4's start wakes a
 # worker, which takes project 1's node first.
 q "CREATE FUNCTION public.refuses(input jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'refused'; END \$\$"
 q "SELECT orchestration.register_agent(1, '{\"name\": \"refuses\", \"type\": \"RULE\", \"function\": \"public.refuses\", \"capabilities\": [{\"name\": \"go\"}]}')" >/dev/null
@@ -102,11 +102,11 @@ q "SELECT orchestration.create_workflow(1, '{\"name\": \"refuses\", \"nodes\": [
 stuck=$(q "SELECT orchestration.start_workflow(1, 'refuses')")
 wait_for 30 "SELECT count(*) = 1 FROM orchestration.agent_runs WHERE run_id = $stuck"
 ok $? "project 1's node failed its first attempt; its retry is due in an hour"
-rule_workflow ping 2
+rule_workflow ping 4
 sleep 0.5
 q "UPDATE orchestration.workflow_run_nodes SET next_attempt_at = clock_timestamp() WHERE run_id = $stuck"
-run=$(q "SELECT orchestration.start_workflow(2, 'ping')")
-is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "project 2's run succeeds"
+run=$(q "SELECT orchestration.start_workflow(4, 'ping')")
+is "$(q "SELECT orchestration.wait_for_run($run, '30 seconds')->>'status'")" "SUCCESS" "project 4's run succeeds"
 is "$(q "SELECT finished_at - created_at < interval '5 seconds' FROM orchestration.workflow_runs WHERE id = $run")" "t" \
    "without waiting for a poll, though the worker its start woke took project 1's node first"
 is "$(q "SELECT count(*) || ' attempts, the retry first: ' || (max(a.started_at) < (SELECT started_at FROM orchestration.agent_runs WHERE run_id = $run))

@@ -40,13 +40,16 @@ void civil_from_days(std::int64_t days, std::int64_t& year, unsigned& month, uns
 
 }  // namespace
 
-std::string utc_time_text(std::int64_t unix_microseconds) {
+std::string utc_time_text(std::int64_t microseconds_since_2000) {
   constexpr std::int64_t kMicrosecondsPerDay = 86400LL * 1000000;
-  std::int64_t days = floor_div(unix_microseconds, kMicrosecondsPerDay);
-  std::int64_t of_day = unix_microseconds - days * kMicrosecondsPerDay;
+  constexpr std::int64_t kDays1970To2000 = 10957;
+  // Days first: adding the 30 years in microseconds would overflow near the type's end.
+  std::int64_t days = floor_div(microseconds_since_2000, kMicrosecondsPerDay);
+  std::int64_t of_day = microseconds_since_2000 - days * kMicrosecondsPerDay;
   std::int64_t year = 0;
   unsigned month = 0, day = 0;
-  civil_from_days(days, year, month, day);
+  civil_from_days(days + kDays1970To2000, year, month, day);
+  if (year <= 0) year = 1 - year;  // to_char's YYYY: 1 BC (year 0) is 0001
   char text[128];  // room for any int64 the compiler can imagine in each field
   std::snprintf(text, sizeof text, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ", static_cast<long long>(year), month,
                 day, static_cast<long long>(of_day / 3600000000), static_cast<long long>(of_day / 60000000 % 60),

@@ -13,9 +13,11 @@ namespace orch::events {
 // same form gen_random_uuid()::text gives.
 std::string uuid_text(std::array<unsigned char, 16> random);
 
-// An instant, in microseconds since 1970-01-01 00:00:00 UTC (before it: negative), as
-// RFC 3339 in UTC with microseconds, "2026-12-04T06:10:34.000123Z": what
-// to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') gives for years 1 to 9999.
-std::string utc_time_text(std::int64_t unix_microseconds);
+// An instant, in microseconds since 2000-01-01 00:00:00 UTC (PostgreSQL's timestamptz; before
+// it: negative), as RFC 3339 in UTC with microseconds, "2026-12-04T06:10:34.000123Z": what
+// to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') gives for every finite
+// timestamptz (a year past 9999 with all its digits, a year BC as to_char's YYYY shows it:
+// 1 BC is 0001).
+std::string utc_time_text(std::int64_t microseconds_since_2000);
 
 }  // namespace orch::events

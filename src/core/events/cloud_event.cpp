@@ -2,19 +2,15 @@
 
 #include <cstdio>
 
+#include "core/common/lower_hex.hpp"
+
 namespace orch::events {
 
 std::string uuid_text(std::array<unsigned char, 16> random) {
   random[6] = static_cast<unsigned char>((random[6] & 0x0f) | 0x40);  // version 4
   random[8] = static_cast<unsigned char>((random[8] & 0x3f) | 0x80);  // variant 10xx (RFC 4122)
-  static const char digits[] = "0123456789abcdef";
-  std::string text;
-  text.reserve(36);
-  for (std::size_t i = 0; i < random.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) text += '-';
-    text += digits[random[i] >> 4];
-    text += digits[random[i] & 0x0f];
-  }
+  std::string text = lower_hex(random.data(), random.size());
+  for (std::size_t at : {20, 16, 12, 8}) text.insert(at, 1, '-');  // 8-4-4-4-12 digits
   return text;
 }
 

@@ -2,22 +2,18 @@
 
 #include <algorithm>
 
+#include "core/common/lower_hex.hpp"
+
 namespace orch::otlp {
 namespace {
 
-bool lower_hex(std::string_view text) {
+bool is_lower_hex(std::string_view text) {
   return std::all_of(text.begin(), text.end(),
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 std::string hex_id(const unsigned char* bytes, std::size_t size) {
-  static const char digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    hex += digits[bytes[i] >> 4];
-    hex += digits[bytes[i] & 0xf];
-  }
+  std::string hex = lower_hex(bytes, size);
   if (hex.find_first_not_of('0') == std::string::npos) hex.back() = '1';
   return hex;
 }
@@ -25,8 +21,8 @@ std::string hex_id(const unsigned char* bytes, std::size_t size) {
 }  // namespace
 
 bool valid_traceparent(std::string_view t) {
-  return t.size() == 55 && t.substr(0, 3) == "00-" && t[35] == '-' && t[52] == '-' && lower_hex(t.substr(3, 32)) &&
-         lower_hex(t.substr(36, 16)) && lower_hex(t.substr(53, 2)) &&
+  return t.size() == 55 && t.substr(0, 3) == "00-" && t[35] == '-' && t[52] == '-' && is_lower_hex(t.substr(3, 32)) &&
+         is_lower_hex(t.substr(36, 16)) && is_lower_hex(t.substr(53, 2)) &&
          t.substr(3, 32).find_first_not_of('0') != std::string_view::npos;
 }
 

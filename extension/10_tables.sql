@@ -259,7 +259,7 @@ CREATE TABLE orchestration.agent_runs (
   agent_id         bigint,
   agent_name       text NOT NULL,
   run_id           bigint,
-  run_node_id      bigint REFERENCES orchestration.workflow_run_nodes ON DELETE CASCADE,
+  run_node_id      bigint,
   attempt          integer NOT NULL,
   input_json       jsonb NOT NULL,
   output_json      jsonb,
@@ -282,13 +282,16 @@ COMMENT ON TABLE orchestration.agent_runs IS
   'History of every attempt of every agent: input, output, status, error, exit code, log tail and timings';
 COMMENT ON COLUMN orchestration.agent_runs.node_key IS
   'The node of the run this attempt was of (its key in the workflow)';
--- Not a foreign key of its own: run_node_id's already deletes the attempt with its node,
--- and so with its run, and a second check per attempt would cost record_attempts a
--- statement per row.
+-- run_node_id is not a foreign key either (since 0.2.0): its check was a statement per
+-- attempt recorded, about a tenth of what record_attempts costs a node of a wide round
+-- (README, Performance). The nodes_deleted trigger does what its ON DELETE CASCADE did.
+-- Only the extension's own functions write attempts, for a node they hold.
 COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
   'The agent of the attempt; set to NULL when the agent is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
 COMMENT ON COLUMN orchestration.agent_runs.run_id IS
   'The run of run_node_id (deleted with it, through the node)';
+COMMENT ON COLUMN orchestration.agent_runs.run_node_id IS
+  'The node this was an attempt of; deleted with it (the nodes_deleted trigger), and so with its run';
 COMMENT ON COLUMN orchestration.agent_runs.traceparent IS
   'The attempt''s W3C traceparent: a span of its own in its run''s trace (a container got it as TRACEPARENT)';
 

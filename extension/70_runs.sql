@@ -58,7 +58,8 @@ COMMENT ON FUNCTION orchestration.started_runs() IS
   'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
 
 -- What ON DELETE CASCADE did for a run's nodes (10_tables.sql says why run_id is not a
--- foreign key); their attempts and approvals go with them by their own keys.
+-- foreign key); their attempts go with them (nodes_deleted, below), their approvals by
+-- their key.
 CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
 LANGUAGE plpgsql
 -- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
@@ -71,14 +72,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
-  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and, through their foreign keys, their attempts and approvals)';
+  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and so their attempts, by the nodes_deleted trigger, and their approvals, by their foreign key)';
 CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
   REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
   EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
 
 -- What TRUNCATE ... CASCADE did through the key: truncating the runs removes their nodes
--- (and, through their keys, the attempts). A DELETE, not a TRUNCATE: the approvals, which
--- reference both, are being truncated by the statement that fired this.
+-- (and so the attempts: nodes_deleted, below). A DELETE, not a TRUNCATE: the approvals,
+-- which reference both, are being truncated by the statement that fired this.
 CREATE FUNCTION orchestration.truncate_nodes_of_truncated_runs() RETURNS trigger
 LANGUAGE plpgsql
 -- As the owner, as forget_deleted_agents (30_registry.sql) says.
@@ -91,9 +92,48 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
-  'Internal (trigger on workflow_runs): deletes every run node (and, through their foreign keys, the attempts) when the runs are truncated';
+  'Internal (trigger on workflow_runs): deletes every run node (and so every attempt, by the nodes_deleted trigger) when the runs are truncated';
 CREATE TRIGGER runs_truncated AFTER TRUNCATE ON orchestration.workflow_runs
   FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_nodes_of_truncated_runs();
+
+-- What ON DELETE CASCADE did for a node's attempts (10_tables.sql says why run_node_id is
+-- not a foreign key): whoever deletes nodes, the runs_deleted trigger or a DBA, deletes
+-- their attempts. Probed by the deleted ids through the run_node_id index, however the
+-- planner would guess the size of the transition table.
+CREATE FUNCTION orchestration.delete_attempts_of_deleted_nodes() RETURNS trigger
+LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.agent_runs a WHERE a.run_node_id = ANY (ARRAY(SELECT d.id FROM deleted_nodes d));
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.delete_attempts_of_deleted_nodes() IS
+  'Internal (trigger on workflow_run_nodes): deletes the attempts (agent_runs) of deleted nodes';
+CREATE TRIGGER nodes_deleted AFTER DELETE ON orchestration.workflow_run_nodes
+  REFERENCING OLD TABLE AS deleted_nodes FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.delete_attempts_of_deleted_nodes();
+
+-- And what TRUNCATE ... CASCADE did through that key: truncating the nodes (which takes
+-- the approvals with them, by theirs) removes every attempt.
+CREATE FUNCTION orchestration.truncate_attempts_of_truncated_nodes() RETURNS trigger
+LANGUAGE plpgsql
+-- As the owner, as forget_deleted_agents (30_registry.sql) says.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.agent_runs;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.truncate_attempts_of_truncated_nodes() IS
+  'Internal (trigger on workflow_run_nodes): deletes every attempt (agent_runs) when the nodes are truncated';
+CREATE TRIGGER nodes_truncated AFTER TRUNCATE ON orchestration.workflow_run_nodes
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_attempts_of_truncated_nodes();
 
 -- Creates a run of a workflow: the run row, a copy of every node, one event. Shared by
 -- start_workflow, the table trigger and the NATS relay.

@@ -401,7 +401,8 @@ DECLARE
   failed_ids bigint[];
   failed_errors text[];
   failed_runs bigint[];
-  dependent_ids bigint[];   -- a dependent of n nodes that succeeded here is n times in it
+  dependent_ids bigint[];   -- the dependents of the nodes that succeeded here, each once,
+  dependent_counts bigint[];  -- and how many of its dependencies did
   live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
   wake_rule boolean;
   wake_containers boolean;
@@ -606,22 +607,26 @@ BEGIN
     FROM (SELECT * FROM inserted ORDER BY id) i,
          LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
   ), dependent AS (
-    -- The dependents of the nodes that succeeded, once per finished dependency, each looked
-    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
+    -- The dependents of the nodes that succeeded, each once with the number of its
+    -- dependencies that did (a wide round's join node is looked up once, not once per
+    -- node), each looked up by (run_id, node_key) in a subquery of its own, so the plan is
+    -- an index probe per dependent whatever the statistics say about the table.
     SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
-            WHERE d.run_id = t.run_id AND d.node_key = k) AS id
-    FROM attempt t, unnest(t.dependents) AS k
-    WHERE t.outcome = 'succeeded'
+            WHERE d.run_id = f.run_id AND d.node_key = f.node_key) AS id, f.finished
+    FROM (SELECT t.run_id, k AS node_key, count(*) AS finished
+          FROM attempt t, unnest(t.dependents) AS k
+          WHERE t.outcome = 'succeeded'
+          GROUP BY t.run_id, k) f
   )
   SELECT (SELECT n.events FROM notified n),
-         (SELECT array_agg(d.id) FROM dependent d),
+         (SELECT array_agg(d.id ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL) FROM dependent d),
+         (SELECT array_agg(d.finished ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL) FROM dependent d),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
                         ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO emitted, dependent_ids, live_runs, refreshed, failed_ids, failed_errors
+    INTO emitted, dependent_ids, dependent_counts, live_runs, refreshed, failed_ids, failed_errors
   FROM attempt t;
 
   -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
@@ -640,7 +645,7 @@ BEGIN
     -- node ran) has a counter nobody reads (retry_run recounts).
     WITH released AS (
       UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
-      FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
+      FROM unnest(dependent_ids, dependent_counts) AS f(id, finished)
       WHERE d.id = f.id
       RETURNING d.id, d.run_id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
                 (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule,

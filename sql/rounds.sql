@@ -82,10 +82,9 @@ SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['
                                      ARRAY[now(), now()], ARRAY[now(), now()], 1);
 
 -- Deleting a run deletes its nodes (the runs_deleted trigger: run_id is not a foreign
--- key) and their attempts: agent_runs.run_id is the run of run_node_id, whose foreign key
--- deletes the attempt with its node. The trigger acts as the owner, as a key's action
--- did: a role that may delete runs (a retention job's, say) need not be able to write
--- their nodes.
+-- key) and their attempts (the nodes_deleted trigger: nor is run_node_id). The triggers
+-- act as the owner, as a key's action did: a role that may delete runs (a retention
+-- job's, say) need not be able to write their nodes and attempts.
 CREATE ROLE rounds_janitor BYPASSRLS;
 GRANT USAGE ON SCHEMA orchestration TO rounds_janitor;
 GRANT SELECT, DELETE ON orchestration.workflow_runs, orchestration.agents TO rounds_janitor;
@@ -102,6 +101,19 @@ BEGIN;
 TRUNCATE orchestration.workflow_runs CASCADE;
 SELECT (SELECT count(*) FROM orchestration.workflow_run_nodes) AS nodes_left,
        (SELECT count(*) FROM orchestration.agent_runs) AS attempts_left;
+ROLLBACK;
+-- Nodes deleted by themselves (a DBA's statement) take their attempts with them, and only
+-- theirs; so does truncating the nodes (the nodes_truncated trigger).
+BEGIN;
+SELECT count(*) FILTER (WHERE node_key = 'n1') AS n1_attempts, count(*) AS run_attempts
+FROM orchestration.agent_runs WHERE run_id = :run_id \gset
+SELECT :n1_attempts > 0 AS n1_was_attempted, :run_attempts > :n1_attempts AS others_were_too;
+DELETE FROM orchestration.workflow_run_nodes WHERE run_id = :run_id AND node_key = 'n1';
+SELECT count(*) FILTER (WHERE node_key = 'n1') AS n1_attempts_left,
+       count(*) = :run_attempts - :n1_attempts AS the_others_kept
+FROM orchestration.agent_runs WHERE run_id = :run_id;
+TRUNCATE orchestration.workflow_run_nodes CASCADE;
+SELECT count(*) AS attempts_left_after_truncate FROM orchestration.agent_runs;
 ROLLBACK;
 
 -- Deleting an agent leaves its finished runs' nodes and attempts without one (agent_id

@@ -3115,7 +3115,8 @@ DECLARE
   failed_ids bigint[];
   failed_errors text[];
   failed_runs bigint[];
-  dependent_ids bigint[];   -- a dependent of n nodes that succeeded here is n times in it
+  dependent_ids bigint[];   -- the dependents of the nodes that succeeded here, each once,
+  dependent_counts bigint[];  -- and how many of its dependencies did
   live_runs bigint[];       -- runs of the succeeded nodes that were RUNNING
   wake_rule boolean;
   wake_containers boolean;
@@ -3320,22 +3321,26 @@ BEGIN
     FROM (SELECT * FROM inserted ORDER BY id) i,
          LATERAL pg_notify('orchestration_events', orchestration.event_notification(i.id, i.type, i.run_id))
   ), dependent AS (
-    -- The dependents of the nodes that succeeded, once per finished dependency, each looked
-    -- up by (run_id, node_key) in a subquery of its own, so the plan is an index probe per
-    -- dependent whatever the statistics say about the table.
+    -- The dependents of the nodes that succeeded, each once with the number of its
+    -- dependencies that did (a wide round's join node is looked up once, not once per
+    -- node), each looked up by (run_id, node_key) in a subquery of its own, so the plan is
+    -- an index probe per dependent whatever the statistics say about the table.
     SELECT (SELECT d.id FROM orchestration.workflow_run_nodes d
-            WHERE d.run_id = t.run_id AND d.node_key = k) AS id
-    FROM attempt t, unnest(t.dependents) AS k
-    WHERE t.outcome = 'succeeded'
+            WHERE d.run_id = f.run_id AND d.node_key = f.node_key) AS id, f.finished
+    FROM (SELECT t.run_id, k AS node_key, count(*) AS finished
+          FROM attempt t, unnest(t.dependents) AS k
+          WHERE t.outcome = 'succeeded'
+          GROUP BY t.run_id, k) f
   )
   SELECT (SELECT n.events FROM notified n),
-         (SELECT array_agg(d.id) FROM dependent d),
+         (SELECT array_agg(d.id ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL) FROM dependent d),
+         (SELECT array_agg(d.finished ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL) FROM dependent d),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status = 'RUNNING'),
          array_agg(DISTINCT t.run_id) FILTER (WHERE t.outcome = 'succeeded' AND t.run_status <> 'RUNNING'),
          array_agg(t.node_id ORDER BY t.position) FILTER (WHERE t.outcome = 'failed'),
          array_agg(CASE WHEN t.retries > 0 THEN format('%s (after %s attempts)', t.error, t.number)
                         ELSE t.error END ORDER BY t.position) FILTER (WHERE t.outcome = 'failed')
-    INTO emitted, dependent_ids, live_runs, refreshed, failed_ids, failed_errors
+    INTO emitted, dependent_ids, dependent_counts, live_runs, refreshed, failed_ids, failed_errors
   FROM attempt t;
 
   -- 2. The lock order (70_runs.sql): the runs' rows, for writing (FOR NO KEY UPDATE), in id
@@ -3354,7 +3359,7 @@ BEGIN
     -- node ran) has a counter nobody reads (retry_run recounts).
     WITH released AS (
       UPDATE orchestration.workflow_run_nodes d SET pending_deps = d.pending_deps - f.finished
-      FROM (SELECT u.id, count(*) AS finished FROM unnest(dependent_ids) AS u(id) GROUP BY u.id) f
+      FROM unnest(dependent_ids, dependent_counts) AS f(id, finished)
       WHERE d.id = f.id
       RETURNING d.id, d.run_id, d.priority, d.level, d.status = 'PENDING' AND d.pending_deps <= 0 AS runnable,
                 (SELECT a.type FROM orchestration.agents a WHERE a.id = d.agent_id) IS NOT DISTINCT FROM 'RULE' AS rule,
@@ -3524,3 +3529,64 @@ COMMENT ON FUNCTION orchestration.lock_runs(bigint[]) IS
   'Internal (RULE workers): locks the rows of these runs for a worker''s writes (FOR NO KEY UPDATE), in id order, waiting for each: the order every writer of several runs takes them in';
 REVOKE ALL ON FUNCTION orchestration.lock_runs(bigint[]) FROM PUBLIC;
 -- ==== End of: the lock order across runs (issue 16) =================================================
+
+-- ==== No foreign key on an attempt's node (issue 16) ================================================
+-- agent_runs.run_node_id's check was a statement per attempt recorded; triggers on the nodes
+-- do what its ON DELETE CASCADE did.
+ALTER TABLE orchestration.agent_runs DROP CONSTRAINT agent_runs_run_node_id_fkey;
+-- run_node_id is not a foreign key either (since 0.2.0): its check was a statement per
+-- attempt recorded, about a tenth of what record_attempts costs a node of a wide round
+-- (README, Performance). The nodes_deleted trigger does what its ON DELETE CASCADE did.
+-- Only the extension's own functions write attempts, for a node they hold.
+COMMENT ON COLUMN orchestration.agent_runs.run_node_id IS
+  'The node this was an attempt of; deleted with it (the nodes_deleted trigger), and so with its run';
+
+-- What ON DELETE CASCADE did for a node's attempts (10_tables.sql says why run_node_id is
+-- not a foreign key): whoever deletes nodes, the runs_deleted trigger or a DBA, deletes
+-- their attempts. Probed by the deleted ids through the run_node_id index, however the
+-- planner would guess the size of the transition table.
+CREATE FUNCTION orchestration.delete_attempts_of_deleted_nodes() RETURNS trigger
+LANGUAGE plpgsql
+-- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.agent_runs a WHERE a.run_node_id = ANY (ARRAY(SELECT d.id FROM deleted_nodes d));
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.delete_attempts_of_deleted_nodes() IS
+  'Internal (trigger on workflow_run_nodes): deletes the attempts (agent_runs) of deleted nodes';
+CREATE TRIGGER nodes_deleted AFTER DELETE ON orchestration.workflow_run_nodes
+  REFERENCING OLD TABLE AS deleted_nodes FOR EACH STATEMENT
+  EXECUTE FUNCTION orchestration.delete_attempts_of_deleted_nodes();
+
+-- And what TRUNCATE ... CASCADE did through that key: truncating the nodes (which takes
+-- the approvals with them, by theirs) removes every attempt.
+CREATE FUNCTION orchestration.truncate_attempts_of_truncated_nodes() RETURNS trigger
+LANGUAGE plpgsql
+-- As the owner, as forget_deleted_agents (30_registry.sql) says.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  DELETE FROM orchestration.agent_runs;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION orchestration.truncate_attempts_of_truncated_nodes() IS
+  'Internal (trigger on workflow_run_nodes): deletes every attempt (agent_runs) when the nodes are truncated';
+CREATE TRIGGER nodes_truncated AFTER TRUNCATE ON orchestration.workflow_run_nodes
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_attempts_of_truncated_nodes();
+
+-- The attempts go by the trigger now, not by the key.
+COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
+  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and so their attempts, by the nodes_deleted trigger, and their approvals, by their foreign key)';
+COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
+  'Internal (trigger on workflow_runs): deletes every run node (and so every attempt, by the nodes_deleted trigger) when the runs are truncated';
+REVOKE ALL ON FUNCTION
+  orchestration.delete_attempts_of_deleted_nodes(),
+  orchestration.truncate_attempts_of_truncated_nodes()
+FROM PUBLIC;
+-- ==== End of: no foreign key on an attempt's node (issue 16) ========================================

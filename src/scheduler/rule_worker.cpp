@@ -56,6 +56,7 @@ long RuleWorkerState::run_once() {
     if (!crashes_noted) {
       crashes_noted = orch::scheduler::note_crashes_left();
     }
+    orch::workers::take_requests_before_pass();
     orch::pg::run_transaction("pg_orchestration: running RULE nodes", [&] {
       if (!extension_ready()) return;
       orch::scheduler::PassResult pass =
@@ -83,12 +84,12 @@ long RuleWorkerState::run_once() {
   rule_pool::release_project();
   // RULE nodes this pass made runnable and did not run (past its room, a retry, a skipped
   // node's dependents) wake no other RULE worker at its commit: it looks again itself. So
-  // it does when a commit woke it (its pass served one project of those the commit may
-  // have released nodes of; not when the commit named the one project it released and
-  // the pass served it), when others' commits found every RULE worker busy, or when a
-  // worker their project's cap kept out woke it; and it goes on looking while looking
-  // finds nodes, one project a pass. (Container nodes its results made runnable wake the
-  // scheduler at commit.)
+  // it does when a commit woke it and its pass served a project (one of those the commit
+  // may have released nodes of; not when the commit named the one project it released and
+  // the pass served it; a claim that found nothing saw all there was), when others'
+  // commits found every RULE worker busy, or when a worker their project's cap kept out
+  // woke it while it ran; and it goes on looking while looking finds nodes, one project a
+  // pass. (Container nodes its results made runnable wake the scheduler at commit.)
   if (taken) return sleep_ms;
   looking_again = orch::workers::must_look_again(served_project) || (looking_again && moved);
   // After a failed pass (which may have failed at its commit, having moved nodes), the

@@ -62,6 +62,10 @@ Slot* my_slot = nullptr;
 int my_process = -1;
 bool i_am_rule_worker = false;
 bool released_rule_nodes = false;  // a RULE worker's commit made RULE nodes runnable (must_look_again)
+// A RULE worker's requests to look that came before its pass began (take_requests_before_pass):
+// any project, or the one project named (0: none).
+bool asked_before_pass = false;
+uint32 woken_for_before_pass = 0;
 std::vector<int> my_reservations;  // slots this backend holds until its transaction ends
 int my_waiter_slot = -1;           // the slot this backend watches from until its transaction ends
 bool callback_registered = false;
@@ -249,16 +253,38 @@ void wake_rule_worker(int index) {
     if (pg_atomic_read_u32(&slot.database) == MyDatabaseId) tell_to_look_again(slot, index);
 }
 
+void take_requests_before_pass() {
+  if (!my_slot) return;
+  // Or'ed into what a pass undone by ProjectTaken left (it never reached must_look_again).
+  if (pg_atomic_exchange_u32(&my_slot->look_again[my_process], 0) != 0) asked_before_pass = true;
+  uint32 woken_for = pg_atomic_exchange_u32(&my_slot->woken_for[my_process], 0);
+  if (woken_for == 0) return;
+  if (woken_for_before_pass != 0 && woken_for_before_pass != woken_for) asked_before_pass = true;  // two: any
+  woken_for_before_pass = woken_for;
+}
+
 bool must_look_again(int served_project) {
   bool again = released_rule_nodes;
   released_rule_nodes = false;
+  // Asked while the pass ran: what it was asked for may have been committed after its claim.
   if (my_slot && pg_atomic_exchange_u32(&my_slot->look_again[my_process], 0) != 0) again = true;
-  // Woken for one project's nodes: the pass may have served another (the claim takes the
-  // first runnable node, whoever's it is); then that project's wait for a look.
   if (my_slot) {
     uint32 woken_for = pg_atomic_exchange_u32(&my_slot->woken_for[my_process], 0);
     if (woken_for != 0 && static_cast<std::int64_t>(woken_for) != served_project) again = true;
   }
+  // Asked before the pass began: its claim saw what that was for (it was committed before
+  // the flag was set). A claim that found nothing looked at every project this worker may
+  // serve (the others' holders it woke itself, rule_pool::projects_at_cap); one that
+  // served a project passed over the others' nodes, perhaps those it was asked for (the
+  // claim takes the first runnable node, whoever's it is), unless it was asked for that
+  // one project alone.
+  if (served_project != 0) {
+    if (asked_before_pass) again = true;
+    if (woken_for_before_pass != 0 && static_cast<std::int64_t>(woken_for_before_pass) != served_project)
+      again = true;
+  }
+  asked_before_pass = false;
+  woken_for_before_pass = 0;
   return again;
 }
 

@@ -34,13 +34,20 @@ void register_worker(Worker worker, int slot, int index);
 // named, or several).
 void request_wake_at_commit(Worker worker, std::int64_t project = 0);
 
-// In a RULE worker, after a pass that served `served_project` (0: none): whether to look
-// again before it sleeps. Yes when a commit of its own made RULE nodes runnable (it woke
-// no other RULE worker), or when a commit woke it, unless that commit named the one
-// project it released and the pass served it (a pass serves one project; the commit may
-// have made nodes of several runnable, or of another than the pass took), or when it was
-// told to while it was busy (wake_now, a commit that found every RULE worker busy,
-// wake_rule_worker).
+// In a RULE worker, before its pass (before its transaction takes a snapshot): takes the
+// requests to look again that came while it slept or since its last pass, which the
+// pass's claim answers (must_look_again).
+void take_requests_before_pass();
+
+// In a RULE worker, after a pass that served `served_project` (0: none, its claim found
+// nothing): whether to look again before it sleeps. Yes when a commit of its own made RULE
+// nodes runnable (it woke no other RULE worker); when it was told to, or woken, while the
+// pass ran (wake_now, a commit that found every RULE worker busy, wake_rule_worker): the
+// claim may have come before what it was told of; and when a commit woke it before the
+// pass and the pass served a project, unless that commit named the one project it released
+// and the pass served it (a pass serves one project; the commit may have made nodes of
+// several runnable, or of another than the pass took). A pass whose claim found nothing
+// has answered every request made before it began: a second would find nothing either.
 bool must_look_again(int served_project);
 
 // Wakes the workers of that kind of this database at once (for Worker::rule, one).

@@ -79,15 +79,32 @@ ping() {
   q "SELECT orchestration.wait_for_run($run, '30 seconds')" >/dev/null
   sleep 0.3  # the worker asleep again: the next start wakes the same one
 }
+# The claims the RULE workers made for twenty calls of $1 and a start after them, whose
+# pass sends the counts of the last ones. 21 with one pass each; counts sent late or
+# early move a few across the window (seen: 23-25).
+claims_for_twenty() {
+  local before; before=$(claims)
+  for _ in $(seq 20); do "$1"; done
+  sleep 1.2; ping
+  echo $(($(claims) - before))
+}
 sleep 0.5; ping; sleep 1.2; ping; sleep 1.2
-before=$(claims)
-for _ in $(seq 20); do ping; done
-sleep 1.2; ping
-# 21 with one pass each, 42 with two. Counts sent late or early move a few across the
-# window (seen: 23-25).
-claimed=$(($(claims) - before))
+claimed=$(claims_for_twenty ping)
 [ "$claimed" -ge 15 ] && [ "$claimed" -le 30 ]
 ok $? "21 starts cost the RULE workers $claimed claims (one pass each: 21; two each: 42)"
+# A wake that names no project (a commit that released nodes of several projects, a full
+# claim's wake_now) tells the worker it wakes to look, and that look answers it: when its
+# claim finds nothing, it found nothing the wake was for, and a second look would not
+# either (before session 21 it took one: a third RULE worker woken by each full claim of a
+# wide run whose project already had two made two empty claims each time).
+wake() {
+  q "SELECT orchestration.wake_workers(true, false)" >/dev/null
+  sleep 0.3
+}
+sleep 1.2
+claimed=$(claims_for_twenty wake)
+[ "$claimed" -ge 15 ] && [ "$claimed" -le 30 ]
+ok $? "20 wakes naming no project, with nothing to run, and a start cost $claimed claims (one pass each: 21; two each: 41)"
 q "ALTER SYSTEM RESET track_functions"
 q "SELECT pg_reload_conf()" >/dev/null
 

@@ -285,7 +285,8 @@ COMMENT ON COLUMN orchestration.agent_runs.node_key IS
 -- run_node_id is not a foreign key either (since 0.2.0): its check was a statement per
 -- attempt recorded, about a tenth of what record_attempts costs a node of a wide round
 -- (README, Performance). The nodes_deleted trigger does what its ON DELETE CASCADE did.
--- Only the extension's own functions write attempts, for a node they hold.
+-- Only the extension's own functions write attempts; one recorded while a DBA deletes its
+-- node alone (not its run) outlives it, since nothing waits for the node now.
 COMMENT ON COLUMN orchestration.agent_runs.agent_id IS
   'The agent of the attempt; set to NULL when the agent is deleted (the agents_deleted trigger; not a foreign key, for the reason workflow_run_nodes.agent_id is not one). agent_name keeps its name';
 COMMENT ON COLUMN orchestration.agent_runs.run_id IS

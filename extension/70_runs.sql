@@ -58,8 +58,8 @@ COMMENT ON FUNCTION orchestration.started_runs() IS
   'The ids of the runs started in the current transaction so far, in order (by start_workflow, or by a table trigger the caller''s writes fired); empty when none. A rolled-back savepoint takes its runs with it';
 
 -- What ON DELETE CASCADE did for a run's nodes (10_tables.sql says why run_id is not a
--- foreign key); their attempts go with them (nodes_deleted, below), their approvals by
--- their key.
+-- foreign key), and their attempts (nodes_deleted, below, would find them by node); their
+-- approvals go by their key.
 CREATE FUNCTION orchestration.delete_nodes_of_deleted_runs() RETURNS trigger
 LANGUAGE plpgsql
 -- As a foreign key's action ran: as the owner (forget_deleted_agents says why).
@@ -67,19 +67,22 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- Their attempts by the run too: one recorded for a node deleted while its result was
+  -- written (no key waits for that) names the run as well.
+  DELETE FROM orchestration.agent_runs a WHERE a.run_id = ANY (ARRAY(SELECT d.id FROM deleted_runs d));
   DELETE FROM orchestration.workflow_run_nodes n WHERE n.run_id IN (SELECT d.id FROM deleted_runs d);
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
-  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and so their attempts, by the nodes_deleted trigger, and their approvals, by their foreign key)';
+  'Internal (trigger on workflow_runs): deletes the attempts and nodes of deleted runs (and so their approvals, by their foreign key)';
 CREATE TRIGGER runs_deleted AFTER DELETE ON orchestration.workflow_runs
   REFERENCING OLD TABLE AS deleted_runs FOR EACH STATEMENT
   EXECUTE FUNCTION orchestration.delete_nodes_of_deleted_runs();
 
 -- What TRUNCATE ... CASCADE did through the key: truncating the runs removes their nodes
--- (and so the attempts: nodes_deleted, below). A DELETE, not a TRUNCATE: the approvals,
--- which reference both, are being truncated by the statement that fired this.
+-- and the attempts. The nodes by a DELETE, not a TRUNCATE: the approvals, which reference
+-- both, are being truncated by the statement that fired this.
 CREATE FUNCTION orchestration.truncate_nodes_of_truncated_runs() RETURNS trigger
 LANGUAGE plpgsql
 -- As the owner, as forget_deleted_agents (30_registry.sql) says.
@@ -87,12 +90,15 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- The attempts first, as the key's cascade did (nothing references them): the nodes'
+  -- trigger then finds none left to delete.
+  TRUNCATE orchestration.agent_runs;
   DELETE FROM orchestration.workflow_run_nodes;
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
-  'Internal (trigger on workflow_runs): deletes every run node (and so every attempt, by the nodes_deleted trigger) when the runs are truncated';
+  'Internal (trigger on workflow_runs): truncates the attempts and deletes every run node when the runs are truncated';
 CREATE TRIGGER runs_truncated AFTER TRUNCATE ON orchestration.workflow_runs
   FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_nodes_of_truncated_runs();
 
@@ -118,7 +124,7 @@ CREATE TRIGGER nodes_deleted AFTER DELETE ON orchestration.workflow_run_nodes
   EXECUTE FUNCTION orchestration.delete_attempts_of_deleted_nodes();
 
 -- And what TRUNCATE ... CASCADE did through that key: truncating the nodes (which takes
--- the approvals with them, by theirs) removes every attempt.
+-- the approvals with them, by theirs) truncates the attempts.
 CREATE FUNCTION orchestration.truncate_attempts_of_truncated_nodes() RETURNS trigger
 LANGUAGE plpgsql
 -- As the owner, as forget_deleted_agents (30_registry.sql) says.
@@ -126,12 +132,12 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  DELETE FROM orchestration.agent_runs;
+  TRUNCATE orchestration.agent_runs;
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION orchestration.truncate_attempts_of_truncated_nodes() IS
-  'Internal (trigger on workflow_run_nodes): deletes every attempt (agent_runs) when the nodes are truncated';
+  'Internal (trigger on workflow_run_nodes): truncates the attempts (agent_runs) when the nodes are truncated';
 CREATE TRIGGER nodes_truncated AFTER TRUNCATE ON orchestration.workflow_run_nodes
   FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_attempts_of_truncated_nodes();
 

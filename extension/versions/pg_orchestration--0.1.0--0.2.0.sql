@@ -2940,6 +2940,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- Their attempts by the run too: one recorded for a node deleted while its result was
+  -- written (no key waits for that) names the run as well.
+  DELETE FROM orchestration.agent_runs a WHERE a.run_id = ANY (ARRAY(SELECT d.id FROM deleted_runs d));
   DELETE FROM orchestration.workflow_run_nodes n WHERE n.run_id IN (SELECT d.id FROM deleted_runs d);
   RETURN NULL;
 END
@@ -2961,6 +2964,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- The attempts first, as the key's cascade did (nothing references them): the nodes'
+  -- trigger then finds none left to delete.
+  TRUNCATE orchestration.agent_runs;
   DELETE FROM orchestration.workflow_run_nodes;
   RETURN NULL;
 END
@@ -3537,7 +3543,8 @@ ALTER TABLE orchestration.agent_runs DROP CONSTRAINT agent_runs_run_node_id_fkey
 -- run_node_id is not a foreign key either (since 0.2.0): its check was a statement per
 -- attempt recorded, about a tenth of what record_attempts costs a node of a wide round
 -- (README, Performance). The nodes_deleted trigger does what its ON DELETE CASCADE did.
--- Only the extension's own functions write attempts, for a node they hold.
+-- Only the extension's own functions write attempts; one recorded while a DBA deletes its
+-- node alone (not its run) outlives it, since nothing waits for the node now.
 COMMENT ON COLUMN orchestration.agent_runs.run_node_id IS
   'The node this was an attempt of; deleted with it (the nodes_deleted trigger), and so with its run';
 
@@ -3563,7 +3570,7 @@ CREATE TRIGGER nodes_deleted AFTER DELETE ON orchestration.workflow_run_nodes
   EXECUTE FUNCTION orchestration.delete_attempts_of_deleted_nodes();
 
 -- And what TRUNCATE ... CASCADE did through that key: truncating the nodes (which takes
--- the approvals with them, by theirs) removes every attempt.
+-- the approvals with them, by theirs) truncates the attempts.
 CREATE FUNCTION orchestration.truncate_attempts_of_truncated_nodes() RETURNS trigger
 LANGUAGE plpgsql
 -- As the owner, as forget_deleted_agents (30_registry.sql) says.
@@ -3571,20 +3578,20 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  DELETE FROM orchestration.agent_runs;
+  TRUNCATE orchestration.agent_runs;
   RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION orchestration.truncate_attempts_of_truncated_nodes() IS
-  'Internal (trigger on workflow_run_nodes): deletes every attempt (agent_runs) when the nodes are truncated';
+  'Internal (trigger on workflow_run_nodes): truncates the attempts (agent_runs) when the nodes are truncated';
 CREATE TRIGGER nodes_truncated AFTER TRUNCATE ON orchestration.workflow_run_nodes
   FOR EACH STATEMENT EXECUTE FUNCTION orchestration.truncate_attempts_of_truncated_nodes();
 
 -- The attempts go by the trigger now, not by the key.
 COMMENT ON FUNCTION orchestration.delete_nodes_of_deleted_runs() IS
-  'Internal (trigger on workflow_runs): deletes the nodes of deleted runs (and so their attempts, by the nodes_deleted trigger, and their approvals, by their foreign key)';
+  'Internal (trigger on workflow_runs): deletes the attempts and nodes of deleted runs (and so their approvals, by their foreign key)';
 COMMENT ON FUNCTION orchestration.truncate_nodes_of_truncated_runs() IS
-  'Internal (trigger on workflow_runs): deletes every run node (and so every attempt, by the nodes_deleted trigger) when the runs are truncated';
+  'Internal (trigger on workflow_runs): truncates the attempts and deletes every run node when the runs are truncated';
 REVOKE ALL ON FUNCTION
   orchestration.delete_attempts_of_deleted_nodes(),
   orchestration.truncate_attempts_of_truncated_nodes()

@@ -82,9 +82,9 @@ SELECT orchestration.record_attempts(ARRAY[1, 2]::bigint[], ARRAY[true], ARRAY['
                                      ARRAY[now(), now()], ARRAY[now(), now()], 1);
 
 -- Deleting a run deletes its nodes (the runs_deleted trigger: run_id is not a foreign
--- key) and their attempts (the nodes_deleted trigger: nor is run_node_id). The triggers
--- act as the owner, as a key's action did: a role that may delete runs (a retention
--- job's, say) need not be able to write their nodes and attempts.
+-- key) and their attempts (by their run: nor is run_node_id a key). The trigger acts as
+-- the owner, as a key's action did: a role that may delete runs (a retention job's, say)
+-- need not be able to write their nodes and attempts.
 CREATE ROLE rounds_janitor BYPASSRLS;
 GRANT USAGE ON SCHEMA orchestration TO rounds_janitor;
 GRANT SELECT, DELETE ON orchestration.workflow_runs, orchestration.agents TO rounds_janitor;
